@@ -1,0 +1,36 @@
+# The two README commands: `make demo` and `make test`. Each sets up .venv from pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast proto bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+## demo: simulate 1M contacts, train, serve, score them over gRPC, print a summary
+demo: $(STAMP)
+	$(VENV)/bin/scorecast demo
+
+## test: every test, slow ones included (what CI runs)
+test: $(STAMP)
+	$(PY) -m pytest -m 'slow or not slow'
+
+## test-fast: the fast tests only
+test-fast: $(STAMP)
+	$(PY) -m pytest
+
+## proto: regenerate the gRPC stubs from proto/scorecast.proto
+proto: $(STAMP)
+	$(PY) proto/generate.py
+
+## bench: the end-to-end benchmark on 1M simulated contacts
+bench: $(STAMP)
+	$(PY) benchmarks/e2e.py
+
+clean:
+	rm -rf $(VENV) demo-data build *.egg-info

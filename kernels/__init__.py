@@ -1,0 +1,34 @@
+"""Numba feature kernels over Arrow data: the one feature pipeline of training and serving.
+
+``FeatureFrame`` turns input tables into a float32 feature matrix; the modules below it are
+usable on their own: ``arrow`` (Arrow columns to NumPy), ``factorise`` (int64 ids to codes),
+``rfm`` (the RFM kernel) and ``errors`` (``InputError``, raised for every bad input). This
+package imports nothing else of scorecast's.
+"""
+
+from .arrow import category_codes, contact_codes, floats, timestamps_us, unique_contact_ids
+from .errors import InputError
+from .features import (
+    FEATURE_PATTERNS,
+    FeatureFrame,
+    order_feature_names,
+    required_columns,
+    warm_up,
+)
+from .rfm import RfmSummary, rfm_summary
+
+__all__ = [
+    "FEATURE_PATTERNS",
+    "FeatureFrame",
+    "InputError",
+    "RfmSummary",
+    "category_codes",
+    "contact_codes",
+    "floats",
+    "order_feature_names",
+    "required_columns",
+    "rfm_summary",
+    "timestamps_us",
+    "unique_contact_ids",
+    "warm_up",
+]

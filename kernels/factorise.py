@@ -1,0 +1,78 @@
+"""Dense codes for int64 keys in order of first appearance (what ``pc.dictionary_encode`` gives).
+
+An open-addressing hash table in one serial pass. Measured against pyarrow 26's
+``dictionary_encode`` on 4M shuffled int64 contact ids (1M distinct, 2-core machine): about
+0.12 s against 0.25 s, the largest single step of the feature pipeline. String ids stay on
+Arrow's hashing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["factorise_int64"]
+
+# Fibonacci hashing: multiply by 2**64 / golden ratio and keep the top bits. Spreads
+# sequential and strided ids (the usual contact ids) evenly at the cost of one multiply.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_FIRST_BITS = 16
+
+
+@njit(cache=True, nogil=True)
+def _slot(key: np.int64, shift: np.uint64) -> np.int64:
+    return np.int64((np.uint64(key) * _GOLDEN) >> shift)
+
+
+@njit(cache=True, nogil=True)
+def _factorise(keys: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> int:
+    """Write each key's code into ``codes`` and each new key into ``uniques``; return the
+    number of distinct keys. ``uniques`` has room for ``len(keys)``."""
+    bits = _FIRST_BITS
+    table = np.full(1 << bits, -1, np.int32)  # slot -> code, -1 = empty
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    n_unique = 0
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        s = _slot(key, shift)
+        while True:
+            code = table[s]
+            if code < 0:
+                table[s] = n_unique
+                uniques[n_unique] = key
+                codes[i] = n_unique
+                n_unique += 1
+                break
+            if uniques[code] == key:
+                codes[i] = code
+                break
+            s = (s + 1) & mask
+        # Keep the load under 1/2 so probe runs stay short; rehash from uniques.
+        if 2 * n_unique > mask:
+            bits += 1
+            table = np.full(1 << bits, -1, np.int32)
+            mask = (1 << bits) - 1
+            shift = np.uint64(64 - bits)
+            for c in range(n_unique):
+                s = _slot(uniques[c], shift)
+                while table[s] >= 0:
+                    s = (s + 1) & mask
+                table[s] = c
+    return n_unique
+
+
+def factorise_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques): int32 code of each key, numbering distinct keys in order of first
+    appearance, and the distinct int64 keys in that order."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if keys.shape[0] > np.iinfo(np.int32).max:
+        raise ValueError(f"{keys.shape[0]} keys exceed the int32 code range")
+    view = keys.view()
+    view.flags.writeable = False  # one compiled signature for Arrow's read-only buffers too
+    codes = np.empty(keys.shape[0], np.int32)
+    uniques = np.empty(keys.shape[0], np.int64)
+    # The hash multiply wraps by design; only NUMBA_DISABLE_JIT runs (NumPy scalars) notice.
+    with np.errstate(over="ignore"):
+        n_unique = _factorise(view, codes, uniques)
+    return codes, uniques[:n_unique].copy()

@@ -1,0 +1,226 @@
+"""The ``scorecast`` command line: simulate, train, serve, score, rescore, demo.
+
+Every command prints ``--help``, shows progress on long work, and exits non-zero with a
+one-line reason on bad input. Heavy modules are imported inside each command so ``--help``
+stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["main", "parse_as_of"]
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, RuntimeError)
+
+
+def parse_as_of(text: str) -> datetime:
+    """A date or ISO 8601 time; without a zone it is UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r} (e.g. 2026-01-01 or 2026-01-01T12:00:00+00:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _scores(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no score named in {text!r}")
+    return names
+
+
+def _groups(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+
+    start = time.perf_counter()
+    base = simulate_base(SimulationConfig(n_contacts=args.contacts, seed=args.seed, id_type=args.id_type))
+    write_base(base, args.out, progress=True, overwrite=args.overwrite)
+    print(f"simulated {args.contacts:,} contacts, {base.orders.num_rows:,} orders into {args.out} in {time.perf_counter() - start:.1f}s")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from scorecast.training.train import train
+
+    written = train(args.data, args.out, scores=args.scores, as_of=args.as_of, progress=True)
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported lazily)
+    from scorecast.server.config import ServerSettings
+
+    return ServerSettings.load(
+        models=args.models,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        device=args.device,
+        port_file=getattr(args, "port_file", None),
+        max_workers=getattr(args, "max_workers", None),
+        intra_op_threads=args.intra_op_threads,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from scorecast.server.app import serve
+
+    serve(_settings(args))
+
+
+def _options(args: argparse.Namespace) -> dict[str, object]:
+    return {"as_of": args.as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups}
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import grpc
+    from tqdm import tqdm
+
+    from scorecast.base import BaseChunks
+    from scorecast.client import ScorecastClient
+    from scorecast.output import AtomicParquetWriter
+
+    start = time.perf_counter()
+    with ScorecastClient(args.server) as client:
+        try:
+            client.wait_ready(timeout=args.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise RuntimeError(f"no scorecast server answered at {args.server} within {args.connect_timeout}s") from None
+        columns: dict[str, list[str]] = {}
+        for score in args.scores:
+            for qualified in client.get_model(score).input_columns:
+                table, column = qualified.split(".", 1)
+                columns.setdefault(table, []).append(column)
+        chunks = BaseChunks(args.data, columns, chunk_contacts=args.chunk_contacts)
+        progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
+        with AtomicParquetWriter(args.out) as writer:
+            for batch in client.score(chunks, args.scores, **_options(args)):
+                writer.write(batch)
+                progress.update(batch.num_rows)
+        progress.close()
+    seconds = time.perf_counter() - start
+    print(f"scored {writer.rows:,} contacts in {seconds:.1f}s ({writer.rows / seconds:,.0f} contacts/s) into {args.out}")
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    from scorecast.server.pipeline import ScoreSpec
+    from scorecast.server.repository import ModelRepository
+    from scorecast.server.rescore import rescore
+
+    start = time.perf_counter()
+    repository = ModelRepository.load(args.models, args.device, args.intra_op_threads)
+    as_of = args.as_of or datetime.now(UTC)
+    spec = ScoreSpec(
+        scores=tuple(args.scores),
+        as_of_us=int(as_of.timestamp() * 1_000_000),
+        horizon_days=args.horizon_days,
+        product_groups=tuple(args.product_groups),
+    )
+    result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
+    seconds = time.perf_counter() - start
+    print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from scorecast.demo import run_demo
+
+    run_demo(args.contacts, args.seed, args.workdir)
+
+
+def _add_score_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", type=_scores, required=True, help="comma-separated scores, e.g. rfm,affinity")
+    p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
+    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: now)")
+    p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
+    p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
+    p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(prog="scorecast", description="Predictive scores for CRM and marketing platforms.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("simulate", cmd_simulate, "simulate a CRM base as Parquet tables, with its ground truth")
+    p.add_argument("--contacts", type=int, default=100_000, help="number of contacts (default 100000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--id-type", choices=("int64", "string"), default="int64", help="contact_id type (default int64)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+
+    p = command("train", cmd_train, "fit every model on a base; write ONNX files into a model repository")
+    p.add_argument("--data", type=Path, required=True, help="base folder (orders.parquet, contacts.parquet, ...)")
+    p.add_argument("--out", type=Path, required=True, help="model repository folder")
+    p.add_argument("--scores", type=_scores, default=None, help="comma-separated scores (default: all)")
+    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time of the data (default: its last order)")
+
+    device_help = "ONNX Runtime execution provider (default cpu, or SCORECAST_DEVICE)"
+    p = command("serve", cmd_serve, "serve the models of a repository over gRPC")
+    p.add_argument("--models", type=Path, required=True, help="model repository folder")
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 50051; 0 picks one)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help=device_help)
+    p.add_argument("--port-file", type=Path, default=None, help="write the bound port there once ready")
+    p.add_argument("--max-workers", type=int, default=None, help="requests served at once (default 8)")
+    p.add_argument("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+
+    p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
+    p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
+    p.add_argument("--data", type=Path, required=True, help="base folder")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    _add_score_options(p)
+
+    p = command("rescore", cmd_rescore, "score a whole base in process (no server), same pipeline")
+    p.add_argument("--models", type=Path, required=True, help="model repository folder")
+    p.add_argument("--data", type=Path, required=True, help="base folder")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="ONNX Runtime execution provider")
+    p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    p.add_argument("--engine", choices=("local",), default="local", help="execution engine")
+    _add_score_options(p)
+
+    p = command("demo", cmd_demo, "simulate a base, train, serve, score it over gRPC, print a summary")
+    p.add_argument("--contacts", type=int, default=1_000_000, help="contacts to simulate (default 1000000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--workdir", type=Path, default=Path("demo-data"), help="folder for the base, models and scores")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``scorecast`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("scorecast: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as exc:
+        print(f"scorecast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            print(f"scorecast {args.command}: error: server said {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Python client of the scorecast.v1 gRPC API.
+
+    with ScorecastClient("localhost:50051") as client:
+        for batch in client.score(chunks, ["rfm", "affinity"], as_of=datetime(2026, 1, 1, tzinfo=UTC)):
+            ...
+
+Chunks are ``{table name: pa.Table}``; scores come back as ``pa.RecordBatch`` per chunk, in
+order. The request stream is produced lazily, so memory holds a few chunks at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+
+import grpc
+import pyarrow as pa
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb, rpc
+
+__all__ = ["ScorecastClient", "encode_table", "header"]
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _decode(data: bytes) -> pa.RecordBatch:
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        table = reader.read_all()
+    return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+def header(
+    scores: Sequence[str],
+    as_of: datetime | None = None,
+    horizon_days: int = 0,
+    product_groups: Sequence[str] = (),
+    model_versions: Mapping[str, str] | None = None,
+) -> pb.ScoreHeader:
+    """A request header; ``as_of`` must be timezone-aware (None: the server's now)."""
+    options = pb.ScoreOptions(horizon_days=horizon_days, product_groups=list(product_groups), model_versions=dict(model_versions or {}))
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise ValueError(f"as_of must be timezone-aware, got {as_of!r}")
+        stamp = Timestamp()
+        stamp.FromDatetime(as_of)
+        options.as_of.CopyFrom(stamp)
+    return pb.ScoreHeader(scores=list(scores), options=options)
+
+
+def _chunk(tables: Mapping[str, pa.Table]) -> pb.ContactChunk:
+    return pb.ContactChunk(tables={name: encode_table(table) for name, table in tables.items()})
+
+
+class ScorecastClient:
+    """A channel to a scorecast server with explicit message limits on our side too."""
+
+    def __init__(self, target: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, timeout: float | None = None) -> None:
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)],
+        )
+        self.stub = rpc.ScorecastStub(self.channel)
+        self.timeout = timeout
+
+    def __enter__(self) -> ScorecastClient:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the channel is connected (raises grpc.FutureTimeoutError)."""
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    def list_models(self) -> list[pb.ModelInfo]:
+        """Every score served, at its default version."""
+        return list(self.stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout).models)
+
+    def get_model(self, score: str, version: str = "") -> pb.ModelInfo:
+        """One model's metadata and metrics."""
+        return self.stub.GetModel(pb.GetModelRequest(score=score, version=version), timeout=self.timeout).model
+
+    def score_batch(self, tables: Mapping[str, pa.Table], scores: Sequence[str], **options: object) -> pa.RecordBatch:
+        """Score a small set of contacts in one call (the real-time path)."""
+        request = pb.ScoreBatchRequest(header=header(scores, **options), chunk=_chunk(tables))  # type: ignore[arg-type]
+        return _decode(self.stub.ScoreBatch(request, timeout=self.timeout).scores)
+
+    def score(self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], **options: object) -> Iterator[pa.RecordBatch]:
+        """Stream chunks of contacts; yields one scores batch per chunk, in order."""
+        first = header(scores, **options)  # type: ignore[arg-type]
+
+        def requests() -> Iterator[pb.ScoreRequest]:
+            yield pb.ScoreRequest(header=first)
+            for tables in chunks:
+                yield pb.ScoreRequest(chunk=_chunk(tables))
+
+        for response in self.stub.Score(requests(), timeout=self.timeout):
+            yield _decode(response.scores)

@@ -1,0 +1,115 @@
+"""Build and run the gRPC server: scorecast.v1, health (per model) and reflection.
+
+``serve`` loads the repository, warms every model and kernel on a tiny synthetic chunk, and
+only then reports SERVING. On SIGTERM or SIGINT it reports NOT_SERVING, stops taking new
+calls, and lets in-flight streams finish within ``grace_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+import pyarrow as pa
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scorecast.proto import SERVICE_NAME, pb, rpc
+
+from .config import ServerSettings
+from .pipeline import ScoreSpec, ScoringPipeline
+from .repository import ModelRepository
+from .servicer import ScorecastServicer
+
+__all__ = ["RunningServer", "serve", "start_server", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(repository: ModelRepository) -> float:
+    """Run every default model through the whole pipeline once (compiles the kernels); seconds."""
+    start = time.perf_counter()
+    now_us = time.time_ns() // 1_000
+    day = 86_400_000_000
+    orders = pa.table(
+        {
+            "contact_id": pa.array([1, 1, 2], pa.int64()),
+            "ts": pa.array([now_us - 40 * day, now_us - 3 * day, now_us - 90 * day], pa.timestamp("us", tz="UTC")),
+            "amount": [10.0, 20.0, 5.0],
+            "sku": ["a", "b", "a"],
+            "product_group": ["g", "g", "h"],
+            "promo": [False, True, False],
+        }
+    )
+    for model in repository.defaults():
+        ScoringPipeline(repository, ScoreSpec(scores=(model.meta.score,), as_of_us=now_us)).score({"orders": orders})
+    return time.perf_counter() - start
+
+
+@dataclass
+class RunningServer:
+    """A started server and what its owner needs to stop it."""
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    repository: ModelRepository
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Report NOT_SERVING, then stop; in-flight calls get ``grace_s`` to finish."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+
+
+def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
+    """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
+    if repository is None:
+        repository = ModelRepository.load(settings.models, settings.device, settings.intra_op_threads)
+    if not repository.scores:
+        problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
+        raise RuntimeError(f"no model to serve in {settings.models}: {problems}")
+    warm_seconds = warm_up(repository)
+    log.info("warmed up %d models in %.2fs", len(repository.scores), warm_seconds)
+
+    limits = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits)
+    rpc.add_ScorecastServicer_to_server(ScorecastServicer(repository, settings.max_rows_per_chunk), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise RuntimeError(f"could not listen on {settings.host}:{settings.port}")
+    server.start()
+    for score in repository.scores:
+        health_servicer.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving %s on %s:%d (%s)", repository.scores, settings.host, port, settings.device)
+    return RunningServer(server, port, health_servicer, repository)
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    running = start_server(settings)
+    if settings.port_file is not None:
+        tmp = settings.port_file.with_suffix(".tmp")
+        tmp.write_text(str(running.port))
+        tmp.replace(settings.port_file)  # readers never see a half-written port
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"scorecast serving {', '.join(running.repository.scores)} on {settings.host}:{running.port}", flush=True)
+    stop.wait()
+    log.info("shutting down: in-flight calls have %.0fs to finish", settings.grace_s)
+    running.stop(settings.grace_s)

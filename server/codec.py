@@ -1,0 +1,36 @@
+"""Arrow IPC bytes <-> Arrow tables, with errors that name the field that was wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from scorecast.tables import TABLES
+
+from .errors import InvalidArgument, MalformedPayload
+
+__all__ = ["decode_tables", "encode_batch"]
+
+
+def decode_tables(payload: Mapping[str, bytes], field: str = "chunk.tables") -> dict[str, pa.Table]:
+    """Decode a chunk's ``tables`` map; unknown table names and unreadable bytes are refused."""
+    tables: dict[str, pa.Table] = {}
+    for name, data in payload.items():
+        where = f"{field}[{name!r}]"
+        if name not in TABLES:
+            raise InvalidArgument(where, name, f"known tables are {sorted(TABLES)}")
+        try:
+            with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+                tables[name] = reader.read_all()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
+            raise MalformedPayload(where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return tables
+
+
+def encode_batch(batch: pa.RecordBatch) -> bytes:
+    """One record batch as an Arrow IPC stream (schema + batch)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()

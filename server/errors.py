@@ -1,0 +1,87 @@
+"""Errors the server raises, each carrying the gRPC status it maps to.
+
+    ScorecastError                 (INTERNAL)
+    ├── InvalidArgument            (INVALID_ARGUMENT)  a request field or option is wrong
+    │   └── MalformedPayload       (INVALID_ARGUMENT)  bytes that are not an Arrow IPC stream
+    ├── ModelNotFound              (NOT_FOUND)         no such score, or no such version of it
+    ├── ModelNotReady              (UNAVAILABLE)       known but not loaded / warmed up
+    ├── ResourceExhausted          (RESOURCE_EXHAUSTED) a configured limit was exceeded
+    └── ModelLoadError             (FAILED_PRECONDITION) an ONNX file that cannot be served
+
+Bad input *data* found by the kernels (a missing column, a wrong type) is
+``scorecast.kernels.InputError``; ``servicer.handle_errors`` maps it to INVALID_ARGUMENT too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+
+__all__ = [
+    "InvalidArgument",
+    "MalformedPayload",
+    "ModelLoadError",
+    "ModelNotFound",
+    "ModelNotReady",
+    "ResourceExhausted",
+    "ScorecastError",
+]
+
+
+class ScorecastError(Exception):
+    """Base of our errors; ``status`` is the gRPC code a caller sees."""
+
+    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgument(ScorecastError):
+    """A request field has a value that is not allowed."""
+
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: got {value!r}; {allowed}")
+
+
+class MalformedPayload(InvalidArgument):
+    """A bytes field that should hold an Arrow IPC stream does not."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        ScorecastError.__init__(self, f"{field}: not a readable Arrow IPC stream ({reason})")
+
+
+class ModelNotFound(ScorecastError):
+    """No model serves this score (or this version of it)."""
+
+    status = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, score: str, version: str | None, available: Iterable[str]) -> None:
+        what = f"score {score!r}" if not version else f"version {version!r} of score {score!r}"
+        super().__init__(f"no model for {what}; available: {sorted(available)}")
+
+
+class ModelNotReady(ScorecastError):
+    """The model exists but is not ready to serve."""
+
+    status = grpc.StatusCode.UNAVAILABLE
+
+
+class ResourceExhausted(ScorecastError):
+    """A configured per-request limit was exceeded."""
+
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, what: str, value: int, limit: int, setting: str) -> None:
+        super().__init__(f"{what} is {value}, over the limit of {limit} (setting {setting})")
+
+
+class ModelLoadError(ScorecastError):
+    """An ONNX file in the repository cannot be served; the message says which and why."""
+
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot serve {path}: {reason}")

@@ -1,0 +1,134 @@
+"""The scoring pipeline: Arrow tables of one chunk of contacts -> one Arrow batch of scores.
+
+It knows nothing of gRPC: the servicer, ``rescore`` and the benchmarks all call it. Per chunk
+the feature kernels run once (``FeatureFrame``), each requested model gets its features as one
+float32 matrix, and its ONNX outputs become ``<score>.<output>`` columns after ``contact_id``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from scorecast.kernels import FeatureFrame
+from scorecast.metadata import OutputSpec
+
+from .errors import InvalidArgument, ResourceExhausted
+from .repository import ModelRepository
+from .runtime import OnnxModel
+
+__all__ = ["ScoreSpec", "ScoringPipeline"]
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """What a request asks for: the scores and their options (see ``ScoreOptions`` in the proto)."""
+
+    scores: tuple[str, ...]
+    as_of_us: int
+    horizon_days: int = 0
+    product_groups: tuple[str, ...] = ()
+    model_versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    """One model of a request and the outputs it contributes."""
+
+    model: OnnxModel
+    outputs: list[OutputSpec]
+
+
+class ScoringPipeline:
+    """Scores chunks of contacts for one request; build it once per request, call ``score`` per chunk."""
+
+    def __init__(self, repository: ModelRepository, spec: ScoreSpec, max_rows: int | None = None) -> None:
+        self.spec = spec
+        self.max_rows = max_rows
+        self.plans = [self._plan(repository, score) for score in _unique_scores(spec.scores, repository)]
+        unknown_pins = sorted(set(spec.model_versions) - set(spec.scores))
+        if unknown_pins:
+            raise InvalidArgument("options.model_versions", unknown_pins, f"pin only requested scores {list(spec.scores)}")
+        if spec.product_groups and not any("groups" in p.model.meta.params for p in self.plans):
+            raise InvalidArgument("options.product_groups", list(spec.product_groups), "no requested score has product groups")
+        self.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
+        """Time spent per stage over every chunk so far (for benchmarks and metrics)."""
+
+    @property
+    def models(self) -> list[OnnxModel]:
+        """The model versions this request uses."""
+        return [p.model for p in self.plans]
+
+    def _plan(self, repository: ModelRepository, score: str) -> _Plan:
+        model = repository.get(score, self.spec.model_versions.get(score))
+        meta = model.meta
+        if self.spec.horizon_days and meta.horizon_days and self.spec.horizon_days != meta.horizon_days:
+            raise InvalidArgument(
+                "options.horizon_days", self.spec.horizon_days, f"{score} version {meta.version} is trained for {meta.horizon_days} days"
+            )
+        outputs = list(meta.outputs)
+        groups = meta.params.get("groups")
+        if self.spec.product_groups and groups:
+            unknown = [g for g in self.spec.product_groups if g not in groups]
+            if unknown:
+                raise InvalidArgument("options.product_groups", unknown, f"{score} knows {list(groups)}")
+            wanted = set(self.spec.product_groups)
+            outputs = [o for o in outputs if o.name in wanted]
+        return _Plan(model, outputs)
+
+    def score(self, tables: Mapping[str, pa.Table]) -> pa.RecordBatch:
+        """Score one chunk: every table restricted to one set of contacts."""
+        t0 = time.perf_counter()
+        frame = FeatureFrame(tables, self.spec.as_of_us)
+        n = len(frame.contact_ids)
+        if self.max_rows is not None and n > self.max_rows:
+            raise ResourceExhausted("contacts in one chunk", n, self.max_rows, "max_rows_per_chunk")
+        matrices = [frame.matrix(p.model.meta.features) for p in self.plans]
+        t1 = time.perf_counter()
+        results = [p.model.run(x) if n else {} for p, x in zip(self.plans, matrices, strict=True)]
+        t2 = time.perf_counter()
+        names, arrays = ["contact_id"], [frame.contact_ids]
+        for plan, result in zip(self.plans, results, strict=True):
+            for out in plan.outputs:
+                names.append(f"{plan.model.meta.score}.{out.name}")
+                arrays.append(_column(out, result.get(out.onnx_output), n))
+        batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        self.seconds["features"] += t1 - t0
+        self.seconds["onnx"] += t2 - t1
+        self.seconds["assemble"] += time.perf_counter() - t2
+        return batch
+
+
+def _unique_scores(scores: Sequence[str], repository: ModelRepository) -> list[str]:
+    if not scores:
+        raise InvalidArgument("header.scores", [], f"name at least one of {repository.scores}")
+    seen: list[str] = []
+    for score in scores:
+        if score in seen:
+            raise InvalidArgument("header.scores", list(scores), f"{score!r} is listed twice")
+        seen.append(score)
+    return seen
+
+
+_ARROW_TYPES = {"float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32()}
+
+
+def _column(out: OutputSpec, values: np.ndarray | None, n: int) -> pa.Array:
+    """One output column from an ONNX output (a vector, or a matrix and a column index)."""
+    if values is None:  # empty chunk: no ONNX run
+        values = np.zeros(n, dtype=np.float64)
+    elif out.column is not None:
+        values = values[:, out.column]
+    values = values.reshape(n)
+    mask = values == out.null_value if out.null_value is not None else None
+    if out.dtype == "category":
+        categories = pa.array(out.categories, type=pa.string())
+        indices = pa.array(values.astype(np.int32), mask=mask)
+        return pa.DictionaryArray.from_arrays(indices, categories)
+    if out.dtype == "timestamp":
+        return pa.array(values.astype("datetime64[us]"), mask=mask).cast(pa.timestamp("us", tz="UTC"))
+    return pa.array(values.astype(_ARROW_TYPES[out.dtype].to_pandas_dtype()), type=_ARROW_TYPES[out.dtype], mask=mask)

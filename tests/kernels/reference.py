@@ -1,0 +1,139 @@
+"""Slow, obviously correct pandas versions of the kernels, for the tests to compare against.
+
+Nothing here imports scorecast: each reference reads its inputs its own way (pandas
+conversions, Python sets), so a shared bug cannot hide on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+US_PER_DAY = 86_400_000_000.0
+
+RFM_FIELDS = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "total_amount",
+    "tenure_days",
+    "repeat_count",
+)
+
+
+def rfm_summary(
+    codes: np.ndarray,
+    n_contacts: int,
+    ts_us: np.ndarray,
+    amount: np.ndarray | None,
+    group_codes: np.ndarray | None,
+    n_groups: int,
+    as_of_us: int,
+) -> dict[str, np.ndarray]:
+    """``kernels.rfm.rfm_summary`` as a dict of arrays (same names as ``RfmSummary``)."""
+    n = len(codes)
+    df = pd.DataFrame(
+        {
+            "contact": np.asarray(codes, np.int64),
+            "ts": np.asarray(ts_us, np.int64),
+            "amount": np.full(n, np.nan) if amount is None else np.asarray(amount, np.float64),
+            "group": np.full(n, -1) if group_codes is None else np.asarray(group_codes, np.int64),
+        }
+    )
+    return _summarise(df, pd.RangeIndex(n_contacts), list(range(n_groups)), as_of_us)
+
+
+def _summarise(
+    df: pd.DataFrame, rows: pd.Index, groups: list, as_of_us: int
+) -> dict[str, np.ndarray]:
+    """The RFM summary of ``df`` (contact, ts, amount, group) for ``rows`` and ``groups``."""
+
+    def days_since(ts: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+        return (as_of_us - ts) / US_PER_DAY
+
+    df = df[df["ts"] <= as_of_us]
+    by = df.groupby("contact")
+    frequency = by.size().reindex(rows, fill_value=0).astype(np.float64)
+    per_contact = {
+        "recency_days": days_since(by["ts"].max()).reindex(rows),
+        "frequency": frequency,
+        "monetary": by["amount"].mean().reindex(rows),
+        "total_amount": by["amount"].sum().reindex(rows, fill_value=0.0),
+        "tenure_days": days_since(by["ts"].min()).reindex(rows),
+        "repeat_count": (frequency - 1).clip(lower=0),
+    }
+    out = {k: v.to_numpy(np.float64) for k, v in per_contact.items()}
+
+    in_group = df[df["group"].isin(groups)]
+    if len(in_group):
+        by_group = in_group.groupby(["contact", "group"])["ts"]
+        counts = by_group.size().unstack()
+        recency = days_since(by_group.max()).unstack()
+    else:
+        counts = recency = pd.DataFrame()
+    shape = (len(rows), len(groups))
+    counts = counts.reindex(index=rows, columns=groups).fillna(0.0)
+    recency = recency.reindex(index=rows, columns=groups)
+    out["group_count"] = counts.to_numpy(np.float64).reshape(shape)
+    out["group_recency_days"] = recency.to_numpy(np.float64).reshape(shape)
+    return out
+
+
+def feature_matrix(
+    tables: Mapping[str, pa.Table],
+    as_of_us: int,
+    names: Sequence[str],
+    contact_ids: pa.Array | None = None,
+) -> tuple[list, np.ndarray]:
+    """``FeatureFrame(tables, as_of_us, contact_ids)``: (ids as Python values, float32 matrix)."""
+    orders = tables.get("orders")
+    if contact_ids is not None:
+        rows = contact_ids.to_pylist()
+    elif "contacts" in tables:
+        rows = tables["contacts"].column("contact_id").to_pylist()
+    elif orders is not None:
+        rows = list(pd.unique(pd.Series(orders.column("contact_id").to_pylist(), dtype=object)))
+    else:
+        rows = []
+
+    groups = list(dict.fromkeys(n.partition(":")[2] for n in names if ":" in n))
+    if orders is None or orders.num_rows == 0:
+        df = pd.DataFrame({"contact": [], "ts": [], "amount": [], "group": []})
+        df = df.astype({"ts": np.int64, "amount": np.float64})
+    else:
+        columns = orders.column_names
+        df = pd.DataFrame(
+            {
+                "contact": orders.column("contact_id").to_pylist(),
+                "ts": _micros(orders.column("ts")),
+                "amount": (
+                    orders.column("amount").to_pandas().astype(np.float64).to_numpy()
+                    if "amount" in columns
+                    else np.nan
+                ),
+                "group": (
+                    orders.column("product_group").to_pylist()
+                    if "product_group" in columns
+                    else None
+                ),
+            }
+        )
+    summary = _summarise(df, pd.Index(rows, dtype=object), groups, as_of_us)
+
+    out = np.empty((len(rows), len(names)), np.float32)
+    for j, name in enumerate(names):
+        feature, _, group = name.partition(":")
+        if group:
+            out[:, j] = summary[feature][:, groups.index(group)]
+        else:
+            out[:, j] = summary[feature]
+    return rows, out
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """int64 µs since the epoch, UTC, through pandas' own datetime conversion."""
+    values = pd.to_datetime(column.to_pandas(), utc=True)
+    return values.astype("datetime64[ns, UTC]").astype(np.int64).to_numpy() // 1000

@@ -1,0 +1,52 @@
+"""kernels/factorise.py: the int64 hash factoriser gives exactly Arrow's dictionary_encode."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from numpy.testing import assert_array_equal
+from scorecast.kernels.factorise import _factorise, factorise_int64
+
+INT64 = np.iinfo(np.int64)
+
+KEYS = {
+    "empty": np.array([], np.int64),
+    "one": np.array([42]),
+    "repeats": np.array([5, 5, 5, 1, 5]),
+    "extremes": np.array([INT64.max, INT64.min, 0, -1, INT64.max, INT64.min]),
+    # Enough distinct keys to grow the table several times.
+    "sequential-grows": np.arange(200_000)[::-1],
+    "strided": np.arange(50_000, dtype=np.int64) << 32,
+}
+
+
+def _assert_like_arrow(keys: np.ndarray) -> None:
+    codes, uniques = factorise_int64(keys)
+    expected = pc.dictionary_encode(pa.array(keys, pa.int64()))
+    assert codes.dtype == np.int32 and uniques.dtype == np.int64
+    assert_array_equal(codes, expected.indices.to_numpy())
+    assert_array_equal(uniques, expected.dictionary.to_numpy())
+
+
+@pytest.mark.parametrize("keys", KEYS.values(), ids=KEYS.keys())
+def test_matches_dictionary_encode(keys: np.ndarray) -> None:
+    """Codes and uniques equal pc.dictionary_encode's indices and dictionary."""
+    _assert_like_arrow(keys)
+
+
+def test_random_keys_match_dictionary_encode(rng: np.random.Generator) -> None:
+    """Random keys, from few distinct values to nearly all distinct, match Arrow."""
+    n = int(rng.integers(0, 100_000))
+    pool = rng.integers(INT64.min, INT64.max, int(rng.integers(1, 50_000)), endpoint=True)
+    _assert_like_arrow(pool[rng.integers(0, len(pool), n)])
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no signatures without the JIT")
+def test_read_only_and_writable_inputs_share_one_signature() -> None:
+    """Arrow's read-only buffers and writable arrays share one compiled signature."""
+    factorise_int64(np.array([1, 2]))
+    factorise_int64(pa.array([1, 2]).to_numpy())
+    assert len(_factorise.signatures) == 1

@@ -1,0 +1,32 @@
+"""Server settings: defaults, environment overrides, flags, and refused values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scorecast.server.config import ServerSettings
+
+
+def test_env_then_overrides() -> None:
+    """SCORECAST_* variables override defaults; non-None overrides win over both."""
+    env = {"SCORECAST_PORT": "6000", "SCORECAST_DEVICE": "cpu", "SCORECAST_MODELS": "/srv/models", "SCORECAST_GRACE_S": "2.5"}
+    settings = ServerSettings.load(env=env, port=7000, host=None)
+    assert settings.port == 7000 and settings.models == Path("/srv/models") and settings.grace_s == 2.5
+    assert settings.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"SCORECAST_PORT": "abc"}, "SCORECAST_PORT='abc'"),
+        ({"SCORECAST_DEVICE": "tpu"}, "device must be one of"),
+        ({"SCORECAST_MAX_WORKERS": "0"}, "max_workers must be > 0"),
+    ],
+    ids=["not-int", "device", "zero-workers"],
+)
+def test_bad_values_are_refused(env: dict[str, str], match: str) -> None:
+    """A bad setting fails at load with the variable or field named."""
+    with pytest.raises(ValueError, match=match):
+        ServerSettings.load(env=env)

@@ -1,0 +1,79 @@
+"""Holdout metrics for binary scores: ROC AUC, lift in the top fraction, calibration error."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["expected_calibration_error", "lift_at", "roc_auc"]
+
+
+def _check(y: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` as a bool vector and ``score`` as a float64 vector of the same length, no NaN."""
+    y_arr = np.asarray(y)
+    s = np.asarray(score, dtype=np.float64)
+    if y_arr.ndim != 1 or s.ndim != 1:
+        raise ValueError(f"y and score must be 1-d, got shapes {y_arr.shape} and {s.shape}")
+    if len(y_arr) != len(s):
+        raise ValueError(f"y has {len(y_arr)} values, score has {len(s)}")
+    if len(y_arr) == 0:
+        raise ValueError("y and score are empty")
+    if y_arr.dtype != np.bool_:
+        values = np.unique(y_arr)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(f"y must be binary (bool or 0/1), got values {values[:10].tolist()}")
+        y_arr = y_arr.astype(bool)
+    if np.isnan(s).any():
+        raise ValueError(f"score has {int(np.isnan(s).sum())} NaN values")
+    return y_arr, s
+
+
+def roc_auc(y: ArrayLike, score: ArrayLike) -> float:
+    """Area under the ROC curve (ties count one half); needs both classes in ``y``."""
+    y_arr, s = _check(y, score)
+    positives = int(y_arr.sum())
+    if positives in (0, len(y_arr)):
+        raise ValueError(f"ROC AUC needs both classes, y has {positives} positives out of {len(y_arr)}")
+    return float(roc_auc_score(y_arr, s))
+
+
+def lift_at(y: ArrayLike, score: ArrayLike, fraction: float = 0.10) -> float:
+    """Response rate among the ``fraction`` highest scores divided by the overall rate.
+
+    The top holds ``k = max(1, round(fraction * n))`` contacts. Contacts tied with the k-th
+    score enter the top pro rata (each counts for the share of the tie that fits), which is
+    the expected lift under random tie-breaking: deterministic and independent of row order.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    y_arr, s = _check(y, score)
+    n = len(y_arr)
+    base_rate = y_arr.mean()
+    if base_rate == 0.0:
+        raise ValueError(f"lift is undefined: y has no positives out of {n}")
+    k = max(1, round(fraction * n))
+    cutoff = np.partition(s, n - k)[n - k]  # the k-th highest score
+    above = s > cutoff
+    tied = s == cutoff
+    n_above = int(above.sum())
+    share_of_ties = (k - n_above) / int(tied.sum())
+    hits = y_arr[above].sum() + share_of_ties * y_arr[tied].sum()
+    return float(hits / k / base_rate)
+
+
+def expected_calibration_error(y: ArrayLike, probability: ArrayLike, n_bins: int = 10) -> float:
+    """Mean |mean predicted - observed rate| over ``n_bins`` equal-width probability bins,
+    weighted by the bins' counts (0 is perfectly calibrated).
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    y_arr, p = _check(y, probability)
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError(f"probabilities must lie in [0, 1], got range [{p.min()}, {p.max()}]")
+    # bin i holds [i/n_bins, (i+1)/n_bins); p == 1 joins the last bin
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    sum_p = np.bincount(bins, weights=p, minlength=n_bins)
+    sum_y = np.bincount(bins, weights=y_arr.astype(np.float64), minlength=n_bins)
+    # sum over bins of (count / n) * |mean p - mean y|
+    return float(np.abs(sum_p - sum_y).sum() / len(p))

@@ -1,0 +1,243 @@
+"""ONNX export: attach scorecast metadata, save atomically, convert scikit-learn classifiers.
+
+Every served model is one ONNX file with one float32 input named ``features`` and a
+:class:`~scorecast.metadata.ModelMetadata` JSON in ``metadata_props[METADATA_KEY]``.
+
+skl2onnx 1.20 has two defects on ``HistGradientBoostingClassifier`` that
+:func:`hist_gradient_boosting_to_onnx` corrects while (and only while) it converts:
+
+1. Under protobuf 7 the conversion fails with "Field onnx.AttributeProto.ints: Expected an
+   int, got a boolean": ``tree_ensemble.add_tree_to_attribute_pairs_hist_gradient_boosting``
+   passes the node's ``missing_go_to_left`` (a ``numpy.bool``) as
+   ``nodes_missing_value_tracks_true``, which protobuf 7 refuses in a repeated int field.
+   We cast it to ``int``; the value (1: a NaN takes the true, i.e. left, branch) is kept.
+2. It calls ``add_node`` with ``adjust_threshold_for_sklearn=False``, so a split threshold
+   ``t`` (float64 in scikit-learn, which compares ``float64(x) <= t``) is rounded to the
+   *nearest* float32. When that rounds up, an input equal to ``float32(t)`` goes left in
+   ONNX and right in scikit-learn (seen when two adjacent float32 values are split). We
+   store the largest float32 ``<= t`` instead: for float32 ``x``, ``x <= t`` exactly when
+   ``x <= that value``, so every routing decision matches scikit-learn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
+
+__all__ = [
+    "TARGET_OPSET",
+    "attach_metadata",
+    "feature_matrix",
+    "hist_gradient_boosting_to_onnx",
+    "read_metadata",
+    "save_model",
+]
+
+# Pinned so a library upgrade never changes the exported graphs silently; ONNX Runtime
+# >= 1.14 runs both.
+TARGET_OPSET: dict[str, int] = {"": 18, "ai.onnx.ml": 3}
+
+_PROBABILITY_OUTPUT = "probability"
+# skl2onnx patches a module attribute: two concurrent conversions must not interleave.
+_PATCH_LOCK = threading.Lock()
+
+
+def feature_matrix(X: np.ndarray, feature_names: Sequence[str], features: Sequence[str]) -> np.ndarray:
+    """The columns of ``X`` named ``features``, in that order, as a C-contiguous float32 block.
+
+    This is the ``features`` input of a model whose metadata lists ``features``.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != len(feature_names):
+        raise ValueError(f"X has shape {X.shape}, expected (n_contacts, {len(feature_names)}) for the feature names given")
+    index = {name: i for i, name in enumerate(feature_names)}
+    if len(index) != len(feature_names):
+        dupes = sorted({n for n in feature_names if list(feature_names).count(n) > 1})
+        raise ValueError(f"duplicate feature names: {dupes}")
+    missing = [name for name in features if name not in index]
+    if missing:
+        raise ValueError(f"features {missing} are not among the columns of X: {list(feature_names)}")
+    if list(features) == list(feature_names):  # the whole matrix: no copy when already float32
+        return np.ascontiguousarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X[:, [index[name] for name in features]], dtype=np.float32)
+
+
+def attach_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelProto:
+    """A copy of ``model`` carrying ``meta`` as JSON in ``metadata_props[METADATA_KEY]``.
+
+    Checks that the graph has the one ``features`` input with ``len(meta.features)`` columns
+    and every output the metadata names; raises ValueError naming the mismatch.
+    """
+    graph = model.graph
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if [i.name for i in inputs] != [INPUT_NAME]:
+        raise ValueError(f"model inputs are {[i.name for i in inputs]}, expected exactly [{INPUT_NAME!r}]")
+    tensor = inputs[0].type.tensor_type
+    if tensor.elem_type != onnx.TensorProto.FLOAT:
+        raise ValueError(f"input {INPUT_NAME!r} has element type {onnx.TensorProto.DataType.Name(tensor.elem_type)}, expected FLOAT")
+    dims = tensor.shape.dim
+    if len(dims) != 2:
+        raise ValueError(f"input {INPUT_NAME!r} has rank {len(dims)}, expected 2")
+    if dims[1].HasField("dim_value") and dims[1].dim_value != len(meta.features):
+        raise ValueError(f"input {INPUT_NAME!r} has {dims[1].dim_value} columns, metadata lists {len(meta.features)} features")
+    outputs = {o.name: o for o in graph.output}
+    for spec in meta.outputs:
+        if spec.onnx_output not in outputs:
+            raise ValueError(f"output {spec.name!r} reads ONNX output {spec.onnx_output!r}, which the model lacks (it has {sorted(outputs)})")
+        odims = outputs[spec.onnx_output].type.tensor_type.shape.dim
+        if spec.column is not None and len(odims) == 2 and odims[1].HasField("dim_value"):
+            if not 0 <= spec.column < odims[1].dim_value:
+                raise ValueError(f"output {spec.name!r}: column {spec.column} is outside ONNX output {spec.onnx_output!r} of width {odims[1].dim_value}")
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [p for p in out.metadata_props if p.key != METADATA_KEY]
+    del out.metadata_props[:]
+    out.metadata_props.extend(kept)
+    out.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    out.producer_name = "scorecast"
+    out.doc_string = meta.description
+    return out
+
+
+def read_metadata(model: onnx.ModelProto) -> ModelMetadata:
+    """The :class:`ModelMetadata` attached to ``model``; raises ValueError when there is none."""
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return ModelMetadata.from_json(prop.value)
+    raise ValueError(f"model has no {METADATA_KEY!r} metadata property")
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
+    """Check ``model`` and write it to ``path`` atomically; returns the path.
+
+    The bytes go to a temporary file in the same folder, then ``os.replace`` moves it into
+    place, so a reader (the server's model repository) never sees a partial file, and
+    nothing is left behind on error.
+    """
+    path = Path(path)
+    onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _float32_at_most(value: float) -> float:
+    """The largest float32 that is ``<= value`` (``value`` itself when representable)."""
+    f = np.float32(value)
+    if float(f) > float(value):  # compare in float64: a Python float would be cast to float32
+        f = np.nextafter(f, np.float32(-np.inf))
+    return float(f)
+
+
+@contextlib.contextmanager
+def _fixed_hist_gradient_boosting_export() -> Iterator[None]:
+    """Patch skl2onnx's ``tree_ensemble.add_node`` for the two defects in the module docstring.
+
+    Scoped to the ``with`` block and serialised by a lock: importing this module changes
+    nothing in skl2onnx.
+    """
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    @functools.wraps(original)
+    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
+        # positional layout of add_node: (attr_pairs, is_classifier, tree_id, tree_weight,
+        # node_id, feature_id, mode, value, ...)
+        if len(args) > 7 and args[6] == "BRANCH_LEQ":
+            args = (*args[:7], _float32_at_most(args[7]), *args[8:])
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    with _PATCH_LOCK:
+        tree_ensemble.add_node = add_node
+        try:
+            yield
+        finally:
+            tree_ensemble.add_node = original
+
+
+def hist_gradient_boosting_to_onnx(
+    estimator: HistGradientBoostingClassifier, n_features: int, *, name: str = "hgb"
+) -> onnx.ModelProto:
+    """Convert a fitted binary ``HistGradientBoostingClassifier`` to ONNX.
+
+    The graph reads ``features`` (float32 ``[N, n_features]``, NaN = missing) and has one
+    output, ``probability``: float32 ``[N, 1]``, P(class 1), no ZipMap.
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        raise ValueError("estimator is not fitted")
+    if len(classes) != 2:
+        raise ValueError(f"expected a binary classifier, got classes {np.asarray(classes).tolist()}")
+    if estimator.n_features_in_ != n_features:
+        raise ValueError(f"estimator was fitted on {estimator.n_features_in_} features, n_features={n_features}")
+    if getattr(estimator, "is_categorical_", None) is not None and np.any(estimator.is_categorical_):
+        raise ValueError("categorical features are not supported by the ONNX export")
+
+    with _fixed_hist_gradient_boosting_export():
+        converted = convert_sklearn(
+            estimator,
+            name=name,
+            initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+            options={id(estimator): {"zipmap": False}},
+            target_opset=TARGET_OPSET,
+        )
+    return _class1_probability(converted)
+
+
+def _class1_probability(converted: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace skl2onnx's ``label``/``probabilities`` outputs by the class-1 column only."""
+    from onnx import TensorProto, helper
+
+    graph = converted.graph
+    if "probabilities" not in [o.name for o in graph.output]:
+        raise ValueError(f"skl2onnx produced outputs {[o.name for o in graph.output]}, expected 'probabilities'")
+    probabilities = "probabilities"
+    starts = helper.make_tensor("class1_starts", TensorProto.INT64, [1], [1])
+    ends = helper.make_tensor("class1_ends", TensorProto.INT64, [1], [2])
+    axes = helper.make_tensor("class1_axes", TensorProto.INT64, [1], [1])
+    nodes = [
+        *graph.node,
+        helper.make_node("Slice", [probabilities, "class1_starts", "class1_ends", "class1_axes"], [_PROBABILITY_OUTPUT], name="class1"),
+    ]
+    new_graph = helper.make_graph(
+        nodes,
+        graph.name,
+        list(graph.input),
+        [helper.make_tensor_value_info(_PROBABILITY_OUTPUT, TensorProto.FLOAT, [None, 1])],
+        initializer=[*graph.initializer, starts, ends, axes],
+    )
+    # skl2onnx may list a domain twice in opset_import; keep one entry per domain
+    opsets: dict[str, int] = {}
+    for imp in converted.opset_import:
+        opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
+    model = helper.make_model(new_graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
+    model.ir_version = converted.ir_version
+    return model
