@@ -169,9 +169,14 @@ def test_unfitted_model_says_so() -> None:
 @pytest.mark.slow
 def test_rfm_on_simulated_base() -> None:
     """On the simulator's base every named segment occurs and the graph equals predict()."""
-    from .test_affinity import features_from_simulated_base
+    from scorecast.kernels import FeatureFrame
+    from scorecast.training.simulate import SimulationConfig, simulate_base
 
-    X, names, _ = features_from_simulated_base(60_000, seed=4)
+    sim = simulate_base(SimulationConfig(n_contacts=60_000, seed=4))
+    as_of_us = int(sim.config.end.timestamp() * 1_000_000)
+    frame = FeatureFrame({"contacts": sim.contacts, "orders": sim.orders}, as_of_us)
+    names = list(RFM_FEATURES)
+    X = frame.matrix(names)
     model = fit_rfm(X, names)
     scores = model.predict(X, names)
     assert set(np.unique(scores[:, 4])) == set(range(len(SEGMENTS)))

@@ -1,0 +1,110 @@
+"""The ``scorecast`` command line, end to end: simulate, train, serve, score, rescore."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from scorecast.cli import build_parser, main
+
+AS_OF = "2026-01-01"
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each command prints --help and exits 0."""
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) == {"simulate", "train", "serve", "score", "rescore", "demo"}
+    for name in commands:
+        with pytest.raises(SystemExit) as info:
+            main([name, "--help"])
+        assert info.value.code == 0
+        assert "usage: scorecast" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--data", "/nowhere", "--out", "/tmp/x"], "no orders"),
+        (["rescore", "--models", "/nowhere", "--data", "/nowhere", "--scores", "rfm", "--out", "/tmp/x.parquet"], "/nowhere"),
+        (["simulate", "--contacts", "-5", "--out", "/tmp/never"], "n_contacts must be > 0, got -5"),
+    ],
+    ids=["train-no-data", "rescore-no-models", "simulate-negative"],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input exits 2 with a one-line reason, no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["simulate", "--contacts", "6000", "--seed", "3", "--out", str(root / "base")]) == 0
+    assert main(["train", "--data", str(root / "base"), "--out", str(root / "models")]) == 0
+    return root / "base", root / "models"
+
+
+@pytest.fixture(scope="module")
+def server(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    folder = tmp_path_factory.mktemp("srv")
+    port_file, log = folder / "port", folder / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scorecast.cli", "serve", "--models", str(trained[1]), "--port", "0", "--port-file", str(port_file)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while not port_file.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "server not ready in 120s"
+        time.sleep(0.05)
+    yield proc, int(port_file.read_text())
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_score_over_grpc_equals_rescore(trained: tuple[Path, Path], server: tuple[subprocess.Popen[bytes], int], tmp_path: Path) -> None:
+    """`score` through the server and `rescore` in process write the same scores for every contact."""
+    base, models = trained
+    _, port = server
+    common = ["--data", str(base), "--scores", "rfm,affinity", "--as-of", AS_OF, "--chunk-contacts", "1000"]
+    assert main(["score", "--server", f"127.0.0.1:{port}", "--out", str(tmp_path / "grpc.parquet"), *common]) == 0
+    assert main(["rescore", "--models", str(models), "--out", str(tmp_path / "local.parquet"), *common]) == 0
+    grpc_table, local = pq.read_table(tmp_path / "grpc.parquet"), pq.read_table(tmp_path / "local.parquet")
+    assert grpc_table.num_rows == local.num_rows == pq.read_table(base / "contacts.parquet").num_rows
+    assert grpc_table.equals(local)
+    assert "affinity.shoes" in grpc_table.column_names and "rfm.segment" in grpc_table.column_names
+    prospects = pc.equal(grpc_table["rfm.segment"].combine_chunks().dictionary_decode(), "prospect")
+    assert pc.all(pc.is_null(pc.filter(grpc_table["rfm.r"], prospects))).as_py()
+
+
+@pytest.mark.slow
+def test_score_error_from_server_is_one_line(server: tuple[subprocess.Popen[bytes], int], trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown score is the server's NOT_FOUND, printed as one line; no output file is left."""
+    _, port = server
+    out = tmp_path / "x.parquet"
+    argv = ["score", "--server", f"127.0.0.1:{port}", "--data", str(trained[0]), "--scores", "clv", "--out", str(out)]
+    assert main(argv) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_cleanly(server: tuple[subprocess.Popen[bytes], int]) -> None:
+    """SIGTERM makes `serve` shut down gracefully and exit 0."""
+    proc, _ = server
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0

@@ -1,0 +1,43 @@
+"""AtomicParquetWriter: the file appears whole at the end, or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from scorecast.output import AtomicParquetWriter
+
+BATCH = pa.record_batch({"contact_id": [1, 2], "x.value": pa.array([0.5, 0.25], pa.float32())})
+
+
+def test_written_at_the_end(tmp_path: Path) -> None:
+    """Nothing at the target until the writer closes; then every batch."""
+    target = tmp_path / "scores.parquet"
+    with AtomicParquetWriter(target) as writer:
+        writer.write(BATCH)
+        writer.write(BATCH)
+        assert not target.exists()
+    assert pq.read_table(target).num_rows == 4 and writer.rows == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_error_leaves_nothing_and_keeps_old_file(tmp_path: Path) -> None:
+    """An error mid-write removes the partial file and leaves a previous result untouched."""
+    target = tmp_path / "scores.parquet"
+    pq.write_table(pa.table({"old": [1]}), target)
+    with pytest.raises(RuntimeError, match="boom"), AtomicParquetWriter(target) as writer:
+        writer.write(BATCH)
+        raise RuntimeError("boom")
+    assert pq.read_table(target).column_names == ["old"]
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_bad_targets(tmp_path: Path) -> None:
+    """A folder or a missing parent folder is refused before anything is written."""
+    with pytest.raises(IsADirectoryError):
+        AtomicParquetWriter(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        AtomicParquetWriter(tmp_path / "no" / "x.parquet")
