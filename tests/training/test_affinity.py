@@ -7,14 +7,12 @@ scikit-learn sums float64, a few float32 ulps of the raw score.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from threadpoolctl import threadpool_limits
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from scorecast.training.affinity import AffinityModel, fit_affinity
@@ -52,12 +50,7 @@ def synthetic_base(n: int, groups: tuple[str, ...], seed: int) -> tuple[np.ndarr
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Fit on one OpenMP thread: these small fits gain nothing from threads, and on a busy
-    2-core machine OpenMP barriers made the module's fits ~30x slower (0.6 s -> 21 s)."""
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def base() -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:

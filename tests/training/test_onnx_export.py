@@ -9,14 +9,12 @@ logistic in float32, where scikit-learn works in float64; with every routing dec
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from threadpoolctl import threadpool_limits
 from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -166,12 +164,7 @@ def test_feature_matrix_errors(names: list[str], wanted: list[str], message: str
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Fit on one OpenMP thread: these small fits gain nothing from threads, and on a busy
-    2-core machine OpenMP barriers made the module's fits ~30x slower (0.6 s -> 21 s)."""
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def nan_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
