@@ -78,7 +78,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict[str, object]:
-    return {"as_of": args.as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups}
+    return {
+        "as_of": args.as_of,
+        "horizon_days": args.horizon_days,
+        "product_groups": args.product_groups,
+        "churn_threshold": args.churn_threshold,
+    }
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -124,6 +129,7 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         as_of_us=int(as_of.timestamp() * 1_000_000),
         horizon_days=args.horizon_days,
         product_groups=tuple(args.product_groups),
+        churn_threshold=args.churn_threshold,
     )
     result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
@@ -142,6 +148,7 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: now)")
     p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
     p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
+    p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
 
 
@@ -215,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         import grpc
 
+        from scorecast.server.errors import ScorecastError
+
+        if isinstance(exc, ScorecastError):
+            print(f"scorecast {args.command}: error: {exc}", file=sys.stderr)
+            return 2
         if isinstance(exc, grpc.RpcError):
             print(f"scorecast {args.command}: error: server said {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
             return 2

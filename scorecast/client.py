@@ -43,9 +43,15 @@ def header(
     horizon_days: int = 0,
     product_groups: Sequence[str] = (),
     model_versions: Mapping[str, str] | None = None,
+    churn_threshold: float = 0.0,
 ) -> pb.ScoreHeader:
     """A request header; ``as_of`` must be timezone-aware (None: the server's now)."""
-    options = pb.ScoreOptions(horizon_days=horizon_days, product_groups=list(product_groups), model_versions=dict(model_versions or {}))
+    options = pb.ScoreOptions(
+        horizon_days=horizon_days,
+        product_groups=list(product_groups),
+        model_versions=dict(model_versions or {}),
+        churn_threshold=churn_threshold,
+    )
     if as_of is not None:
         if as_of.tzinfo is None:
             raise ValueError(f"as_of must be timezone-aware, got {as_of!r}")

@@ -4,6 +4,9 @@ Training writes a :class:`ModelMetadata` as JSON into the ONNX file's ``metadata
 the key :data:`METADATA_KEY`; the server reads it back from the session and needs nothing
 else to serve the model. Every ONNX model of ours takes one input, ``features``: a float32
 matrix ``[n_contacts, len(features)]`` whose columns are the named features in order.
+A feature named ``request:<option>`` (e.g. ``request:horizon_days``) is not computed from
+data: the server fills the column with the request's option, or the model's default for it
+(``params["request_defaults"][<option>]``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["FORMAT_VERSION", "INPUT_NAME", "METADATA_KEY", "ModelMetadata", "OutputSpec"]
+__all__ = ["FORMAT_VERSION", "INPUT_NAME", "METADATA_KEY", "REQUEST_PREFIX", "ModelMetadata", "OutputSpec"]
 
 METADATA_KEY = "scorecast"
 FORMAT_VERSION = 1
 INPUT_NAME = "features"
+REQUEST_PREFIX = "request:"
 
 # dtypes an output column may have in the scores table
 OUTPUT_DTYPES = ("float32", "float64", "int32", "category", "timestamp")
@@ -29,6 +33,8 @@ class OutputSpec:
     ``onnx_output`` names the ONNX output it comes from and ``column`` its column when that
     output is a matrix. ``null_value``: values equal to it become nulls (e.g. 0 for "no score").
     ``categories``: for dtype ``category``, the names of the integer codes the graph emits.
+    dtype ``timestamp``: the graph emits days after the request's as-of time (NaN: null); the
+    column is a UTC timestamp.
     """
 
     name: str

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from scorecast.kernels import FeatureFrame
-from scorecast.metadata import OutputSpec
+from scorecast.metadata import REQUEST_PREFIX, ModelMetadata, OutputSpec
 
 from .errors import InvalidArgument, ResourceExhausted
 from .repository import ModelRepository
@@ -33,14 +33,50 @@ class ScoreSpec:
     horizon_days: int = 0
     product_groups: tuple[str, ...] = ()
     model_versions: Mapping[str, str] = field(default_factory=dict)
+    churn_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.horizon_days <= MAX_HORIZON_DAYS:
+            raise InvalidArgument("options.horizon_days", self.horizon_days, f"must be in 0..{MAX_HORIZON_DAYS} (0: the model's own)")
+        if self.churn_threshold and not 0 < self.churn_threshold < 1:
+            raise InvalidArgument("options.churn_threshold", self.churn_threshold, "must be in (0, 1) (0: the model's default)")
+
+    def request_option(self, name: str, meta: ModelMetadata) -> float:
+        """The value of a ``request:<name>`` feature: the request's option, else the model's default."""
+        value = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold}.get(name)
+        if value is None:
+            raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", "this server fills only horizon_days and churn_threshold")
+        if not value:
+            defaults = meta.params.get("request_defaults", {})
+            value = meta.horizon_days if name == "horizon_days" and name not in defaults else defaults.get(name)
+        if value is None:
+            raise InvalidArgument(f"options.{name}", 0, f"{meta.score} version {meta.version} has no default for it: set it")
+        return float(value)
+
+
+MAX_HORIZON_DAYS = 3650
 
 
 @dataclass
 class _Plan:
-    """One model of a request and the outputs it contributes."""
+    """One model of a request, the outputs it contributes, and its request-filled columns."""
 
     model: OnnxModel
     outputs: list[OutputSpec]
+    data_features: list[str]
+    request_columns: dict[int, float]
+
+    def matrix(self, frame: FeatureFrame) -> np.ndarray:
+        """The model's input: kernel features, with the request's options in their columns."""
+        if not self.request_columns:
+            return frame.matrix(self.data_features)
+        x = np.empty((len(frame.contact_ids), len(self.model.meta.features)), dtype=np.float32)
+        data_columns = [i for i in range(x.shape[1]) if i not in self.request_columns]
+        if data_columns:
+            x[:, data_columns] = frame.matrix(self.data_features)
+        for i, value in self.request_columns.items():
+            x[:, i] = value
+        return x
 
 
 class ScoringPipeline:
@@ -66,7 +102,13 @@ class ScoringPipeline:
     def _plan(self, repository: ModelRepository, score: str) -> _Plan:
         model = repository.get(score, self.spec.model_versions.get(score))
         meta = model.meta
-        if self.spec.horizon_days and meta.horizon_days and self.spec.horizon_days != meta.horizon_days:
+        request_columns = {
+            i: self.spec.request_option(name.removeprefix(REQUEST_PREFIX), meta)
+            for i, name in enumerate(meta.features)
+            if name.startswith(REQUEST_PREFIX)
+        }
+        takes_horizon = f"{REQUEST_PREFIX}horizon_days" in meta.features
+        if self.spec.horizon_days and meta.horizon_days and not takes_horizon and self.spec.horizon_days != meta.horizon_days:
             raise InvalidArgument(
                 "options.horizon_days", self.spec.horizon_days, f"{score} version {meta.version} is trained for {meta.horizon_days} days"
             )
@@ -78,7 +120,8 @@ class ScoringPipeline:
                 raise InvalidArgument("options.product_groups", unknown, f"{score} knows {list(groups)}")
             wanted = set(self.spec.product_groups)
             outputs = [o for o in outputs if o.name in wanted]
-        return _Plan(model, outputs)
+        data_features = [f for f in meta.features if not f.startswith(REQUEST_PREFIX)]
+        return _Plan(model, outputs, data_features, request_columns)
 
     def score(self, tables: Mapping[str, pa.Table]) -> pa.RecordBatch:
         """Score one chunk: every table restricted to one set of contacts."""
@@ -87,7 +130,7 @@ class ScoringPipeline:
         n = len(frame.contact_ids)
         if self.max_rows is not None and n > self.max_rows:
             raise ResourceExhausted("contacts in one chunk", n, self.max_rows, "max_rows_per_chunk")
-        matrices = [frame.matrix(p.model.meta.features) for p in self.plans]
+        matrices = [p.matrix(frame) for p in self.plans]
         t1 = time.perf_counter()
         results = [p.model.run(x) if n else {} for p, x in zip(self.plans, matrices, strict=True)]
         t2 = time.perf_counter()
@@ -95,7 +138,7 @@ class ScoringPipeline:
         for plan, result in zip(self.plans, results, strict=True):
             for out in plan.outputs:
                 names.append(f"{plan.model.meta.score}.{out.name}")
-                arrays.append(_column(out, result.get(out.onnx_output), n))
+                arrays.append(_column(out, result.get(out.onnx_output), n, self.spec.as_of_us))
         batch = pa.RecordBatch.from_arrays(arrays, names=names)
         self.seconds["features"] += t1 - t0
         self.seconds["onnx"] += t2 - t1
@@ -117,7 +160,7 @@ def _unique_scores(scores: Sequence[str], repository: ModelRepository) -> list[s
 _ARROW_TYPES = {"float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32()}
 
 
-def _column(out: OutputSpec, values: np.ndarray | None, n: int) -> pa.Array:
+def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -> pa.Array:
     """One output column from an ONNX output (a vector, or a matrix and a column index)."""
     if values is None:  # empty chunk: no ONNX run
         values = np.zeros(n, dtype=np.float64)
@@ -129,6 +172,9 @@ def _column(out: OutputSpec, values: np.ndarray | None, n: int) -> pa.Array:
         categories = pa.array(out.categories, type=pa.string())
         indices = pa.array(values.astype(np.int32), mask=mask)
         return pa.DictionaryArray.from_arrays(indices, categories)
-    if out.dtype == "timestamp":
-        return pa.array(values.astype("datetime64[us]"), mask=mask).cast(pa.timestamp("us", tz="UTC"))
+    if out.dtype == "timestamp":  # days after as_of
+        days = values.astype(np.float64)
+        invalid = ~np.isfinite(days) | (np.abs(days) > 1e6) | (mask if mask is not None else False)
+        micros = as_of_us + np.round(np.where(invalid, 0.0, days) * 86_400_000_000).astype(np.int64)
+        return pa.array(micros, type=pa.timestamp("us", tz="UTC"), mask=invalid)
     return pa.array(values.astype(_ARROW_TYPES[out.dtype].to_pandas_dtype()), type=_ARROW_TYPES[out.dtype], mask=mask)

@@ -71,14 +71,13 @@ def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
         as_of_us = options.as_of.seconds * 1_000_000 + options.as_of.nanos // 1_000
     else:
         as_of_us = time.time_ns() // 1_000
-    if options.horizon_days < 0:
-        raise InvalidArgument("options.horizon_days", options.horizon_days, "must be >= 0 (0: the model's own)")
     return ScoreSpec(
         scores=tuple(header.scores),
         as_of_us=as_of_us,
         horizon_days=options.horizon_days,
         product_groups=tuple(options.product_groups),
         model_versions=dict(options.model_versions),
+        churn_threshold=options.churn_threshold,
     )
 
 

@@ -36,12 +36,16 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         (["train", "--data", "/nowhere", "--out", "/tmp/x"], "no orders"),
         (["rescore", "--models", "/nowhere", "--data", "/nowhere", "--scores", "rfm", "--out", "/tmp/x.parquet"], "/nowhere"),
         (["simulate", "--contacts", "-5", "--out", "/tmp/never"], "n_contacts must be > 0, got -5"),
+        (["rescore", "--models", "MODELS", "--data", "/nowhere", "--scores", "spend", "--out", "/tmp/x.parquet", "--churn-threshold", "2"], "options.churn_threshold"),
     ],
-    ids=["train-no-data", "rescore-no-models", "simulate-negative"],
+    ids=["train-no-data", "rescore-no-models", "simulate-negative", "rescore-bad-option"],
 )
-def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Bad input exits 2 with a one-line reason, no traceback."""
-    assert main(argv) == 2
+    from .server.fakes import linear_model, write_model
+
+    write_model(tmp_path, linear_model())
+    assert main([str(tmp_path) if a == "MODELS" else a for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 

@@ -94,6 +94,36 @@ def segment_model() -> onnx.ModelProto:
     return _model(nodes, [helper.make_tensor_value_info("codes", TensorProto.INT32, [None, 2])], 1, meta, [two])
 
 
+def horizon_model(default_threshold: float = 0.5) -> onnx.ModelProto:
+    """A clv-shaped model fed request options: ``value = frequency * horizon``, ``due`` = the
+    horizon in days after as-of (a timestamp output), ``threshold`` echoed back."""
+    meta = ModelMetadata(
+        score="value",
+        version="1",
+        model_type="fake-horizon",
+        features=("frequency", "request:horizon_days", "request:churn_threshold"),
+        outputs=(
+            OutputSpec("value", "float32", "frequency x horizon", onnx_output="out", column=0),
+            OutputSpec("due", "timestamp", "as_of + horizon", onnx_output="out", column=1),
+            OutputSpec("threshold", "float32", "the threshold used", onnx_output="out", column=2),
+        ),
+        trained_at=TRAINED_AT,
+        data_as_of=AS_OF,
+        horizon_days=365,
+        params={"request_defaults": {"churn_threshold": default_threshold}},
+    )
+    idx = {k: numpy_helper.from_array(np.array([v], dtype=np.int64), f"i{k}") for k, v in (("f", 0), ("h", 1), ("t", 2))}
+    nodes = [
+        helper.make_node("Gather", [INPUT_NAME, "if"], ["f"], axis=1),
+        helper.make_node("Gather", [INPUT_NAME, "ih"], ["h"], axis=1),
+        helper.make_node("Gather", [INPUT_NAME, "it"], ["t"], axis=1),
+        helper.make_node("Mul", ["f", "h"], ["v"]),
+        helper.make_node("Concat", ["v", "h", "t"], ["out"], axis=1),
+    ]
+    out = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])]
+    return _model(nodes, out, 3, meta, list(idx.values()))
+
+
 def write_model(root: Path, model: onnx.ModelProto) -> Path:
     """Save a model where the repository expects it (``<score>/<version>.onnx``)."""
     meta = ModelMetadata.from_json(dict((p.key, p.value) for p in model.metadata_props)[METADATA_KEY])

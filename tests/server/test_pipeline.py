@@ -85,6 +85,34 @@ def test_bad_requests_name_the_field(repository: ModelRepository, kwargs: dict, 
         ScoringPipeline(repository, ScoreSpec(scores=scores, as_of_us=AS_OF_US, **kwargs))
 
 
+def test_request_options_fill_request_features(tmp_path, orders: pa.Table) -> None:  # noqa: ANN001
+    """request:<option> columns get the request's value, else the model's default; a
+    timestamp output is days after as-of."""
+    from .fakes import horizon_model, write_model
+
+    repo = ModelRepository.load(write_model(tmp_path, horizon_model()).parents[1])
+    batch = ScoringPipeline(repo, spec("value")).score({"orders": orders})
+    assert batch.column("value.value").to_pylist() == [2 * 365, 365, 0]  # contacts 7, 3, 9
+    assert batch.column("value.threshold").to_pylist() == [0.5] * 3
+    due = batch.column("value.due")
+    assert due.type == pa.timestamp("us", tz="UTC")
+    assert due[0].value == AS_OF_US + 365 * 86_400_000_000
+    batch = ScoringPipeline(repo, spec("value", horizon_days=30, churn_threshold=0.25)).score({"orders": orders})
+    assert batch.column("value.value").to_pylist() == [60, 30, 0]
+    assert batch.column("value.threshold").to_pylist() == [0.25] * 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"horizon_days": -1}, "options.horizon_days"), ({"horizon_days": 99_999}, "options.horizon_days"), ({"churn_threshold": 1.5}, "options.churn_threshold")],
+    ids=["negative-horizon", "huge-horizon", "threshold"],
+)
+def test_option_ranges(kwargs: dict, match: str) -> None:
+    """Out-of-range options are refused when the request is read."""
+    with pytest.raises(InvalidArgument, match=match):
+        spec("spend", **kwargs)
+
+
 def test_missing_column_is_an_input_error(repository: ModelRepository, orders: pa.Table) -> None:
     """A feature's column missing from the chunk is an InputError naming table.column."""
     with pytest.raises(InputError, match="orders.product_group"):
