@@ -2,7 +2,8 @@
 
 ``FeatureFrame`` turns input tables into a float32 feature matrix; the modules below it are
 usable on their own: ``arrow`` (Arrow columns to NumPy), ``factorise`` (int64 ids to codes),
-``rfm`` (the RFM kernel) and ``errors`` (``InputError``, raised for every bad input). This
+``rfm`` (the RFM kernel), ``repeat`` (the repeat-purchase kernel: BG/NBD and Gamma-Gamma
+inputs) and ``errors`` (``InputError``, raised for every bad input). This
 package imports nothing else of scorecast's.
 """
 
@@ -15,17 +16,20 @@ from .features import (
     required_columns,
     warm_up,
 )
+from .repeat import RepeatSummary, repeat_summary
 from .rfm import RfmSummary, rfm_summary
 
 __all__ = [
     "FEATURE_PATTERNS",
     "FeatureFrame",
     "InputError",
+    "RepeatSummary",
     "RfmSummary",
     "category_codes",
     "contact_codes",
     "floats",
     "order_feature_names",
+    "repeat_summary",
     "required_columns",
     "rfm_summary",
     "timestamps_us",

@@ -6,9 +6,12 @@ later calls whose features it covers. Feature names are part of every model's me
 they never change meaning:
 
     recency_days, frequency, monetary, total_amount, tenure_days, repeat_count
+    repeat_frequency, repeat_recency_days, age_days, repeat_monetary
     group_count:<product_group>, group_recency_days:<product_group>
 
-Only orders with ``ts <= as_of`` count; see ``rfm.RfmSummary`` for each feature's definition.
+Only orders with ``ts <= as_of`` count; see ``rfm.RfmSummary`` and ``repeat.RepeatSummary``
+(the BG/NBD and Gamma-Gamma inputs x, t_x, T, zbar, on UTC purchase days) for each feature's
+definition. The repeat kernel runs only for frames that ask for a repeat feature.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pyarrow as pa
 
 from .arrow import category_codes, contact_codes, floats, timestamps_us, unique_contact_ids
 from .errors import InputError
+from .repeat import RepeatSummary, repeat_summary
 from .rfm import RfmSummary, rfm_summary
 
 __all__ = [
@@ -41,19 +45,26 @@ _RFM_FEATURES = (
     "tenure_days",
     "repeat_count",
 )
+_REPEAT_FEATURES = ("repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary")
 _GROUP_FEATURES = ("group_count", "group_recency_days")
 
-FEATURE_PATTERNS: tuple[str, ...] = _RFM_FEATURES + tuple(f"{f}:<group>" for f in _GROUP_FEATURES)
+FEATURE_PATTERNS: tuple[str, ...] = (
+    _RFM_FEATURES + _REPEAT_FEATURES + tuple(f"{f}:<group>" for f in _GROUP_FEATURES)
+)
 """Every feature name ``FeatureFrame.matrix`` knows; ``<group>`` is a product_group value."""
 
 # The orders column each feature reads besides contact_id and ts.
-_EXTRA_COLUMN = {"monetary": "amount", "total_amount": "amount"} | {
+_EXTRA_COLUMN = {"monetary": "amount", "total_amount": "amount", "repeat_monetary": "amount"} | {
     f: "product_group" for f in _GROUP_FEATURES
 }
 
 
 def order_feature_names(groups: Sequence[str]) -> list[str]:
-    """Every orders feature for these product groups: RFM, then count and recency per group."""
+    """Every orders feature for these product groups: RFM, then count and recency per group.
+
+    The repeat features (``repeat_frequency`` …) are not among them: models ask for those by
+    name, and the names this returns are fixed in existing models' metadata.
+    """
     return [
         *_RFM_FEATURES,
         *(f"group_count:{g}" for g in groups),
@@ -134,6 +145,8 @@ class FeatureFrame:
         self._rfm: RfmSummary | None = None
         self._rfm_groups: tuple[str, ...] = ()
         self._rfm_amount = False
+        self._repeat: RepeatSummary | None = None
+        self._repeat_amount = False
         if self._orders is None:
             empty = pa.array([], pa.int64())
             self.contact_ids = empty if rows is None else unique_contact_ids(rows, rows_field)
@@ -168,18 +181,25 @@ class FeatureFrame:
         """
         parsed = [_parse(name) for name in names]
         groups = tuple(dict.fromkeys(g for _, g in parsed if g is not None))
-        needs_amount = any(_EXTRA_COLUMN.get(f) == "amount" for f, _ in parsed)
         if self._orders is not None:
             for (feature, _), name in zip(parsed, names, strict=True):
                 for col in ("ts", _EXTRA_COLUMN.get(feature)):
                     if col is not None:
                         _column(self._orders, "orders", col, f"feature {name}")
-        summary = self._summary(groups, needs_amount)
+        rfm_amount = any(_EXTRA_COLUMN.get(f) == "amount" for f, _ in parsed if f in _RFM_FEATURES)
+        summary: RfmSummary | None = None
+        if any(f not in _REPEAT_FEATURES for f, _ in parsed):
+            summary = self._summary(groups, rfm_amount)
+        repeat: RepeatSummary | None = None
+        if any(f in _REPEAT_FEATURES for f, _ in parsed):
+            repeat = self._repeat_summary("repeat_monetary" in (f for f, _ in parsed))
         positions = {g: i for i, g in enumerate(self._rfm_groups)}
 
         columns = []
         for feature, group in parsed:
-            if group is None:
+            if feature in _REPEAT_FEATURES:
+                columns.append(getattr(repeat, feature))
+            elif group is None:
                 columns.append(getattr(summary, feature))
             else:
                 table = (
@@ -221,6 +241,27 @@ class FeatureFrame:
         self._rfm, self._rfm_groups, self._rfm_amount = summary, groups, use_amount
         return summary
 
+    def _repeat_summary(self, needs_amount: bool) -> RepeatSummary:
+        """The repeat-purchase summary (with amounts if asked), computed again only if not."""
+        if self._repeat is not None and (self._repeat_amount or not needs_amount):
+            return self._repeat
+        use_amount = self._repeat_amount or needs_amount
+        n = len(self)
+        if self._orders is None or self._codes is None:
+            empty = np.empty(0, np.int64)
+            summary = repeat_summary(empty, n, empty, np.empty(0), self.as_of_us)
+        else:
+            if self._ts is None:
+                self._ts = timestamps_us(self._orders.column("ts"), "orders.ts")
+            amount = None
+            if use_amount:
+                if self._amount is None:
+                    self._amount = floats(self._orders.column("amount"), "orders.amount")
+                amount = self._amount
+            summary = repeat_summary(self._codes, n, self._ts, amount, self.as_of_us)
+        self._repeat, self._repeat_amount = summary, use_amount
+        return summary
+
 
 def warm_up() -> None:
     """Compile (or load from numba's disk cache) every kernel the pipeline runs, so that the
@@ -233,7 +274,9 @@ def warm_up() -> None:
             "product_group": pa.array(["a", None, "b"]),
         }
     )
-    FeatureFrame({"orders": orders}, 2).matrix(order_feature_names(["a", "b"]))
+    FeatureFrame({"orders": orders}, 2).matrix(
+        [*order_feature_names(["a", "b"]), *_REPEAT_FEATURES]
+    )
 
 
 def _stack(columns: list[np.ndarray], n: int) -> np.ndarray:
@@ -250,7 +293,7 @@ def _stack(columns: list[np.ndarray], n: int) -> np.ndarray:
 
 def _parse(name: str) -> tuple[str, str | None]:
     """(feature, group) for a feature name; group is None for per-contact features."""
-    if name in _RFM_FEATURES:
+    if name in _RFM_FEATURES or name in _REPEAT_FEATURES:
         return name, None
     feature, sep, group = name.partition(":")
     if sep and group and feature in _GROUP_FEATURES:

@@ -23,6 +23,8 @@ RFM_FIELDS = (
     "repeat_count",
 )
 
+REPEAT_FIELDS = ("repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary")
+
 
 def rfm_summary(
     codes: np.ndarray,
@@ -44,6 +46,52 @@ def rfm_summary(
         }
     )
     return _summarise(df, pd.RangeIndex(n_contacts), list(range(n_groups)), as_of_us)
+
+
+def repeat_summary(
+    codes: np.ndarray,
+    n_contacts: int,
+    ts_us: np.ndarray,
+    amount: np.ndarray | None,
+    as_of_us: int,
+) -> dict[str, np.ndarray]:
+    """``kernels.repeat.repeat_summary`` as a dict of arrays (same names as ``RepeatSummary``)."""
+    df = pd.DataFrame(
+        {
+            "contact": np.asarray(codes, np.int64),
+            "ts": np.asarray(ts_us, np.int64),
+            "amount": np.nan if amount is None else np.asarray(amount, np.float64),
+        }
+    )
+    return _repeat(df, pd.RangeIndex(n_contacts), as_of_us)
+
+
+def _repeat(df: pd.DataFrame, rows: pd.Index, as_of_us: int) -> dict[str, np.ndarray]:
+    """(x, t_x, T, zbar) of ``df`` (contact, ts, amount) on UTC calendar days, for ``rows``.
+
+    Per day: the day's amount is the sum of its known amounts (unknown if none is known);
+    zbar is the mean of the known day amounts over the days after the first.
+    """
+    df = df[df["ts"] <= as_of_us]
+    day_us = int(US_PER_DAY)
+    daily = (
+        df.assign(day=df["ts"] // day_us)  # floor division, like pandas' dt.floor("D") in UTC
+        .groupby(["contact", "day"])["amount"]
+        .sum(min_count=1)
+        .reset_index()
+    )
+    first = daily.groupby("contact")["day"].min()
+    repeat = daily[daily["day"] > daily["contact"].map(first)]
+    by = repeat.groupby("contact")
+    frequency = by.size().reindex(rows, fill_value=0).astype(np.float64)
+    recency = (by["day"].max() - first).reindex(rows).fillna(0.0).where(frequency > 0, 0.0)
+    out = {
+        "repeat_frequency": frequency,
+        "repeat_recency_days": recency,
+        "age_days": (as_of_us // day_us - first).reindex(rows),
+        "repeat_monetary": by["amount"].mean().reindex(rows),
+    }
+    return {k: v.to_numpy(np.float64) for k, v in out.items()}
 
 
 def _summarise(
@@ -121,7 +169,8 @@ def feature_matrix(
                 ),
             }
         )
-    summary = _summarise(df, pd.Index(rows, dtype=object), groups, as_of_us)
+    index = pd.Index(rows, dtype=object)
+    summary = _summarise(df, index, groups, as_of_us) | _repeat(df, index, as_of_us)
 
     out = np.empty((len(rows), len(names)), np.float32)
     for j, name in enumerate(names):

@@ -25,6 +25,8 @@ T0 = 1_700_000_000_000_000  # µs since the epoch
 AS_OF = T0 + 100 * DAY
 GROUPS = ["shoes", "bags", "toys"]  # "toys" never appears in the orders below
 NAMES = order_feature_names(GROUPS)
+REPEAT_NAMES = list(reference.REPEAT_FIELDS)
+ALL_NAMES = NAMES + REPEAT_NAMES
 UTC_US = pa.timestamp("us", "UTC")
 
 
@@ -151,7 +153,7 @@ def _assert_frame_matches_reference(
 @pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
 def test_matrix_matches_reference(scenario: dict[str, Any]) -> None:
     """Every feature for every row equals the pandas reference, NaN where it has NaN."""
-    _assert_frame_matches_reference(scenario["tables"], NAMES, scenario.get("contact_ids"))
+    _assert_frame_matches_reference(scenario["tables"], ALL_NAMES, scenario.get("contact_ids"))
 
 
 def test_rows_follow_first_appearance_without_contacts() -> None:
@@ -210,6 +212,51 @@ def test_kernel_runs_once_for_covered_requests(monkeypatch: pytest.MonkeyPatch) 
     assert_allclose(frame.matrix(NAMES), expected, rtol=1e-6)
 
 
+def test_repeat_kernel_runs_only_when_asked_and_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFM requests never run the repeat kernel, repeat-only requests never run the RFM one;
+    a request for repeat_monetary after amount-free repeat features recomputes with amounts."""
+    calls: list[str] = []
+    real_rfm, real_repeat = features.rfm_summary, features.repeat_summary
+
+    def rfm(*args: Any, **kwargs: Any) -> Any:
+        calls.append("rfm")
+        return real_rfm(*args, **kwargs)
+
+    def repeat(*args: Any, **kwargs: Any) -> Any:
+        calls.append("repeat" if args[3] is None else "repeat+amount")
+        return real_repeat(*args, **kwargs)
+
+    monkeypatch.setattr(features, "rfm_summary", rfm)
+    monkeypatch.setattr(features, "repeat_summary", repeat)
+    frame = FeatureFrame({"orders": _MIXED}, AS_OF)
+    frame.matrix(NAMES)
+    assert calls == ["rfm"]
+    frame.matrix(["repeat_frequency", "age_days"])
+    frame.matrix(["repeat_recency_days", "frequency"])
+    assert calls == ["rfm", "repeat"]
+    frame.matrix(["repeat_monetary"])
+    frame.matrix(ALL_NAMES)
+    assert calls == ["rfm", "repeat", "repeat+amount"]
+    calls.clear()
+    FeatureFrame({"orders": _MIXED}, AS_OF).matrix(REPEAT_NAMES)
+    assert calls == ["repeat+amount"]
+    _, expected = reference.feature_matrix({"orders": _MIXED}, AS_OF, ALL_NAMES)
+    assert_allclose(frame.matrix(ALL_NAMES), expected, rtol=1e-6)
+
+
+def test_repeat_values_of_a_small_case() -> None:
+    """Contact 7 of _MIXED: days 10 and 30 count (150 is after as_of); amounts 12.5 then 7."""
+    frame = FeatureFrame({"orders": _MIXED}, AS_OF, pa.array([9, 5, 3, 7]))
+    row = dict(zip(REPEAT_NAMES, frame.matrix(REPEAT_NAMES)[3].tolist(), strict=True))
+    assert row == {
+        "repeat_frequency": 1,
+        "repeat_recency_days": 20,
+        "age_days": 90,
+        "repeat_monetary": 7,
+    }
+    assert np.isnan(frame.matrix(["age_days"])[0, 0])  # contact 9 ordered after as_of only
+
+
 def test_columns_no_feature_reads_are_not_checked() -> None:
     """A bad amount column does not fail a request for frequency only."""
     table = _MIXED.set_column(2, "amount", pa.array(["?"] * 7))
@@ -263,7 +310,7 @@ def _random_tables(rng: np.random.Generator) -> tuple[dict[str, pa.Table], pa.Ar
 def test_random_tables_match_reference(rng: np.random.Generator) -> None:
     """Random orders (string or int ids, nulls, late orders, contacts or explicit rows) match."""
     tables, rows = _random_tables(rng)
-    _assert_frame_matches_reference(tables, NAMES, rows)
+    _assert_frame_matches_reference(tables, ALL_NAMES, rows)
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -352,6 +399,26 @@ INPUT_ERRORS = {
         "orders.amount",
         "no column amount, needed by feature total_amount",
     ),
+    "missing-amount-repeat": (
+        dict(tables={"orders": _without(_MIXED, "amount")}),
+        ["repeat_frequency", "repeat_monetary"],
+        "orders.amount",
+        "no column amount, needed by feature repeat_monetary",
+    ),
+    "missing-ts-repeat": (
+        dict(tables={"orders": _without(_MIXED, "ts")}),
+        ["age_days"],
+        "orders.ts",
+        "no column ts, needed by feature age_days",
+    ),
+    "null-ts-repeat": (
+        dict(
+            tables={"orders": _MIXED.set_column(1, "ts", pa.array([None] * 7, pa.timestamp("us")))}
+        ),
+        ["repeat_frequency"],
+        "orders.ts",
+        "7 null values of 7",
+    ),
     "missing-ts": (
         dict(tables={"orders": _without(_MIXED, "ts")}),
         ["recency_days"],
@@ -413,17 +480,21 @@ def test_unknown_feature_names_list_the_known_patterns(name: str) -> None:
 
 
 def test_feature_patterns_cover_every_generated_name() -> None:
-    """Each name order_feature_names makes matches one of FEATURE_PATTERNS."""
+    """Each name order_feature_names makes, and each repeat feature, matches one of
+    FEATURE_PATTERNS; the repeat features are not among order_feature_names (fixed names)."""
     prefixes = {p.partition(":")[0] for p in FEATURE_PATTERNS}
-    assert {n.partition(":")[0] for n in NAMES} == prefixes
+    assert {n.partition(":")[0] for n in ALL_NAMES} == prefixes
+    assert not set(REPEAT_NAMES) & set(NAMES)
 
 
 def test_frames_can_be_computed_from_several_threads_at_once(rng: np.random.Generator) -> None:
     """The server scores chunks on a thread pool: concurrent frames give the serial results."""
     cases = [_random_tables(rng) for _ in range(8)]
-    serial = [FeatureFrame(t, AS_OF, rows).matrix(NAMES) for t, rows in cases]
+    serial = [FeatureFrame(t, AS_OF, rows).matrix(ALL_NAMES) for t, rows in cases]
     with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(lambda c: FeatureFrame(c[0], AS_OF, c[1]).matrix(NAMES), cases))
+        threaded = list(
+            pool.map(lambda c: FeatureFrame(c[0], AS_OF, c[1]).matrix(ALL_NAMES), cases)
+        )
     for got, expected in zip(threaded, serial, strict=True):
         assert_array_equal(got, expected)
 
@@ -435,11 +506,23 @@ def test_frames_can_be_computed_from_several_threads_at_once(rng: np.random.Gene
         (["frequency", "recency_days"], {"orders.contact_id", "orders.ts"}),
         (["monetary"], {"orders.contact_id", "orders.ts", "orders.amount"}),
         (
+            ["repeat_frequency", "repeat_recency_days", "age_days"],
+            {"orders.contact_id", "orders.ts"},
+        ),
+        (["repeat_monetary"], {"orders.contact_id", "orders.ts", "orders.amount"}),
+        (
             NAMES,
             {"orders.contact_id", "orders.ts", "orders.amount", "orders.product_group"},
         ),
     ],
-    ids=["none", "rfm-without-amount", "monetary", "all"],
+    ids=[
+        "none",
+        "rfm-without-amount",
+        "monetary",
+        "repeat-without-amount",
+        "repeat-monetary",
+        "all",
+    ],
 )
 def test_required_columns(names: list[str], expected: set[str]) -> None:
     """The table.column inputs each set of features reads."""
@@ -448,7 +531,7 @@ def test_required_columns(names: list[str], expected: set[str]) -> None:
 
 def test_required_columns_are_enough() -> None:
     """A table holding only the required columns computes the features."""
-    names = ["frequency", "group_count:shoes"]
+    names = ["frequency", "group_count:shoes", "repeat_frequency", "age_days"]
     columns = [c.partition(".")[2] for c in required_columns(names)]
     slim = {"orders": _MIXED.select(columns)}
     assert_array_equal(
