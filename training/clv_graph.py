@@ -1,0 +1,391 @@
+"""ONNX graphs of the served CLV quantities (BG/NBD, MBG/NBD, Pareto/NBD + Gamma-Gamma).
+
+The fitters produce plain float parameters; the builders here turn them into an ONNX graph
+with one input ``features`` (float32 ``[N, 6]``) and one float32 ``[N, 1]`` output per
+quantity. Parameters are initializers; the graph computes in float64 and casts at the end.
+Only standard ``ai.onnx`` ops with CPU and CUDA kernels in ONNX Runtime are used
+(:data:`CUDA_OPS` lists them; no Loop/If, no ml-domain ops).
+
+Why quadrature and not the 2F1 power series
+-------------------------------------------
+The BG/NBD (and MBG/NBD) conditional expectation needs
+``P = (1-z)^(r+x) 2F1(r+x, B; a+B-1; z)`` with ``z = t/(alpha+T+t)`` and
+``B = b+x`` (BG/NBD) or ``b+x+1`` (MBG/NBD). ``z`` reaches ``1 - 3e-4`` in the supported
+ranges (``alpha=0.5, T=0, t=1825``). No fixed-length series converges there:
+
+- plain series: terms peak near ``n ~ x z/(1-z)`` (thousands of terms for x=300, z=0.9);
+- Pfaff, ``P = 2F1(r+x, a-1; a+B-1; w)`` with ``w = -t/(alpha+T)``: diverges for ``z > 1/2``;
+- Euler, ``P = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+B-1; z)``: fine for large x, but for x=0
+  (the most common row) the terms decay like ``n^(a-2-r) z^n``: with a=0.8, r=0.25, z->1 the
+  tail after 200 terms is still ~20 % of the sum;
+- the z -> 1-z connection formula is singular when the parameter differences are integers,
+  which depends on the row's x.
+
+So we use the identity (posterior of the drop-out probability p ~ Beta(a, B), of the rate
+lambda ~ Gamma(r+x, alpha+T), and E[X(t) | lambda, p, alive] = (1 - e^(-lambda p t))/p)::
+
+    (a+B-1)/(a-1) * (1 - P) = E_{p ~ Beta(a, B)}[ (1 - (1 + p u)^-(r+x)) / p ],  u = t/(alpha+T)
+
+and evaluate the right-hand side by tanh-sinh (double exponential) quadrature on p in (0, 1)
+with fixed nodes, self-normalised by the same quadrature of the Beta density (no lgamma
+needed). The integrand is bounded (``<= (r+x) u``) and ``1 - (1+pu)^-A`` is computed as
+``-expm1(-A log1p(pu))`` with accurate expm1/log1p built from elementary ops, so there is
+no cancellation for small t. The identity also holds at a = 1 and a < 1, where the closed
+form has 0/0 or needs care. Node count: step h = 1/16 in the tanh-sinh variable over the
+range the parameters need (|logit p| <= 40/a on one side, 40/B_min on the other, capped at
+700): 100-180 nodes. Measured error vs a float64 scipy reference: see the tests.
+
+Pareto/NBD P(alive) likewise avoids the 2F1 (Fader & Hardie 2005 note: its argument
+(alpha-beta)/(alpha+t_x) can be 0.999) with the integral over the death time tau,
+``A0``-free form::
+
+    1/P(alive) - 1 = s * int_{t_x}^{T} ((alpha+T)/(alpha+tau))^(r+x) ((beta+T)/(beta+tau))^s dtau/(beta+tau)
+
+by tanh-sinh quadrature on tau in (t_x, T).
+
+Outputs (all float32 ``[N, 1]``, in this order):
+
+- ``expected_orders``: E[X(T, T+t)] for t = the horizon column;
+- ``p_alive``;
+- ``p_no_order`` (BG/NBD, MBG/NBD): 1 - p_alive + p_alive ((alpha+T)/(alpha+T+t))^(r+x);
+- ``expected_days_to_next_order``: (alpha+T)/(r+x), 1 / posterior mean purchase rate of an
+  alive customer (Pareto/NBD and BG/NBD alike);
+- ``value`` (with ``gg``): expected_orders * p(gamma + x zbar)/(p x + q - 1); a NaN zbar (x = 0)
+  gives the population mean p gamma/(q - 1);
+- ``decisive_days_left`` (MBG/NBD only): T* - T with T* the age at which p_alive falls to the
+  threshold column theta: T* = (alpha+t_x) (((1-theta)/theta) (b+x)/a)^(1/(r+x)) - alpha.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from scorecast.metadata import INPUT_NAME
+
+from .onnx_export import TARGET_OPSET
+
+__all__ = [
+    "CUDA_OPS",
+    "DEFAULT_FEATURES",
+    "bgnbd_graph",
+    "pareto_nbd_graph",
+    "tanh_sinh_nodes",
+]
+
+# role -> default column name
+DEFAULT_FEATURES: tuple[str, ...] = (
+    "repeat_frequency",
+    "repeat_recency_days",
+    "age_days",
+    "repeat_monetary",
+    "request:horizon_days",
+    "request:churn_threshold",
+)
+_ROLES = ("x", "t_x", "T", "zbar", "t", "theta")
+
+# Standard ops with CUDA kernels in ONNX Runtime (CUDAExecutionProvider) that these graphs may use.
+CUDA_OPS: frozenset[str] = frozenset(
+    {
+        "Abs", "Add", "Cast", "Concat", "CumSum", "Div", "Equal", "Exp", "Gather", "Greater",
+        "GreaterOrEqual", "Identity", "IsNaN", "Less", "LessOrEqual", "Log", "Max", "Min", "Mul",
+        "Neg", "Not", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceSum", "Reshape",
+        "Sign", "Slice", "Sqrt", "Sub", "Unsqueeze", "Where",
+    }
+)  # fmt: skip
+
+_H = 1.0 / 16.0  # tanh-sinh step
+_TAIL = 40.0  # e^-40 ~ 4e-18: where the power-law tails of the integrands are cut
+
+
+def tanh_sinh_nodes(lo_rate: float, hi_rate: float, h: float = _H) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tanh-sinh nodes on (0, 1): ``log p``, ``log(1-p)``, ``log(weight)`` (weight = h dp/dt).
+
+    The integrand is assumed to vanish like ``p^lo_rate`` at 0 and ``(1-p)^hi_rate`` at 1;
+    the node range stops where that is below e^-40 of its peak (peak within |logit p| <= 12).
+    """
+    # + 12: the bump of the integrand may sit at logit p = -log(B/a), with B = b + x up to ~1e5 a
+    y_lo = min(_TAIL / max(lo_rate, 1e-3) + 12.0, 700.0)
+    y_hi = min(_TAIL / max(hi_rate, 1e-3) + 12.0, 700.0)
+    t_lo = math.asinh(y_lo / math.pi)
+    t_hi = math.asinh(y_hi / math.pi)
+    t = np.arange(-math.ceil(t_lo / h), math.ceil(t_hi / h) + 1) * h
+    y = math.pi * np.sinh(t)  # logit p
+    log_p = -np.logaddexp(0.0, -y)
+    log_q = -np.logaddexp(0.0, y)
+    log_w = math.log(h * math.pi) + np.log(np.cosh(t)) + log_p + log_q
+    return log_p, log_q, log_w
+
+
+class _Builder:
+    """Tiny helper to emit nodes and initializers with unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, value: float | np.ndarray, hint: str = "c", dtype: type = np.float64) -> str:
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: object) -> str:
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+    # arithmetic shorthands
+    def add(self, a: str, b: str) -> str:
+        return self.op("Add", a, b)
+
+    def sub(self, a: str, b: str) -> str:
+        return self.op("Sub", a, b)
+
+    def mul(self, a: str, b: str) -> str:
+        return self.op("Mul", a, b)
+
+    def div(self, a: str, b: str) -> str:
+        return self.op("Div", a, b)
+
+    def log(self, a: str) -> str:
+        return self.op("Log", a)
+
+    def exp(self, a: str) -> str:
+        return self.op("Exp", a)
+
+    def where(self, cond: str, a: str, b: str) -> str:
+        return self.op("Where", cond, a, b)
+
+    def log1p(self, y: str) -> str:
+        """log(1 + y) for y >= 0, accurate to a few ulps (series below 1e-5, Kahan's trick above)."""
+        small = self.op("Less", y, self.const(1e-5))
+        # y (1 - y/2 + y^2/3)
+        series = self.mul(y, self.sub(self.const(1.0), self.mul(y, self.sub(self.const(0.5), self.mul(y, self.const(1.0 / 3.0))))))
+        v = self.add(self.const(1.0), y)
+        kahan = self.div(self.mul(self.log(v), y), self.sub(v, self.const(1.0)))
+        return self.where(small, series, kahan)
+
+    def expm1(self, q: str) -> str:
+        """exp(q) - 1, accurate to a few ulps for all q <= 0 (and moderate q > 0)."""
+        e = self.exp(q)
+        tiny = self.op("Less", self.op("Abs", q), self.const(1e-5))
+        series = self.mul(q, self.add(self.const(1.0), self.mul(q, self.add(self.const(0.5), self.mul(q, self.const(1.0 / 6.0))))))
+        big = self.op("Less", self.op("Abs", q), self.const(1.0))
+        em1 = self.sub(e, self.const(1.0))
+        # Kahan: (e - 1) q / log(e), used for 1e-5 <= |q| < 1 where log(e) is far from 0
+        kahan = self.div(self.mul(em1, q), self.log(e))
+        return self.where(tiny, series, self.where(big, kahan, em1))
+
+
+def _check_features(feature_order: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(feature_order)
+    if len(names) != len(_ROLES) or len(set(names)) != len(names):
+        raise ValueError(f"feature_order must name {len(_ROLES)} distinct columns for {_ROLES}, got {names}")
+    return names
+
+
+def _positive(params: Mapping[str, float], keys: Sequence[str], model: str) -> dict[str, float]:
+    out = {}
+    for k in keys:
+        if k not in params:
+            raise ValueError(f"{model}: missing parameter {k!r}")
+        v = float(params[k])
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{model}: parameter {k}={v} must be finite and > 0")
+        out[k] = v
+    return out
+
+
+def _inputs(g: _Builder) -> dict[str, str]:
+    """Cast ``features`` to double and slice out the six columns as [N, 1]."""
+    xd = g.op("Cast", INPUT_NAME, hint="features_f64", to=TensorProto.DOUBLE)
+    cols = {}
+    for j, role in enumerate(_ROLES):
+        idx = g.const(np.array([j], dtype=np.int64), f"col_{role}", dtype=np.int64)
+        cols[role] = g.op("Gather", xd, idx, hint=role, axis=1)
+    return cols
+
+
+def _gg_mean(g: _Builder, gg: Mapping[str, float], x: str, zbar: str) -> str:
+    """Gamma-Gamma conditional mean spend per order; population mean where zbar is NaN."""
+    prm = _positive(gg, ("p", "q", "gamma"), "Gamma-Gamma")
+    if prm["q"] <= 1:
+        raise ValueError(f"Gamma-Gamma: q={prm['q']} must be > 1 for a finite mean spend")
+    p, q, gam = g.const(prm["p"], "gg_p"), g.const(prm["q"], "gg_q"), g.const(prm["gamma"], "gg_gamma")
+    nan = g.op("IsNaN", zbar)
+    zsafe = g.where(nan, g.const(0.0), zbar)
+    num = g.mul(p, g.add(gam, g.mul(x, zsafe)))
+    den = g.sub(g.add(g.mul(p, x), q), g.const(1.0))
+    cond = g.div(num, den)
+    pop = g.const(prm["p"] * prm["gamma"] / (prm["q"] - 1.0), "gg_population_mean")
+    return g.where(nan, pop, cond)
+
+
+def _finish(g: _Builder, outputs: dict[str, str], name: str) -> onnx.ModelProto:
+    outs = []
+    for oname, tensor in outputs.items():
+        g.nodes.append(helper.make_node("Cast", [tensor], [oname], name=f"out_{oname}", to=TensorProto.FLOAT))
+        outs.append(helper.make_tensor_value_info(oname, TensorProto.FLOAT, [None, 1]))
+    graph = helper.make_graph(
+        g.nodes,
+        name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, len(_ROLES)])],
+        outs,
+        initializer=g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
+    model.ir_version = 9  # ONNX Runtime >= 1.15 reads IR 9
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def bgnbd_graph(
+    params: Mapping[str, float],
+    model: str = "BG/NBD",
+    gg: Mapping[str, float] | None = None,
+    feature_order: Sequence[str] = DEFAULT_FEATURES,
+) -> onnx.ModelProto:
+    """ONNX graph of a fitted BG/NBD or MBG/NBD model (and Gamma-Gamma spend model).
+
+    ``params``: r, alpha, a, b. ``feature_order``: the names of the input columns for
+    (x, t_x, T, zbar, horizon t, churn threshold theta) — the graph reads them by position,
+    the names only document the caller's contract. Outputs: see the module docstring
+    (``decisive_days_left`` only for MBG/NBD, ``value`` only with ``gg``).
+    """
+    if model not in ("BG/NBD", "MBG/NBD"):
+        raise ValueError(f"model must be 'BG/NBD' or 'MBG/NBD', got {model!r}")
+    _check_features(feature_order)
+    prm = _positive(params, ("r", "alpha", "a", "b"), model)
+    mbg = model == "MBG/NBD"
+    g = _Builder()
+    c = _inputs(g)
+    x, tx, T, t = c["x"], c["t_x"], c["T"], c["t"]
+    one = g.const(1.0, "one")
+    r, alpha = g.const(prm["r"], "r"), g.const(prm["alpha"], "alpha")
+    a_, b_ = g.const(prm["a"], "a"), g.const(prm["b"], "b")
+
+    A = g.add(r, x)  # posterior shape of lambda
+    B = g.add(b_, x)  # posterior Beta(a, B) of p
+    if mbg:
+        B = g.add(B, one)
+    aT = g.add(alpha, T)
+    atx = g.add(alpha, tx)
+
+    # p_alive = 1 / (1 + [x>0] a/(B-1) ((alpha+T)/(alpha+t_x))^A)
+    log_odds = g.add(
+        g.sub(g.log(a_), g.log(g.sub(B, one))),
+        g.mul(A, g.sub(g.log(aT), g.log(atx))),
+    )
+    if not mbg:
+        log_odds = g.where(g.op("Greater", x, g.const(0.0)), log_odds, g.const(-np.inf))
+    p_alive = g.op("Reciprocal", g.add(one, g.exp(log_odds)))  # ORT's double Sigmoid flushes 1e-19 to 0
+
+    # E_{p~Beta(a,B)}[(1 - (1+pu)^-A)/p] by tanh-sinh quadrature, self-normalised
+    u = g.div(t, aT)
+    # the Beta(a, B) bump has width ~1/sqrt(a) in logit p: a smaller step for large a
+    h = min(_H, 1.0 / (9.0 * math.sqrt(prm["a"])))
+    log_p, log_q, log_w = tanh_sinh_nodes(prm["a"], prm["b"] + (1.0 if mbg else 0.0), h)
+    k = len(log_p)
+    base = g.const(((prm["a"] - 1.0) * log_p + log_w).reshape(1, k), "quad_base")  # [1, K]
+    lq = g.const(log_q.reshape(1, k), "quad_log1mp")
+    pk = g.const(np.exp(log_p).reshape(1, k), "quad_p")
+    logW = g.add(base, g.mul(g.sub(B, one), lq))  # [N, K]
+    axes = g.const(np.array([1], dtype=np.int64), "axis1", dtype=np.int64)
+    m = g.op("ReduceMax", logW, axes, keepdims=1)  # opset 18: axes as input
+    W = g.exp(g.sub(logW, m))
+    pu = g.mul(pk, u)  # [N, K]
+    neg_expm1 = g.op("Neg", g.expm1(g.op("Neg", g.mul(A, g.log1p(pu)))))  # 1 - (1+pu)^-A
+    hk = g.div(neg_expm1, pk)
+    num = g.op("ReduceSum", g.mul(W, hk), axes, keepdims=1)
+    den = g.op("ReduceSum", W, axes, keepdims=1)
+    e_alive = g.div(num, den)  # expected orders given alive
+    expected = g.mul(e_alive, p_alive)
+
+    # P(no order | alive) = (1+u)^-A
+    p_none_alive_m1 = g.expm1(g.op("Neg", g.mul(A, g.log1p(u))))  # (1+u)^-A - 1
+    p_no_order = g.add(one, g.mul(p_alive, p_none_alive_m1))
+    days_next = g.div(aT, A)
+
+    outputs = {"expected_orders": expected, "p_alive": p_alive, "p_no_order": p_no_order, "expected_days_to_next_order": days_next}
+    if gg is not None:
+        outputs["value"] = g.mul(expected, _gg_mean(g, gg, x, c["zbar"]))
+    if mbg:
+        theta = c["theta"]
+        lratio = g.sub(
+            g.add(g.log(g.sub(one, theta)), g.log(g.add(b_, x))),
+            g.add(g.log(theta), g.log(a_)),
+        )
+        t_star = g.sub(g.mul(atx, g.exp(g.div(lratio, A))), alpha)
+        outputs["decisive_days_left"] = g.sub(t_star, T)
+    return _finish(g, outputs, model.replace("/", "_").lower())
+
+
+def pareto_nbd_graph(
+    params: Mapping[str, float],
+    gg: Mapping[str, float] | None = None,
+    feature_order: Sequence[str] = DEFAULT_FEATURES,
+) -> onnx.ModelProto:
+    """ONNX graph of a fitted Pareto/NBD model (and Gamma-Gamma spend model).
+
+    ``params``: r, alpha, s, beta (s = 1, where the expected_orders formula is 0/0, is nudged
+    to 1 + 1e-9). Outputs: expected_orders, p_alive, expected_days_to_next_order, value (gg).
+    No p_no_order and no decisive_days_left: not implemented for Pareto/NBD.
+    """
+    _check_features(feature_order)
+    prm = _positive(params, ("r", "alpha", "s", "beta"), "Pareto/NBD")
+    s_val = prm["s"]
+    if abs(s_val - 1.0) < 1e-9:
+        s_val = 1.0 + 1e-9
+    g = _Builder()
+    c = _inputs(g)
+    x, tx, T, t = c["x"], c["t_x"], c["T"], c["t"]
+    one = g.const(1.0, "one")
+    r, alpha = g.const(prm["r"], "r"), g.const(prm["alpha"], "alpha")
+    s, beta = g.const(s_val, "s"), g.const(prm["beta"], "beta")
+    A = g.add(r, x)
+    aT, bT = g.add(alpha, T), g.add(beta, T)
+
+    # 1/P(alive) - 1 = s int_{t_x}^{T} ((a+T)/(a+tau))^A ((b+T)/(b+tau))^s dtau/(b+tau);
+    # tau = t_x + p (T - t_x), p in (0, 1) by tanh-sinh. The integrand is smooth and positive;
+    # it rises steeply towards tau = t_x for large x, which the nodes' clustering resolves.
+    log_p, log_q, log_w = tanh_sinh_nodes(1.0, 1.0)
+    k = len(log_p)
+    pk = g.const(np.exp(log_p).reshape(1, k), "quad_p")
+    lw = g.const(log_w.reshape(1, k), "quad_logw")
+    span = g.op("Max", g.sub(T, tx), g.const(0.0))
+    tau = g.add(tx, g.mul(pk, span))  # [N, K]
+    log_int = g.sub(
+        g.add(
+            g.mul(A, g.sub(g.log(aT), g.log(g.add(alpha, tau)))),
+            g.mul(s, g.sub(g.log(bT), g.log(g.add(beta, tau)))),
+        ),
+        g.log(g.add(beta, tau)),
+    )
+    axes = g.const(np.array([1], dtype=np.int64), "axis1", dtype=np.int64)
+    terms = g.add(g.add(log_int, lw), g.log(span))  # log(span)=-inf when T=t_x: integral 0
+    m = g.op("ReduceMax", terms, axes, keepdims=1)
+    m_safe = g.where(g.op("IsNaN", m), g.const(0.0), g.op("Max", m, g.const(-700.0)))
+    integral_log = g.add(g.log(g.op("ReduceSum", g.exp(g.sub(terms, m_safe)), axes, keepdims=1)), m_safe)
+    log_odds = g.add(g.log(s), integral_log)
+    p_alive = g.op("Reciprocal", g.add(one, g.exp(log_odds)))  # ORT's double Sigmoid flushes 1e-19 to 0
+
+    # E[X(T,T+t)|alive] = (r+x)(beta+T)/((alpha+T)(s-1)) (1 - ((beta+T)/(beta+T+t))^(s-1))
+    sm1 = g.const(s_val - 1.0, "s_minus_1")
+    lt = g.log1p(g.div(t, bT))
+    factor = g.op("Neg", g.expm1(g.op("Neg", g.mul(sm1, lt))))  # 1 - (1+t/(b+T))^-(s-1)
+    e_alive = g.div(g.mul(g.mul(A, bT), factor), g.mul(aT, sm1))
+    expected = g.mul(e_alive, p_alive)
+    days_next = g.div(aT, A)
+    outputs = {"expected_orders": expected, "p_alive": p_alive, "expected_days_to_next_order": days_next}
+    if gg is not None:
+        outputs["value"] = g.mul(expected, _gg_mean(g, gg, x, c["zbar"]))
+    return _finish(g, outputs, "pareto_nbd")
