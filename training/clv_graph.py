@@ -93,8 +93,8 @@ CUDA_OPS: frozenset[str] = frozenset(
     {
         "Abs", "Add", "Cast", "Concat", "CumSum", "Div", "Equal", "Exp", "Gather", "Greater",
         "GreaterOrEqual", "Identity", "IsNaN", "Less", "LessOrEqual", "Log", "Max", "Min", "Mul",
-        "Neg", "Not", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceSum", "Reshape",
-        "Sign", "Slice", "Sqrt", "Sub", "Unsqueeze", "Where",
+        "Neg", "NonZero", "Not", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceSum", "Reshape",
+        "ScatterND", "Sign", "Slice", "Sqrt", "Sub", "Unsqueeze", "Where",
     }
 )  # fmt: skip
 
@@ -102,15 +102,17 @@ _H = 1.0 / 16.0  # tanh-sinh step
 _TAIL = 40.0  # e^-40 ~ 4e-18: where the power-law tails of the integrands are cut
 
 
-def tanh_sinh_nodes(lo_rate: float, hi_rate: float, h: float = _H) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tanh_sinh_nodes(
+    lo_rate: float, hi_rate: float, h: float = _H, tail: float = _TAIL
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tanh-sinh nodes on (0, 1): ``log p``, ``log(1-p)``, ``log(weight)`` (weight = h dp/dt).
 
     The integrand is assumed to vanish like ``p^lo_rate`` at 0 and ``(1-p)^hi_rate`` at 1;
-    the node range stops where that is below e^-40 of its peak (peak within |logit p| <= 12).
+    the node range stops where that is below e^-tail of its peak (peak within |logit p| <= 12).
     """
     # + 12: the bump of the integrand may sit at logit p = -log(B/a), with B = b + x up to ~1e5 a
-    y_lo = min(_TAIL / max(lo_rate, 1e-3) + 12.0, 700.0)
-    y_hi = min(_TAIL / max(hi_rate, 1e-3) + 12.0, 700.0)
+    y_lo = min(tail / max(lo_rate, 1e-3) + 12.0, 700.0)
+    y_hi = min(tail / max(hi_rate, 1e-3) + 12.0, 700.0)
     t_lo = math.asinh(y_lo / math.pi)
     t_hi = math.asinh(y_hi / math.pi)
     t = np.arange(-math.ceil(t_lo / h), math.ceil(t_hi / h) + 1) * h
@@ -184,6 +186,82 @@ class _Builder:
         # Kahan: (e - 1) q / log(e), used for 1e-5 <= |q| < 1 where log(e) is far from 0
         kahan = self.div(self.mul(em1, q), self.log(e))
         return self.where(tiny, series, self.where(big, kahan, em1))
+
+
+_SERIES_TERMS = 40  # Pfaff series terms computed for every row
+_SERIES_TOL = 1e-11  # a row is "converged" when |last term| <= tol (1-u) |sum|
+_QUAD_H = 1.0 / 13.0  # tanh-sinh step of the BG-type quadrature (1/12: 6e-7 at u ~ 3000, x = 100)
+_QUAD_TAIL = 27.0  # e^-27 ~ 2e-12: tail cut of the BG-type quadrature
+
+
+def _pfaff_series(g: _Builder, A: str, C: str, u: str, a: float) -> str:
+    """sum_{n>=1} s_n, s_1 = A u, s_{n+1} = -s_n u (A+n)(a+n-1)/((C+n)(n+1)) — the expected orders
+    given alive, without the 0/0 at a = 1. Returns [N, 1]; rows that did not converge are
+    marked by :func:`_quadrature_rows` (it re-reads the last term via ``g.series_last``)."""
+    neg_u = g.op("Neg", u)
+    s = g.mul(A, u)
+    total = s
+    for n in range(1, _SERIES_TERMS):
+        c_n = g.const((a + n - 1.0) / (n + 1.0))
+        num = g.mul(g.mul(s, g.add(A, g.const(float(n)))), g.mul(neg_u, c_n))
+        s = g.div(num, g.add(C, g.const(float(n))))
+        total = g.add(total, s)
+    g.series_last = s  # type: ignore[attr-defined]
+    return total
+
+
+def _quadrature_rows(g: _Builder, e_series: str, A: str, B: str, u: str, a: float, b_eff: float) -> str:
+    """Replace the rows where the series did not converge by the tanh-sinh quadrature of
+    E_{p~Beta(a,B)}[(1 - (1+pu)^-A)/p] (self-normalised), computed on those rows only."""
+    one = g.const(1.0)
+    s_last = g.series_last  # type: ignore[attr-defined]
+    ok = g.op(
+        "LessOrEqual",
+        g.op("Abs", s_last),
+        g.mul(g.mul(g.const(_SERIES_TOL), g.sub(one, u)), g.op("Abs", e_series)),
+    )  # NaN (overflowed series) compares False: quadrature
+    hard = g.op("Reshape", g.op("Not", ok), g.const(np.array([-1], np.int64), "flat", dtype=np.int64))
+    idx = g.op("NonZero", hard)  # [1, M]
+    idx_flat = g.op("Reshape", idx, g.const(np.array([-1], np.int64), "flat", dtype=np.int64))
+    idx_col = g.op("Reshape", idx, g.const(np.array([-1, 1], np.int64), "col", dtype=np.int64))
+    Ah, Bh, uh = (g.op("Gather", v, idx_flat, axis=0) for v in (A, B, u))  # [M, 1]
+
+    # the Beta(a, B) bump has width ~1/sqrt(a) in logit p: a smaller step for large a
+    h = min(_QUAD_H, 1.0 / (4.0 * math.sqrt(a)))
+    log_p, log_q, log_w = tanh_sinh_nodes(a, b_eff, h, _QUAD_TAIL)
+    k = len(log_p)
+    # log of the weights: a log p + B log(1-p) + log(h pi cosh t) - c, with c the row's maximum
+    # of a log p + B log(1-p) over p (at p = a/(a+B)), so no ReduceMax is needed
+    base = g.const(((a - 1.0) * log_p + log_w).reshape(1, k), "quad_base")  # [1, K]
+    lq = g.const(log_q.reshape(1, k), "quad_log1mp")
+    pk = g.const(np.exp(log_p).reshape(1, k), "quad_p")
+    neg_inv_p = g.const((-np.exp(-log_p)).reshape(1, k), "quad_neg_inv_p")
+    ca = g.const(a)
+    aB = g.add(ca, Bh)
+    c = g.add(g.mul(ca, g.log(g.div(ca, aB))), g.mul(Bh, g.log(g.div(Bh, aB))))  # [M, 1]
+    logW = g.add(g.mul(g.sub(Bh, one), lq), g.sub(base, c))  # [M, K]
+    W = g.exp(logW)
+    pu = g.mul(pk, uh)  # [M, K]
+    # log1p(pu): 2-term series below 1e-5 (error < 4e-16), else Log(1+pu) (relative error < 2e-11)
+    lp1 = g.where(
+        g.op("Less", pu, g.const(1e-5)),
+        g.mul(pu, g.sub(one, g.mul(pu, g.const(0.5)))),
+        g.log(g.add(one, pu)),
+    )
+    q = g.mul(g.op("Neg", Ah), lp1)  # <= 0
+    # expm1(q): 3-term series for |q| < 1e-5, else exp(q) - 1 (relative error < 2e-11);
+    # every term of the sums is positive, so the sums keep that relative accuracy
+    em1 = g.where(
+        g.op("Greater", q, g.const(-1e-5)),
+        g.mul(q, g.add(one, g.mul(q, g.add(g.const(0.5), g.mul(q, g.const(1.0 / 6.0)))))),
+        g.sub(g.exp(q), one),
+    )
+    hk = g.mul(em1, neg_inv_p)  # (1 - (1+pu)^-A)/p
+    axes = g.const(np.array([1], dtype=np.int64), "axis1", dtype=np.int64)
+    num = g.op("ReduceSum", g.mul(W, hk), axes, keepdims=1)
+    den = g.op("ReduceSum", W, axes, keepdims=1)
+    e_quad = g.div(num, den)  # [M, 1]
+    return g.op("ScatterND", e_series, idx_col, e_quad)
 
 
 def _check_features(feature_order: Sequence[str]) -> tuple[str, ...]:
@@ -289,25 +367,13 @@ def bgnbd_graph(
         log_odds = g.where(g.op("Greater", x, g.const(0.0)), log_odds, g.const(-np.inf))
     p_alive = g.op("Reciprocal", g.add(one, g.exp(log_odds)))  # ORT's double Sigmoid flushes 1e-19 to 0
 
-    # E_{p~Beta(a,B)}[(1 - (1+pu)^-A)/p] by tanh-sinh quadrature, self-normalised
+    # E[X(T,T+t) | alive] = (a+B-1)/(a-1) (1 - 2F1(A, a-1; a+B-1; -u)), u = t/(alpha+T) (Pfaff).
+    # Cheap path, every row: the Pfaff series, _SERIES_TERMS terms unrolled on [N, 1]. Rows whose
+    # series has not converged (u near or above 1) are gathered and done by quadrature.
     u = g.div(t, aT)
-    # the Beta(a, B) bump has width ~1/sqrt(a) in logit p: a smaller step for large a
-    h = min(_H, 1.0 / (9.0 * math.sqrt(prm["a"])))
-    log_p, log_q, log_w = tanh_sinh_nodes(prm["a"], prm["b"] + (1.0 if mbg else 0.0), h)
-    k = len(log_p)
-    base = g.const(((prm["a"] - 1.0) * log_p + log_w).reshape(1, k), "quad_base")  # [1, K]
-    lq = g.const(log_q.reshape(1, k), "quad_log1mp")
-    pk = g.const(np.exp(log_p).reshape(1, k), "quad_p")
-    logW = g.add(base, g.mul(g.sub(B, one), lq))  # [N, K]
-    axes = g.const(np.array([1], dtype=np.int64), "axis1", dtype=np.int64)
-    m = g.op("ReduceMax", logW, axes, keepdims=1)  # opset 18: axes as input
-    W = g.exp(g.sub(logW, m))
-    pu = g.mul(pk, u)  # [N, K]
-    neg_expm1 = g.op("Neg", g.expm1(g.op("Neg", g.mul(A, g.log1p(pu)))))  # 1 - (1+pu)^-A
-    hk = g.div(neg_expm1, pk)
-    num = g.op("ReduceSum", g.mul(W, hk), axes, keepdims=1)
-    den = g.op("ReduceSum", W, axes, keepdims=1)
-    e_alive = g.div(num, den)  # expected orders given alive
+    C = g.add(g.add(a_, B), g.const(-1.0))
+    e_series = _pfaff_series(g, A, C, u, prm["a"])
+    e_alive = _quadrature_rows(g, e_series, A, B, u, prm["a"], prm["b"] + (1.0 if mbg else 0.0))
     expected = g.mul(e_alive, p_alive)
 
     # P(no order | alive) = (1+u)^-A

@@ -16,8 +16,9 @@ RTOL = 1e-6  # float32 outputs: ~6e-8 is the rounding floor
 # Ops with CUDA kernels in ONNX Runtime's CUDAExecutionProvider (written from its kernel registry).
 ORT_CUDA_OPS = {
     "Abs", "Add", "Cast", "Concat", "CumSum", "Div", "Equal", "Exp", "Gather", "Greater", "GreaterOrEqual",
-    "Identity", "IsNaN", "Less", "LessOrEqual", "Log", "Max", "Min", "Mul", "Neg", "Not", "Pow", "Range",
-    "Reciprocal", "ReduceMax", "ReduceSum", "Reshape", "Sign", "Slice", "Sqrt", "Sub", "Unsqueeze", "Where",
+    "Identity", "IsNaN", "Less", "LessOrEqual", "Log", "Max", "Min", "Mul", "Neg", "NonZero", "Not", "Pow",
+    "Range", "Reciprocal", "ReduceMax", "ReduceSum", "Reshape", "ScatterND", "Sign", "Slice", "Sqrt", "Sub",
+    "Unsqueeze", "Where",
 }  # fmt: skip
 
 GG = {"p": 6.25, "q": 3.74, "gamma": 15.44}
