@@ -168,6 +168,8 @@ def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -
         values = values[:, out.column]
     values = values.reshape(n)
     mask = values == out.null_value if out.null_value is not None else None
+    if values.dtype.kind == "f":  # NaN means "not defined for this contact" (e.g. no orders)
+        mask = np.isnan(values) if mask is None else mask | np.isnan(values)
     if out.dtype == "category":
         categories = pa.array(out.categories, type=pa.string())
         indices = pa.array(values.astype(np.int32), mask=mask)

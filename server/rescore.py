@@ -13,6 +13,7 @@ from pathlib import Path
 
 from scorecast.base import BaseChunks
 from scorecast.kernels import required_columns
+from scorecast.metadata import REQUEST_PREFIX
 from scorecast.output import AtomicParquetWriter
 
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -33,7 +34,7 @@ class RescoreResult:
 def input_columns(features: Iterable[str]) -> dict[str, list[str]]:
     """Table -> columns needed to compute these features (the ``BaseChunks`` argument)."""
     columns: dict[str, list[str]] = defaultdict(list)
-    for qualified in sorted(required_columns(features)):
+    for qualified in sorted(required_columns(f for f in features if not f.startswith(REQUEST_PREFIX))):
         table, column = qualified.split(".", 1)
         columns[table].append(column)
     return dict(columns)

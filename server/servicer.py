@@ -19,6 +19,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from scorecast.kernels import InputError, required_columns
+from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
 
 from .codec import decode_tables, encode_batch
@@ -108,7 +109,7 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
         ready=True,
         providers=model.providers,
         available_versions=repository.versions(meta.score),
-        input_columns=sorted(required_columns(meta.features)),
+        input_columns=sorted(required_columns(f for f in meta.features if not f.startswith(REQUEST_PREFIX))),
     )
 
 

@@ -84,7 +84,7 @@ def test_score_over_grpc_equals_rescore(trained: tuple[Path, Path], server: tupl
     """`score` through the server and `rescore` in process write the same scores for every contact."""
     base, models = trained
     _, port = server
-    common = ["--data", str(base), "--scores", "rfm,affinity", "--as-of", AS_OF, "--chunk-contacts", "1000"]
+    common = ["--data", str(base), "--scores", "rfm,affinity,clv,churn", "--as-of", AS_OF, "--chunk-contacts", "1000"]
     assert main(["score", "--server", f"127.0.0.1:{port}", "--out", str(tmp_path / "grpc.parquet"), *common]) == 0
     assert main(["rescore", "--models", str(models), "--out", str(tmp_path / "local.parquet"), *common]) == 0
     grpc_table, local = pq.read_table(tmp_path / "grpc.parquet"), pq.read_table(tmp_path / "local.parquet")
@@ -100,7 +100,7 @@ def test_score_error_from_server_is_one_line(server: tuple[subprocess.Popen[byte
     """An unknown score is the server's NOT_FOUND, printed as one line; no output file is left."""
     _, port = server
     out = tmp_path / "x.parquet"
-    argv = ["score", "--server", f"127.0.0.1:{port}", "--data", str(trained[0]), "--scores", "clv", "--out", str(out)]
+    argv = ["score", "--server", f"127.0.0.1:{port}", "--data", str(trained[0]), "--scores", "nope", "--out", str(out)]
     assert main(argv) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.iterdir())

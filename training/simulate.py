@@ -126,8 +126,10 @@ class SimulationConfig:
     """Log-scale spread of group median prices around ``price_median``."""
     sku_price_sigma: float = 0.6
     """Log-scale spread of SKU base prices around their group's median."""
-    price_weight: float = 0.3
-    """Exponent of the SKU price factor on amounts; 0 makes amounts pure Gamma-Gamma."""
+    price_weight: float = 0.0
+    """Exponent of the SKU price factor on amounts. 0 (default) keeps amounts pure Gamma-Gamma,
+    the spend process the clv model assumes; at 0.3 the Gamma-Gamma fit degenerates
+    (p -> inf, gamma -> 0), so a base with it tests robustness, not recovery."""
     promo_a: float = 1.0
     """First shape of the Beta of per-contact promo sensitivity (P(an order is a promo))."""
     promo_b: float = 3.0

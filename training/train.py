@@ -22,6 +22,7 @@ from scorecast.base import read_table
 from scorecast.kernels import FeatureFrame, order_feature_names
 
 from .affinity import fit_affinity
+from .customer_value import CustomerValueModels, fit_customer_value
 from .onnx_export import save_model
 from .rfm import RFM_FEATURES, fit_rfm
 
@@ -29,7 +30,7 @@ __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity")
+SCORES = ("rfm", "affinity", "clv", "churn")
 AFFINITY_HORIZON_DAYS = 90
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -63,7 +64,7 @@ def train(
     unknown = sorted(set(scores) - set(SCORES))
     if unknown:
         raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
-    orders = read_table(data, "orders", ["ts", "amount", "product_group"])
+    orders = read_table(data, "orders", ["ts", "amount", "product_group"])  # only what features read
     if orders is None or orders.num_rows == 0:
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
     contacts = read_table(data, "contacts", [])
@@ -74,17 +75,25 @@ def train(
             as_of = as_of.replace(tzinfo=UTC)
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    # fit everything before writing anything: a refusal leaves the repository as it was
+    built = []
+    value_models: CustomerValueModels | None = None
     steps = tqdm(scores, desc="train", unit="score", disable=not progress)
     for score in steps:
         steps.set_postfix_str(score)
         version = next_version(out, score)
+        times = {"version": version, "trained_at": trained_at, "data_as_of": as_of.isoformat()}
         if score == "rfm":
-            model = _fit_rfm(tables, as_of)
+            onnx_model = _fit_rfm(tables, as_of).to_onnx(**times)
+        elif score == "affinity":
+            onnx_model = _fit_affinity(tables, as_of).to_onnx(**times)
         else:
-            model = _fit_affinity(tables, as_of)
+            value_models = value_models or fit_customer_value(tables, as_of)
+            onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
+        built.append((score, version, onnx_model))
+    written = []
+    for score, version, onnx_model in built:
         (out / score).mkdir(exist_ok=True)
-        onnx_model = model.to_onnx(version=version, trained_at=trained_at, data_as_of=as_of.isoformat())
         written.append(save_model(onnx_model, out / score / f"{version}.onnx"))
     return written
 

@@ -1,0 +1,92 @@
+"""clv and churn: model choice on the holdout, and the served graphs vs the fitted models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pytest
+
+from scorecast.kernels import FeatureFrame
+from scorecast.training.customer_value import CANDIDATES, CHURN_FEATURES, CLV_FEATURES, MIN_CUSTOMERS, fit_customer_value
+from scorecast.training.simulate import SimulationConfig, simulate_base
+
+AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
+TIMES = {"version": "1", "trained_at": "2026-01-02T00:00:00+00:00", "data_as_of": AS_OF.isoformat()}
+
+
+@pytest.fixture(scope="module")
+def fitted():  # noqa: ANN201
+    sim = simulate_base(SimulationConfig(n_contacts=8_000, seed=5))
+    tables = {"contacts": sim.contacts, "orders": sim.orders}
+    return tables, fit_customer_value(tables, AS_OF)
+
+
+def _run(model, x: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
+    session = ort.InferenceSession(model.SerializeToString())
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {"features": x}), strict=True))
+
+
+@pytest.mark.slow
+def test_chosen_model_beats_the_naive_baseline(fitted) -> None:  # noqa: ANN001
+    """The model with the lowest holdout MAE is chosen, and it beats past-rate x horizon."""
+    _, models = fitted
+    assert models.chosen in CANDIDATES
+    maes = {name: models.metrics[f"{name}:mae"] for name in CANDIDATES}
+    assert models.chosen == min(maes, key=maes.get)
+    assert models.metrics[f"{models.chosen}:mae"] < models.metrics["naive:mae"]
+
+
+@pytest.mark.slow
+def test_clv_graph_equals_the_fitted_models(fitted) -> None:  # noqa: ANN001
+    """Served value, expected orders and P(alive) equal the float64 model methods (1e-5)."""
+    tables, models = fitted
+    frame = FeatureFrame(tables, int(AS_OF.timestamp() * 1e6))
+    data = frame.matrix([f for f in CLV_FEATURES if not f.startswith("request:")])
+    x = np.column_stack([data[:, :4], np.full(len(data), 365.0), np.full(len(data), 0.5), data[:, 4]]).astype(np.float32)
+    out = _run(models.clv_onnx(**TIMES), x)
+    buyers = np.isfinite(data[:, 2])
+    f, tx, T, zbar = (data[buyers, i].astype(np.float64) for i in range(4))
+    m = models.purchase_model
+    np.testing.assert_allclose(out["p_alive"][buyers, 0], m.p_alive(f, tx, T), rtol=1e-5, atol=1e-7)
+    expected = m.conditional_expected_purchases(365.0, f, tx, T)
+    np.testing.assert_allclose(out["expected_orders"][buyers, 0], expected, rtol=1e-5, atol=1e-7)
+    spenders = f >= 1
+    value = expected[spenders] * models.spend_model.conditional_expected_average_value(f[spenders], zbar[spenders])
+    np.testing.assert_allclose(out["value"][buyers, 0][spenders], value, rtol=1e-5, atol=1e-5)
+    assert np.isnan(out["p_alive"][~buyers]).all()  # prospects: no value (served as nulls)
+
+
+@pytest.mark.slow
+def test_churn_decisive_moment(fitted) -> None:  # noqa: ANN001
+    """days_left = T*(threshold) - T from the closed form; risk bands follow P(no order in 90 days)."""
+    tables, models = fitted
+    frame = FeatureFrame(tables, int(AS_OF.timestamp() * 1e6))
+    data = frame.matrix(CHURN_FEATURES[:4])
+    for threshold in (0.5, 0.2):
+        x = np.column_stack([data, np.full(len(data), threshold)]).astype(np.float32)
+        out = _run(models.churn_onnx(**TIMES), x)
+        buyers = np.isfinite(data[:, 2])
+        f, tx, T = (data[buyers, i].astype(np.float64) for i in range(3))
+        expected = models.churn_model.decisive_T(f, tx, threshold) - T
+        np.testing.assert_allclose(out["decisive_days_left"][buyers, 0], expected, rtol=1e-5, atol=1e-3)
+    p = out["p_no_order"][:, 0]
+    bands = out["risk_band"][:, 0]
+    assert (bands[buyers] == (p[buyers] > 1 / 3).astype(int) + (p[buyers] > 2 / 3).astype(int)).all()
+    assert (bands[~buyers] == -1).all()  # served as null
+
+
+def test_thin_base_is_refused() -> None:
+    """Too few customers is refused with the threshold in the message."""
+    orders = pa.table(
+        {
+            "contact_id": np.arange(100),
+            "ts": pa.array(np.full(100, 1_700_000_000_000_000), pa.timestamp("us", tz="UTC")),
+            "amount": np.ones(100),
+        }
+    )
+    with pytest.raises(ValueError, match=f"need at least {MIN_CUSTOMERS}"):
+        fit_customer_value({"orders": orders}, AS_OF)

@@ -1,0 +1,269 @@
+"""The ``clv`` and ``churn`` scores: repeat-purchase models chosen by holdout fit, as ONNX.
+
+Training (one pipeline: the repeat summary comes from ``FeatureFrame``, as at serving time):
+
+1. Calibration / holdout split of the base's own history: the last third of the span from
+   the first order to ``as_of``, at most :data:`MAX_HOLDOUT_DAYS`. BG/NBD, MBG/NBD and
+   Pareto/NBD are fitted on the summary as of the split; each predicts every customer's
+   repeat purchase days in the holdout; the one with the lowest per-customer MAE is chosen
+   (a naive baseline, past repeat rate x/T times the holdout length, is reported beside).
+2. The chosen model and the Gamma-Gamma spend model are refitted on the summary as of
+   ``as_of`` and served as ``clv``. ``churn`` always serves MBG/NBD: its P(alive) moves for
+   one-time buyers too (BG/NBD keeps it at 1 until a repeat purchase), and the date at which
+   it falls below the threshold has a closed form.
+
+Time unit: days. Fitting uses at most :data:`MAX_FIT_CUSTOMERS` customers (a seeded sample):
+the likelihoods have 3-4 parameters and the estimates stop moving long before that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import onnx
+import pyarrow as pa
+from onnx import TensorProto, helper, numpy_helper
+from scipy.stats import spearmanr
+
+from scorecast.kernels import FeatureFrame
+from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+
+from .bg_nbd import BetaGeoModel
+from .clv_graph import bgnbd_graph, pareto_nbd_graph
+from .gamma_gamma import GammaGammaModel
+from .mbg_nbd import ModifiedBetaGeoModel
+from .onnx_export import attach_metadata
+from .pareto_nbd import ParetoNBDModel
+
+__all__ = ["CustomerValueModels", "fit_customer_value"]
+
+REPEAT_FEATURES = ("repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary")
+CLV_FEATURES = (*REPEAT_FEATURES, "request:horizon_days", "request:churn_threshold", "total_amount")
+CHURN_FEATURES = (*REPEAT_FEATURES, "request:churn_threshold")
+DEFAULT_HORIZON_DAYS = 365
+DEFAULT_CHURN_THRESHOLD = 0.5
+CHURN_RISK_DAYS = 90
+RISK_BANDS = ("low", "medium", "high")  # P(no order in 90 days) < 1/3, between, > 2/3
+MAX_HOLDOUT_DAYS = 365
+MAX_FIT_CUSTOMERS = 30_000
+# Thresholds below which `train` refuses, with the reason: fewer customers and the holdout
+# MAE that picks the model is noise; fewer repeat buyers and Gamma-Gamma (fitted on them
+# only) and the purchase-rate heterogeneity are not identified; a shorter history leaves a
+# holdout too short to see repeat purchases of typical retail rates (a few per year).
+MIN_CUSTOMERS = 500
+MIN_REPEAT_BUYERS = 100
+MIN_HISTORY_DAYS = 180
+_DAY_US = 86_400_000_000
+CANDIDATES = {"BG/NBD": BetaGeoModel, "MBG/NBD": ModifiedBetaGeoModel, "Pareto/NBD": ParetoNBDModel}
+
+
+@dataclass
+class CustomerValueModels:
+    """The fitted models and the holdout comparison that chose among them."""
+
+    chosen: str
+    purchase_model: Any
+    churn_model: ModifiedBetaGeoModel
+    spend_model: GammaGammaModel
+    metrics: dict[str, float] = field(default_factory=dict)
+    holdout_days: int = 0
+
+    def clv_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
+        """The served ``clv`` model: value, expected orders, P(alive) and the CRM-style extras."""
+        gg = self.spend_model.params_
+        if self.chosen == "Pareto/NBD":
+            inner = pareto_nbd_graph(self.purchase_model.params_, gg)
+        else:
+            inner = bgnbd_graph(self.purchase_model.params_, model=self.chosen, gg=gg)
+        model = _wrap(inner, width=len(CLV_FEATURES), pass_through={"historic_value": 6})
+        outputs = (
+            OutputSpec("value", "float32", f"expected spend over the horizon (default {DEFAULT_HORIZON_DAYS} days)", "value", 0),
+            OutputSpec("expected_orders", "float32", "expected repeat purchase days over the horizon", "expected_orders", 0),
+            OutputSpec("p_alive", "float32", "probability the customer is still active now", "p_alive", 0),
+            OutputSpec("historic_value", "float32", "spend so far (sum of order amounts)", "historic_value", 0),
+            OutputSpec("avg_days_between_orders", "float32", "mean days between purchase days (null below 2)", "avg_days_between_orders", 0),
+            OutputSpec("expected_next_order", "timestamp", "as_of + 1 / expected purchase rate", "expected_days_to_next_order", 0),
+        )
+        meta = ModelMetadata(
+            score="clv",
+            version=version,
+            model_type=self.chosen,
+            features=CLV_FEATURES,
+            outputs=outputs,
+            trained_at=trained_at,
+            data_as_of=data_as_of,
+            description="customer lifetime value: expected spend over a horizon from a repeat-purchase model and Gamma-Gamma spend",
+            horizon_days=DEFAULT_HORIZON_DAYS,
+            metrics=self.metrics,
+            params={
+                "purchase_model": self.chosen,
+                "purchase_params": self.purchase_model.params_,
+                "spend_params": gg,
+                "time_unit": "day",
+                "request_defaults": {"churn_threshold": DEFAULT_CHURN_THRESHOLD},
+                "holdout_days": self.holdout_days,
+            },
+        )
+        return attach_metadata(model, meta)
+
+    def churn_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
+        """The served ``churn`` model (MBG/NBD): decisive date, days left, P(alive), 90-day risk."""
+        inner = bgnbd_graph(self.churn_model.params_, model="MBG/NBD", gg=self.spend_model.params_)
+        model = _wrap(inner, width=len(CHURN_FEATURES), horizon_constant=CHURN_RISK_DAYS, risk_band=True)
+        outputs = (
+            OutputSpec("decisive_date", "timestamp", "date after which, with no new order, P(alive) < threshold", "decisive_days_left", 0),
+            OutputSpec("days_left", "float32", "days from as_of to the decisive date (negative: already past)", "decisive_days_left", 0),
+            OutputSpec("p_alive", "float32", "probability the customer is still active now", "p_alive", 0),
+            OutputSpec("p_no_order_90d", "float32", "probability of no order in the next 90 days", "p_no_order", 0),
+            OutputSpec("risk", "category", "churn risk from p_no_order_90d: low < 1/3, high > 2/3", "risk_band", 0, null_value=-1, categories=RISK_BANDS),
+        )
+        meta = ModelMetadata(
+            score="churn",
+            version=version,
+            model_type="MBG/NBD",
+            features=CHURN_FEATURES,
+            outputs=outputs,
+            trained_at=trained_at,
+            data_as_of=data_as_of,
+            description="churn decisive moment: when P(alive) falls below the threshold without a new order",
+            metrics={k: v for k, v in self.metrics.items() if k.startswith(("MBG/NBD", "naive", "n_"))},
+            params={
+                "params": self.churn_model.params_,
+                "time_unit": "day",
+                "request_defaults": {"churn_threshold": DEFAULT_CHURN_THRESHOLD},
+                "risk_days": CHURN_RISK_DAYS,
+            },
+        )
+        return attach_metadata(model, meta)
+
+
+def _wrap(
+    inner: onnx.ModelProto,
+    width: int,
+    pass_through: dict[str, int] | None = None,
+    horizon_constant: float | None = None,
+    risk_band: bool = False,
+) -> onnx.ModelProto:
+    """Feed ``inner`` (6 columns: x, t_x, T, zbar, horizon, threshold) from our feature row.
+
+    The row holds the four repeat features, then request options, then pass-through
+    features; ``horizon_constant`` replaces the horizon column (churn's 90-day risk).
+    """
+    graph = inner.graph
+    nodes, inits = [], []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    cols = lambda a, b, name: helper.make_node(  # noqa: E731
+        "Slice", [INPUT_NAME, const(f"w_{name}_s", np.array([a], np.int64)), const(f"w_{name}_e", np.array([b], np.int64)), const(f"w_{name}_a", np.array([1], np.int64))], [name]
+    )
+    if horizon_constant is None:  # CLV_FEATURES: 0..5 are the inner graph's columns
+        nodes.append(cols(0, 6, "w_inner"))
+    else:  # CHURN_FEATURES: x, t_x, T, zbar, threshold -> insert the constant horizon
+        nodes.append(cols(0, 4, "w_head"))
+        nodes.append(cols(4, 5, "w_threshold"))
+        nodes.append(helper.make_node("Mul", ["w_threshold", const("w_zero", np.array([0.0], np.float32))], ["w_zeros"]))
+        nodes.append(helper.make_node("Add", ["w_zeros", const("w_horizon", np.array([horizon_constant], np.float32))], ["w_h"]))
+        nodes.append(helper.make_node("Concat", ["w_head", "w_h", "w_threshold"], ["w_inner"], axis=1))
+    for node in graph.node:
+        node.input[:] = ["w_inner" if i == INPUT_NAME else i for i in node.input]
+    outputs = list(graph.output)
+    # mean days between purchase days: t_x / x, NaN for fewer than two purchase days
+    nodes += [
+        cols(0, 1, "w_x"),
+        cols(1, 2, "w_tx"),
+        helper.make_node("Greater", ["w_x", const("w_0", np.array([0.0], np.float32))], ["w_has"]),
+        helper.make_node("Div", ["w_tx", "w_x"], ["w_gap"]),
+        helper.make_node("Where", ["w_has", "w_gap", const("w_nan", np.array([np.nan], np.float32))], ["avg_days_between_orders"]),
+    ]
+    outputs.append(helper.make_tensor_value_info("avg_days_between_orders", TensorProto.FLOAT, [None, 1]))
+    for name, column in (pass_through or {}).items():
+        nodes.append(cols(column, column + 1, name))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]))
+    if risk_band:
+        nodes += [
+            helper.make_node("Greater", ["p_no_order", const("w_lo", np.array([1 / 3], np.float32))], ["w_gt_lo"]),
+            helper.make_node("Greater", ["p_no_order", const("w_hi", np.array([2 / 3], np.float32))], ["w_gt_hi"]),
+            helper.make_node("Cast", ["w_gt_lo"], ["w_band_lo"], to=TensorProto.INT32),
+            helper.make_node("Cast", ["w_gt_hi"], ["w_band_hi"], to=TensorProto.INT32),
+            helper.make_node("Add", ["w_band_lo", "w_band_hi"], ["w_band"]),
+            helper.make_node("IsNaN", ["p_no_order"], ["w_undefined"]),
+            helper.make_node("Where", ["w_undefined", const("w_minus1", np.array([-1], np.int32)), "w_band"], ["risk_band"]),
+        ]
+        outputs.append(helper.make_tensor_value_info("risk_band", TensorProto.INT32, [None, 1]))
+    new_graph = helper.make_graph(
+        nodes[: (1 if horizon_constant is None else 5)] + list(graph.node) + nodes[(1 if horizon_constant is None else 5) :],
+        graph.name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, width])],
+        outputs,
+        initializer=list(graph.initializer) + inits,
+    )
+    model = helper.make_model(new_graph, opset_imports=list(inner.opset_import))
+    model.ir_version = inner.ir_version
+    onnx.checker.check_model(model)
+    return model
+
+
+def _summary(tables: dict[str, pa.Table], at: datetime) -> tuple[FeatureFrame, np.ndarray]:
+    frame = FeatureFrame(tables, int(at.timestamp() * 1_000_000))
+    return frame, frame.matrix(REPEAT_FEATURES).astype(np.float64)
+
+
+def _sample(n: int, seed: int = 0) -> np.ndarray:
+    if n <= MAX_FIT_CUSTOMERS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, MAX_FIT_CUSTOMERS, replace=False))
+
+
+def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> CustomerValueModels:
+    """Choose, fit and validate the clv and churn models on a base (see the module docstring)."""
+    frame, full = _summary(tables, as_of)
+    customers = np.isfinite(full[:, 2])
+    n_customers, repeaters = int(customers.sum()), int((full[:, 0] >= 1).sum())
+    if n_customers < MIN_CUSTOMERS:
+        raise ValueError(f"clv/churn: only {n_customers} customers with orders up to {as_of.date()}, need at least {MIN_CUSTOMERS}")
+    if repeaters < MIN_REPEAT_BUYERS:
+        raise ValueError(f"clv/churn: only {repeaters} repeat buyers, need at least {MIN_REPEAT_BUYERS} to fit purchase rates and spend")
+    history = float(np.nanmax(full[:, 2]))
+    if history < MIN_HISTORY_DAYS:
+        raise ValueError(f"clv/churn: the history spans {history:.0f} days, need at least {MIN_HISTORY_DAYS}")
+    holdout_days = int(min(MAX_HOLDOUT_DAYS, history // 3))
+    cutoff = as_of - timedelta(days=holdout_days)
+    _, cal = _summary(tables, cutoff)  # same rows as `frame` (contacts fixed by the tables)
+    cal_rows = np.flatnonzero(np.isfinite(cal[:, 2]))
+    x, t_x, T = cal[cal_rows, 0], cal[cal_rows, 1], cal[cal_rows, 2]
+    actual = full[cal_rows, 0] - x  # repeat purchase days in (cutoff, as_of]
+    fit_rows = _sample(len(cal_rows))
+    metrics: dict[str, float] = {"n_customers": float(n_customers), "n_repeat_buyers": float(repeaters), "holdout_days": float(holdout_days)}
+    naive = np.where(T > 0, x / np.maximum(T, 1e-9), 0.0) * holdout_days
+    metrics |= _holdout_metrics("naive", naive, actual)
+    for name, cls in CANDIDATES.items():
+        model = cls().fit(x[fit_rows], t_x[fit_rows], T[fit_rows])
+        predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
+        metrics |= _holdout_metrics(name, predicted, actual)
+    chosen = min(CANDIDATES, key=lambda name: metrics[f"{name}:mae"])
+    metrics["beats_naive_mae"] = float(metrics[f"{chosen}:mae"] < metrics["naive:mae"])
+
+    rows = np.flatnonzero(customers)
+    fit = rows[_sample(len(rows), seed=1)]
+    purchase = CANDIDATES[chosen]().fit(full[fit, 0], full[fit, 1], full[fit, 2])
+    churn = purchase if chosen == "MBG/NBD" else ModifiedBetaGeoModel().fit(full[fit, 0], full[fit, 1], full[fit, 2])
+    spenders = rows[(full[rows, 0] >= 1) & (full[rows, 3] > 0)]
+    spenders = spenders[_sample(len(spenders), seed=2)]
+    spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
+    return CustomerValueModels(chosen, purchase, churn, spend, metrics, holdout_days)
+
+
+def _holdout_metrics(name: str, predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Per-customer MAE and Spearman of holdout repeat purchases, and the aggregate error."""
+    rho = spearmanr(predicted, actual).statistic if np.ptp(predicted) > 0 else 0.0
+    return {
+        f"{name}:mae": float(np.mean(np.abs(predicted - actual))),
+        f"{name}:spearman": float(rho),
+        f"{name}:total_error": float((predicted.sum() - actual.sum()) / max(actual.sum(), 1.0)),
+    }
