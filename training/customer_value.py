@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.utils
 import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 from scipy.stats import spearmanr
@@ -113,6 +114,7 @@ class CustomerValueModels:
         """The served ``churn`` model (MBG/NBD): decisive date, days left, P(alive), 90-day risk."""
         inner = bgnbd_graph(self.churn_model.params_, model="MBG/NBD", gg=self.spend_model.params_)
         model = _wrap(inner, width=len(CHURN_FEATURES), horizon_constant=CHURN_RISK_DAYS, risk_band=True)
+        model = _keep_outputs(model, ["decisive_days_left", "p_alive", "p_no_order", "risk_band"])
         outputs = (
             OutputSpec("decisive_date", "timestamp", "date after which, with no new order, P(alive) < threshold", "decisive_days_left", 0),
             OutputSpec("days_left", "float32", "days from as_of to the decisive date (negative: already past)", "decisive_days_left", 0),
@@ -207,6 +209,16 @@ def _wrap(
     model.ir_version = inner.ir_version
     onnx.checker.check_model(model)
     return model
+
+
+def _keep_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """Drop every node the named outputs do not need: ONNX Runtime runs a whole graph each call,
+    so churn would otherwise pay for clv's quadrature."""
+    pruned = onnx.utils.Extractor(model).extract_model([INPUT_NAME], names)
+    pruned.ir_version = model.ir_version
+    del pruned.opset_import[:]
+    pruned.opset_import.extend(model.opset_import)
+    return pruned
 
 
 def _summary(tables: dict[str, pa.Table], at: datetime) -> tuple[FeatureFrame, np.ndarray]:
