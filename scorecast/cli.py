@@ -49,6 +49,13 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     print(f"simulated {args.contacts:,} contacts, {base.orders.num_rows:,} orders into {args.out} in {time.perf_counter() - start:.1f}s")
 
 
+def cmd_cdnow(args: argparse.Namespace) -> None:
+    from scorecast.training.cdnow import write_cdnow_base
+
+    write_cdnow_base(args.out, overwrite=args.overwrite)
+    print(f"wrote the CDNOW sample (2,357 customers, 6,919 orders, 1997-01-01..1998-06-30) into {args.out}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from scorecast.training.train import train
 
@@ -169,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--id-type", choices=("int64", "string"), default="int64", help="contact_id type (default int64)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+
+    p = command("cdnow", cmd_cdnow, "write the shipped CDNOW sample (Fader, Hardie & Lee 2005) as a base folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
     p = command("train", cmd_train, "fit every model on a base; write ONNX files into a model repository")
     p.add_argument("--data", type=Path, required=True, help="base folder (orders.parquet, contacts.parquet, ...)")

@@ -22,7 +22,7 @@ AS_OF = "2026-01-01"
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     """Each command prints --help and exits 0."""
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"simulate", "train", "serve", "score", "rescore", "demo"}
+    assert set(commands) == {"simulate", "cdnow", "train", "serve", "score", "rescore", "demo"}
     for name in commands:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
@@ -112,3 +112,32 @@ def test_sigterm_stops_the_server_cleanly(server: tuple[subprocess.Popen[bytes],
     proc, _ = server
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
+
+
+@pytest.mark.slow
+def test_cdnow_train_and_rescore(tmp_path: Path) -> None:
+    """CDNOW as a base: train clv/churn on the calibration weeks, rescore, and the served
+    expected repeat purchases over the 39 holdout weeks beat the naive rate on the real holdout."""
+    import numpy as np
+
+    from scorecast.training.cdnow import CALIBRATION_END, HOLDOUT_END, load_cdnow_transactions
+    from scorecast.training.clv_validation import repeat_summary
+
+    base, models, out = tmp_path / "cdnow", tmp_path / "models", tmp_path / "scores.parquet"
+    assert main(["cdnow", "--out", str(base)]) == 0
+    assert main(["train", "--data", str(base), "--out", str(models), "--scores", "rfm,clv,churn", "--as-of", "1997-09-30"]) == 0
+    horizon = (HOLDOUT_END - CALIBRATION_END).days
+    argv = ["rescore", "--models", str(models), "--data", str(base), "--scores", "clv,churn", "--out", str(out)]
+    assert main([*argv, "--as-of", "1997-09-30", "--horizon-days", str(horizon)]) == 0
+    scores = pq.read_table(out)
+    assert scores.num_rows == 2357
+    orders = load_cdnow_transactions()
+    ids = scores["contact_id"].combine_chunks()
+    cal = repeat_summary(orders, CALIBRATION_END, ids)
+    actual = repeat_summary(orders, HOLDOUT_END, ids)[:, 0] - cal[:, 0]
+    predicted = scores["clv.expected_orders"].to_numpy(zero_copy_only=False)
+    naive = cal[:, 0] / np.maximum(cal[:, 2], 1) * horizon
+    model_mae, naive_mae = np.mean(np.abs(predicted - actual)), np.mean(np.abs(naive - actual))
+    assert model_mae < 0.8 * naive_mae
+    assert abs(predicted.sum() - actual.sum()) < abs(naive.sum() - actual.sum())
+    assert pc.all(pc.is_valid(scores["churn.decisive_date"])).as_py()

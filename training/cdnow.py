@@ -9,13 +9,16 @@ period (weeks 1-39, 1997-01-01 to 1997-09-30) and a holdout period (weeks 40-78,
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 __all__ = [
     "CALIBRATION_END",
@@ -26,7 +29,7 @@ __all__ = [
     "CdnowSummary",
     "load_cdnow_summary",
     "load_cdnow_transactions",
-    "summary_from_transactions",
+    "write_cdnow_base",
 ]
 
 DATASETS = Path(__file__).parent / "datasets"
@@ -61,13 +64,14 @@ def load_cdnow_transactions() -> pa.Table:
     by customer, then date; a customer may have several rows on one day.
     """
     raw = np.loadtxt(DATASETS / "CDNOW_sample.txt", dtype=np.float64)
-    dates = pd.to_datetime(
-        raw[:, 2].astype(np.int64).astype(str), format="%Y%m%d", utc=True
+    ymd = raw[:, 2].astype(np.int64)
+    dates = np.array(
+        [f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}" for d in ymd], dtype="datetime64[D]"
     )
     return pa.table(
         {
             "contact_id": pa.array(raw[:, 1].astype(np.int64)),
-            "ts": pa.array(dates.as_unit("us"), type=_TS),
+            "ts": pa.array(dates.astype("datetime64[us]").astype(np.int64), type=_TS),
             "amount": pa.array(raw[:, 4]),
         }
     )
@@ -75,55 +79,28 @@ def load_cdnow_transactions() -> pa.Table:
 
 def load_cdnow_summary() -> CdnowSummary:
     """The papers' calibration summary (weeks 1-39) with zbar, as float64 arrays."""
-    df = pd.read_csv(DATASETS / "cdnow_customers_summary_with_transactions.csv")
+    table = pacsv.read_csv(DATASETS / "cdnow_customers_summary_with_transactions.csv")
     return CdnowSummary(
-        contact_id=df["ID"].to_numpy(np.int64),
-        x=df["x"].to_numpy(np.float64),
-        t_x=df["t_x"].to_numpy(np.float64),
-        T=df["T"].to_numpy(np.float64),
-        zbar=df["zbar"].to_numpy(np.float64),
+        contact_id=table["ID"].to_numpy().astype(np.int64),
+        x=table["x"].to_numpy().astype(np.float64),
+        t_x=table["t_x"].to_numpy().astype(np.float64),
+        T=table["T"].to_numpy().astype(np.float64),
+        zbar=table["zbar"].to_numpy().astype(np.float64),
     )
 
 
-def _daily(orders: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """One row per (contact, purchase day) with the day's total amount, sorted."""
-    df = (
-        orders.select(["contact_id", "ts", "amount"]).to_pandas()
-        if isinstance(orders, pa.Table)
-        else orders[["contact_id", "ts", "amount"]].copy()
-    )
-    df["day"] = pd.to_datetime(df["ts"], utc=True).dt.floor("D")
-    return df.groupby(["contact_id", "day"], as_index=False, sort=True)["amount"].sum()
+def write_cdnow_base(out: Path, overwrite: bool = False) -> None:
+    """Write the CDNOW sample as a base folder (orders.parquet, contacts.parquet, base.json).
 
-
-def summary_from_transactions(
-    orders: pa.Table | pd.DataFrame, calibration_end: datetime, unit_days: float = 7
-) -> pd.DataFrame:
-    """The (x, t_x, T, zbar) summary of orders up to ``calibration_end``: a NumPy/pandas reference.
-
-    Purchases are counted by day: ``x`` is the number of distinct purchase days after the
-    first, ``t_x`` the time from the first purchase day to the last, ``T`` from the first
-    purchase day to ``calibration_end`` (all in units of ``unit_days`` days), ``zbar`` the
-    mean of the repeat days' total amounts (0 where x = 0). Orders after ``calibration_end``
-    are ignored, and so are contacts whose first order is after it. Indexed by contact_id.
+    Its as-of is HOLDOUT_END, the end of the data; ``scorecast train --as-of 1997-09-30``
+    trains on the calibration period only.
     """
-    if unit_days <= 0:
-        raise ValueError(f"unit_days must be > 0, got {unit_days}")
-    end = pd.Timestamp(calibration_end)
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    daily = _daily(orders)
-    daily = daily[daily["day"] <= end]
-    g = daily.groupby("contact_id", sort=True)
-    first = g["day"].transform("min")
-    repeat = daily[daily["day"] > first]
-    unit = pd.Timedelta(days=unit_days)
-    out = pd.DataFrame(
-        {"first": g["day"].min(), "last": g["day"].max(), "x": g.size() - 1}
-    )
-    out["t_x"] = (out["last"] - out["first"]) / unit
-    out["T"] = (end - out["first"]) / unit
-    out["zbar"] = (
-        repeat.groupby("contact_id")["amount"].mean().reindex(out.index).fillna(0.0)
-    )
-    out["x"] = out["x"].astype(np.int64)
-    return out[["x", "t_x", "T", "zbar"]]
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty (use overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+    orders = load_cdnow_transactions()
+    pq.write_table(orders, out / "orders.parquet")
+    ids = pc.unique(orders["contact_id"])
+    pq.write_table(pa.table({"contact_id": ids}), out / "contacts.parquet")
+    meta = {"as_of": HOLDOUT_END.isoformat(), "n_contacts": len(ids), "generator": "scorecast.training.cdnow", "source": "datasets/PROVENANCE.md"}
+    (out / "base.json").write_text(json.dumps(meta, indent=2))

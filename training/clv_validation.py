@@ -1,105 +1,90 @@
-"""Calibration/holdout validation of the repeat-purchase models on an orders table (CDNOW by default).
+"""Calibration/holdout validation of the repeat-purchase models on an orders table.
 
-Per contact: the conditional expected repeat purchases in the holdout window against the
-actual count (distinct purchase days), scored by MAE and Spearman's rank correlation; in
-aggregate: the cumulative weekly repeat purchases over the holdout, scored by the mean
-absolute percentage error of the cumulative curve and the error of the total. The naive
-baseline predicts the contact's calibration rate times the horizon, x / T · t.
+Summaries come from the one feature pipeline (``FeatureFrame``'s repeat features), at the
+calibration end and at each later week. Per contact: the conditional expected repeat purchase
+days in the holdout against the actual count, scored by MAE and Spearman's rank correlation;
+in aggregate: the cumulative weekly repeat purchases over the holdout (mean absolute % error
+of the curve) and the error of the total. The naive baseline predicts the contact's
+calibration rate times the horizon, x / T · t.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from scipy.stats import spearmanr
 
-from .cdnow import CALIBRATION_END, HOLDOUT_END, _daily, summary_from_transactions
+from scorecast.kernels import FeatureFrame
 
-__all__ = ["holdout_actuals", "holdout_table"]
+from .cdnow import CALIBRATION_END, HOLDOUT_END
+
+__all__ = ["NAIVE", "holdout_metrics", "holdout_table", "repeat_summary"]
 
 NAIVE = "naive x/T·t"
+_SUMMARY = ("repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary")
 
 
-def holdout_actuals(
-    orders: pa.Table | pd.DataFrame,
-    calibration_end: datetime,
-    holdout_end: datetime,
-    unit_days: float = 7,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The calibration summary, each contact's holdout purchase days, and the cumulative weekly count.
+def repeat_summary(orders: pa.Table, at: datetime, contact_ids: pa.Array | None = None, unit_days: float = 1) -> np.ndarray:
+    """(x, t_x, T, zbar) per contact as of ``at``, times in ``unit_days``; T is NaN before a first order."""
+    if unit_days <= 0:
+        raise ValueError(f"unit_days must be > 0, got {unit_days}")
+    frame = FeatureFrame({"orders": orders}, int(at.timestamp() * 1_000_000), contact_ids=contact_ids)
+    summary = frame.matrix(_SUMMARY).astype(np.float64)
+    summary[:, 1:3] /= unit_days
+    return summary
 
-    Returns (summary with an added ``holdout_x`` column, cumulative[k] = repeat purchase days of
-    all contacts in (calibration_end, calibration_end + (k+1) units]).
-    """
-    summary = summary_from_transactions(orders, calibration_end, unit_days)
-    end, stop = (
-        pd.Timestamp(v).tz_convert("UTC") for v in (calibration_end, holdout_end)
-    )
-    daily = _daily(orders)
-    hold = daily[
-        (daily["day"] > end)
-        & (daily["day"] <= stop)
-        & daily["contact_id"].isin(summary.index)
-    ]
-    summary["holdout_x"] = (
-        hold.groupby("contact_id")
-        .size()
-        .reindex(summary.index)
-        .fillna(0)
-        .astype(np.int64)
-    )
-    n_units = int(np.ceil((stop - end) / pd.Timedelta(days=unit_days)))
-    unit_index = (
-        np.ceil((hold["day"] - end) / pd.Timedelta(days=unit_days)).astype(np.int64) - 1
-    )
-    cumulative = np.cumsum(np.bincount(unit_index, minlength=n_units)[:n_units])
-    return summary, cumulative
+
+def holdout_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Per-contact MAE and Spearman of holdout repeat purchases, and the relative error of the total."""
+    rho = spearmanr(predicted, actual).statistic if np.ptp(predicted) > 0 else 0.0
+    return {
+        "mae": float(np.mean(np.abs(predicted - actual))),
+        "spearman": float(rho),
+        "total_error": float((predicted.sum() - actual.sum()) / max(actual.sum(), 1.0)),
+    }
 
 
 def holdout_table(
     models: Mapping[str, object],
-    orders: pa.Table | pd.DataFrame,
+    orders: pa.Table,
     calibration_end: datetime = CALIBRATION_END,
     holdout_end: datetime = HOLDOUT_END,
     unit_days: float = 7,
-) -> pd.DataFrame:
+) -> dict[str, dict[str, float]]:
     """Score fitted models (``conditional_expected_purchases(t, x, t_x, T)``) and the naive baseline.
 
-    ``models`` maps a row label to a model fitted on the same calibration summary. One row
-    per model plus ``"naive x/T·t"``; columns: ``mae`` and ``spearman`` per contact,
-    ``total_pred`` and ``total_actual`` (holdout repeat purchases), ``cum_mape`` (mean
-    absolute % error of the cumulative weekly curve over the holdout weeks).
+    ``models`` maps a row label to a model fitted on the calibration summary in ``unit_days``.
+    One row per model plus :data:`NAIVE`: ``mae``, ``spearman``, ``total_error``,
+    ``total_pred``, ``total_actual`` and ``cum_mape`` (the cumulative unit-by-unit curve).
     """
-    summary, cumulative = holdout_actuals(
-        orders, calibration_end, holdout_end, unit_days
-    )
-    x, t_x, T = (summary[c].to_numpy(np.float64) for c in ("x", "t_x", "T"))
-    actual = summary["holdout_x"].to_numpy(np.float64)
-    weeks = np.arange(1, len(cumulative) + 1, dtype=np.float64)
-    horizon = weeks[-1]
+    cal = repeat_summary(orders, calibration_end, unit_days=unit_days)
+    ids = FeatureFrame({"orders": orders}, int(calibration_end.timestamp() * 1_000_000)).contact_ids
+    rows = np.isfinite(cal[:, 2])
+    x, t_x, T = cal[rows, 0], cal[rows, 1], cal[rows, 2]
+    n_units = int(np.ceil((holdout_end - calibration_end) / timedelta(days=unit_days)))
+    cumulative = np.empty(n_units)
+    for k in range(1, n_units + 1):
+        at = min(calibration_end + timedelta(days=unit_days * k), holdout_end)
+        cumulative[k - 1] = np.sum(repeat_summary(orders, at, ids)[rows, 0] - x)
+    actual = repeat_summary(orders, holdout_end, ids)[rows, 0] - x
+    units = np.arange(1, n_units + 1, dtype=np.float64)
+    horizon = (holdout_end - calibration_end) / timedelta(days=unit_days)
 
     def row(per_contact: np.ndarray, curve: np.ndarray) -> dict[str, float]:
-        return {
-            "mae": float(np.mean(np.abs(per_contact - actual))),
-            "spearman": float(spearmanr(per_contact, actual).statistic),
+        return holdout_metrics(per_contact, actual) | {
             "total_pred": float(per_contact.sum()),
             "total_actual": float(actual.sum()),
-            "cum_mape": float(np.mean(np.abs(curve - cumulative) / cumulative)),
+            "cum_mape": float(np.mean(np.abs(curve - cumulative) / np.maximum(cumulative, 1.0))),
         }
 
-    rows = {}
+    table = {}
     for name, model in models.items():
-        per_contact = np.asarray(
-            model.conditional_expected_purchases(horizon, x, t_x, T)
-        )
-        curve = np.array(
-            [np.sum(model.conditional_expected_purchases(w, x, t_x, T)) for w in weeks]
-        )
-        rows[name] = row(per_contact, curve)
+        per_contact = np.asarray(model.conditional_expected_purchases(horizon, x, t_x, T))  # type: ignore[attr-defined]
+        curve = np.array([np.sum(model.conditional_expected_purchases(min(u, horizon), x, t_x, T)) for u in units])  # type: ignore[attr-defined]
+        table[name] = row(per_contact, curve)
     rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
-    rows[NAIVE] = row(rate * horizon, rate.sum() * weeks)
-    return pd.DataFrame.from_dict(rows, orient="index")
+    table[NAIVE] = row(rate * horizon, rate.sum() * np.minimum(units, horizon))
+    return table

@@ -27,13 +27,13 @@ import onnx
 import onnx.utils
 import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
-from scipy.stats import spearmanr
 
 from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .bg_nbd import BetaGeoModel
 from .clv_graph import bgnbd_graph, pareto_nbd_graph
+from .clv_validation import holdout_metrics
 from .gamma_gamma import GammaGammaModel
 from .mbg_nbd import ModifiedBetaGeoModel
 from .onnx_export import attach_metadata
@@ -253,11 +253,11 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     fit_rows = _sample(len(cal_rows))
     metrics: dict[str, float] = {"n_customers": float(n_customers), "n_repeat_buyers": float(repeaters), "holdout_days": float(holdout_days)}
     naive = np.where(T > 0, x / np.maximum(T, 1e-9), 0.0) * holdout_days
-    metrics |= _holdout_metrics("naive", naive, actual)
+    metrics |= {f"naive:{k}": v for k, v in holdout_metrics(naive, actual).items()}
     for name, cls in CANDIDATES.items():
         model = cls().fit(x[fit_rows], t_x[fit_rows], T[fit_rows])
         predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
-        metrics |= _holdout_metrics(name, predicted, actual)
+        metrics |= {f"{name}:{k}": v for k, v in holdout_metrics(predicted, actual).items()}
     chosen = min(CANDIDATES, key=lambda name: metrics[f"{name}:mae"])
     metrics["beats_naive_mae"] = float(metrics[f"{chosen}:mae"] < metrics["naive:mae"])
 
@@ -269,13 +269,3 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     spenders = spenders[_sample(len(spenders), seed=2)]
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
     return CustomerValueModels(chosen, purchase, churn, spend, metrics, holdout_days)
-
-
-def _holdout_metrics(name: str, predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """Per-customer MAE and Spearman of holdout repeat purchases, and the aggregate error."""
-    rho = spearmanr(predicted, actual).statistic if np.ptp(predicted) > 0 else 0.0
-    return {
-        f"{name}:mae": float(np.mean(np.abs(predicted - actual))),
-        f"{name}:spearman": float(rho),
-        f"{name}:total_error": float((predicted.sum() - actual.sum()) / max(actual.sum(), 1.0)),
-    }

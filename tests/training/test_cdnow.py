@@ -16,9 +16,9 @@ from scorecast.training.cdnow import (
     HOLDOUT_WEEKS,
     load_cdnow_summary,
     load_cdnow_transactions,
-    summary_from_transactions,
+    write_cdnow_base,
 )
-from scorecast.training.clv_validation import NAIVE, holdout_table
+from scorecast.training.clv_validation import NAIVE, holdout_table, repeat_summary
 from scorecast.training.mbg_nbd import ModifiedBetaGeoModel
 from scorecast.training.pareto_nbd import ParetoNBDModel
 
@@ -53,18 +53,14 @@ def test_split_constants() -> None:
 
 
 def test_our_summary_equals_the_published_one(orders: pa.Table) -> None:
-    ours = summary_from_transactions(orders, CALIBRATION_END)
+    """The feature pipeline's repeat summary in weeks is the papers' calibration summary."""
     published = load_cdnow_summary()
-    np.testing.assert_array_equal(ours.index.to_numpy(), published.contact_id)
-    np.testing.assert_array_equal(ours["x"].to_numpy(), published.x)
-    for name in ("t_x", "T", "zbar"):
-        np.testing.assert_allclose(
-            ours[name].to_numpy(),
-            getattr(published, name),
-            rtol=0,
-            atol=0.005 + 1e-9,
-            err_msg=name,
-        )
+    ours = repeat_summary(orders, CALIBRATION_END, pa.array(published.contact_id), unit_days=7)
+    np.testing.assert_array_equal(ours[:, 0], published.x)
+    zbar = np.where(published.x > 0, ours[:, 3], 0.0)  # published 0.00 where we say NaN
+    for i, name, want in ((1, "t_x", published.t_x), (2, "T", published.T), (3, "zbar", published.zbar)):
+        got = zbar if name == "zbar" else ours[:, i]
+        np.testing.assert_allclose(got, want, rtol=0, atol=0.005 + 1e-4, err_msg=name)
     assert published.x.sum() == 2457 and (published.x >= 1).sum() == 946
 
 
@@ -81,19 +77,26 @@ def test_published_summary_files_agree() -> None:
 
 def test_summary_rejects_bad_unit() -> None:
     with pytest.raises(ValueError, match="unit_days must be > 0, got 0"):
-        summary_from_transactions(
-            load_cdnow_transactions(), CALIBRATION_END, unit_days=0
-        )
+        repeat_summary(load_cdnow_transactions(), CALIBRATION_END, unit_days=0)
+
+
+def test_write_base(tmp_path) -> None:  # noqa: ANN001
+    """The CDNOW base folder holds every order and customer, and refuses to overwrite."""
+    import pyarrow.parquet as pq
+
+    write_cdnow_base(tmp_path / "cdnow")
+    assert pq.read_table(tmp_path / "cdnow" / "orders.parquet").num_rows == 6919
+    assert pq.read_table(tmp_path / "cdnow" / "contacts.parquet").num_rows == 2357
+    with pytest.raises(FileExistsError):
+        write_cdnow_base(tmp_path / "cdnow")
 
 
 def test_expected_purchases_track_cumulative_repeat_purchases(orders: pa.Table) -> None:
     """FHL 2005 Figure 1: the cohort's E[X(t)] tracks cumulative repeat purchases over 78 weeks."""
     s = load_cdnow_summary()
     model = BetaGeoModel().fit(s.x, s.t_x, s.T)
-    full = summary_from_transactions(orders, HOLDOUT_END)
-    first = (HOLDOUT_END - CALIBRATION_START) / timedelta(weeks=1) - full[
-        "T"
-    ].to_numpy()  # first purchase, weeks
+    full = repeat_summary(orders, HOLDOUT_END, unit_days=7)
+    first = (HOLDOUT_END - CALIBRATION_START) / timedelta(weeks=1) - full[:, 2]  # first purchase, weeks
     daily = (
         orders.to_pandas()
         .assign(day=lambda d: d["ts"].dt.floor("D"))
@@ -118,10 +121,10 @@ def test_models_beat_the_naive_baseline_on_the_holdout(orders: pa.Table) -> None
         for M in (BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel)
     }
     table = holdout_table(models, orders)
-    naive = table.loc[NAIVE]
-    assert (table["total_actual"] == 1882).all()
+    naive = table[NAIVE]
+    assert all(row["total_actual"] == 1882 for row in table.values())
     for name in models:
-        row = table.loc[name]
+        row = table[name]
         assert row["mae"] < 0.8 * naive["mae"], name
         assert row["cum_mape"] < 0.5 * naive["cum_mape"], name
         assert abs(row["total_pred"] - row["total_actual"]) < abs(
