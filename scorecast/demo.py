@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 __all__ = ["run_demo"]
 
+SCORES = ["rfm", "affinity", "clv", "churn"]
+
 
 def _step(name: str) -> float:
     print(f"[demo] {name} ...", flush=True)
@@ -67,6 +69,34 @@ def _truth_auc(scores_path: Path, base: Path, groups: list[str]) -> list[tuple[s
     return out
 
 
+def _truth_value(scores_path: Path, base: Path, as_of: datetime) -> list[tuple[str, float, float]]:
+    """clv and churn against the simulator's truth, each beside a naive baseline."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    from scorecast.kernels import FeatureFrame
+
+    scores = pq.read_table(scores_path, columns=["contact_id", "clv.value", "clv.expected_orders", "churn.p_alive"])
+    truth = pq.read_table(base / "truth" / "contacts.parquet")
+    orders = pq.read_table(base / "orders.parquet", columns=["contact_id", "ts", "amount"])
+    ids = scores["contact_id"].combine_chunks()
+    frame = FeatureFrame({"orders": orders}, int(as_of.timestamp() * 1_000_000), contact_ids=ids)
+    past = frame.matrix(["repeat_frequency", "age_days", "recency_days", "monetary"]).astype(np.float64)
+    rows = pc.index_in(ids, value_set=truth["contact_id"]).to_numpy(zero_copy_only=False)
+    customers = np.isfinite(past[:, 1])
+    future_orders = truth["n_future_orders_365d"].to_numpy()[rows][customers]
+    future_spend = truth["future_spend_365d"].to_numpy()[rows][customers]
+    alive = truth["alive_at_end"].to_numpy(zero_copy_only=False)[rows][customers]
+    naive_orders = (past[customers, 0] / np.maximum(past[customers, 1], 1.0)) * 365.0
+    naive_value = naive_orders * np.nan_to_num(past[customers, 3])
+    col = {name: scores[name].to_numpy(zero_copy_only=False)[customers] for name in ("clv.value", "clv.expected_orders", "churn.p_alive")}
+    return [
+        ("clv.expected_orders: MAE vs true orders (365 d)", float(np.mean(np.abs(col["clv.expected_orders"] - future_orders))), float(np.mean(np.abs(naive_orders - future_orders)))),
+        ("clv.value: Spearman vs true spend (365 d)", float(spearmanr(col["clv.value"], future_spend).statistic), float(spearmanr(naive_value, future_spend).statistic)),
+        ("churn.p_alive: AUC vs truly alive", float(roc_auc_score(alive, col["churn.p_alive"])), float(roc_auc_score(alive, -past[customers, 2]))),
+    ]
+
+
 def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     """Run the whole path on simulated data and print what it measured."""
     from scorecast.base import BaseChunks
@@ -91,9 +121,9 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     n_orders = pq.ParquetFile(base / "orders.parquet").metadata.num_rows if (base / "orders.parquet").is_file() else 0
     timings.append(("simulate (or reuse)", n_contacts, time.perf_counter() - t))
 
-    t = _step("training rfm and affinity")
+    t = _step("training rfm, affinity, clv and churn")
     shutil.rmtree(models, ignore_errors=True)
-    train(base, models, scores=["rfm", "affinity"], progress=True)
+    train(base, models, progress=True)
     timings.append(("train", n_contacts, time.perf_counter() - t))
 
     t = _step("starting the gRPC server")
@@ -102,13 +132,13 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     try:
         with ScorecastClient(f"127.0.0.1:{port}") as client:
             info = {m.score: m for m in client.list_models()}
-            features = [f for m in info.values() for f in m.features]
+            features = [f for m in info.values() for f in m.features if not f.startswith("request:")]
             t = _step(f"scoring the whole base over gRPC (Score stream), as of {as_of.date()}")
             chunks = BaseChunks(base, input_columns(features))
             with AtomicParquetWriter(out) as writer:
-                for batch in client.score(chunks, ["rfm", "affinity"], as_of=as_of):
+                for batch in client.score(chunks, SCORES, as_of=as_of):
                     writer.write(batch)
-            timings.append(("score over gRPC (rfm, affinity)", writer.rows, time.perf_counter() - t))
+            timings.append(("score over gRPC (4 scores)", writer.rows, time.perf_counter() - t))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -135,4 +165,10 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     counts = pc.value_counts(segments.combine_chunks().dictionary_decode() if pa.types.is_dictionary(segments.type) else segments)
     top = sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts), key=lambda x: -x[1])[:5]
     print("rfm segments (top 5): " + ", ".join(f"{name} {count:,}" for name, count in top))
+    print()
+    print(f"clv ({info['clv'].model_type}, chosen on the holdout) and churn vs the simulator's truth, customers only")
+    print(f"{'check':<50}{'model':>8}{'naive':>8}")
+    for name, model_value, naive_value in _truth_value(out, base, as_of):
+        print(f"{name:<50}{model_value:>8.3f}{naive_value:>8.3f}")
+    print("(naive: past repeat rate x 365 days, times mean order value; for churn: -recency)")
     print(f"scores written to {out}")

@@ -89,8 +89,11 @@ class GammaGammaModel:
             p, q, gamma = np.exp(theta)
             return -float(w @ self._ll_terms(p, q, gamma, ux, uz))
 
+        # start where the population mean spend p*gamma/(q-1) equals the sample's: from
+        # (1, 1, 1) Nelder-Mead can follow the p/gamma ridge away from the optimum
+        init = (1.0, 2.0, float(np.average(uz, weights=w)))
         self.params_, self.log_likelihood_ = _fit_log_params(
-            neg_ll, self._param_names, x.size
+            neg_ll, self._param_names, x.size, init=init
         )
         self.n_customers_ = int(x.size)
         return self

@@ -90,3 +90,23 @@ def test_thin_base_is_refused() -> None:
     )
     with pytest.raises(ValueError, match=f"need at least {MIN_CUSTOMERS}"):
         fit_customer_value({"orders": orders}, AS_OF)
+
+
+@pytest.mark.slow
+def test_fits_recover_the_simulators_parameters() -> None:
+    """On a base drawn from BG/NBD + Gamma-Gamma, the fits recover the generating parameters
+    (within 15 %: 20k contacts leave a few % of sampling error, the rest is the day grid)."""
+    from scorecast.training.bg_nbd import BetaGeoModel
+    from scorecast.training.gamma_gamma import GammaGammaModel
+
+    config = SimulationConfig(n_contacts=20_000, seed=9)
+    sim = simulate_base(config)
+    frame = FeatureFrame({"orders": sim.orders}, int(config.end.timestamp() * 1e6))
+    s = frame.matrix(["repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary"]).astype(np.float64)
+    bg = BetaGeoModel().fit(s[:, 0], s[:, 1], s[:, 2])
+    for name in ("r", "alpha", "a", "b"):
+        assert bg.params_[name] == pytest.approx(getattr(config, name), rel=0.15), name
+    spenders = (s[:, 0] >= 1) & (s[:, 3] > 0)
+    gg = GammaGammaModel().fit(s[spenders, 0], s[spenders, 3])
+    for name in ("p", "q", "gamma"):
+        assert gg.params_[name] == pytest.approx(getattr(config, name), rel=0.15), name
