@@ -7,8 +7,9 @@
    - ``grpc``: a ``scorecast serve`` subprocess, ``ScorecastClient.score`` fed by ``BaseChunks``
      reading the base from Parquet; results consumed, not written;
    - ``rescore``: ``server.rescore.rescore`` in this process, Parquet in, Parquet out (temp file);
-   - ``in-process``: ``ScoringPipeline.score`` over chunks read beforehand (``list(BaseChunks)``),
-     so ``grpc / in-process`` isolates Parquet reading plus transport;
+   - ``grpc-mem``: the same stream over chunks read beforehand (``list(BaseChunks)``);
+   - ``in-process``: ``ScoringPipeline.score`` over those pre-read chunks, so ``grpc-mem /
+     in-process`` isolates the transport and ``grpc / in-process`` adds reading the base;
    - ``ort``: ONNX Runtime alone on feature matrices computed once for the whole base, run in
      50k-row batches for both models.
    ``read``: ``list(BaseChunks)`` alone (the Parquet read and split that ``grpc`` and ``rescore``
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import itertools
 import json
 import os
 import platform
@@ -36,27 +36,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import grpc  # noqa: E402
-import numba  # noqa: E402
-import onnxruntime  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from rfm_engines import compare_rfm  # noqa: E402
+import grpc
+import numba
+import onnxruntime
+import pyarrow as pa
+from rfm_engines import compare_rfm
+from scorecast.kernels import FeatureFrame
+from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.server.repository import ModelRepository
+from scorecast.server.rescore import input_columns, rescore
+from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+from scorecast.training.train import train
 
-from scorecast.base import BaseChunks, read_table  # noqa: E402
-from scorecast.client import ScorecastClient  # noqa: E402
-from scorecast.kernels import FeatureFrame  # noqa: E402
-from scorecast.metadata import INPUT_NAME  # noqa: E402
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline  # noqa: E402
-from scorecast.server.repository import ModelRepository  # noqa: E402
-from scorecast.server.rescore import input_columns, rescore  # noqa: E402
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base  # noqa: E402
-from scorecast.training.train import train  # noqa: E402
+from scorecast.base import BaseChunks, read_table
+from scorecast.client import ScorecastClient
+from scorecast.metadata import INPUT_NAME
 
 SCORES = ("rfm", "affinity")
 ORT_BATCH = 50_000
@@ -91,7 +92,11 @@ def ensure_base(path: Path, n_contacts: int, seed: int) -> Path:
 def ensure_models(path: Path, base: Path, n_contacts: int, seed: int) -> Path:
     marker = path / "trained-on.json"
     wanted = {"n_contacts": n_contacts, "seed": seed, "scores": list(SCORES)}
-    if marker.is_file() and json.loads(marker.read_text()) == wanted and all(any((path / s).glob("*.onnx")) for s in SCORES):
+    if (
+        marker.is_file()
+        and json.loads(marker.read_text()) == wanted
+        and all(any((path / s).glob("*.onnx")) for s in SCORES)
+    ):
         log(f"reusing models {path}")
         return path
     log(f"training {', '.join(SCORES)} on {base}")
@@ -121,12 +126,25 @@ class Server:
     def __init__(self, models: Path, workdir: Path) -> None:
         self.port_file = workdir / f"server-{os.getpid()}.port"
         self.port_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "scorecast.cli", "serve", "--models", str(models), "--port", "0", "--port-file", str(self.port_file)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "scorecast.cli",
+            "serve",
+            "--models",
+            str(models),
+            "--port",
+            "0",
+            "--port-file",
+            str(self.port_file),
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not self.port_file.exists():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.proc.returncode} before it was ready")
+                raise RuntimeError(
+                    f"the server exited with code {self.proc.returncode} before it was ready"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("the server was not ready within 120s")
@@ -153,30 +171,37 @@ class Server:
                 self.proc.wait()
         self.port_file.unlink(missing_ok=True)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def stream(target: str, base: Path, columns: dict[str, list[str]], as_of: datetime, chunk_contacts: int, limit: int | None = None) -> int:
-    """Score the base over one gRPC Score stream; results consumed, not written; rows scored."""
+def stream(target: str, chunks: Iterable[Mapping[str, pa.Table]], as_of: datetime) -> int:
+    """Score chunks over one gRPC Score stream; results consumed, not written; rows scored."""
     rows = 0
     with ScorecastClient(target) as client:
         client.wait_ready(timeout=30)
-        chunks = BaseChunks(base, columns, chunk_contacts=chunk_contacts)
-        source = chunks if limit is None else itertools.islice(chunks, limit)
-        for batch in client.score(source, list(SCORES), as_of=as_of):
+        for batch in client.score(chunks, list(SCORES), as_of=as_of):
             rows += batch.num_rows
     return rows
+
+
+def stream_base(
+    target: str, base: Path, columns: dict[str, list[str]], as_of: datetime, chunk_contacts: int
+) -> int:
+    """Score a whole base over gRPC, reading it from Parquet with ``BaseChunks`` (timed too)."""
+    return stream(target, BaseChunks(base, columns, chunk_contacts=chunk_contacts), as_of)
 
 
 # ---------------------------------------------------------------------------------------------
 # 1. scoring throughput
 
 
-def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, chunk_contacts: int) -> tuple[list[dict], dict]:
+def throughput(
+    base: Path, models: Path, workdir: Path, n: int, repeats: int, chunk_contacts: int
+) -> tuple[list[dict], dict]:
     as_of = base_as_of(base)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
     repository = ModelRepository.load(models, "cpu", 0)
@@ -185,10 +210,13 @@ def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, ch
 
     # pre-read chunks (in-process case) and whole-base feature matrices (ORT-alone case)
     chunks = list(BaseChunks(base, columns, chunk_contacts=chunk_contacts))
-    tables = {name: read_table(base, name, cols) for name, cols in {"contacts": [], **columns}.items()}
+    tables = {
+        name: read_table(base, name, cols) for name, cols in {"contacts": [], **columns}.items()
+    }
     tables = {k: v for k, v in tables.items() if v is not None}
     frame = FeatureFrame(tables, spec.as_of_us)
-    matrices = [frame.matrix(m.meta.features) for m in plans]
+    # the pipeline's own per-model matrices (request:<option> columns filled as it fills them)
+    matrices = [plan.matrix(frame) for plan in ScoringPipeline(repository, spec).plans]
     outputs = [sorted({o.onnx_output for o in m.meta.outputs}) for m in plans]
     del tables, frame
     assert all(len(x) == n for x in matrices), [len(x) for x in matrices]
@@ -203,7 +231,9 @@ def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, ch
 
     def run_rescore() -> int:
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            return rescore(repository, base, spec, Path(tmp) / "scores.parquet", chunk_contacts=chunk_contacts).rows
+            return rescore(
+                repository, base, spec, Path(tmp) / "scores.parquet", chunk_contacts=chunk_contacts
+            ).rows
 
     def run_ort() -> int:
         for model, x, names in zip(plans, matrices, outputs, strict=True):
@@ -212,47 +242,102 @@ def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, ch
         return len(matrices[0])
 
     def run_read() -> int:
-        return sum(len(c["contacts"]) for c in BaseChunks(base, columns, chunk_contacts=chunk_contacts))
+        return sum(
+            len(c["contacts"]) for c in BaseChunks(base, columns, chunk_contacts=chunk_contacts)
+        )
 
-    cases: dict[str, Callable[[], int]] = {"read": run_read, "ort": run_ort, "in-process": run_inprocess, "rescore": run_rescore}
-    times: dict[str, list[float]] = {name: [] for name in ["grpc", *cases]}
+    cases: dict[str, Callable[[], int]] = {
+        "read": run_read,
+        "ort": run_ort,
+        "in-process": run_inprocess,
+        "rescore": run_rescore,
+    }
+    times: dict[str, list[float]] = {name: [] for name in ["grpc", "grpc-mem", *cases]}
     with Server(models, workdir) as server:
-        grpc_run = lambda: stream(server.target, base, columns, as_of, chunk_contacts)  # noqa: E731
-        # warm-up: one untimed pass each (the server warmed its models; this opens the channel path)
-        check = stream(server.target, base, columns, as_of, chunk_contacts, limit=2)
-        assert check == sum(len(c["contacts"]) for c in chunks[:2]), check
-        log("warm-up pass of every in-process case")
-        for name, run in cases.items():
+        grpc_runs = {
+            "grpc": lambda: stream_base(server.target, base, columns, as_of, chunk_contacts),
+            "grpc-mem": lambda: stream(server.target, chunks, as_of),
+        }
+        # warm-up: one untimed pass of every case (the server warmed its models itself)
+        log("warm-up pass of every case")
+        for name, run in {**grpc_runs, **cases}.items():
             rows = run()
             assert rows == n, (name, rows, n)
-        order = [("grpc", grpc_run), *cases.items()]
+        order = [*grpc_runs.items(), *cases.items()]
         for round_ in range(repeats):
             for name, run in order:
                 start = time.perf_counter()
                 rows = run()
                 times[name].append(time.perf_counter() - start)
                 assert rows == n, (name, rows, n)
-            log(f"round {round_ + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
+            log(
+                f"round {round_ + 1}/{repeats}: "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items())
+            )
     med = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: n / v for k, v in med.items()}
 
     def row(case: str, key: str, ratio: float | None = None, ratio_of: str = "") -> dict:
-        return {"case": case, "contacts": n, "median_s": med[key], "contacts_per_s": rate[key], "ratio": ratio, "ratio_of": ratio_of, "all_s": times[key]}
+        return {
+            "case": case,
+            "contacts": n,
+            "median_s": med[key],
+            "contacts_per_s": rate[key],
+            "ratio": ratio,
+            "ratio_of": ratio_of,
+            "all_s": times[key],
+        }
+
+    def per_round(a: str, b: str) -> str:
+        ratios = sorted(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
+        return f"per round {ratios[0]:.2f}-{ratios[-1]:.2f}" if len(ratios) > 1 else "one round"
 
     rows = [
-        row("score: gRPC Score stream (Parquet -> client -> server)", "grpc", rate["grpc"] / rate["in-process"], "gRPC / in-process (goal >= 0.8)"),
-        row("score: in process, rescore (Parquet -> Parquet)", "rescore", rate["grpc"] / rate["rescore"], "gRPC / rescore"),
-        row("score: in process, pipeline on pre-read chunks", "in-process", rate["in-process"] / rate["ort"], "in-process / ORT alone"),
+        row(
+            "score: gRPC Score stream (Parquet -> client -> server)",
+            "grpc",
+            rate["grpc"] / rate["in-process"],
+            f"gRPC / in-process (goal >= 0.8; {per_round('grpc', 'in-process')})",
+        ),
+        row(
+            "score: gRPC Score stream over pre-read chunks",
+            "grpc-mem",
+            rate["grpc-mem"] / rate["in-process"],
+            f"gRPC pre-read / in-process: transport alone ({per_round('grpc-mem', 'in-process')})",
+        ),
+        row(
+            "score: in process, rescore (Parquet -> Parquet)",
+            "rescore",
+            rate["grpc"] / rate["rescore"],
+            "gRPC / rescore",
+        ),
+        row(
+            "score: in process, pipeline on pre-read chunks",
+            "in-process",
+            rate["in-process"] / rate["ort"],
+            "in-process / ORT alone",
+        ),
         row("score: ONNX Runtime alone, 50k-row batches", "ort"),
         row("read: BaseChunks over the Parquet base", "read", None, ""),
     ]
     ratio_rows = [
-        {"case": "ratio: gRPC / ORT alone", "ratio": rate["grpc"] / rate["ort"], "ratio_of": "contacts/s"},
-        {"case": "ratio: rescore / ORT alone", "ratio": rate["rescore"] / rate["ort"], "ratio_of": "contacts/s"},
+        {
+            "case": "ratio: gRPC / ORT alone",
+            "ratio": rate["grpc"] / rate["ort"],
+            "ratio_of": "contacts/s",
+        },
+        {
+            "case": "ratio: rescore / ORT alone",
+            "ratio": rate["rescore"] / rate["ort"],
+            "ratio_of": "contacts/s",
+        },
     ]
-    detail = {"pipeline_stage_s": stages, "chunks": len(chunks), "chunk_contacts": chunk_contacts, "columns": columns}
-    del chunks, matrices
-    gc.collect()
+    detail = {
+        "pipeline_stage_s": stages,
+        "chunks": len(chunks),
+        "chunk_contacts": chunk_contacts,
+        "columns": columns,
+    }
     return rows + ratio_rows, detail
 
 
@@ -266,11 +351,20 @@ def rfm_rows(base: Path, repeats: int) -> list[dict]:
     as_of_us = int(base_as_of(base).timestamp() * 1_000_000)
     log(f"RFM engines on {orders.num_rows:,} orders")
     results = compare_rfm(orders, as_of_us, repeats)
-    labels = {"scorecast": "rfm: scorecast numba kernel (FeatureFrame)", "duckdb": "rfm: DuckDB SQL GROUP BY", "polars": "rfm: polars group_by/agg"}
+    labels = {
+        "scorecast": "rfm: scorecast numba kernel (FeatureFrame)",
+        "duckdb": "rfm: DuckDB SQL GROUP BY",
+        "polars": "rfm: polars group_by/agg",
+    }
     out = []
     for r in results:
         ratio = None if r["engine"] == "scorecast" else r["ratio"]
-        note = "" if ratio is None else f"{r['engine']} s / scorecast s" + (" (goal >= 2)" if r["engine"] == "duckdb" else "")
+        note = (
+            ""
+            if ratio is None
+            else f"{r['engine']} s / scorecast s"
+            + (" (goal >= 2)" if r["engine"] == "duckdb" else "")
+        )
         out.append(
             {
                 "case": labels.get(str(r["engine"]), str(r["engine"])),
@@ -289,20 +383,36 @@ def rfm_rows(base: Path, repeats: int) -> list[dict]:
 # 3. server peak RSS, N vs 4N
 
 
-def rss_rows(sizes: list[tuple[int, Path]], models: Path, workdir: Path, columns: dict[str, list[str]], chunk_contacts: int) -> list[dict]:
+def rss_rows(
+    sizes: list[tuple[int, Path]],
+    models: Path,
+    workdir: Path,
+    columns: dict[str, list[str]],
+    chunk_contacts: int,
+) -> list[dict]:
     out, peaks = [], {}
     for n, base in sizes:
         as_of = base_as_of(base)
         with Server(models, workdir) as server:
             warm = server.memory()
             start = time.perf_counter()
-            rows = stream(server.target, base, columns, as_of, chunk_contacts)
+            rows = stream_base(server.target, base, columns, as_of, chunk_contacts)
             seconds = time.perf_counter() - start
             after = server.memory()
         assert rows == n, (rows, n)
         peaks[n] = after["VmHWM"]
-        log(f"RSS {n:,}: after warm-up {warm['VmRSS'] / MIB:.0f} MiB, peak {after['VmHWM'] / MIB:.0f} MiB ({seconds:.1f}s stream)")
-        out.append({"case": "rss: server after warm-up (VmRSS)", "contacts": n, "rss_mib": warm["VmRSS"] / MIB, "ratio": None, "ratio_of": ""})
+        log(
+            f"RSS {n:,}: after warm-up {warm['VmRSS'] / MIB:.0f} MiB, peak {after['VmHWM'] / MIB:.0f} MiB ({seconds:.1f}s stream)"
+        )
+        out.append(
+            {
+                "case": "rss: server after warm-up (VmRSS)",
+                "contacts": n,
+                "rss_mib": warm["VmRSS"] / MIB,
+                "ratio": None,
+                "ratio_of": "",
+            }
+        )
         out.append(
             {"case": "rss: server peak over one stream (VmHWM)", "contacts": n, "median_s": seconds, "contacts_per_s": n / seconds,
              "rss_mib": after["VmHWM"] / MIB, "ratio": None, "ratio_of": "single run"}
@@ -334,12 +444,30 @@ def print_table(rows: list[dict], header: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=1_000_000, help="N, contacts of the base (default 1000000)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per case; medians reported (default 3)")
+    parser.add_argument(
+        "--contacts", type=int, default=1_000_000, help="N, contacts of the base (default 1000000)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed rounds per case; medians reported (default 3)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
-    parser.add_argument("--workdir", type=Path, default=Path("bench-data"), help="bases and models, reused across runs (default bench-data)")
-    parser.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000, the CLI's)")
-    parser.add_argument("--skip-rss", action="store_true", help="skip the N vs 4N server memory case (and the 4N base)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("bench-data"),
+        help="bases and models, reused across runs (default bench-data)",
+    )
+    parser.add_argument(
+        "--chunk-contacts",
+        type=int,
+        default=50_000,
+        help="contacts per chunk (default 50000, the CLI's)",
+    )
+    parser.add_argument(
+        "--skip-rss",
+        action="store_true",
+        help="skip the N vs 4N server memory case (and the 4N base)",
+    )
     parser.add_argument("--skip-rfm", action="store_true", help="skip the RFM engine comparison")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON there")
     args = parser.parse_args()
@@ -351,9 +479,15 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     base = ensure_base(workdir / f"base-{n}-seed{args.seed}", n, args.seed)
     models = ensure_models(workdir / f"models-{n}-seed{args.seed}", base, n, args.seed)
-    base4 = None if args.skip_rss else ensure_base(workdir / f"base-{4 * n}-seed{args.seed}", 4 * n, args.seed)
+    base4 = (
+        None
+        if args.skip_rss
+        else ensure_base(workdir / f"base-{4 * n}-seed{args.seed}", 4 * n, args.seed)
+    )
 
-    log(f"throughput: {args.repeats} rounds of gRPC, read, ORT alone, in-process, rescore")
+    log(
+        f"throughput: {args.repeats} rounds of gRPC (Parquet, pre-read), read, ORT alone, in-process, rescore"
+    )
     rows, detail = throughput(base, models, workdir, n, args.repeats, args.chunk_contacts)
     columns = detail.pop("columns")
     if not args.skip_rfm:
@@ -375,7 +509,12 @@ def main() -> None:
         versions |= {"duckdb": duckdb.__version__, "polars": polars.__version__}
     except ImportError:
         pass
-    machine = {"cores": os.cpu_count(), "numba_threads": numba.get_num_threads(), "platform": platform.platform(), "load_avg": os.getloadavg()}
+    machine = {
+        "cores": os.cpu_count(),
+        "numba_threads": numba.get_num_threads(),
+        "platform": platform.platform(),
+        "load_avg": os.getloadavg(),
+    }
     stages = detail["pipeline_stage_s"]
     header = (
         f"scorecast e2e: {n:,} contacts, scores {','.join(SCORES)}, chunks of {args.chunk_contacts:,}, median of {args.repeats}\n"
@@ -388,7 +527,19 @@ def main() -> None:
     print_table(rows, header)
     print(f"\ntotal {time.perf_counter() - t0:.0f}s")
     if args.json is not None:
-        args.json.write_text(json.dumps({"machine": machine, "versions": versions, "args": {k: str(v) for k, v in vars(args).items()}, "detail": detail, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "versions": versions,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "detail": detail,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

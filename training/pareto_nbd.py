@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import gammaln, hyp2f1
 
-from .bg_nbd import _check_nonneg, _check_rft, _fit_log_params, _shape_out, _unique_rows
+from .bg_nbd import _check_nonneg, _check_rft, _fit_summary, _shape_out
 
 __all__ = ["ParetoNBDModel"]
 
@@ -104,21 +104,7 @@ class ParetoNBDModel:
 
     def fit(self, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> ParetoNBDModel:
         """Maximum likelihood on the summary (x, t_x, T), one row per customer."""
-        x, t_x, T = _check_rft(x, t_x, T)
-        if x.size == 0:
-            raise ValueError("x, t_x and T are empty: give at least one customer")
-
-        ux, utx, uT, w = _unique_rows(x, t_x, T)
-
-        def neg_ll(theta: np.ndarray) -> float:
-            r, alpha, s, beta = np.exp(theta)
-            return -float(w @ self._ll_terms(r, alpha, s, beta, ux, utx, uT))
-
-        self.params_, self.log_likelihood_ = _fit_log_params(
-            neg_ll, self._param_names, x.size
-        )
-        self.n_customers_ = int(x.size)
-        return self
+        return _fit_summary(self, x, t_x, T)
 
     def _check_fitted(self) -> tuple[float, float, float, float]:
         if not hasattr(self, "params_"):
