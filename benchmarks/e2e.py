@@ -89,21 +89,21 @@ def ensure_base(path: Path, n_contacts: int, seed: int) -> Path:
     return path
 
 
-def ensure_models(path: Path, base: Path, n_contacts: int, seed: int) -> Path:
+def ensure_models(path: Path, base: Path, n_contacts: int, seed: int, scores: tuple[str, ...] = SCORES) -> Path:
     marker = path / "trained-on.json"
-    wanted = {"n_contacts": n_contacts, "seed": seed, "scores": list(SCORES)}
+    wanted = {"n_contacts": n_contacts, "seed": seed, "scores": list(scores)}
     if (
         marker.is_file()
         and json.loads(marker.read_text()) == wanted
-        and all(any((path / s).glob("*.onnx")) for s in SCORES)
+        and all(any((path / s).glob("*.onnx")) for s in scores)
     ):
         log(f"reusing models {path}")
         return path
-    log(f"training {', '.join(SCORES)} on {base}")
+    log(f"training {', '.join(scores)} on {base}")
     start = time.perf_counter()
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    train(base, tmp, scores=list(SCORES))
+    train(base, tmp, scores=list(scores))
     (tmp / "trained-on.json").write_text(json.dumps(wanted) + "\n")
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
@@ -178,21 +178,26 @@ class Server:
         self.stop()
 
 
-def stream(target: str, chunks: Iterable[Mapping[str, pa.Table]], as_of: datetime) -> int:
+def stream(target: str, chunks: Iterable[Mapping[str, pa.Table]], as_of: datetime, scores: tuple[str, ...] = SCORES) -> int:
     """Score chunks over one gRPC Score stream; results consumed, not written; rows scored."""
     rows = 0
     with ScorecastClient(target) as client:
         client.wait_ready(timeout=30)
-        for batch in client.score(chunks, list(SCORES), as_of=as_of):
+        for batch in client.score(chunks, list(scores), as_of=as_of):
             rows += batch.num_rows
     return rows
 
 
 def stream_base(
-    target: str, base: Path, columns: dict[str, list[str]], as_of: datetime, chunk_contacts: int
+    target: str,
+    base: Path,
+    columns: dict[str, list[str]],
+    as_of: datetime,
+    chunk_contacts: int,
+    scores: tuple[str, ...] = SCORES,
 ) -> int:
     """Score a whole base over gRPC, reading it from Parquet with ``BaseChunks`` (timed too)."""
-    return stream(target, BaseChunks(base, columns, chunk_contacts=chunk_contacts), as_of)
+    return stream(target, BaseChunks(base, columns, chunk_contacts=chunk_contacts), as_of, scores)
 
 
 # ---------------------------------------------------------------------------------------------
