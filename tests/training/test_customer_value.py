@@ -110,3 +110,22 @@ def test_fits_recover_the_simulators_parameters() -> None:
     gg = GammaGammaModel().fit(s[spenders, 0], s[spenders, 3])
     for name in ("p", "q", "gamma"):
         assert gg.params_[name] == pytest.approx(getattr(config, name), rel=0.15), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chosen", ["BG/NBD", "MBG/NBD", "Pareto/NBD"])
+def test_every_candidate_can_be_served(fitted, chosen: str) -> None:  # noqa: ANN001
+    """Whichever model the holdout picks, its clv graph builds and equals its float64 methods."""
+    from dataclasses import replace
+
+    tables, models = fitted
+    frame = FeatureFrame(tables, int(AS_OF.timestamp() * 1e6))
+    data = frame.matrix([f for f in CLV_FEATURES if not f.startswith("request:")]).astype(np.float64)
+    buyers = np.flatnonzero(np.isfinite(data[:, 2]))
+    model = CANDIDATES[chosen]().fit(data[buyers, 0], data[buyers, 1], data[buyers, 2])
+    served = replace(models, chosen=chosen, purchase_model=model)
+    x = np.column_stack([data[:, :4], np.full(len(data), 365.0), np.full(len(data), 0.5), data[:, 4]]).astype(np.float32)
+    out = _run(served.clv_onnx(**TIMES), x)
+    f, tx, T = (data[buyers, i] for i in range(3))
+    np.testing.assert_allclose(out["p_alive"][buyers, 0], model.p_alive(f, tx, T), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(out["expected_orders"][buyers, 0], model.conditional_expected_purchases(365.0, f, tx, T), rtol=1e-5, atol=1e-7)
