@@ -223,23 +223,31 @@ class FeatureFrame:
                 empty, n, empty, np.empty(0), np.empty(0, np.int32), len(groups), self.as_of_us
             )
         else:
-            if self._ts is None:
-                self._ts = timestamps_us(self._orders.column("ts"), "orders.ts")
-            amount = None
-            if use_amount:
-                if self._amount is None:
-                    self._amount = floats(self._orders.column("amount"), "orders.amount")
-                amount = self._amount
+            amount = self._order_amounts() if use_amount else None
             group_codes = None
             if groups:
                 group_codes = category_codes(
                     self._orders.column("product_group"), groups, "orders.product_group"
                 )
             summary = rfm_summary(
-                self._codes, n, self._ts, amount, group_codes, len(groups), self.as_of_us
+                self._codes, n, self._order_ts(), amount, group_codes, len(groups), self.as_of_us
             )
         self._rfm, self._rfm_groups, self._rfm_amount = summary, groups, use_amount
         return summary
+
+    def _order_ts(self) -> np.ndarray:
+        """orders.ts as µs, converted (and checked) once per frame."""
+        if self._ts is None:
+            assert self._orders is not None
+            self._ts = timestamps_us(self._orders.column("ts"), "orders.ts")
+        return self._ts
+
+    def _order_amounts(self) -> np.ndarray:
+        """orders.amount as float64 (NaN for nulls), converted once per frame."""
+        if self._amount is None:
+            assert self._orders is not None
+            self._amount = floats(self._orders.column("amount"), "orders.amount")
+        return self._amount
 
     def _repeat_summary(self, needs_amount: bool) -> RepeatSummary:
         """The repeat-purchase summary (with amounts if asked), computed again only if not."""
@@ -251,14 +259,8 @@ class FeatureFrame:
             empty = np.empty(0, np.int64)
             summary = repeat_summary(empty, n, empty, np.empty(0), self.as_of_us)
         else:
-            if self._ts is None:
-                self._ts = timestamps_us(self._orders.column("ts"), "orders.ts")
-            amount = None
-            if use_amount:
-                if self._amount is None:
-                    self._amount = floats(self._orders.column("amount"), "orders.amount")
-                amount = self._amount
-            summary = repeat_summary(self._codes, n, self._ts, amount, self.as_of_us)
+            amount = self._order_amounts() if use_amount else None
+            summary = repeat_summary(self._codes, n, self._order_ts(), amount, self.as_of_us)
         self._repeat, self._repeat_amount = summary, use_amount
         return summary
 
