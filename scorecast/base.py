@@ -140,20 +140,25 @@ class BaseChunks:
         yield from self._spilled()
 
     def _split(self, tables: dict[str, pa.Table], first: int, end: int) -> Iterator[dict[str, pa.Table]]:
-        """Chunks of contacts ``first..end`` from tables holding only those contacts' rows."""
-        ordered = {}
+        """Chunks of contacts ``first..end`` from tables holding only those contacts' rows.
+
+        Rows are bucketed by chunk (a stable sort of small chunk numbers: radix, O(n)) and each
+        chunk's rows are gathered only when it is yielded, so the first chunk leaves early and
+        the gathering of the others overlaps with scoring downstream. Within a chunk, rows keep
+        their order in the table.
+        """
+        n_chunks = -(-(end - first) // self.chunk_contacts)
+        bucketed = {}
         for name, table in tables.items():
-            codes = table[_CODE].to_numpy()
-            order = np.argsort(codes, kind="stable")
-            ordered[name] = (table.take(order).drop_columns([_CODE]), codes[order])
-        for start in range(first, end, self.chunk_contacts):
-            stop = min(start + self.chunk_contacts, end)
-            chunk = {}
-            for name, (table, codes) in ordered.items():
-                lo, hi = np.searchsorted(codes, [start, stop])
-                chunk[name] = table.slice(lo, hi - lo)
+            chunk_of = (table[_CODE].to_numpy() - first) // self.chunk_contacts
+            order = np.argsort(chunk_of.astype(_bucket_dtype(n_chunks)), kind="stable")
+            bounds = np.searchsorted(chunk_of[order], np.arange(n_chunks + 1))
+            bucketed[name] = (table.drop_columns([_CODE]), order, bounds)
+        for k in range(n_chunks):
+            chunk = {name: table.take(order[bounds[k] : bounds[k + 1]]) for name, (table, order, bounds) in bucketed.items()}
             if "contacts" not in chunk:
-                chunk["contacts"] = pa.table({CONTACT_ID: self.ids[start:stop]})
+                start = first + k * self.chunk_contacts
+                chunk["contacts"] = pa.table({CONTACT_ID: self.ids[start : min(start + self.chunk_contacts, end)]})
             yield chunk
 
     def _spilled(self) -> Iterator[dict[str, pa.Table]]:
@@ -189,7 +194,7 @@ class BaseChunks:
                 offset += batch.num_rows
                 batch = pa.RecordBatch.from_arrays([*batch.columns, pa.array(codes)], schema=schema)
                 parts = codes // per_partition
-                order = np.argsort(parts, kind="stable")
+                order = np.argsort(parts.astype(_bucket_dtype(n_partitions)), kind="stable")
                 bounds = np.searchsorted(parts[order], np.arange(n_partitions + 1))
                 sorted_batch = batch.take(pa.array(order))
                 for p in range(n_partitions):
@@ -198,6 +203,11 @@ class BaseChunks:
         finally:
             for writer in writers:
                 writer.close()
+
+
+def _bucket_dtype(n_buckets: int) -> type[np.unsignedinteger]:
+    """The smallest unsigned type for bucket numbers: NumPy's stable sort is a radix sort then."""
+    return np.uint8 if n_buckets <= 1 << 8 else np.uint16 if n_buckets <= 1 << 16 else np.uint32
 
 
 def _disk_bytes(path: Path) -> int:
