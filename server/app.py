@@ -81,7 +81,9 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits)
-    rpc.add_ScorecastServicer_to_server(ScorecastServicer(repository, settings.max_rows_per_chunk), server)
+    rpc.add_ScorecastServicer_to_server(
+        ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -36,6 +36,8 @@ class ServerSettings:
     """gRPC send and receive limit per message, both ways."""
     max_rows_per_chunk: int = 2_000_000
     """Most contacts one chunk (or one ScoreBatch) may hold; more is RESOURCE_EXHAUSTED."""
+    max_rows_per_request: int = 500_000_000
+    """Most contacts one Score stream may hold in total; more is RESOURCE_EXHAUSTED."""
     max_workers: int = 8
     """gRPC handler threads: the most requests served at once."""
     intra_op_threads: int = 0
@@ -48,7 +50,7 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        for name in ("max_message_bytes", "max_rows_per_chunk", "max_workers"):
+        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.port <= 65535:

@@ -23,7 +23,7 @@ from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
 
 from .codec import decode_tables, encode_batch
-from .errors import InvalidArgument, ScorecastError
+from .errors import InvalidArgument, ResourceExhausted, ScorecastError
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .runtime import OnnxModel
@@ -120,9 +120,10 @@ def _models(pipeline: ScoringPipeline) -> list[pb.ModelRef]:
 class ScorecastServicer(rpc.ScorecastServicer):
     """scorecast.v1.Scorecast over a loaded model repository."""
 
-    def __init__(self, repository: ModelRepository, max_rows_per_chunk: int) -> None:
+    def __init__(self, repository: ModelRepository, max_rows_per_chunk: int, max_rows_per_request: int | None = None) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
+        self.max_rows_per_request = max_rows_per_request
 
     @handle_errors
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
@@ -146,13 +147,20 @@ class ScorecastServicer(rpc.ScorecastServicer):
             got = "end of stream" if first is None else "a chunk"
             raise InvalidArgument("Score stream", got, "the first message must be a header")
         pipeline = ScoringPipeline(self.repository, spec_from_header(first.header), self.max_rows_per_chunk)
+        total = 0
         for index, message in enumerate(request_iterator):
+            if not context.is_active():  # cancelled or past its deadline: no more work for it
+                log.info("Score stream stopped at chunk %d: the caller is gone", index)
+                return
             if message.WhichOneof("kind") != "chunk":
                 raise InvalidArgument(f"Score stream message {index + 1}", "a header", "only the first message is a header")
             try:
                 batch = pipeline.score(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
             except InputError as exc:
                 raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
+            total += batch.num_rows
+            if self.max_rows_per_request is not None and total > self.max_rows_per_request:
+                raise ResourceExhausted("contacts in one Score stream", total, self.max_rows_per_request, "max_rows_per_request")
             yield pb.ScoreResponse(
                 chunk_index=index, rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline) if index == 0 else []
             )

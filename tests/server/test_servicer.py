@@ -151,3 +151,41 @@ def test_graceful_stop_lets_stream_finish(server: RunningServer, client: Scoreca
     assert [b.num_rows for b in results] == [3, 3]
     code, _ = _code(lambda: client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF))
     assert code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_stream_total_row_limit(repository, orders: pa.Table) -> None:  # noqa: ANN001
+    """A stream whose chunks add up past max_rows_per_request is RESOURCE_EXHAUSTED, naming it."""
+    from scorecast.server.app import start_server
+    from scorecast.server.config import ServerSettings
+
+    running = start_server(ServerSettings(port=0, max_rows_per_request=5), repository)
+    try:
+        with ScorecastClient(f"127.0.0.1:{running.port}", timeout=30) as c:
+            code, details = _code(lambda: list(c.score([{"orders": orders}] * 3, ["spend"], as_of=AS_OF)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_rows_per_request" in details
+            assert c.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).num_rows == 3  # still serving
+    finally:
+        running.stop(0)
+
+
+def test_deadline_ends_a_stream(client: ScorecastClient, orders: pa.Table) -> None:
+    """A stream past its deadline is DEADLINE_EXCEEDED for the caller, and the server serves on."""
+    import time as _time
+
+    def slow_chunks():  # noqa: ANN202
+        for _ in range(50):
+            _time.sleep(0.05)
+            yield pb.ScoreRequest(chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
+
+    def call() -> None:
+        first = [pb.ScoreRequest(header=header(["spend"], as_of=AS_OF))]
+        list(client.stub.Score(_chain(first, slow_chunks()), timeout=0.5))
+
+    code, _ = _code(call)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).num_rows == 3
+
+
+def _chain(*iterators):  # noqa: ANN001, ANN202
+    for it in iterators:
+        yield from it
