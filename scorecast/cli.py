@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +76,11 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         port_file=getattr(args, "port_file", None),
         max_workers=getattr(args, "max_workers", None),
         intra_op_threads=args.intra_op_threads,
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        tls_client_ca=getattr(args, "tls_client_ca", None),
+        tokens_file=getattr(args, "tokens_file", None),
+        admin_methods=getattr(args, "admin_methods", None),
     )
 
 
@@ -102,7 +108,9 @@ def cmd_score(args: argparse.Namespace) -> None:
     from scorecast.output import AtomicParquetWriter
 
     start = time.perf_counter()
-    with ScorecastClient(args.server) as client:
+    token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
+    security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
@@ -196,11 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", type=Path, default=None, help="write the bound port there once ready")
     p.add_argument("--max-workers", type=int, default=None, help="requests served at once (default 8)")
     p.add_argument("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--tls-cert", type=Path, default=None, help="PEM server certificate; with --tls-key, serve TLS only")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    p.add_argument("--tls-client-ca", type=Path, default=None, help="PEM CA: require client certificates it signed")
+    p.add_argument("--tokens-file", type=Path, default=None, help="JSON file of token SHA-256 hashes and roles; calls need a token")
+    p.add_argument("--admin-methods", type=lambda t: tuple(_groups(t)), default=None, help="comma-separated methods that need the admin role")
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
     p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
     p.add_argument("--data", type=Path, required=True, help="base folder")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN; prefer the variable: flags show in ps)")
+    p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
+    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
+    p.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate, if the server asks for one")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     _add_score_options(p)
 
     p = command("rescore", cmd_rescore, "score a whole base in process (no server), same pipeline")

@@ -6,13 +6,19 @@
 
 Chunks are ``{table name: pa.Table}``; scores come back as ``pa.RecordBatch`` per chunk, in
 order. The request stream is produced lazily, so memory holds a few chunks at most.
+
+Against a secured server: ``ScorecastClient(target, token=..., tls_ca="ca.pem")`` (add
+``tls_cert``/``tls_key`` when the server asks for client certificates; ``tls=True`` alone
+uses the system's root certificates).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 import pyarrow as pa
@@ -65,15 +71,78 @@ def _chunk(tables: Mapping[str, pa.Table]) -> pb.ContactChunk:
     return pb.ContactChunk(tables={name: encode_table(table) for name, table in tables.items()})
 
 
-class ScorecastClient:
-    """A channel to a scorecast server with explicit message limits on our side too."""
+class _TokenInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call (over TLS or, behind a TLS proxy, plaintext)."""
 
-    def __init__(self, target: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, timeout: float | None = None) -> None:
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)],
-        )
-        self.stub = rpc.ScorecastStub(self.channel)
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any, request_iterator: Any) -> Any:
+        return continuation(self._with_token(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any, request_iterator: Any) -> Any:
+        return continuation(self._with_token(details), request_iterator)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method: str, timeout: float | None, metadata: Any, credentials: Any, wait_for_ready: Any, compression: Any) -> None:
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
+
+
+def _pem(path: str | Path | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()
+
+
+class ScorecastClient:
+    """A channel to a scorecast server with explicit message limits on our side too.
+
+    ``token`` is sent as ``authorization: Bearer <token>``. TLS is used when any of ``tls``,
+    ``tls_ca`` (PEM roots that signed the server's certificate; default: the system's) or
+    ``tls_cert``/``tls_key`` (a client certificate, both or neither) is given.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        timeout: float | None = None,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        tls_ca: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+    ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        if tls or tls_ca is not None or tls_cert is not None:
+            credentials = grpc.ssl_channel_credentials(_pem(tls_ca), _pem(tls_key), _pem(tls_cert))
+            channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            channel = grpc.insecure_channel(target, options=options)
+        self.channel = channel
+        if token is not None:
+            if not token.strip():
+                raise ValueError("token is empty")
+            channel = grpc.intercept_channel(channel, _TokenInterceptor(token.strip()))
+        self.stub = rpc.ScorecastStub(channel)
         self.timeout = timeout
 
     def __enter__(self) -> ScorecastClient:

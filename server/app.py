@@ -24,6 +24,7 @@ from scorecast.proto import SERVICE_NAME, pb, rpc
 from .config import ServerSettings
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
+from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
 
 __all__ = ["RunningServer", "serve", "start_server", "warm_up"]
@@ -80,7 +81,10 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits)
+    interceptors = []
+    if settings.tokens_file is not None:
+        interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits, interceptors=interceptors)
     rpc.add_ScorecastServicer_to_server(
         ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request), server
     )
@@ -89,7 +93,11 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     reflection.enable_server_reflection(
         (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        port = server.add_secure_port(address, server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not listen on {settings.host}:{settings.port}")
     server.start()
@@ -97,7 +105,9 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         health_servicer.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving %s on %s:%d (%s)", repository.scores, settings.host, port, settings.device)
+    security = ("TLS" + (" + client certificates" if settings.tls_client_ca else "")) if settings.tls_cert else "plaintext"
+    security += ", tokens" if settings.tokens_file else ", no tokens"
+    log.info("serving %s on %s:%d (%s; %s)", repository.scores, settings.host, port, settings.device, security)
     return RunningServer(server, port, health_servicer, repository)
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES
+from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb
+
+from .security import load_tokens
 
 __all__ = ["DEVICES", "ServerSettings"]
 
@@ -46,6 +48,16 @@ class ServerSettings:
     """On SIGTERM, how long in-flight requests may take to finish."""
     port_file: Path | None = None
     """If set, the bound port is written there once the server is ready (for port 0)."""
+    tls_cert: Path | None = None
+    """PEM server certificate (chain); with ``tls_key``, the server speaks TLS only."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``; both or neither."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; if set (needs TLS), clients must present a certificate it signed."""
+    tokens_file: Path | None = None
+    """JSON file of accepted tokens' SHA-256 hashes, names and roles; if set, calls need a token."""
+    admin_methods: tuple[str, ...] = ()
+    """scorecast.v1 methods (e.g. ``GetModel``; comma-separated in env) that need the admin role."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -55,6 +67,30 @@ class ServerSettings:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port!r}")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(f"{given} is set ({str(getattr(self, given))!r}) but {missing} is not: set both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError(f"tls_client_ca is set ({str(self.tls_client_ca)!r}) but TLS is not: set tls_cert and tls_key too")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, name)
+            if path is None:
+                continue
+            try:
+                head = Path(path).read_bytes()
+            except OSError as exc:
+                raise ValueError(f"{name} {str(path)!r}: {exc.strerror or exc}") from None
+            if b"-----BEGIN " not in head:
+                raise ValueError(f"{name} {str(path)!r}: not a PEM file")
+        if self.tokens_file is not None:
+            load_tokens(self.tokens_file, "tokens_file")
+        methods = pb.DESCRIPTOR.services_by_name["Scorecast"].methods_by_name
+        unknown = [m for m in self.admin_methods if m not in methods]
+        if unknown:
+            raise ValueError(f"admin_methods: unknown method(s) {unknown}; scorecast.v1 has {sorted(methods)}")
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
@@ -78,8 +114,10 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             return int(raw)
         if isinstance(default, float):
             return float(raw)
-        if isinstance(default, Path) or name.endswith("_file"):
+        if isinstance(default, Path) or name.endswith("_file") or name.startswith("tls_"):
             return Path(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
     return raw

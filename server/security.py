@@ -1,0 +1,170 @@
+"""TLS server credentials and bearer-token authentication with roles.
+
+Tokens live in a JSON file that holds only their SHA-256 hashes::
+
+    {"tokens": [{"token_sha256": "<64 hex digits>", "name": "crm-batch", "roles": ["score"]},
+                {"token_sha256": "<64 hex digits>", "name": "ops", "roles": ["score", "admin"]}]}
+
+(``printf %s "$TOKEN" | sha256sum`` gives the hash.) A client sends ``authorization: Bearer
+<token>``. Every scorecast.v1 method needs the ``score`` role, except the admin methods
+(``ADMIN_METHODS`` plus the ``admin_methods`` setting), which need ``admin``; roles are
+independent (an admin-only token cannot score). Health and reflection stay open so load
+balancers can probe without a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from scorecast.proto import SERVICE_NAME
+
+__all__ = [
+    "ADMIN_METHODS",
+    "OPEN_SERVICES",
+    "ROLES",
+    "Token",
+    "TokenAuthInterceptor",
+    "hash_token",
+    "load_tokens",
+    "server_credentials",
+]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("score", "admin")
+ADMIN_METHODS: frozenset[str] = frozenset()
+"""scorecast.v1 methods (short names) that always need the admin role; Reload joins once it exists."""
+OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"})
+"""Services callable without a token."""
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One accepted token: its SHA-256 (hex), a name for logs and errors, its roles."""
+
+    sha256: str
+    name: str
+    roles: frozenset[str]
+
+
+def hash_token(token: str) -> str:
+    """The hex SHA-256 of a token, as the tokens file stores it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def load_tokens(path: Path, setting: str = "tokens_file") -> tuple[Token, ...]:
+    """Read and check a tokens file; ValueError names the setting, the path and the entry."""
+    where = f"{setting} {str(path)!r}"
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{where}: not readable JSON ({exc})") from None
+    entries = document.get("tokens") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f'{where}: expected {{"tokens": [{{"token_sha256": ..., "name": ..., "roles": [...]}}, ...]}} with one token at least')
+    tokens: list[Token] = []
+    for i, entry in enumerate(entries):
+        at = f"{where}: tokens[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"token_sha256", "name", "roles"}:
+            raise ValueError(f"{at}: expected an object with token_sha256, name and roles only")
+        digest, name, roles = entry.get("token_sha256"), entry.get("name"), entry.get("roles")
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
+            raise ValueError(f"{at}: token_sha256 must be 64 hex digits (the SHA-256 of the token, never the token)")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{at}: name must be a non-empty string")
+        if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
+            raise ValueError(f"{at} ({name!r}): roles must be a non-empty list of {ROLES}, got {roles!r}")
+        if any(t.sha256 == digest.lower() for t in tokens):
+            raise ValueError(f"{at} ({name!r}): the same token_sha256 as an earlier entry")
+        tokens.append(Token(digest.lower(), name, frozenset(roles)))
+    return tuple(tokens)
+
+
+def _read(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def server_credentials(cert: Path, key: Path, client_ca: Path | None = None) -> grpc.ServerCredentials:
+    """TLS credentials from PEM files; with ``client_ca``, clients must show a certificate it signed."""
+    return grpc.ssl_server_credentials(
+        [(_read(key), _read(cert))],
+        root_certificates=_read(client_ca) if client_ca is not None else None,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _abort_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``handler`` that fails at once (the request is never parsed)."""
+
+    def abort(_request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(code, message)
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(abort)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(abort)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(abort)
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class TokenAuthInterceptor(grpc.ServerInterceptor):
+    """Checks ``authorization: Bearer <token>`` and the role each method needs."""
+
+    def __init__(self, tokens: Iterable[Token], admin_methods: Iterable[str] = ()) -> None:
+        self.tokens = tuple(tokens)
+        self.admin_methods = frozenset(f"/{SERVICE_NAME}/{m}" for m in (*ADMIN_METHODS, *admin_methods))
+
+    def role_for(self, method: str) -> str | None:
+        """The role ``method`` (``/package.Service/Method``) needs; None if it is open to all."""
+        service = method.lstrip("/").split("/", 1)[0]
+        if service in OPEN_SERVICES:
+            return None
+        return "admin" if method in self.admin_methods else "score"
+
+    def _find(self, token: str) -> Token | None:
+        digest = hash_token(token)
+        found = None
+        for candidate in self.tokens:  # every entry compared, in constant time each
+            if hmac.compare_digest(candidate.sha256, digest):
+                found = candidate
+        return found
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        role = self.role_for(details.method)
+        if handler is None or role is None:
+            return handler
+        metadata: Mapping[str, Any] = dict(details.invocation_metadata or ())
+        value = metadata.get("authorization")
+        if not isinstance(value, str) or not value.strip():
+            return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "missing token: send metadata 'authorization: Bearer <token>'")
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "malformed authorization metadata: expected 'Bearer <token>'")
+        found = self._find(token.strip())
+        if found is None:
+            log.warning("refused %s: unknown token", details.method)
+            return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown token")
+        if role not in found.roles:
+            log.warning("refused %s: token %r lacks role %r", details.method, found.name, role)
+            return _abort_handler(
+                handler, grpc.StatusCode.PERMISSION_DENIED, f"token {found.name!r} lacks the {role!r} role that {details.method} needs"
+            )
+        return handler
