@@ -22,6 +22,8 @@ __all__ = ["category_codes", "contact_codes", "floats", "timestamps_us", "unique
 Column: TypeAlias = pa.Array | pa.ChunkedArray
 
 _US_PER_DAY = 86_400_000_000
+_MAX_DAYS = np.iinfo(np.int64).max // _US_PER_DAY  # date32 days that fit int64 µs
+_MAX_MS = np.iinfo(np.int64).max // 1_000  # date64 ms that fit int64 µs
 
 
 def contact_codes(
@@ -107,9 +109,13 @@ def timestamps_us(column: Column, field: str) -> np.ndarray:
     if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
         raise InputError(field, f"expected a timestamp or date column, got type {kind}")
     if pa.types.is_date32(kind):
-        return arr.cast(pa.int32()).to_numpy().astype(np.int64) * _US_PER_DAY
+        days = arr.cast(pa.int32()).to_numpy().astype(np.int64)
+        _check_us_range(days, _MAX_DAYS, field)  # else the product wraps around silently
+        return days * _US_PER_DAY
     if pa.types.is_date64(kind):
-        return arr.cast(pa.int64()).to_numpy() * 1_000
+        ms = arr.cast(pa.int64()).to_numpy()
+        _check_us_range(ms, _MAX_MS, field)
+        return ms * 1_000
     if kind.unit == "ns":
         # Floor (not truncate) so sub-µs times before 1970 still round down in time.
         return np.floor_divide(arr.cast(pa.int64()).to_numpy(), 1_000)
@@ -121,13 +127,21 @@ def timestamps_us(column: Column, field: str) -> np.ndarray:
     return arr.cast(pa.int64()).to_numpy()
 
 
+def _check_us_range(values: np.ndarray, limit: int, field: str) -> None:
+    out = np.count_nonzero((values > limit) | (values < -limit))
+    if out:
+        raise InputError(
+            field, f"{out} dates of {len(values)} out of the µs range (years 1677..2262 or so)"
+        )
+
+
 def floats(column: Column, field: str) -> np.ndarray:
     """float64 values from a numeric (integer, floating, decimal) column, NaN for nulls.
 
     Raises
     ------
     InputError
-        A non-numeric type; named ``field``.
+        A non-numeric type, or infinite values; named ``field``.
     """
     arr = _single(column)
     kind = arr.type
@@ -136,8 +150,15 @@ def floats(column: Column, field: str) -> np.ndarray:
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
         raise InputError(field, f"expected a numeric column, got type {kind}")
     if kind != pa.float64():
-        arr = arr.cast(pa.float64())
-    return arr.to_numpy(zero_copy_only=False)
+        # Unsafe only in precision: integers beyond 2**53 round to the nearest float64.
+        arr = arr.cast(pa.float64(), safe=False)
+    values = arr.to_numpy(zero_copy_only=False)
+    infinite = np.count_nonzero(np.isinf(values))
+    if infinite:
+        raise InputError(
+            field, f"{infinite} infinite values of {len(values)}; use null or NaN for unknown"
+        )
+    return values
 
 
 def category_codes(column: Column, categories: Sequence[str], field: str) -> np.ndarray:

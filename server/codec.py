@@ -12,18 +12,25 @@ from .errors import InvalidArgument, MalformedPayload
 
 __all__ = ["decode_tables", "encode_batch"]
 
+_MAX_NAME = 100
+
 
 def decode_tables(payload: Mapping[str, bytes], field: str = "chunk.tables") -> dict[str, pa.Table]:
     """Decode a chunk's ``tables`` map; unknown table names and unreadable bytes are refused."""
     tables: dict[str, pa.Table] = {}
     for name, data in payload.items():
-        where = f"{field}[{name!r}]"
+        shown = name if len(name) <= _MAX_NAME else f"{name[:_MAX_NAME]}…"  # status details are metadata (8 KiB)
+        where = f"{field}[{shown!r}]"
         if name not in TABLES:
-            raise InvalidArgument(where, name, f"known tables are {sorted(TABLES)}")
+            raise InvalidArgument(where, shown, f"known tables are {sorted(TABLES)}")
         try:
             with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-                tables[name] = reader.read_all()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
+                table = reader.read_all()
+            # Full validation (offsets, UTF-8) costs a pass over the bytes; without it a corrupt
+            # stream reaches the kernels (UnicodeDecodeError, or reads past a buffer).
+            table.validate(full=True)
+            tables[name] = table
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
             raise MalformedPayload(where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return tables
 

@@ -83,6 +83,7 @@ class ScoringPipeline:
     """Scores chunks of contacts for one request; build it once per request, call ``score`` per chunk."""
 
     def __init__(self, repository: ModelRepository, spec: ScoreSpec, max_rows: int | None = None) -> None:
+        _check_lengths(spec)
         self.spec = spec
         self.max_rows = max_rows
         self.plans = [self._plan(repository, score) for score in _unique_scores(spec.scores, repository)]
@@ -146,6 +147,27 @@ class ScoringPipeline:
         return batch
 
 
+MAX_NAME_CHARS = 256
+"""Longest score, version or product group name; longer ones would be echoed in error messages,
+and gRPC refuses status details over 8 KiB (the caller then sees RESOURCE_EXHAUSTED)."""
+MAX_NAMES = 1000
+"""Most scores, product groups or version pins one request may name."""
+
+
+def _check_lengths(spec: ScoreSpec) -> None:
+    named = {
+        "header.scores": list(spec.scores),
+        "options.product_groups": list(spec.product_groups),
+        "options.model_versions": [*spec.model_versions, *spec.model_versions.values()],
+    }
+    for where, names in named.items():
+        if len(names) > MAX_NAMES:
+            raise InvalidArgument(where, f"{len(names)} names", f"at most {MAX_NAMES}")
+        for name in names:
+            if len(name) > MAX_NAME_CHARS:
+                raise InvalidArgument(where, f"{name[:40]}… ({len(name)} chars)", f"names are at most {MAX_NAME_CHARS} chars")
+
+
 def _unique_scores(scores: Sequence[str], repository: ModelRepository) -> list[str]:
     if not scores:
         raise InvalidArgument("header.scores", [], f"name at least one of {repository.scores}")
@@ -168,8 +190,10 @@ def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -
         values = values[:, out.column]
     values = values.reshape(n)
     mask = values == out.null_value if out.null_value is not None else None
-    if values.dtype.kind == "f":  # NaN means "not defined for this contact" (e.g. no orders)
-        mask = np.isnan(values) if mask is None else mask | np.isnan(values)
+    if values.dtype.kind == "f":  # NaN means "not defined for this contact" (e.g. no orders);
+        # so does ±inf (features beyond float32, e.g. a total of huge amounts): no client can use it.
+        undefined = ~np.isfinite(values)
+        mask = undefined if mask is None else mask | undefined
     if out.dtype == "category":
         categories = pa.array(out.categories, type=pa.string())
         indices = pa.array(values.astype(np.int32), mask=mask)

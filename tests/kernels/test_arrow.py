@@ -292,3 +292,35 @@ def test_category_codes_reject_duplicate_categories() -> None:
     with pytest.raises(ValueError, match="duplicates") as info:
         category_codes(pa.array(["a"]), ["a", "a"], "orders.product_group")
     assert not isinstance(info.value, InputError)
+
+
+# --- regressions found by tests/server/test_fuzz.py ------------------------------------------
+
+
+def test_floats_take_int64_beyond_float64_precision() -> None:
+    """int64 amounts beyond 2**53 round like any float64 (the safe cast raised ArrowInvalid)."""
+    values = floats(pa.array([2**62 + 1, -(2**53) - 1], pa.int64()), "orders.amount")
+    assert_array_equal(values, [2.0**62, -(2.0**53)])
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf], ids=["inf", "-inf"])
+def test_floats_refuse_infinite_values(value: float) -> None:
+    """±inf is no amount: refused naming the field (NaN and null stay 'unknown')."""
+    with pytest.raises(InputError, match=r"^orders\.amount: 1 infinite values of 3"):
+        floats(pa.array([1.0, value, np.nan]), "orders.amount")
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([0, 2**31 - 1], pa.int32()).cast(pa.date32()),
+        pa.array([0, -(2**31)], pa.int32()).cast(pa.date32()),
+        pa.array([0, 2**62], pa.int64()).cast(pa.date64()),
+    ],
+    ids=["date32-future", "date32-past", "date64"],
+)
+def test_timestamps_refuse_dates_beyond_the_us_range(column: pa.Array) -> None:
+    """Dates whose µs overflow int64 are refused; they wrapped around silently (a far-future
+    order counted as a past one)."""
+    with pytest.raises(InputError, match=r"^orders\.ts: 1 dates of 2 out of the µs range"):
+        timestamps_us(column, "orders.ts")
