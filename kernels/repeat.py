@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from .errors import InputError
-from .rfm import _check_range, _column, _count_arg, _int64_arg, _read_only
+from .rfm import _check_range, _column, _count_arg, _int64_arg, _read_only, _contact_offsets
 
 __all__ = ["RepeatSummary", "repeat_summary"]
 
@@ -66,15 +66,8 @@ def _sort_days_by_contact(
 ) -> None:
     """Counting sort of the rows with ts <= as_of by contact code, as (UTC day, amount):
     contact c owns ``[offsets[c], offsets[c + 1])``. ``offsets`` arrives zeroed."""
-    n = codes.shape[0]
-    n_contacts = offsets.shape[0] - 1
-    for i in range(n):
-        if ts[i] <= as_of:
-            offsets[codes[i] + 1] += 1
-    for c in range(n_contacts):
-        offsets[c + 1] += offsets[c]
-    cursor = offsets[:-1].copy()
-    for i in range(n):
+    cursor = _contact_offsets(codes, ts, as_of, offsets)
+    for i in range(codes.shape[0]):
         if ts[i] <= as_of:
             c = codes[i]
             p = cursor[c]

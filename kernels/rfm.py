@@ -61,6 +61,20 @@ _ORDER = np.dtype([("ts", np.int64), ("amount", np.float64), ("group", np.int32)
 
 
 @njit(cache=True, nogil=True)
+def _contact_offsets(codes: np.ndarray, ts: np.ndarray, as_of: int, offsets: np.ndarray) -> np.ndarray:
+    """First half of a counting sort by contact code of the rows with ts <= as_of: fills the
+    zeroed ``offsets`` (contact c owns ``[offsets[c], offsets[c + 1])``) and returns each
+    contact's write cursor. The caller scatters its own payload through the cursor."""
+    n_contacts = offsets.shape[0] - 1
+    for i in range(codes.shape[0]):
+        if ts[i] <= as_of:
+            offsets[codes[i] + 1] += 1
+    for c in range(n_contacts):
+        offsets[c + 1] += offsets[c]
+    return offsets[:-1].copy()
+
+
+@njit(cache=True, nogil=True)
 def _sort_by_contact(
     codes: np.ndarray,
     ts: np.ndarray,
@@ -74,15 +88,8 @@ def _sort_by_contact(
 ) -> None:
     """Stable counting sort of the rows with ts <= as_of by contact code: contact c owns
     ``orders[offsets[c]:offsets[c + 1]]``. ``offsets`` arrives zeroed."""
-    n = codes.shape[0]
-    n_contacts = offsets.shape[0] - 1
-    for i in range(n):
-        if ts[i] <= as_of:
-            offsets[codes[i] + 1] += 1
-    for c in range(n_contacts):
-        offsets[c + 1] += offsets[c]
-    cursor = offsets[:-1].copy()
-    for i in range(n):
+    cursor = _contact_offsets(codes, ts, as_of, offsets)
+    for i in range(codes.shape[0]):
         if ts[i] <= as_of:
             c = codes[i]
             p = cursor[c]
