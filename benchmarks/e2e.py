@@ -30,16 +30,13 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,6 +53,7 @@ from scorecast.training.simulate import SimulationConfig, simulate_base, write_b
 from scorecast.training.train import train
 
 from scorecast.base import BaseChunks, read_table
+from scorecast.process import ServerProcess as Server
 from scorecast.client import ScorecastClient
 from scorecast.metadata import INPUT_NAME
 
@@ -118,64 +116,6 @@ def base_as_of(base: Path) -> datetime:
 
 # ---------------------------------------------------------------------------------------------
 # the server subprocess
-
-
-class Server:
-    """``scorecast serve`` on port 0; ready once it has written its port file (after warm-up)."""
-
-    def __init__(self, models: Path, workdir: Path) -> None:
-        self.port_file = workdir / f"server-{os.getpid()}.port"
-        self.port_file.unlink(missing_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "scorecast.cli",
-            "serve",
-            "--models",
-            str(models),
-            "--port",
-            "0",
-            "--port-file",
-            str(self.port_file),
-        ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while not self.port_file.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the server exited with code {self.proc.returncode} before it was ready"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the server was not ready within 120s")
-            time.sleep(0.05)
-        self.port = int(self.port_file.read_text())
-        self.target = f"127.0.0.1:{self.port}"
-
-    def memory(self) -> dict[str, int]:
-        """VmRSS and VmHWM (peak RSS) of the server process, in bytes."""
-        out = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-        return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.port_file.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def stream(target: str, chunks: Iterable[Mapping[str, pa.Table]], as_of: datetime, scores: tuple[str, ...] = SCORES) -> int:

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import grpc
+from scorecast.process import ServerProcess
 from scorecast.proto import rpc
 
 from tests.server.fakes import grouped_model, linear_model, segment_model, write_model
@@ -38,24 +36,13 @@ from tests.server.test_fuzz import (
 )
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(workdir: Path) -> ServerProcess:
+    """The fake models in a temp repository, served with the fuzz test's row limits."""
     models = workdir / "models"
     for model in (linear_model(), grouped_model(), segment_model()):
         write_model(models, model)
-    port_file = workdir / "port"
-    env = dict(os.environ, SCORECAST_MAX_ROWS_PER_CHUNK=str(MAX_ROWS_PER_CHUNK), SCORECAST_MAX_ROWS_PER_REQUEST=str(MAX_ROWS_PER_REQUEST))
-    cmd = [sys.executable, "-m", "scorecast.cli", "serve", "--models", str(models), "--port", "0", "--port-file", str(port_file)]
-    with open(workdir / "server.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
-    deadline = time.monotonic() + 120
-    while not port_file.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with code {proc.returncode}; see {workdir / 'server.log'}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the server was not ready within 120s")
-        time.sleep(0.05)
-    return proc, int(port_file.read_text())
+    env = {"SCORECAST_MAX_ROWS_PER_CHUNK": str(MAX_ROWS_PER_CHUNK), "SCORECAST_MAX_ROWS_PER_REQUEST": str(MAX_ROWS_PER_REQUEST)}
+    return ServerProcess(models, workdir, env=env)
 
 
 def main() -> int:
@@ -66,11 +53,11 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="scorecast-fuzz-") as tmp:
-        proc, port = start_server(Path(tmp))
-        status_file = f"/proc/{proc.pid}/status"
-        try:
+        with start_server(Path(tmp)) as server:
+            proc = server.proc
+            status_file = f"/proc/{server.pid}/status"
             options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-            with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+            with grpc.insecure_channel(server.target, options=options) as channel:
                 stub = rpc.ScorecastStub(channel)
                 for case in generate_cases(args.seed + 1_000_003, 200):  # warm-up, not counted
                     run_case(stub, case)
@@ -90,12 +77,6 @@ def main() -> int:
                         raise RuntimeError(f"the server died (exit {proc.returncode}) at case #{i}: {case.description}")
                 seconds = time.perf_counter() - start
                 rss_after = vm_rss_bytes(status_file)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
     codes = sorted(by_code, key=lambda c: -by_code[c])
     print(f"{args.cases} cases, seed {args.seed}, {seconds:.1f}s ({args.cases / seconds:.0f} cases/s)\n")

@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -30,22 +27,6 @@ SCORES = ["rfm", "affinity", "clv", "churn"]
 def _step(name: str) -> float:
     print(f"[demo] {name} ...", flush=True)
     return time.perf_counter()
-
-
-def _start_server(models: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = workdir / "server.port"
-    port_file.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "scorecast.cli", "serve", "--models", str(models), "--port", "0", "--port-file", str(port_file)]
-    proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + 120
-    while not port_file.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with code {proc.returncode} before it was ready")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the server was not ready within 120s")
-        time.sleep(0.1)
-    return proc, int(port_file.read_text())
 
 
 def _truth_auc(scores_path: Path, base: Path, groups: list[str]) -> list[tuple[str, float, float]]:
@@ -102,6 +83,7 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
     from scorecast.output import AtomicParquetWriter
+    from scorecast.process import ServerProcess
     from scorecast.server.rescore import input_columns
     from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
     from scorecast.training.train import train
@@ -127,10 +109,9 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     timings.append(("train", n_contacts, time.perf_counter() - t))
 
     t = _step("starting the gRPC server")
-    proc, port = _start_server(models, workdir)
-    timings.append(("serve: load + warm-up", 0, time.perf_counter() - t))
-    try:
-        with ScorecastClient(f"127.0.0.1:{port}") as client:
+    with ServerProcess(models, workdir) as server:
+        timings.append(("serve: load + warm-up", 0, time.perf_counter() - t))
+        with ScorecastClient(server.target) as client:
             info = {m.score: m for m in client.list_models()}
             features = [f for m in info.values() for f in m.features if not f.startswith("request:")]
             t = _step(f"scoring the whole base over gRPC (Score stream), as of {as_of.date()}")
@@ -139,9 +120,6 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
                 for batch in client.score(chunks, SCORES, as_of=as_of):
                     writer.write(batch)
             timings.append(("score over gRPC (4 scores)", writer.rows, time.perf_counter() - t))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
 
     groups = list(json.loads(info["affinity"].params_json)["groups"])
     aucs = _truth_auc(out, base, groups)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scorecast.cli import build_parser, main
+from scorecast.process import ServerProcess
 
 AS_OF = "2026-01-01"
 
@@ -58,37 +56,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "base", root / "models"
 
 
-def _serve(models: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """`scorecast serve` in a subprocess on port 0; returns once it wrote its port (ready)."""
-    port_file, log = folder / "port", folder / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scorecast.cli", "serve", "--models", str(models), "--port", "0", "--port-file", str(port_file)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 120
-    while not port_file.exists():
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "server not ready in 120s"
-        time.sleep(0.05)
-    return proc, int(port_file.read_text())
-
-
 @pytest.fixture(scope="module")
-def server(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    proc, port = _serve(trained[1], tmp_path_factory.mktemp("srv"))
-    yield proc, port
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+def server(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(trained[1], tmp_path_factory.mktemp("srv")) as running:
+        yield running
 
 
 @pytest.mark.slow
-def test_score_over_grpc_equals_rescore(trained: tuple[Path, Path], server: tuple[subprocess.Popen[bytes], int], tmp_path: Path) -> None:
+def test_score_over_grpc_equals_rescore(trained: tuple[Path, Path], server: ServerProcess, tmp_path: Path) -> None:
     """`score` through the server and `rescore` in process write the same scores for every contact."""
     base, models = trained
-    _, port = server
+    port = server.port
     common = ["--data", str(base), "--scores", "rfm,affinity,clv,churn", "--as-of", AS_OF, "--chunk-contacts", "1000"]
     assert main(["score", "--server", f"127.0.0.1:{port}", "--out", str(tmp_path / "grpc.parquet"), *common]) == 0
     assert main(["rescore", "--models", str(models), "--out", str(tmp_path / "local.parquet"), *common]) == 0
@@ -101,9 +79,9 @@ def test_score_over_grpc_equals_rescore(trained: tuple[Path, Path], server: tupl
 
 
 @pytest.mark.slow
-def test_score_error_from_server_is_one_line(server: tuple[subprocess.Popen[bytes], int], trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_error_from_server_is_one_line(server: ServerProcess, trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown score is the server's NOT_FOUND, printed as one line; no output file is left."""
-    _, port = server
+    port = server.port
     out = tmp_path / "x.parquet"
     argv = ["score", "--server", f"127.0.0.1:{port}", "--data", str(trained[0]), "--scores", "nope", "--out", str(out)]
     assert main(argv) == 2
@@ -112,11 +90,10 @@ def test_score_error_from_server_is_one_line(server: tuple[subprocess.Popen[byte
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_server_cleanly(server: tuple[subprocess.Popen[bytes], int]) -> None:
+def test_sigterm_stops_the_server_cleanly(server: ServerProcess) -> None:
     """SIGTERM makes `serve` shut down gracefully and exit 0."""
-    proc, _ = server
-    os.kill(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
+    os.kill(server.pid, signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
 
 
 @pytest.mark.slow
@@ -134,12 +111,8 @@ def test_cdnow_train_and_rescore(tmp_path: Path) -> None:
     horizon = (HOLDOUT_END - CALIBRATION_END).days
     options = ["--data", str(base), "--scores", "clv,churn", "--as-of", "1997-09-30", "--horizon-days", str(horizon)]
     assert main(["rescore", "--models", str(models), "--out", str(out), *options]) == 0
-    proc, port = _serve(models, tmp_path)
-    try:
-        assert main(["score", "--server", f"127.0.0.1:{port}", "--out", str(tmp_path / "grpc.parquet"), *options]) == 0
-    finally:
-        proc.terminate()
-        proc.wait(60)
+    with ServerProcess(models, tmp_path / "srv") as cdnow_server:
+        assert main(["score", "--server", cdnow_server.target, "--out", str(tmp_path / "grpc.parquet"), *options]) == 0
     scores = pq.read_table(out)
     assert pq.read_table(tmp_path / "grpc.parquet").equals(scores)  # served over gRPC = in process
     assert scores.num_rows == 2357
