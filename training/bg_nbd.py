@@ -193,6 +193,23 @@ class _BetaGeoBase:
     _param_names = ("r", "alpha", "a", "b")
     _b_shift = 0
 
+    def conditional_expected_purchases(
+        self, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+    ) -> np.ndarray | float:
+        """E[Y(t) | x, t_x, T]: expected purchases in (T, T + t] (BG/NBD: eq. 10 of [1]).
+
+        With s = ``_b_shift`` (0 for BG/NBD, 1 for MBG/NBD) and c = a + b + x - 1 + s:
+        (c / (a - 1)) [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x+s; c; t/(α+T+t))] P(alive).
+        """
+        r, alpha, a, b = self._check_fitted()
+        ts = _check_nonneg("t", t)
+        xs, txs, Ts = _check_rft(x, t_x, T)
+        z = ts / (alpha + Ts + ts)
+        ratio = np.exp((r + xs) * (np.log(alpha + Ts) - np.log(alpha + Ts + ts)))
+        c = a + b + xs - 1 + self._b_shift
+        head = c / (a - 1) * (1 - ratio * hyp2f1(r + xs, b + xs + self._b_shift, c, z))
+        return _shape_out(head * self._p_alive(r, alpha, a, b, xs, txs, Ts), t, x, t_x, T)
+
     def __init__(self) -> None:
         pass
 
@@ -353,20 +370,3 @@ class BetaGeoModel(_BetaGeoBase):
         )
         return _shape_out(value, t)
 
-    def conditional_expected_purchases(
-        self, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
-    ) -> np.ndarray | float:
-        """E[Y(t) | x, t_x, T]: expected purchases in (T, T + t] (eq. 10 of [1])."""
-        r, alpha, a, b = self._check_fitted()
-        ts = _check_nonneg("t", t)
-        xs, txs, Ts = _check_rft(x, t_x, T)
-        z = ts / (alpha + Ts + ts)
-        ratio = np.exp((r + xs) * (np.log(alpha + Ts) - np.log(alpha + Ts + ts)))
-        head = (
-            (a + b + xs - 1)
-            / (a - 1)
-            * (1 - ratio * hyp2f1(r + xs, b + xs, a + b + xs - 1, z))
-        )
-        return _shape_out(
-            head * self._p_alive(r, alpha, a, b, xs, txs, Ts), t, x, t_x, T
-        )

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, gammaln, hyp2f1
 
-from .bg_nbd import _BetaGeoBase, _check_nonneg, _check_rft, _shape_out
+from .bg_nbd import _BetaGeoBase, _check_nonneg, _shape_out
 
 __all__ = ["ModifiedBetaGeoModel"]
 
@@ -87,20 +87,3 @@ class ModifiedBetaGeoModel(_BetaGeoBase):
         )
         return _shape_out(value, t)
 
-    def conditional_expected_purchases(
-        self, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
-    ) -> np.ndarray | float:
-        """E[Y(t) | x, t_x, T]: expected purchases in (T, T + t]."""
-        r, alpha, a, b = self._check_fitted()
-        ts = _check_nonneg("t", t)
-        xs, txs, Ts = _check_rft(x, t_x, T)
-        z = ts / (alpha + Ts + ts)
-        ratio = np.exp((r + xs) * (np.log(alpha + Ts) - np.log(alpha + Ts + ts)))
-        head = (
-            (a + b + xs)
-            / (a - 1)
-            * (1 - ratio * hyp2f1(r + xs, b + xs + 1, a + b + xs, z))
-        )
-        return _shape_out(
-            head * self._p_alive(r, alpha, a, b, xs, txs, Ts), t, x, t_x, T
-        )
