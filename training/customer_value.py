@@ -155,7 +155,7 @@ def _wrap(
     features; ``horizon_constant`` replaces the horizon column (churn's 90-day risk).
     """
     graph = inner.graph
-    nodes, inits = [], []
+    feed, nodes, inits = [], [], []  # feed: nodes before the inner graph; nodes: after it
 
     def const(name: str, value: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(value, name))
@@ -165,13 +165,13 @@ def _wrap(
         "Slice", [INPUT_NAME, const(f"w_{name}_s", np.array([a], np.int64)), const(f"w_{name}_e", np.array([b], np.int64)), const(f"w_{name}_a", np.array([1], np.int64))], [name]
     )
     if horizon_constant is None:  # CLV_FEATURES: 0..5 are the inner graph's columns
-        nodes.append(cols(0, 6, "w_inner"))
+        feed.append(cols(0, 6, "w_inner"))
     else:  # CHURN_FEATURES: x, t_x, T, zbar, threshold -> insert the constant horizon
-        nodes.append(cols(0, 4, "w_head"))
-        nodes.append(cols(4, 5, "w_threshold"))
-        nodes.append(helper.make_node("Mul", ["w_threshold", const("w_zero", np.array([0.0], np.float32))], ["w_zeros"]))
-        nodes.append(helper.make_node("Add", ["w_zeros", const("w_horizon", np.array([horizon_constant], np.float32))], ["w_h"]))
-        nodes.append(helper.make_node("Concat", ["w_head", "w_h", "w_threshold"], ["w_inner"], axis=1))
+        feed.append(cols(0, 4, "w_head"))
+        feed.append(cols(4, 5, "w_threshold"))
+        feed.append(helper.make_node("Mul", ["w_threshold", const("w_zero", np.array([0.0], np.float32))], ["w_zeros"]))
+        feed.append(helper.make_node("Add", ["w_zeros", const("w_horizon", np.array([horizon_constant], np.float32))], ["w_h"]))
+        feed.append(helper.make_node("Concat", ["w_head", "w_h", "w_threshold"], ["w_inner"], axis=1))
     for node in graph.node:
         node.input[:] = ["w_inner" if i == INPUT_NAME else i for i in node.input]
     outputs = list(graph.output)
@@ -199,7 +199,7 @@ def _wrap(
         ]
         outputs.append(helper.make_tensor_value_info("risk_band", TensorProto.INT32, [None, 1]))
     new_graph = helper.make_graph(
-        nodes[: (1 if horizon_constant is None else 5)] + list(graph.node) + nodes[(1 if horizon_constant is None else 5) :],
+        feed + list(graph.node) + nodes,
         graph.name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, width])],
         outputs,
