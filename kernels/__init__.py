@@ -1,6 +1,7 @@
 """Numba feature kernels over Arrow data: the one feature pipeline of training and serving.
 
-``FeatureFrame`` turns input tables into a float32 feature matrix; the modules below it are
+``FeatureFrame`` turns input tables into a float32 feature matrix, each feature computed by a
+family module (``order_features`` …, see ``features``); the modules below them are
 usable on their own: ``arrow`` (Arrow columns to NumPy), ``factorise`` (int64 ids to codes),
 ``rfm`` (the RFM kernel), ``repeat`` (the repeat-purchase kernel: BG/NBD and Gamma-Gamma
 inputs) and ``errors`` (``InputError``, raised for every bad input). This
@@ -10,7 +11,9 @@ package imports nothing else of scorecast's.
 from .arrow import category_codes, contact_codes, floats, timestamps_us, unique_contact_ids
 from .errors import InputError
 from .features import (
+    FAMILIES,
     FEATURE_PATTERNS,
+    FeatureFamily,
     FeatureFrame,
     order_feature_names,
     required_columns,
@@ -20,7 +23,9 @@ from .repeat import RepeatSummary, repeat_summary
 from .rfm import RfmSummary, rfm_summary
 
 __all__ = [
+    "FAMILIES",
     "FEATURE_PATTERNS",
+    "FeatureFamily",
     "FeatureFrame",
     "InputError",
     "RepeatSummary",

@@ -6,7 +6,9 @@ else to serve the model. Every ONNX model of ours takes one input, ``features``:
 matrix ``[n_contacts, len(features)]`` whose columns are the named features in order.
 A feature named ``request:<option>`` (e.g. ``request:horizon_days``) is not computed from
 data: the server fills the column with the request's option, or the model's default for it
-(``params["request_defaults"][<option>]``).
+(``params["request_defaults"][<option>]``). ``params["feature_params"]``, when present, is
+passed to ``FeatureFrame.matrix`` for feature families that depend on a fitted vocabulary or a
+configuration (see ``scorecast.kernels.features``).
 """
 
 from __future__ import annotations

@@ -68,12 +68,13 @@ class _Plan:
 
     def matrix(self, frame: FeatureFrame) -> np.ndarray:
         """The model's input: kernel features, with the request's options in their columns."""
+        params = self.model.meta.params.get("feature_params")
         if not self.request_columns:
-            return frame.matrix(self.data_features)
+            return frame.matrix(self.data_features, params)
         x = np.empty((len(frame.contact_ids), len(self.model.meta.features)), dtype=np.float32)
         data_columns = [i for i in range(x.shape[1]) if i not in self.request_columns]
         if data_columns:
-            x[:, data_columns] = frame.matrix(self.data_features)
+            x[:, data_columns] = frame.matrix(self.data_features, params)
         for i, value in self.request_columns.items():
             x[:, i] = value
         return x

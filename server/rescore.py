@@ -59,6 +59,6 @@ def rescore(
         iterator = tqdm(chunks, total=len(chunks), unit="chunk", desc="rescore")
     n = 0
     with AtomicParquetWriter(out) as writer:
-        for n, tables in enumerate(iterator, start=1):
+        for n, tables in enumerate(iterator, start=1):  # noqa: B007 (n counts the chunks)
             writer.write(pipeline.score(tables))
     return RescoreResult(rows=writer.rows, chunks=n, seconds=dict(pipeline.seconds))

@@ -13,7 +13,7 @@ from scorecast.kernels import (
     FEATURE_PATTERNS,
     FeatureFrame,
     InputError,
-    features,
+    order_features,
     order_feature_names,
     required_columns,
 )
@@ -194,13 +194,13 @@ def test_matrix_follows_the_requested_order() -> None:
 def test_kernel_runs_once_for_covered_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     """A request the last summary covers reuses it; a new group recomputes with the union."""
     calls: list[int] = []
-    real = features.rfm_summary
+    real = order_features.rfm_summary
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[5])  # n_groups
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(features, "rfm_summary", counting)
+    monkeypatch.setattr(order_features, "rfm_summary", counting)
     frame = FeatureFrame({"orders": _MIXED}, AS_OF)
     frame.matrix(["frequency", "monetary", "group_count:shoes"])
     frame.matrix(["group_recency_days:shoes", "recency_days"])
@@ -216,7 +216,7 @@ def test_repeat_kernel_runs_only_when_asked_and_once(monkeypatch: pytest.MonkeyP
     """RFM requests never run the repeat kernel, repeat-only requests never run the RFM one;
     a request for repeat_monetary after amount-free repeat features recomputes with amounts."""
     calls: list[str] = []
-    real_rfm, real_repeat = features.rfm_summary, features.repeat_summary
+    real_rfm, real_repeat = order_features.rfm_summary, order_features.repeat_summary
 
     def rfm(*args: Any, **kwargs: Any) -> Any:
         calls.append("rfm")
@@ -226,8 +226,8 @@ def test_repeat_kernel_runs_only_when_asked_and_once(monkeypatch: pytest.MonkeyP
         calls.append("repeat" if args[3] is None else "repeat+amount")
         return real_repeat(*args, **kwargs)
 
-    monkeypatch.setattr(features, "rfm_summary", rfm)
-    monkeypatch.setattr(features, "repeat_summary", repeat)
+    monkeypatch.setattr(order_features, "rfm_summary", rfm)
+    monkeypatch.setattr(order_features, "repeat_summary", repeat)
     frame = FeatureFrame({"orders": _MIXED}, AS_OF)
     frame.matrix(NAMES)
     assert calls == ["rfm"]
