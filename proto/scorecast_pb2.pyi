@@ -34,7 +34,7 @@ class GetModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("score", "version", "model_type", "features", "outputs", "trained_at", "data_as_of", "horizon_days", "metrics", "params_json", "description", "ready", "providers", "available_versions", "input_columns")
+    __slots__ = ("score", "version", "model_type", "features", "outputs", "trained_at", "data_as_of", "horizon_days", "metrics", "params_json", "description", "ready", "providers", "available_versions", "input_columns", "failed_versions")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,13 @@ class ModelInfo(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class FailedVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SCORE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +64,7 @@ class ModelInfo(_message.Message):
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     INPUT_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     score: str
     version: str
     model_type: str
@@ -72,7 +80,8 @@ class ModelInfo(_message.Message):
     providers: _containers.RepeatedScalarFieldContainer[str]
     available_versions: _containers.RepeatedScalarFieldContainer[str]
     input_columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, score: _Optional[str] = ..., version: _Optional[str] = ..., model_type: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[_Union[OutputInfo, _Mapping]]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., horizon_days: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., params_json: _Optional[str] = ..., description: _Optional[str] = ..., ready: _Optional[bool] = ..., providers: _Optional[_Iterable[str]] = ..., available_versions: _Optional[_Iterable[str]] = ..., input_columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    failed_versions: _containers.ScalarMap[str, str]
+    def __init__(self, score: _Optional[str] = ..., version: _Optional[str] = ..., model_type: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[_Union[OutputInfo, _Mapping]]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., horizon_days: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., params_json: _Optional[str] = ..., description: _Optional[str] = ..., ready: _Optional[bool] = ..., providers: _Optional[_Iterable[str]] = ..., available_versions: _Optional[_Iterable[str]] = ..., input_columns: _Optional[_Iterable[str]] = ..., failed_versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class OutputInfo(_message.Message):
     __slots__ = ("name", "dtype", "description", "categories")
@@ -173,3 +182,27 @@ class ScoreBatchResponse(_message.Message):
     scores: bytes
     models: _containers.RepeatedCompositeFieldContainer[ModelRef]
     def __init__(self, rows: _Optional[int] = ..., scores: _Optional[bytes] = ..., models: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ...) -> None: ...
+
+class ReloadModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LoadFailure(_message.Message):
+    __slots__ = ("path", "reason")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    reason: str
+    def __init__(self, path: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReloadModelsResponse(_message.Message):
+    __slots__ = ("loaded", "unloaded", "failures", "scores")
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    UNLOADED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    loaded: _containers.RepeatedCompositeFieldContainer[ModelRef]
+    unloaded: _containers.RepeatedCompositeFieldContainer[ModelRef]
+    failures: _containers.RepeatedCompositeFieldContainer[LoadFailure]
+    scores: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, loaded: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., unloaded: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[LoadFailure, _Mapping]]] = ..., scores: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -56,6 +56,11 @@ class ScorecastStub:
                 request_serializer=scorecast__pb2.ScoreBatchRequest.SerializeToString,
                 response_deserializer=scorecast__pb2.ScoreBatchResponse.FromString,
                 _registered_method=True)
+        self.ReloadModels = channel.unary_unary(
+                '/scorecast.v1.Scorecast/ReloadModels',
+                request_serializer=scorecast__pb2.ReloadModelsRequest.SerializeToString,
+                response_deserializer=scorecast__pb2.ReloadModelsResponse.FromString,
+                _registered_method=True)
 
 
 class ScorecastServicer:
@@ -93,6 +98,15 @@ class ScorecastServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadModels(self, request, context):
+        """Admin: rescan the model repository now (the server also polls it). New and changed files
+        load beside the served models and are swapped in at once; requests in flight finish on
+        the models they started with; a file that fails to load leaves the old version serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScorecastServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +129,11 @@ def add_ScorecastServicer_to_server(servicer, server):
                     servicer.ScoreBatch,
                     request_deserializer=scorecast__pb2.ScoreBatchRequest.FromString,
                     response_serializer=scorecast__pb2.ScoreBatchResponse.SerializeToString,
+            ),
+            'ReloadModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModels,
+                    request_deserializer=scorecast__pb2.ReloadModelsRequest.FromString,
+                    response_serializer=scorecast__pb2.ReloadModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +246,33 @@ class Scorecast:
             '/scorecast.v1.Scorecast/ScoreBatch',
             scorecast__pb2.ScoreBatchRequest.SerializeToString,
             scorecast__pb2.ScoreBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/scorecast.v1.Scorecast/ReloadModels',
+            scorecast__pb2.ReloadModelsRequest.SerializeToString,
+            scorecast__pb2.ReloadModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,13 +81,20 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         tls_client_ca=getattr(args, "tls_client_ca", None),
         tokens_file=getattr(args, "tokens_file", None),
         admin_methods=getattr(args, "admin_methods", None),
+        max_model_bytes=getattr(args, "max_model_bytes", None),
+        reload_interval_s=getattr(args, "reload_interval", None),
+        metrics_port=getattr(args, "metrics_port", None),
+        log_format=getattr(args, "log_format", None),
     )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from scorecast.server.app import serve
+    from scorecast.server.logs import configure
 
-    serve(_settings(args))
+    settings = _settings(args)
+    configure(settings.log_format, logging.INFO if args.verbose else logging.WARNING)
+    serve(settings)
 
 
 def _options(args: argparse.Namespace) -> dict[str, object]:
@@ -209,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-client-ca", type=Path, default=None, help="PEM CA: require client certificates it signed")
     p.add_argument("--tokens-file", type=Path, default=None, help="JSON file of token SHA-256 hashes and roles; calls need a token")
     p.add_argument("--admin-methods", type=lambda t: tuple(_groups(t)), default=None, help="comma-separated methods that need the admin role")
+    p.add_argument("--max-model-bytes", type=int, default=None, help="largest model file loaded (default 1 GiB)")
+    p.add_argument("--reload-interval", type=float, default=None, help="seconds between repository checks (default 10; 0: only ReloadModels)")
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port (default -1: none; 0: any)")
+    p.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON with request ids")
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
     p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")

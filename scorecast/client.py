@@ -172,6 +172,10 @@ class ScorecastClient:
         request = pb.ScoreBatchRequest(header=header(scores, **options), chunk=_chunk(tables))  # type: ignore[arg-type]
         return _decode(self.stub.ScoreBatch(request, timeout=self.timeout).scores)
 
+    def reload_models(self) -> pb.ReloadModelsResponse:
+        """Ask the server to rescan its model repository now (needs the admin role when tokens are on)."""
+        return self.stub.ReloadModels(pb.ReloadModelsRequest(), timeout=self.timeout)
+
     def score(self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], **options: object) -> Iterator[pa.RecordBatch]:
         """Stream chunks of contacts; yields one scores batch per chunk, in order."""
         first = header(scores, **options)  # type: ignore[arg-type]

@@ -1,8 +1,10 @@
-"""Build and run the gRPC server: scorecast.v1, health (per model) and reflection.
+"""Build and run the gRPC server: scorecast.v1, health (per model), reflection, metrics.
 
 ``serve`` loads the repository, warms every model and kernel on a tiny synthetic chunk, and
-only then reports SERVING. On SIGTERM or SIGINT it reports NOT_SERVING, stops taking new
-calls, and lets in-flight streams finish within ``grace_s``.
+only then reports SERVING. While it runs, a poller reloads the repository when its files
+change (``reload_interval_s``; ``ReloadModels`` does the same on demand) and health follows
+the scores served. On SIGTERM or SIGINT it reports NOT_SERVING, stops taking new calls, and
+lets in-flight streams finish within ``grace_s``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from grpc_reflection.v1alpha import reflection
 from scorecast.proto import SERVICE_NAME, pb, rpc
 
 from .config import ServerSettings
+from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
-from .repository import ModelRepository
+from .repository import ModelRepository, ReloadReport
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
 
@@ -54,23 +57,65 @@ def warm_up(repository: ModelRepository) -> float:
 
 @dataclass
 class RunningServer:
-    """A started server and what its owner needs to stop it."""
+    """A started server and what its owner needs to reload or stop it."""
 
     server: grpc.Server
     port: int
     health: health.HealthServicer
     repository: ModelRepository
+    metrics: ServerMetrics
+    metrics_port: int | None = None
+    _stopping: threading.Event | None = None
+    _reload_lock: threading.Lock | None = None
+
+    def reload(self) -> ReloadReport:
+        """Rescan the repository, swap in what changed, and make health follow the scores served."""
+        assert self._reload_lock is not None
+        with self._reload_lock:
+            before = set(self.repository.scores)
+            try:
+                report = self.repository.reload()
+            except Exception:
+                self.metrics.reloads.labels("failed").inc()
+                raise
+            after = set(self.repository.scores)
+            for score in after:
+                self.health.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.SERVING)
+            for score in before - after:
+                self.health.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.NOT_SERVING)
+            _publish_models(self.metrics, self.repository)
+            self.metrics.reloads.labels("changed" if report.changed else "unchanged").inc()
+            if report.changed:
+                log.info("reload: loaded %s, unloaded %s, %d failed", report.loaded, report.unloaded, len(report.failed))
+            return report
+
+    def _poll(self, interval_s: float) -> None:
+        assert self._stopping is not None
+        while not self._stopping.wait(interval_s):
+            try:
+                if self.repository.fingerprint() != self.repository.stamps:
+                    self.reload()
+            except Exception:  # a bad moment on disk must not kill the poller
+                log.exception("repository poll failed; trying again in %.0fs", interval_s)
 
     def stop(self, grace_s: float | None = None) -> None:
         """Report NOT_SERVING, then stop; in-flight calls get ``grace_s`` to finish."""
+        if self._stopping is not None:
+            self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        self.metrics.close()
+
+
+def _publish_models(metrics: ServerMetrics, repository: ModelRepository) -> None:
+    served = [(s, v, m.load_seconds) for s, versions in repository.models.items() for v, m in versions.items()]
+    metrics.models(served, len(repository.failures))
 
 
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
-        repository = ModelRepository.load(settings.models, settings.device, settings.intra_op_threads)
+        repository = ModelRepository.load(settings.models, settings.device, settings.intra_op_threads, settings.max_model_bytes)
     if not repository.scores:
         problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
         raise RuntimeError(f"no model to serve in {settings.models}: {problems}")
@@ -85,10 +130,11 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     if settings.tokens_file is not None:
         interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits, interceptors=interceptors)
-    rpc.add_ScorecastServicer_to_server(
-        ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request), server
-    )
+    metrics = ServerMetrics()
     health_servicer = health.HealthServicer()
+    running = RunningServer(server, 0, health_servicer, repository, metrics, None, threading.Event(), threading.Lock())
+    servicer = ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request, metrics, running.reload)
+    rpc.add_ScorecastServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -100,6 +146,10 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not listen on {settings.host}:{settings.port}")
+    running.port = port
+    if settings.metrics_port >= 0:
+        running.metrics_port = metrics.serve_http(settings.host, settings.metrics_port)
+    _publish_models(metrics, repository)
     server.start()
     for score in repository.scores:
         health_servicer.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.SERVING)
@@ -107,8 +157,11 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     security = ("TLS" + (" + client certificates" if settings.tls_client_ca else "")) if settings.tls_cert else "plaintext"
     security += ", tokens" if settings.tokens_file else ", no tokens"
-    log.info("serving %s on %s:%d (%s; %s)", repository.scores, settings.host, port, settings.device, security)
-    return RunningServer(server, port, health_servicer, repository)
+    if settings.reload_interval_s > 0:
+        threading.Thread(target=running._poll, args=(settings.reload_interval_s,), name="scorecast-reload", daemon=True).start()
+    metrics_at = f", metrics on :{running.metrics_port}" if running.metrics_port is not None else ""
+    log.info("serving %s on %s:%d (%s; %s%s)", repository.scores, settings.host, port, settings.device, security, metrics_at)
+    return running
 
 
 def serve(settings: ServerSettings) -> None:

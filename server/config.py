@@ -19,6 +19,7 @@ from .security import load_tokens
 __all__ = ["DEVICES", "ServerSettings"]
 
 DEVICES = ("cpu", "cuda")
+LOG_FORMATS = ("text", "json")
 ENV_PREFIX = "SCORECAST_"
 
 
@@ -57,12 +58,28 @@ class ServerSettings:
     tokens_file: Path | None = None
     """JSON file of accepted tokens' SHA-256 hashes, names and roles; if set, calls need a token."""
     admin_methods: tuple[str, ...] = ()
-    """scorecast.v1 methods (e.g. ``GetModel``; comma-separated in env) that need the admin role."""
+    """scorecast.v1 methods (e.g. ``GetModel``; comma-separated in env) that need the admin role
+    besides ``ReloadModels``, which always does."""
+    max_model_bytes: int = 1 << 30
+    """Largest model file loaded; a bigger one is refused (and reported) without being parsed."""
+    reload_interval_s: float = 10.0
+    """How often the repository folder is checked for new, changed or removed model files; 0: never
+    (``ReloadModels`` still works)."""
+    metrics_port: int = -1
+    """Port of the Prometheus ``/metrics`` endpoint (on ``host``); -1: none, 0: any free port."""
+    log_format: str = "text"
+    """``text`` or ``json`` (one object per line with the request id), for ``scorecast serve``."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers"):
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
+        if self.reload_interval_s < 0:
+            raise ValueError(f"reload_interval_s must be >= 0, got {self.reload_interval_s!r}")
+        if not -1 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be in -1..65535, got {self.metrics_port!r}")
+        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.port <= 65535:

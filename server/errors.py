@@ -58,9 +58,10 @@ class ModelNotFound(ScorecastError):
 
     status = grpc.StatusCode.NOT_FOUND
 
-    def __init__(self, score: str, version: str | None, available: Iterable[str]) -> None:
+    def __init__(self, score: str, version: str | None, available: Iterable[str], load_error: str | None = None) -> None:
         what = f"score {score!r}" if not version else f"version {version!r} of score {score!r}"
-        super().__init__(f"no model for {what}; available: {sorted(available)}")
+        why = f" (its file failed to load: {load_error})" if load_error else ""
+        super().__init__(f"no model for {what}{why}; available: {sorted(available)}")
 
 
 class ModelNotReady(ScorecastError):

@@ -2,20 +2,27 @@
 
 Nothing but ``.onnx`` files is read from it. Versions sort numerically when they are numbers
 ("10" after "9"); the default version of a score is the highest that loaded.
+
+``reload`` rescans the folder: new and changed files are loaded beside the models being
+served, then the whole set is swapped in one assignment. A request holds the models it
+started with (``ScoringPipeline`` keeps them), so it finishes on them; a file that fails to
+load (bad file, failed parity probe) leaves the version it would have replaced serving, and
+its reason stays in ``failures`` for ``GetModel`` to report.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ModelLoadError, ModelNotFound
-from .runtime import OnnxModel
+from .runtime import DEFAULT_MAX_MODEL_BYTES, OnnxModel
 
-__all__ = ["ModelRepository", "model_path"]
+__all__ = ["ModelRepository", "ReloadReport", "model_path"]
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -34,35 +41,133 @@ def version_key(version: str) -> tuple[int, int | str]:
     return (1, int(version)) if version.isdigit() else (0, version)
 
 
-@dataclass
+# (mtime_ns, size, inode): a file whose stamp is unchanged is not loaded again
+_Stamp = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent set of served models; replaced whole, never mutated."""
+
+    models: dict[str, dict[str, OnnxModel]]
+    stamps: dict[Path, _Stamp]
+    failures: dict[Path, str]
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What one ``reload`` changed: (score, version) pairs, and failures by path."""
+
+    loaded: list[tuple[str, str]] = field(default_factory=list)
+    unloaded: list[tuple[str, str]] = field(default_factory=list)
+    failed: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.loaded or self.unloaded or self.failed)
+
+
 class ModelRepository:
     """Loaded models by score and version, plus the files that failed to load and why."""
 
-    root: Path
-    models: dict[str, dict[str, OnnxModel]] = field(default_factory=dict)
-    failures: dict[Path, str] = field(default_factory=dict)
+    def __init__(
+        self, root: Path, device: str = "cpu", intra_op_threads: int = 0, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    ) -> None:
+        self.root = root
+        self.device = device
+        self.intra_op_threads = intra_op_threads
+        self.max_model_bytes = max_model_bytes
+        self._snapshot = _Snapshot({}, {}, {})
+        self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
     @classmethod
-    def load(cls, root: Path, device: str = "cpu", intra_op_threads: int = 0) -> ModelRepository:
+    def load(
+        cls, root: Path, device: str = "cpu", intra_op_threads: int = 0, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    ) -> ModelRepository:
         """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
-        repo = cls(root=root)
-        for path in sorted(root.glob("*/*.onnx")):
-            score, version = path.parent.name, path.stem
-            try:
-                model = OnnxModel.load(path, device=device, intra_op_threads=intra_op_threads)
-                if model.meta.score != score or model.meta.version != version:
-                    raise ModelLoadError(
-                        path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}"
-                    )
-            except ModelLoadError as exc:
-                log.error("%s", exc)
-                repo.failures[path] = str(exc)
-                continue
-            repo.models.setdefault(score, {})[version] = model
-            log.info("loaded %s version %s from %s in %.2fs on %s", score, version, path, model.load_seconds, model.providers)
+        repo = cls(root, device, intra_op_threads, max_model_bytes)
+        repo.reload()
         return repo
+
+    @property
+    def models(self) -> dict[str, dict[str, OnnxModel]]:
+        """Served models by score, then version (one consistent snapshot)."""
+        return self._snapshot.models
+
+    @property
+    def stamps(self) -> dict[Path, _Stamp]:
+        """The file stamps the served set was built from (compare with ``fingerprint``)."""
+        return self._snapshot.stamps
+
+    @property
+    def failures(self) -> dict[Path, str]:
+        """Files that did not load, with the reason; a fixed file drops out on the next reload."""
+        return self._snapshot.failures
+
+    def fingerprint(self) -> dict[Path, _Stamp]:
+        """Stamp of every model file now in the folder (cheap: one stat per file)."""
+        stamps = {}
+        for path in self.root.glob("*/*.onnx"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed between glob and stat
+                continue
+            stamps[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return stamps
+
+    def reload(self) -> ReloadReport:
+        """Load new and changed files beside the served models, then swap them in at once."""
+        with self._reload_lock:
+            old = self._snapshot
+            stamps = self.fingerprint()
+            models: dict[str, dict[str, OnnxModel]] = {}
+            failures: dict[Path, str] = {}
+            kept_stamps: dict[Path, _Stamp] = {}
+            report = ReloadReport()
+            for path in sorted(stamps):
+                score, version = path.parent.name, path.stem
+                current = old.models.get(score, {}).get(version)
+                if current is not None and old.stamps.get(path) == stamps[path]:
+                    models.setdefault(score, {})[version] = current
+                    kept_stamps[path] = stamps[path]
+                    continue
+                if path in old.failures and old.stamps.get(path) == stamps[path]:
+                    failures[path] = old.failures[path]  # same bad file: do not retry every poll
+                    kept_stamps[path] = stamps[path]
+                    if current is not None:
+                        models.setdefault(score, {})[version] = current
+                    continue
+                try:
+                    model = self._load(path, score, version)
+                except ModelLoadError as exc:
+                    log.error("%s", exc)
+                    failures[path] = report.failed[path] = str(exc)
+                    kept_stamps[path] = stamps[path]
+                    if current is not None:  # a broken replacement leaves the old one serving
+                        models.setdefault(score, {})[version] = current
+                        log.warning("%s version %s keeps serving the previously loaded file", score, version)
+                    continue
+                models.setdefault(score, {})[version] = model
+                kept_stamps[path] = stamps[path]
+                report.loaded.append((score, version))
+                log.info("loaded %s version %s from %s in %.2fs on %s", score, version, path, model.load_seconds, model.providers)
+            for score, versions in old.models.items():
+                for version in versions:
+                    if version not in models.get(score, {}):
+                        report.unloaded.append((score, version))
+                        log.info("unloaded %s version %s: its file is gone", score, version)
+            self._snapshot = _Snapshot(models, kept_stamps, failures)
+            return report
+
+    def _load(self, path: Path, score: str, version: str) -> OnnxModel:
+        if not _NAME.match(score) or not _NAME.match(version):
+            raise ModelLoadError(path, "score and version names are letters, digits, _ . - only")
+        model = OnnxModel.load(path, device=self.device, intra_op_threads=self.intra_op_threads, max_bytes=self.max_model_bytes)
+        if model.meta.score != score or model.meta.version != version:
+            raise ModelLoadError(path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}")
+        return model
 
     @property
     def scores(self) -> list[str]:
@@ -73,9 +178,17 @@ class ModelRepository:
         """Loaded versions of a score, oldest first."""
         return sorted(self.models.get(score, {}), key=version_key)
 
+    def failed_versions(self, score: str) -> dict[str, str]:
+        """Versions of a score whose file failed to load (or to replace a served one), with why."""
+        return {p.stem: reason for p, reason in self.failures.items() if p.parent.name == score}
+
     def get(self, score: str, version: str | None = None) -> OnnxModel:
         """The model for a score: the given version, or the default (newest)."""
         versions = self.models.get(score)
+        if version and not (versions and version in versions):
+            failed = self.failed_versions(score).get(version)
+            if failed is not None:
+                raise ModelNotFound(score, version, [f"{score}:{v}" for v in versions or ()], failed)
         if not versions:
             raise ModelNotFound(score, None, self.scores)
         if not version:
@@ -86,4 +199,5 @@ class ModelRepository:
 
     def defaults(self) -> Iterable[OnnxModel]:
         """The default version of every score."""
-        return (self.get(score) for score in self.scores)
+        models = self.models
+        return [versions[max(versions, key=version_key)] for _, versions in sorted(models.items())]

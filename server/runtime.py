@@ -1,8 +1,10 @@
 """One served model: an ONNX Runtime session on the CPU or CUDA provider, and its metadata.
 
-``OnnxModel.load`` builds the session, reads the model's own metadata (the ONNX file is all
-the server needs), checks that the graph matches it and warms it up. ``run`` takes the
-float32 feature matrix and returns the named outputs as NumPy arrays.
+``OnnxModel.load`` checks the file (size, operator sets, inputs and outputs against its own
+metadata: the ONNX file is all the server needs), builds the session, replays the model's
+parity probe when it has one (``params["probe"]``: feature rows and the outputs training got
+for them) and warms it up. ``run`` takes the float32 feature matrix and returns the named
+outputs as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
@@ -24,6 +27,14 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 # Below this many rows, binding buffers costs more than the copies it saves.
 IO_BINDING_MIN_ROWS = 10_000
+DEFAULT_MAX_MODEL_BYTES = 1 << 30
+"""Largest model file the server loads (a 50k-SKU recommender with 64 factors is ~13 MB)."""
+# Operator sets a served graph may import: the standard ones, up to what this onnx knows.
+# Anything else (custom ops, contrib domains) could need code we never load.
+OPSET_LIMITS = {"": onnx.defs.onnx_opset_version(), "ai.onnx.ml": onnx.helper.VERSION_TABLE[-1][3]}
+MIN_OPSET = 9
+# Probe parity: outputs may differ from training's by this much (CUDA kernels reorder sums).
+PROBE_RTOL, PROBE_ATOL = 1e-3, 1e-4
 
 
 def providers_for(device: str) -> list[str]:
@@ -50,9 +61,12 @@ class OnnxModel:
     load_seconds: float
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu", intra_op_threads: int = 0) -> OnnxModel:
-        """Build the session and check the graph against its metadata; ModelLoadError if unservable."""
+    def load(
+        cls, path: Path, device: str = "cpu", intra_op_threads: int = 0, max_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    ) -> OnnxModel:
+        """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
         start = time.perf_counter()
+        _check_file(path, max_bytes)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.log_severity_level = 3  # CUDA fallback notices for tree operators are expected
@@ -71,6 +85,7 @@ class OnnxModel:
         _check_graph(path, session, meta)
         model = cls(path=path, meta=meta, session=session, load_seconds=0.0)
         model.run(np.zeros((1, len(meta.features)), dtype=np.float32))  # warm-up: allocations, kernels
+        _check_probe(model)
         model.load_seconds = time.perf_counter() - start
         return model
 
@@ -98,11 +113,71 @@ class OnnxModel:
         return sorted({o.onnx_output for o in self.meta.outputs})
 
 
+def _check_file(path: Path, max_bytes: int) -> None:
+    """Size and operator sets, before ONNX Runtime parses anything else of the file."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelLoadError(path, f"cannot read it: {exc.strerror or exc}") from None
+    if size > max_bytes:
+        raise ModelLoadError(path, f"{size} bytes is over the limit of {max_bytes} (setting max_model_bytes)")
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends: a truncated or foreign file
+        raise ModelLoadError(path, f"not an ONNX model: {type(exc).__name__}: {exc}") from None
+    for opset in proto.opset_import:
+        domain = opset.domain or ""
+        if domain not in OPSET_LIMITS:
+            raise ModelLoadError(path, f"imports operator set {domain!r}; only {sorted(OPSET_LIMITS)} are served")
+        low = MIN_OPSET if domain == "" else 1
+        if not low <= opset.version <= OPSET_LIMITS[domain]:
+            raise ModelLoadError(path, f"operator set {domain or 'ai.onnx'} version {opset.version} is outside {low}..{OPSET_LIMITS[domain]}")
+    external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ModelLoadError(path, f"initializers {external[:3]} live in external files; a model must be one file")
+
+
+def _check_probe(model: OnnxModel) -> None:
+    """Replay the rows training recorded; outputs beyond tolerance mean this runtime (or this
+    file) does not compute what was validated."""
+    probe = model.meta.params.get("probe")
+    if probe is None:
+        return
+    try:
+        x = _floats(probe["features"]).astype(np.float32)
+        expected = {name: _floats(v) for name, v in probe["outputs"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(model.path, f"params.probe is malformed: {exc}") from None
+    if x.ndim != 2 or x.shape[1] != len(model.meta.features):
+        raise ModelLoadError(model.path, f"params.probe.features has shape {x.shape}, expected (n, {len(model.meta.features)})")
+    got = model.run(np.ascontiguousarray(x))
+    for name, want in expected.items():
+        if name not in got:
+            raise ModelLoadError(model.path, f"params.probe names output {name!r} the graph does not have")
+        have = got[name].astype(np.float64).reshape(want.shape)
+        both_nan = np.isnan(have) & np.isnan(want)
+        close = np.isclose(have, want, rtol=PROBE_RTOL, atol=PROBE_ATOL) | both_nan
+        if not close.all():
+            i = np.argwhere(~close)[0]
+            raise ModelLoadError(
+                model.path,
+                f"parity probe failed on output {name!r} at {tuple(int(k) for k in i)}: got {have[tuple(i)]!r}, "
+                f"training recorded {want[tuple(i)]!r} (rtol {PROBE_RTOL}, atol {PROBE_ATOL}) on {model.providers[0]}",
+            )
+
+
+def _floats(values: object) -> np.ndarray:
+    """Nested JSON lists to float64, null as NaN (how training stores NaN)."""
+    return np.array(values, dtype=object).astype(np.float64)  # None -> nan
+
+
 def _check_graph(path: Path, session: ort.InferenceSession, meta: ModelMetadata) -> None:
-    """The graph must take ``features`` [n, len(meta.features)] and emit every output named."""
+    """The graph must take float32 ``features`` [n, len(meta.features)] and emit every output named."""
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
         raise ModelLoadError(path, f"expected one input named {INPUT_NAME!r}, got {[i.name for i in inputs]}")
+    if inputs[0].type != "tensor(float)":
+        raise ModelLoadError(path, f"input {INPUT_NAME!r} has type {inputs[0].type}, expected tensor(float)")
     width = inputs[0].shape[-1]
     if isinstance(width, int) and width != len(meta.features):
         raise ModelLoadError(path, f"input width {width} != {len(meta.features)} features in its metadata")

@@ -42,8 +42,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROLES = ("score", "admin")
-ADMIN_METHODS: frozenset[str] = frozenset()
-"""scorecast.v1 methods (short names) that always need the admin role; Reload joins once it exists."""
+ADMIN_METHODS: frozenset[str] = frozenset({"ReloadModels"})
+"""scorecast.v1 methods (short names) that always need the admin role."""
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"})
 """Services callable without a token."""
 

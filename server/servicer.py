@@ -1,18 +1,22 @@
 """The gRPC servicer: a few lines per call — decode, call the pipeline, encode.
 
-``handle_errors`` maps our exceptions to status codes: ScorecastError carries its own,
-kernels' InputError is INVALID_ARGUMENT, anything else is INTERNAL with the traceback logged,
-and the server keeps serving.
+``handle_errors`` wraps every call: it maps our exceptions to status codes (ScorecastError
+carries its own, kernels' InputError is INVALID_ARGUMENT, anything else is INTERNAL with the
+traceback logged, and the server keeps serving), gives the call a request id (the caller's
+``x-request-id`` or a new one, returned in trailing metadata and put on every log line), and
+records it in the server's metrics with one summary log line.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -24,8 +28,10 @@ from scorecast.proto import pb, rpc
 
 from .codec import decode_tables, encode_batch
 from .errors import InvalidArgument, ResourceExhausted, ScorecastError
+from .logs import REQUEST_ID_HEADER, new_request_id, request_id
+from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
-from .repository import ModelRepository
+from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
 
 __all__ = ["ScorecastServicer", "handle_errors", "model_info", "spec_from_header"]
@@ -33,34 +39,93 @@ __all__ = ["ScorecastServicer", "handle_errors", "model_info", "spec_from_header
 log = logging.getLogger(__name__)
 
 
-def _abort_for(exc: BaseException, context: grpc.ServicerContext, method: str) -> None:
+@dataclass
+class _Call:
+    """What a call did, for its metrics and summary line (filled by the method as it goes)."""
+
+    scores: tuple[str, ...] = ()
+    rows: int = 0
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+_call: contextvars.ContextVar[_Call] = contextvars.ContextVar("scorecast_call")
+
+
+def _status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, ScorecastError):
-        context.abort(exc.status, str(exc))
+        return exc.status, str(exc)
     if isinstance(exc, InputError):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     log.exception("%s failed unexpectedly", method)
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}")
+    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+
+
+def _begin(context: grpc.ServicerContext) -> tuple[str, _Call, float]:
+    rid = new_request_id(context.invocation_metadata())
+    request_id.set(rid)
+    context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
+    call = _Call()
+    _call.set(call)
+    return rid, call, time.perf_counter()
+
+
+def _finish(servicer: Any, method: str, call: _Call, start: float, code: grpc.StatusCode, context: grpc.ServicerContext) -> None:
+    if code == grpc.StatusCode.OK and not context.is_active():
+        code = grpc.StatusCode.CANCELLED  # the caller left (cancelled, deadline) before the end
+    seconds = time.perf_counter() - start
+    metrics: ServerMetrics | None = getattr(servicer, "metrics", None)
+    if metrics is not None:
+        metrics.call(method, code.name, seconds, call.scores)
+        if call.rows:
+            metrics.scored(call.scores, call.rows)
+        metrics.stages(call.stages)
+    log.info(
+        "%s %s in %.1f ms (%d rows)",
+        method,
+        code.name,
+        seconds * 1e3,
+        call.rows,
+        extra={"event": "call", "method": method, "code": code.name, "ms": round(seconds * 1e3, 3), "rows": call.rows,
+               "scores": list(call.scores), "peer": context.peer()},
+    )
+    request_id.set("")
 
 
 def handle_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn exceptions of a servicer method (unary or streaming) into gRPC statuses."""
+    """Wrap a servicer method (unary or streaming): status codes, request id, metrics, log line."""
+    name = method.__name__
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
         def stream(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            _, call, start = _begin(context)
+            code = grpc.StatusCode.OK
             try:
                 yield from method(self, request, context)
             except Exception as exc:
-                _abort_for(exc, context, method.__name__)
+                code, message = _status_for(exc, name)
+                _finish(self, name, call, start, code, context)
+                context.abort(code, message)
+            except GeneratorExit:  # the caller went away mid-stream
+                code = grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+                    _finish(self, name, call, start, code, context)
 
         return stream
 
     @functools.wraps(method)
     def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        _, call, start = _begin(context)
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
         except Exception as exc:
-            _abort_for(exc, context, method.__name__)
+            code, message = _status_for(exc, name)
+            _finish(self, name, call, start, code, context)
+            context.abort(code, message)
+        _finish(self, name, call, start, grpc.StatusCode.OK, context)
+        return response
 
     return unary
 
@@ -110,6 +175,7 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
         providers=model.providers,
         available_versions=repository.versions(meta.score),
         input_columns=sorted(required_columns(f for f in meta.features if not f.startswith(REQUEST_PREFIX))),
+        failed_versions=repository.failed_versions(meta.score),
     )
 
 
@@ -120,10 +186,26 @@ def _models(pipeline: ScoringPipeline) -> list[pb.ModelRef]:
 class ScorecastServicer(rpc.ScorecastServicer):
     """scorecast.v1.Scorecast over a loaded model repository."""
 
-    def __init__(self, repository: ModelRepository, max_rows_per_chunk: int, max_rows_per_request: int | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        max_rows_per_chunk: int,
+        max_rows_per_request: int | None = None,
+        metrics: ServerMetrics | None = None,
+        reload: Callable[[], ReloadReport] | None = None,
+    ) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
         self.max_rows_per_request = max_rows_per_request
+        self.metrics = metrics
+        self._reload = reload or repository.reload
+
+    def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
+        call = _call.get()
+        call.scores = tuple(header.scores)
+        pipeline = ScoringPipeline(self.repository, spec_from_header(header), self.max_rows_per_chunk)
+        call.stages = pipeline.seconds  # the same dict: it accumulates as chunks are scored
+        return pipeline
 
     @handle_errors
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
@@ -136,8 +218,9 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
-        pipeline = ScoringPipeline(self.repository, spec_from_header(request.header), self.max_rows_per_chunk)
+        pipeline = self._pipeline(request.header)
         batch = pipeline.score(decode_tables(request.chunk.tables))
+        _call.get().rows = batch.num_rows
         return pb.ScoreBatchResponse(rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline))
 
     @handle_errors
@@ -146,7 +229,8 @@ class ScorecastServicer(rpc.ScorecastServicer):
         if first is None or first.WhichOneof("kind") != "header":
             got = "end of stream" if first is None else "a chunk"
             raise InvalidArgument("Score stream", got, "the first message must be a header")
-        pipeline = ScoringPipeline(self.repository, spec_from_header(first.header), self.max_rows_per_chunk)
+        pipeline = self._pipeline(first.header)
+        call = _call.get()
         total = 0
         for index, message in enumerate(request_iterator):
             if not context.is_active():  # cancelled or past its deadline: no more work for it
@@ -159,8 +243,20 @@ class ScorecastServicer(rpc.ScorecastServicer):
             except InputError as exc:
                 raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
             total += batch.num_rows
+            call.rows = total
             if self.max_rows_per_request is not None and total > self.max_rows_per_request:
                 raise ResourceExhausted("contacts in one Score stream", total, self.max_rows_per_request, "max_rows_per_request")
             yield pb.ScoreResponse(
                 chunk_index=index, rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline) if index == 0 else []
             )
+
+    @handle_errors
+    def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> pb.ReloadModelsResponse:
+        report = self._reload()
+        root = self.repository.root
+        return pb.ReloadModelsResponse(
+            loaded=[pb.ModelRef(score=s, version=v) for s, v in report.loaded],
+            unloaded=[pb.ModelRef(score=s, version=v) for s, v in report.unloaded],
+            failures=[pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(self.repository.failures.items())],
+            scores=self.repository.scores,
+        )

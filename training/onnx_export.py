@@ -113,6 +113,32 @@ def attach_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelPr
     return out
 
 
+PROBE_ROWS = 32
+"""Rows of a model's parity probe: enough to cross most branches, small in the metadata."""
+
+
+def add_probe(model: onnx.ModelProto, features: np.ndarray) -> onnx.ModelProto:
+    """A copy of ``model`` whose metadata records these feature rows and its CPU outputs for
+    them (``params["probe"]``); the server replays them at load and refuses a model (or a
+    runtime, e.g. CUDA) that does not reproduce them. NaN is stored as JSON null."""
+    import onnxruntime as ort
+
+    meta = read_metadata(model)
+    x = np.ascontiguousarray(features[:PROBE_ROWS], dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != len(meta.features):
+        raise ValueError(f"probe rows have shape {x.shape}, the model takes {len(meta.features)} features")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = sorted({o.onnx_output for o in meta.outputs})
+    outputs = dict(zip(names, session.run(names, {INPUT_NAME: x}), strict=True))
+    probe = {"features": _json_floats(x), "outputs": {n: _json_floats(v.astype(np.float64)) for n, v in outputs.items()}}
+    return attach_metadata(model, ModelMetadata(**{**meta.__dict__, "params": {**meta.params, "probe": probe}}))
+
+
+def _json_floats(values: np.ndarray) -> list:
+    """Nested lists of floats with NaN as None (JSON has no NaN)."""
+    return np.where(np.isnan(values), None, values.astype(object)).tolist()
+
+
 def read_metadata(model: onnx.ModelProto) -> ModelMetadata:
     """The :class:`ModelMetadata` attached to ``model``; raises ValueError when there is none."""
     for prop in model.metadata_props:

@@ -14,16 +14,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
 from scorecast.base import read_table
 from scorecast.kernels import FeatureFrame, order_feature_names
+from scorecast.metadata import REQUEST_PREFIX
 
 from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
-from .onnx_export import save_model
+from .onnx_export import PROBE_ROWS, add_probe, read_metadata, save_model
 from .rfm import RFM_FEATURES, fit_rfm
 
 __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
@@ -90,12 +92,35 @@ def train(
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
-        built.append((score, version, onnx_model))
+        built.append((score, version, add_probe(onnx_model, _probe_rows(tables, as_of, onnx_model))))
     written = []
     for score, version, onnx_model in built:
         (out / score).mkdir(exist_ok=True)
         written.append(save_model(onnx_model, out / score / f"{version}.onnx"))
     return written
+
+
+def _probe_rows(tables: dict[str, pa.Table], as_of: datetime, model: onnx.ModelProto) -> np.ndarray:
+    """Feature rows of a few contacts spread over the base (buyers and, where there are, prospects),
+    computed by the serving pipeline, request options at the model's defaults: the parity probe."""
+    meta = read_metadata(model)
+    ids = FeatureFrame(tables, _as_us(as_of)).contact_ids
+    picked = ids.take(pa.array(np.linspace(0, len(ids) - 1, min(PROBE_ROWS, len(ids))).astype(np.int64)))
+    subset = {
+        name: table.filter(pc.is_in(table["contact_id"], picked)) if "contact_id" in table.column_names else table
+        for name, table in tables.items()
+    }
+    frame = FeatureFrame(subset, _as_us(as_of), contact_ids=picked)
+    x = np.empty((len(picked), len(meta.features)), np.float32)
+    data = [i for i, f in enumerate(meta.features) if not f.startswith(REQUEST_PREFIX)]
+    if data:
+        x[:, data] = frame.matrix([meta.features[i] for i in data], meta.params.get("feature_params"))
+    for i, name in enumerate(meta.features):
+        if name.startswith(REQUEST_PREFIX):
+            option = name.removeprefix(REQUEST_PREFIX)
+            default = meta.params.get("request_defaults", {}).get(option)
+            x[:, i] = meta.horizon_days if default is None and option == "horizon_days" else default
+    return x
 
 
 def _buyers(frame_matrix: np.ndarray, what: str) -> int:

@@ -206,7 +206,7 @@ def test_disk_cache_is_written_then_loaded_by_a_fresh_process(tmp_path: Any) -> 
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=600,  # a first compile on a loaded 2-core machine has taken > 120 s
         )
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))

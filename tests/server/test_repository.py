@@ -39,7 +39,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     assert repo.scores == ["spend"] and repo.versions("spend") == ["1"]
     reasons = {p.relative_to(tmp_path).as_posix(): r for p, r in repo.failures.items()}
     assert set(reasons) == {"junk/1.onnx", "spend/6.onnx", "bare/1.onnx"}
-    assert "ONNX Runtime refused" in reasons["junk/1.onnx"]
+    assert "not an ONNX model" in reasons["junk/1.onnx"]
     assert "metadata says 'spend' version '5'" in reasons["spend/6.onnx"]
     assert "no 'scorecast' entry" in reasons["bare/1.onnx"]
 

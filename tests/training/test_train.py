@@ -126,3 +126,28 @@ def test_default_as_of_is_the_last_order(tmp_path: Path) -> None:
     (path,) = train(base, tmp_path / "models", scores=["rfm"])
     last = pc.max(pq.read_table(base / "orders.parquet")["ts"]).as_py()
     assert datetime.fromisoformat(_meta(path).data_as_of) == last.astimezone(UTC)
+
+
+@pytest.mark.slow
+def test_every_model_carries_a_parity_probe_the_server_replays(models: Path, tmp_path: Path) -> None:
+    """Each trained file records probe rows (buyers and prospects) and its CPU outputs; the
+    server's loader reproduces them, and refuses the same file with one weight altered."""
+    import onnx
+
+    from scorecast.server.errors import ModelLoadError
+    from scorecast.server.runtime import OnnxModel
+
+    for path in sorted(models.rglob("*.onnx")):
+        probe = _meta(path).params["probe"]
+        x = np.array(probe["features"], dtype=object).astype(np.float64)
+        assert x.shape[0] == 32  # NaN features (never bought a group) are kept as JSON null
+        assert (x[:, 0] != x[0, 0]).any()  # distinct contacts, not one row repeated
+        OnnxModel.load(path)  # replays the probe: raises if it does not reproduce
+    tampered = onnx.load(models / "affinity" / "1.onnx")
+    tree = next(n for n in tampered.graph.node if n.op_type.startswith("TreeEnsemble"))
+    leaf = next(a for a in tree.attribute if a.name in ("class_weights", "target_weights"))
+    leaf.floats[:] = [w + 0.5 for w in leaf.floats]
+    bad = tmp_path / "1.onnx"
+    bad.write_bytes(tampered.SerializeToString())
+    with pytest.raises(ModelLoadError, match="parity probe failed"):
+        OnnxModel.load(bad)

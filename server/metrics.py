@@ -1,0 +1,84 @@
+"""Prometheus metrics of one server: requests, rows, errors, latency, model loads, stage time.
+
+Each server owns a ``CollectorRegistry`` (several servers in one process, as in the tests,
+do not mix their counts); ``serve_http`` exposes it on ``/metrics``. Stage time splits a
+request's scoring into kernels (``features``), ONNX Runtime (``onnx``) and building the
+Arrow result (``assemble``): the "ONNX Runtime vs the rest" an operator asks about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["ServerMetrics"]
+
+# Latency buckets from one-contact requests (~1 ms) to million-contact streams (minutes).
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class ServerMetrics:
+    """The server's metrics, registered in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("scorecast_requests", "Calls by method and final gRPC status", ["method", "code"], registry=r)
+        self.latency = Histogram("scorecast_request_seconds", "Call duration by method", ["method"], buckets=_BUCKETS, registry=r)
+        self.rows = Counter("scorecast_rows", "Contacts scored, by score", ["score"], registry=r)
+        self.score_errors = Counter(
+            "scorecast_score_errors", "Failed scoring calls by requested score and status", ["score", "code"], registry=r
+        )
+        self.stage_seconds = Counter(
+            "scorecast_stage_seconds", "Scoring time by stage: features (kernels), onnx, assemble", ["stage"], registry=r
+        )
+        self.model_load_seconds = Gauge(
+            "scorecast_model_load_seconds", "Load time of each served model version", ["score", "version"], registry=r
+        )
+        self.models_served = Gauge("scorecast_models_served", "Model versions being served", registry=r)
+        self.model_load_failures = Gauge("scorecast_model_load_failures", "Model files that failed to load", registry=r)
+        self.reloads = Counter("scorecast_reloads", "Repository reloads by result (changed, unchanged, failed)", ["result"], registry=r)
+        self._http: WSGIServer | None = None
+
+    def call(self, method: str, code: str, seconds: float, scores: Iterable[str] = ()) -> None:
+        """Record one finished call."""
+        self.requests.labels(method, code).inc()
+        self.latency.labels(method).observe(seconds)
+        if code != "OK":
+            for score in scores:
+                self.score_errors.labels(score, code).inc()
+
+    def scored(self, scores: Iterable[str], rows: int) -> None:
+        """Record ``rows`` contacts scored for each score."""
+        for score in scores:
+            self.rows.labels(score).inc(rows)
+
+    def stages(self, seconds: Mapping[str, float]) -> None:
+        """Add a request's time per pipeline stage."""
+        for stage, value in seconds.items():
+            self.stage_seconds.labels(stage).inc(value)
+
+    def models(self, loaded: Iterable[tuple[str, str, float]], failures: int) -> None:
+        """Set the served models (score, version, load seconds) and the failure count."""
+        self.model_load_seconds.clear()
+        n = 0
+        for score, version, seconds in loaded:
+            self.model_load_seconds.labels(score, version).set(seconds)
+            n += 1
+        self.models_served.set(n)
+        self.model_load_failures.set(failures)
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Expose ``/metrics`` over HTTP on a daemon thread; returns the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return server.server_port
+
+    def close(self) -> None:
+        """Stop the HTTP endpoint, if started."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
