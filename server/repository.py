@@ -43,7 +43,7 @@ class ModelRepository:
     failures: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path, device: str = "cpu", intra_op_threads: int = 0) -> ModelRepository:
+    def load(cls, root: Path, device: str = "cpu", intra_op_threads: int = 0, tree_form: str = "auto") -> ModelRepository:
         """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
@@ -51,7 +51,7 @@ class ModelRepository:
         for path in sorted(root.glob("*/*.onnx")):
             score, version = path.parent.name, path.stem
             try:
-                model = OnnxModel.load(path, device=device, intra_op_threads=intra_op_threads)
+                model = OnnxModel.load(path, device=device, intra_op_threads=intra_op_threads, tree_form=tree_form)
                 if model.meta.score != score or model.meta.version != version:
                     raise ModelLoadError(
                         path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}"
@@ -61,7 +61,7 @@ class ModelRepository:
                 repo.failures[path] = str(exc)
                 continue
             repo.models.setdefault(score, {})[version] = model
-            log.info("loaded %s version %s from %s in %.2fs on %s", score, version, path, model.load_seconds, model.providers)
+            log.info("loaded %s version %s from %s in %.2fs on %s (trees: %s)", score, version, path, model.load_seconds, model.providers, model.tree_form)
         return repo
 
     @property
