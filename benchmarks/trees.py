@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from scorecast.server.runtime import OnnxModel
 from scorecast.training.affinity import fit_affinity
 from scorecast.training.onnx_export import save_model
+
 from tests.training.test_affinity import synthetic_base
 
 GROUPS = ("apparel", "beauty", "books", "electronics", "garden", "grocery", "shoes", "toys")

@@ -156,7 +156,8 @@ def _gemm_form(path: Path, options: ort.SessionOptions) -> tuple[bytes, int] | N
         return None
     gemm = rewrite.model.SerializeToString()
     try:
-        width = proto.graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+        features = next(i for i in proto.graph.input if i.name == INPUT_NAME)
+        width = features.type.tensor_type.shape.dim[-1].dim_value
         probe = probe_rows(proto, width, GEMM_PROBE_ROWS)
         cpu = [CPU]
         native = ort.InferenceSession(proto.SerializeToString(), sess_options=options, providers=cpu)

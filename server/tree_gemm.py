@@ -188,9 +188,12 @@ def _parse(node: onnx.NodeProto) -> tuple[_Ensemble, dict[str, object]]:
     if len(index) != n:
         raise UnsupportedTree(name, "duplicate (tree id, node id) pairs")
     trees: list[tuple[list[int], list[tuple[int, list[tuple[int, bool]]]]]] = []  # (internal nodes, leaves with paths)
+    members: dict[int, list[int]] = {tree: [] for tree in order}
+    for k, tree in enumerate(tree_ids.tolist()):
+        members[tree].append(k)
     for tree in order:
-        children = {c for k in range(n) if tree_ids[k] == tree and modes[k] != "LEAF" for c in (true_ids[k], false_ids[k])}
-        roots = [k for k in range(n) if tree_ids[k] == tree and node_ids[k] not in children]
+        children = {int(c) for k in members[tree] if modes[k] != "LEAF" for c in (true_ids[k], false_ids[k])}
+        roots = [k for k in members[tree] if node_ids[k] not in children]
         if len(roots) != 1:
             raise UnsupportedTree(name, f"tree {tree} has {len(roots)} roots")
         internal: list[int] = []
