@@ -76,6 +76,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         port_file=getattr(args, "port_file", None),
         max_workers=getattr(args, "max_workers", None),
         intra_op_threads=args.intra_op_threads,
+        tree_form=getattr(args, "tree_form", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         tls_client_ca=getattr(args, "tls_client_ca", None),
@@ -144,7 +145,7 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     from scorecast.server.rescore import rescore
 
     start = time.perf_counter()
-    repository = ModelRepository.load(args.models, args.device, args.intra_op_threads)
+    repository = ModelRepository.load(args.models, args.device, args.intra_op_threads, tree_form=args.tree_form)
     as_of = args.as_of or datetime.now(UTC)
     spec = ScoreSpec(
         scores=tuple(args.scores),
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time of the data (default: its last order)")
 
     device_help = "ONNX Runtime execution provider (default cpu, or SCORECAST_DEVICE)"
+    tree_help = "tree ensembles as TreeEnsemble (native) or MatMul/Gather (gemm, runs on CUDA); auto: gemm on cuda"
     p = command("serve", cmd_serve, "serve the models of a repository over gRPC")
     p.add_argument("--models", type=Path, required=True, help="model repository folder")
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
@@ -211,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", type=Path, default=None, help="write the bound port there once ready")
     p.add_argument("--max-workers", type=int, default=None, help="requests served at once (default 8)")
     p.add_argument("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--tree-form", choices=("auto", "native", "gemm"), default=None, help=tree_help)
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM server certificate; with --tls-key, serve TLS only")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, default=None, help="PEM CA: require client certificates it signed")
@@ -237,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="base folder")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="ONNX Runtime execution provider")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    p.add_argument("--tree-form", choices=("auto", "native", "gemm"), default="auto", help=tree_help)
     p.add_argument("--engine", choices=("local",), default="local", help="execution engine")
     _add_score_options(p)
 

@@ -115,7 +115,9 @@ def _publish_models(metrics: ServerMetrics, repository: ModelRepository) -> None
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
-        repository = ModelRepository.load(settings.models, settings.device, settings.intra_op_threads, settings.max_model_bytes)
+        repository = ModelRepository.load(
+            settings.models, settings.device, settings.intra_op_threads, settings.max_model_bytes, settings.tree_form
+        )
     if not repository.scores:
         problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
         raise RuntimeError(f"no model to serve in {settings.models}: {problems}")

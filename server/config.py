@@ -15,6 +15,7 @@ from typing import Any
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb
 
 from .security import load_tokens
+from .tree_gemm import TREE_FORMS
 
 __all__ = ["DEVICES", "ServerSettings"]
 
@@ -35,6 +36,9 @@ class ServerSettings:
     """Port to listen on; 0 picks a free one."""
     device: str = "cpu"
     """ONNX Runtime execution provider: ``cpu`` or ``cuda`` (error at start if unavailable)."""
+    tree_form: str = "auto"
+    """Tree ensembles as ONNX Runtime's TreeEnsemble (``native``), as MatMul/Gather (``gemm``,
+    runs on CUDA; parity-checked at load), or ``auto``: gemm on cuda, native on cpu."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     """gRPC send and receive limit per message, both ways."""
     max_rows_per_chunk: int = 2_000_000
@@ -73,6 +77,8 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.tree_form not in TREE_FORMS:
+            raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {self.tree_form!r}")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
         if self.reload_interval_s < 0:

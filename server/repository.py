@@ -71,23 +71,34 @@ class ModelRepository:
     """Loaded models by score and version, plus the files that failed to load and why."""
 
     def __init__(
-        self, root: Path, device: str = "cpu", intra_op_threads: int = 0, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+        self,
+        root: Path,
+        device: str = "cpu",
+        intra_op_threads: int = 0,
+        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        tree_form: str = "auto",
     ) -> None:
         self.root = root
         self.device = device
         self.intra_op_threads = intra_op_threads
         self.max_model_bytes = max_model_bytes
+        self.tree_form = tree_form
         self._snapshot = _Snapshot({}, {}, {})
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
     @classmethod
     def load(
-        cls, root: Path, device: str = "cpu", intra_op_threads: int = 0, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+        cls,
+        root: Path,
+        device: str = "cpu",
+        intra_op_threads: int = 0,
+        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        tree_form: str = "auto",
     ) -> ModelRepository:
         """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
-        repo = cls(root, device, intra_op_threads, max_model_bytes)
+        repo = cls(root, device, intra_op_threads, max_model_bytes, tree_form)
         repo.reload()
         return repo
 
@@ -152,7 +163,9 @@ class ModelRepository:
                 models.setdefault(score, {})[version] = model
                 kept_stamps[path] = stamps[path]
                 report.loaded.append((score, version))
-                log.info("loaded %s version %s from %s in %.2fs on %s", score, version, path, model.load_seconds, model.providers)
+                log.info(
+                    "loaded %s version %s from %s in %.2fs on %s (trees: %s)", score, version, path, model.load_seconds, model.providers, model.tree_form
+                )
             for score, versions in old.models.items():
                 for version in versions:
                     if version not in models.get(score, {}):
@@ -164,7 +177,9 @@ class ModelRepository:
     def _load(self, path: Path, score: str, version: str) -> OnnxModel:
         if not _NAME.match(score) or not _NAME.match(version):
             raise ModelLoadError(path, "score and version names are letters, digits, _ . - only")
-        model = OnnxModel.load(path, device=self.device, intra_op_threads=self.intra_op_threads, max_bytes=self.max_model_bytes)
+        model = OnnxModel.load(
+            path, device=self.device, intra_op_threads=self.intra_op_threads, max_bytes=self.max_model_bytes, tree_form=self.tree_form
+        )
         if model.meta.score != score or model.meta.version != version:
             raise ModelLoadError(path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}")
         return model

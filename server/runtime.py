@@ -5,10 +5,16 @@ metadata: the ONNX file is all the server needs), builds the session, replays th
 parity probe when it has one (``params["probe"]``: feature rows and the outputs training got
 for them) and warms it up. ``run`` takes the float32 feature matrix and returns the named
 outputs as NumPy arrays.
+
+Tree ensembles (ai.onnx.ml TreeEnsemble*, no CUDA kernel) are served in GEMM form
+(:mod:`scorecast.server.tree_gemm`) when ``tree_form`` says so (``auto``: on CUDA only),
+after a parity check on the CPU against the native form; a failed check keeps the native
+form and logs why.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +26,11 @@ import onnxruntime as ort
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 
 from .errors import ModelLoadError
+from .tree_gemm import TREE_FORMS, UnsupportedTree, probe_rows, to_gemm, tree_nodes
 
-__all__ = ["OnnxModel", "providers_for"]
+__all__ = ["TREE_FORMS", "OnnxModel", "providers_for"]
+
+log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -35,6 +44,14 @@ OPSET_LIMITS = {"": onnx.defs.onnx_opset_version(), "ai.onnx.ml": onnx.helper.VE
 MIN_OPSET = 9
 # Probe parity: outputs may differ from training's by this much (CUDA kernels reorder sums).
 PROBE_RTOL, PROBE_ATOL = 1e-3, 1e-4
+# Load-time parity of the GEMM form vs native: |gemm - native| <= atol + rtol * |native| on the
+# probe batch. Routing is exact; float32 sums over trees in another order stay far below.
+GEMM_PARITY_ATOL = 1e-5
+GEMM_PARITY_RTOL = 1e-5
+GEMM_PROBE_ROWS = 4096
+# The GEMM form's working memory grows with rows x trees x leaves: batches are scored in
+# slices of at most this many bytes of it (the rows per slice are logged at load).
+GEMM_SLICE_BYTES = 1 << 30
 
 
 def providers_for(device: str) -> list[str]:
@@ -59,20 +76,37 @@ class OnnxModel:
     meta: ModelMetadata
     session: ort.InferenceSession
     load_seconds: float
+    tree_form: str = "native"
+    """``gemm`` when the tree ensembles were rewritten, else ``native`` (also: no trees)."""
+    rows_per_run: int | None = None
+    """Batches above this many rows run in slices (GEMM form's working memory)."""
 
     @classmethod
     def load(
-        cls, path: Path, device: str = "cpu", intra_op_threads: int = 0, max_bytes: int = DEFAULT_MAX_MODEL_BYTES
+        cls,
+        path: Path,
+        device: str = "cpu",
+        intra_op_threads: int = 0,
+        max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        tree_form: str = "auto",
     ) -> OnnxModel:
         """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
+        if tree_form not in TREE_FORMS:
+            raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {tree_form!r}")
         start = time.perf_counter()
         _check_file(path, max_bytes)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.log_severity_level = 3  # CUDA fallback notices for tree operators are expected
         providers = providers_for(device)
+        source: str | bytes = str(path)
+        rows_per_run = None
+        if tree_form == "gemm" or (tree_form == "auto" and device == "cuda"):
+            gemm = _gemm_form(path, options)
+            if gemm is not None:
+                source, rows_per_run = gemm
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(source, sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelLoadError(path, f"ONNX Runtime refused it: {exc}") from None
         raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
@@ -83,7 +117,8 @@ class OnnxModel:
         except ValueError as exc:
             raise ModelLoadError(path, str(exc)) from None
         _check_graph(path, session, meta)
-        model = cls(path=path, meta=meta, session=session, load_seconds=0.0)
+        form = "native" if rows_per_run is None else "gemm"
+        model = cls(path=path, meta=meta, session=session, load_seconds=0.0, tree_form=form, rows_per_run=rows_per_run)
         model.run(np.zeros((1, len(meta.features)), dtype=np.float32))  # warm-up: allocations, kernels
         _check_probe(model)
         model.load_seconds = time.perf_counter() - start
@@ -96,15 +131,23 @@ class OnnxModel:
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Score a float32 C-contiguous ``[n, len(features)]`` matrix; outputs by name."""
+        step = self.rows_per_run
+        if step is not None and features.shape[0] > step:
+            parts = [self._run(features[i : i + step]) for i in range(0, features.shape[0], step)]
+            return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        return self._run(features)
+
+    def _run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         names = self._output_names
         if CUDA in self.session.get_providers() and features.shape[0] >= IO_BINDING_MIN_ROWS:
             # One host-to-device copy of the input, outputs gathered on the host at the end:
             # without binding, ONNX Runtime copies per run and allocates outputs each time.
             binding = self.session.io_binding()
-            binding.bind_cpu_input(INPUT_NAME, features)
+            binding.bind_cpu_input(INPUT_NAME, np.ascontiguousarray(features))
             for name in names:
                 binding.bind_output(name, "cpu")
             self.session.run_with_iobinding(binding)
+            # copy_outputs_to_cpu returns the outputs in binding order, i.e. `names`
             return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
         return dict(zip(names, self.session.run(names, {INPUT_NAME: features}), strict=True))
 
@@ -169,6 +212,55 @@ def _check_probe(model: OnnxModel) -> None:
 def _floats(values: object) -> np.ndarray:
     """Nested JSON lists to float64, null as NaN (how training stores NaN)."""
     return np.array(values, dtype=object).astype(np.float64)  # None -> nan
+
+
+def _gemm_form(path: Path, options: ort.SessionOptions) -> tuple[bytes, int] | None:
+    """The model at ``path`` with its trees in GEMM form, and rows per run; None keeps it native.
+
+    None (logged) when the model has no tree node, the rewrite refuses it, or the two forms
+    differ on the probe batch by more than the parity tolerance on the CPU provider.
+    """
+    try:
+        proto = onnx.load(str(path))
+    except Exception:  # noqa: BLE001 (unreadable: ONNX Runtime reports it when it loads the file)
+        return None
+    if not tree_nodes(proto):
+        return None
+    try:
+        rewrite = to_gemm(proto)
+    except (UnsupportedTree, ValueError) as exc:
+        log.warning("%s: keeping the native tree form: %s", path, exc)
+        return None
+    gemm = rewrite.model.SerializeToString()
+    try:
+        features = next(i for i in proto.graph.input if i.name == INPUT_NAME)
+        width = features.type.tensor_type.shape.dim[-1].dim_value
+        probe = probe_rows(proto, width, GEMM_PROBE_ROWS)
+        cpu = [CPU]
+        native = ort.InferenceSession(proto.SerializeToString(), sess_options=options, providers=cpu)
+        rewritten = ort.InferenceSession(gemm, sess_options=options, providers=cpu)
+        names = [o.name for o in native.get_outputs()]
+        expected = native.run(names, {INPUT_NAME: probe})
+        got = rewritten.run(names, {INPUT_NAME: probe})
+    except Exception as exc:  # noqa: BLE001 (any failure of the check keeps the tested native form)
+        log.warning("%s: keeping the native tree form: the parity check failed to run: %s", path, exc)
+        return None
+    for name, e, g in zip(names, expected, got, strict=True):
+        excess = np.abs(g.astype(np.float64) - e) - (GEMM_PARITY_ATOL + GEMM_PARITY_RTOL * np.abs(e))
+        if g.shape != e.shape or not (excess <= 0).all():  # NaN in either side fails too
+            worst = float(np.nanmax(np.abs(g.astype(np.float64) - e))) if g.shape == e.shape else float("nan")
+            log.warning(
+                "%s: keeping the native tree form: output %r of the GEMM form differs by up to %.3g "
+                "(tolerance %g + %g x |value|) on %d probe rows",
+                path, name, worst, GEMM_PARITY_ATOL, GEMM_PARITY_RTOL, len(probe),
+            )  # fmt: skip
+            return None
+    rows = max(1024, GEMM_SLICE_BYTES // max(rewrite.bytes_per_row, 1))
+    log.info(
+        "%s: trees %s in GEMM form (%d bytes of matrices, ~%d bytes per row, slices of %d rows)",
+        path, list(rewrite.nodes), rewrite.parameter_bytes, rewrite.bytes_per_row, rows,
+    )  # fmt: skip
+    return gemm, rows
 
 
 def _check_graph(path: Path, session: ort.InferenceSession, meta: ModelMetadata) -> None:

@@ -23,8 +23,9 @@ def test_env_then_overrides() -> None:
         ({"SCORECAST_PORT": "abc"}, "SCORECAST_PORT='abc'"),
         ({"SCORECAST_DEVICE": "tpu"}, "device must be one of"),
         ({"SCORECAST_MAX_WORKERS": "0"}, "max_workers must be > 0"),
+        ({"SCORECAST_TREE_FORM": "dense"}, "tree_form must be one of"),
     ],
-    ids=["not-int", "device", "zero-workers"],
+    ids=["not-int", "device", "zero-workers", "tree-form"],
 )
 def test_bad_values_are_refused(env: dict[str, str], match: str) -> None:
     """A bad setting fails at load with the variable or field named."""
