@@ -83,7 +83,9 @@ def _indicator(column: pa.ChunkedArray, value: str, field: str) -> np.ndarray:
     try:
         codes = category_codes(column, [value], field)
     except InputError:
-        raise InputError(field, f"expected a string column for attr:{field.split('.', 1)[1]}={value}, got type {column.type}") from None
+        raise InputError(
+            field, f"expected a string column for attr:{field.split('.', 1)[1]}={value}, got type {column.type}"
+        ) from None
     return (codes == 0).astype(np.float64)
 
 

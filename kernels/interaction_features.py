@@ -36,14 +36,17 @@ class EventWindowFamily:
     ``"recency"``; count and sum names end in ``:<days>``.
     """
 
-    def __init__(self, table: str, category_column: str, prefix: str, features: Mapping[str, str], weight_column: str | None = None) -> None:
+    def __init__(
+        self, table: str, category_column: str, prefix: str, features: Mapping[str, str], weight_column: str | None = None
+    ) -> None:
         self.table = table
         self.category_column = category_column
         self.prefix = prefix
         self.features = dict(features)
         self.weight_column = weight_column
         self.patterns = tuple(
-            f"{prefix}{kind}:<{category_column}>" + (":<days>" if what != "recency" else "") for kind, what in self.features.items()
+            f"{prefix}{kind}:<{category_column}>" + (":<days>" if what != "recency" else "")
+            for kind, what in self.features.items()
         )
 
     def _parse(self, name: str) -> tuple[str, str, int | None] | None:
@@ -117,7 +120,9 @@ class EventWindowFamily:
             weights = None
             if weighted:
                 assert self.weight_column is not None
-                weights = floats(frame.column(self.table, self.weight_column, f"{self.prefix} sums"), f"{self.table}.{self.weight_column}")
+                weights = floats(
+                    frame.column(self.table, self.weight_column, f"{self.prefix} sums"), f"{self.table}.{self.weight_column}"
+                )
                 if (weights < 0).any():
                     raise InputError(f"{self.table}.{self.weight_column}", f"negative value {float(weights[weights < 0][0])!r}")
             summary = window_counts(codes, n, ts, cats, len(categories), frame.as_of_us, np.array(days), weights)

@@ -42,6 +42,8 @@ TABLES: dict[str, TableSpec] = {
             optional={"amount": "float", "sku": "string", "product_group": "string", "promo": "bool"},
         ),
         TableSpec("interactions", required={CONTACT_ID: "id", "ts": "timestamp", "kind": "string"}, optional={}),
-        TableSpec("web_events", required={CONTACT_ID: "id", "ts": "timestamp"}, optional={"page": "string", "duration_s": "float"}),
+        TableSpec(
+            "web_events", required={CONTACT_ID: "id", "ts": "timestamp"}, optional={"page": "string", "duration_s": "float"}
+        ),
     )
 }

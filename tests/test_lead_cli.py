@@ -33,7 +33,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("lead")
     assert main(["simulate-b2b", "--contacts", "3000", "--seed", "4", "--out", str(root / "base")]) == 0
     (root / "rules.json").write_text(json.dumps(RULES))
-    argv = ["train", "--data", str(root / "base"), "--out", str(root / "models"), "--as-of", AS_OF, "--lead-rules", str(root / "rules.json")]
+    argv = [
+        "train",
+        "--data",
+        str(root / "base"),
+        "--out",
+        str(root / "models"),
+        "--as-of",
+        AS_OF,
+        "--lead-rules",
+        str(root / "rules.json"),
+    ]
     assert main(argv) == 0
     assert [p.name for p in (root / "models").iterdir()] == ["lead"]  # a B2B base has no orders: lead only
     return root / "base", root / "models"
@@ -62,7 +72,11 @@ def test_lead_over_grpc(trained: tuple[Path, Path], server: ServerProcess, tmp_p
         info = client.get_model("lead")
     params = json.loads(info.params_json)
     # reasons: names are factors; shown contributions + rest + intercept = logit
-    shown = sum(np.nan_to_num(scores[f"lead.{side}_{i}_value"].to_numpy(zero_copy_only=False)) for side in ("pos", "neg") for i in (1, 2, 3))
+    shown = sum(
+        np.nan_to_num(scores[f"lead.{side}_{i}_value"].to_numpy(zero_copy_only=False))
+        for side in ("pos", "neg")
+        for i in (1, 2, 3)
+    )
     logit = scores["lead.logit"].to_numpy()
     np.testing.assert_allclose(params["intercept"] + shown + scores["lead.reasons_rest"].to_numpy(), logit, atol=1e-4)
     reasons = set(scores["lead.pos_1"].combine_chunks().dictionary_decode().drop_null().to_pylist())
@@ -107,10 +121,24 @@ def test_report_writes_one_html_file(trained: tuple[Path, Path], tmp_path: Path)
     assert main(["report", "--models", str(models), "--score", "nope", "--out", str(out)]) == 2
 
 
-def test_bad_rules_are_refused_with_the_path(trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_rules_are_refused_with_the_path(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base, _ = trained
-    (tmp_path / "rules.json").write_text(json.dumps({"rules": [{"name": "x", "points": 1, "attribute": "colour", "equals": "red"}]}))
-    argv = ["train", "--data", str(base), "--out", str(tmp_path / "m"), "--scores", "lead", "--lead-rules", str(tmp_path / "rules.json")]
+    (tmp_path / "rules.json").write_text(
+        json.dumps({"rules": [{"name": "x", "points": 1, "attribute": "colour", "equals": "red"}]})
+    )
+    argv = [
+        "train",
+        "--data",
+        str(base),
+        "--out",
+        str(tmp_path / "m"),
+        "--scores",
+        "lead",
+        "--lead-rules",
+        str(tmp_path / "rules.json"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "rules[0].attribute: unknown attribute 'colour'" in err and len(err.strip().splitlines()) == 1

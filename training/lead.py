@@ -181,7 +181,9 @@ class LeadModel:
     model_type = "scorecard-logistic"
     score = "lead"
 
-    def __init__(self, features: Sequence[str], *, c_penalty: float = C_PENALTY, tier_thresholds: Sequence[int] = DEFAULT_TIER_THRESHOLDS) -> None:
+    def __init__(
+        self, features: Sequence[str], *, c_penalty: float = C_PENALTY, tier_thresholds: Sequence[int] = DEFAULT_TIER_THRESHOLDS
+    ) -> None:
         lo, hi = tier_thresholds
         if not (isinstance(lo, int) and isinstance(hi, int) and 2 <= lo < hi <= 99):
             raise ValueError(f"tier_thresholds must be two integer scores 2 <= low < high <= 99, got {list(tier_thresholds)}")
@@ -257,7 +259,13 @@ class LeadModel:
         """The model's metadata; ``all_features`` = its features then the rules' extra ones."""
         reasons = (NO_REASON, *self.factors)
         k = min(N_REASONS, len(self.factors))
-        floats = ["probability", "logit", "reasons_rest", *[f"pos_{i}_value" for i in range(1, k + 1)], *[f"neg_{i}_value" for i in range(1, k + 1)]]
+        floats = [
+            "probability",
+            "logit",
+            "reasons_rest",
+            *[f"pos_{i}_value" for i in range(1, k + 1)],
+            *[f"neg_{i}_value" for i in range(1, k + 1)],
+        ]
         ints = ["score", "tier", *[f"pos_{i}" for i in range(1, k + 1)], *[f"neg_{i}" for i in range(1, k + 1)]]
         if rules is not None:
             floats.append("rule_points")
@@ -284,7 +292,17 @@ class LeadModel:
                 outputs.append(OutputSpec(name, "category", desc[name], "lead_int", i, categories=TIERS))
             elif name.startswith(("pos_", "neg_")):
                 side = "positive" if name.startswith("pos") else "negative"
-                outputs.append(OutputSpec(name, "category", f"factor with the {name[4:]}. largest {side} contribution", "lead_int", i, null_value=0, categories=reasons))
+                outputs.append(
+                    OutputSpec(
+                        name,
+                        "category",
+                        f"factor with the {name[4:]}. largest {side} contribution",
+                        "lead_int",
+                        i,
+                        null_value=0,
+                        categories=reasons,
+                    )
+                )
             else:
                 outputs.append(OutputSpec(name, "int32", desc[name], "lead_int", i))
         return ModelMetadata(
@@ -474,7 +492,11 @@ class LeadTraining:
 
     def to_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """The served model: graph, metadata (metrics, validation report, rules) attached."""
-        params: dict[str, object] = {"validation": self.validation, "conversion_kind": CONVERSION_KIND, "holdout_share": HOLDOUT_SHARE}
+        params: dict[str, object] = {
+            "validation": self.validation,
+            "conversion_kind": CONVERSION_KIND,
+            "holdout_share": HOLDOUT_SHARE,
+        }
         if self.rules is not None:
             params["rules"] = {"names": list(self.rules.names), "points": list(self.rules.points), "config": self.rules.config}
         meta = self.model.metadata(
@@ -498,7 +520,9 @@ def _reliability(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[dict[st
     return rows
 
 
-def validation_report(y: np.ndarray, p: np.ndarray, score: np.ndarray, tier: np.ndarray) -> tuple[dict[str, float], dict[str, object]]:
+def validation_report(
+    y: np.ndarray, p: np.ndarray, score: np.ndarray, tier: np.ndarray
+) -> tuple[dict[str, float], dict[str, object]]:
     """Holdout metrics (flat, for ``ModelInfo.metrics``) and the tables behind the report's charts."""
     metrics = {
         "auc": roc_auc(y, p),
@@ -522,7 +546,9 @@ def validation_report(y: np.ndarray, p: np.ndarray, score: np.ndarray, tier: np.
     order = np.argsort(-p, kind="stable")
     gains = np.cumsum(y[order]) / max(1, y.sum())
     fractions = np.linspace(0.05, 1.0, 20)
-    histogram = {name: np.bincount(np.clip((score[tier == c] - 1) // 10, 0, 9), minlength=10).tolist() for c, name in enumerate(TIERS)}
+    histogram = {
+        name: np.bincount(np.clip((score[tier == c] - 1) // 10, 0, 9), minlength=10).tolist() for c, name in enumerate(TIERS)
+    }
     report = {
         "reliability": _reliability(y, p),
         "tiers": tiers,
@@ -564,7 +590,9 @@ def fit_lead(
     n_leads, n_conv = int(leads.sum()), int(label.sum())
     window = f"({cutoff.date()}, {as_of.date()}]"
     if n_leads < MIN_LEADS:
-        raise ValueError(f"lead: only {n_leads} leads (contacts not converted before {cutoff.date()}); need at least {MIN_LEADS} to fit and validate")
+        raise ValueError(
+            f"lead: only {n_leads} leads (contacts not converted before {cutoff.date()}); need at least {MIN_LEADS} to fit and validate"
+        )
     if n_conv < MIN_CONVERSIONS or n_leads - n_conv < MIN_CONVERSIONS:
         raise ValueError(
             f"lead: {n_conv} conversions (interactions of kind {CONVERSION_KIND!r}) among {n_leads} leads in {window}; "
@@ -583,7 +611,9 @@ def fit_lead(
     score = model.score_of(model.logit(X[test]))
     metrics, report = validation_report(y[test], p, score, model.tier_of(score))
     metrics["auc:scorecard"] = metrics["auc"]
-    metrics.update({"train_leads": float((~test).sum()), "train_conversions": float(y[~test].sum()), "n_features": float(len(names))})
+    metrics.update(
+        {"train_leads": float((~test).sum()), "train_conversions": float(y[~test].sum()), "n_features": float(len(names))}
+    )
     comparison = {"served": "scorecard-logistic", "why": "exact additive reasons in ONNX (logit = intercept + sum of factors)"}
     if compare_hgb:
         t0 = time.perf_counter()
@@ -596,7 +626,11 @@ def fit_lead(
         comparison["auc:hgb"] = metrics["auc:hgb"]
         log.info("lead: HGB fitted in %.1fs", time.perf_counter() - t0)
         if metrics["auc:hgb"] > metrics["auc"] + 0.01:
-            log.warning("lead: HGB holdout AUC %.3f beats the scorecard's %.3f; the scorecard is served for its exact reasons", metrics["auc:hgb"], metrics["auc"])
+            log.warning(
+                "lead: HGB holdout AUC %.3f beats the scorecard's %.3f; the scorecard is served for its exact reasons",
+                metrics["auc:hgb"],
+                metrics["auc"],
+            )
     comparison["auc:scorecard"] = metrics["auc"]
     report["model_comparison"] = comparison
     if rules is not None and rules.names:

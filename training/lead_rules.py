@@ -133,7 +133,9 @@ def _attribute(value: object, path: str, attributes: Mapping[str, str]) -> tuple
     return name, attributes[name]
 
 
-def _rule(raw: object, path: str, attributes: Mapping[str, str], kinds: Sequence[str], pages: Sequence[str]) -> tuple[str, float, Predicate, str]:
+def _rule(
+    raw: object, path: str, attributes: Mapping[str, str], kinds: Sequence[str], pages: Sequence[str]
+) -> tuple[str, float, Predicate, str]:
     """(name, points, predicate, weight key) of one rule."""
     if not isinstance(raw, dict):
         raise RuleConfigError(path, f"expected an object, got {_show(raw)}")
@@ -152,7 +154,9 @@ def _rule(raw: object, path: str, attributes: Mapping[str, str], kinds: Sequence
             raise RuleConfigError(path, f"an attribute rule needs exactly one of equals, in, range; has {tests or 'none'}")
         test = tests[0]
         if (test == "range") != (kind == "number"):
-            raise RuleConfigError(f"{path}.{test}", f"attribute {column!r} is a {kind}: use {'range' if kind == 'number' else 'equals or in'}")
+            raise RuleConfigError(
+                f"{path}.{test}", f"attribute {column!r} is a {kind}: use {'range' if kind == 'number' else 'equals or in'}"
+            )
         if test == "range":
             bounds = raw["range"]
             if not isinstance(bounds, list) or len(bounds) != 2:
@@ -196,7 +200,9 @@ def parse_rules(raw: object, attributes: Mapping[str, str], kinds: Sequence[str]
     weights = {}
     for key, value in weights_raw.items():
         if key not in attributes and key not in ("interactions", "web"):
-            raise RuleConfigError(f"weights.{key}", f"unknown attribute; known: {', '.join(sorted([*attributes, 'interactions', 'web']))}")
+            raise RuleConfigError(
+                f"weights.{key}", f"unknown attribute; known: {', '.join(sorted([*attributes, 'interactions', 'web']))}"
+            )
         weights[key] = _number(value, f"weights.{key}")
     names, points, predicates = [], [], []
     for i, rule in enumerate(rules_raw):

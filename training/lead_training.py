@@ -42,7 +42,9 @@ def fit_lead_base(
     rules: RuleSet | None = None
     if rules_path is not None:
         vocab = base_vocabulary(tables)
-        rules = load_rules(rules_path, vocab.attributes, _all_values(tables, "interactions", "kind"), _all_values(tables, "web_events", "page"))
+        rules = load_rules(
+            rules_path, vocab.attributes, _all_values(tables, "interactions", "kind"), _all_values(tables, "web_events", "page")
+        )
     fitted = fit_lead(tables, as_of, rules, tier_thresholds=tuple(tier_thresholds or DEFAULT_TIER_THRESHOLDS))
     return fitted, as_of
 

@@ -60,7 +60,15 @@ DOMAIN_SHARES = (0.72, 0.18, 0.06, 0.04)
 DOMAIN_EFFECT = (0.0, -0.5, -1.0, -3.0)
 # interaction kinds and web pages, with base rates per day at z = 0
 KIND_RATES = {"email_open": 0.05, "email_click": 0.012, "form": 0.002, "demo_request": 0.0007, "webinar": 0.002}
-PAGE_RATES = {"/home": 0.03, "/product": 0.02, "/pricing": 0.006, "/blog": 0.02, "/docs": 0.01, "/case-studies": 0.004, "/careers": 0.001}
+PAGE_RATES = {
+    "/home": 0.03,
+    "/product": 0.02,
+    "/pricing": 0.006,
+    "/blog": 0.02,
+    "/docs": 0.01,
+    "/case-studies": 0.004,
+    "/careers": 0.001,
+}
 
 # The true logit's behaviour part: (feature as the lead family names it, transform, weight).
 TRUE_BEHAVIOUR = (
@@ -132,7 +140,15 @@ class SimulatedLeads:
         }
 
 
-def _events(rng: np.random.Generator, rates: dict[str, float], scale: np.ndarray, burst: np.ndarray, start_us: int, cutoff_us: int, end_us: int):  # noqa: ANN202
+def _events(
+    rng: np.random.Generator,
+    rates: dict[str, float],
+    scale: np.ndarray,
+    burst: np.ndarray,
+    start_us: int,
+    cutoff_us: int,
+    end_us: int,
+):  # noqa: ANN202
     """Poisson events per contact and category: (contact, ts, category index)."""
     n = len(scale)
     contacts, times, cats = [], [], []
@@ -154,7 +170,9 @@ def _events(rng: np.random.Generator, rates: dict[str, float], scale: np.ndarray
     return contact[order], ts[order], cat[order]
 
 
-def _observed(contact: np.ndarray, ts: np.ndarray, cat: np.ndarray, names: tuple[str, ...], n: int, cutoff_us: int, name: str) -> np.ndarray:
+def _observed(
+    contact: np.ndarray, ts: np.ndarray, cat: np.ndarray, names: tuple[str, ...], n: int, cutoff_us: int, name: str
+) -> np.ndarray:
     """One lead feature at the cutoff (``<prefix><kind>:<category>:<days>``) by NumPy counting."""
     category, _, days = name.split(":", 1)[1].rpartition(":")
     keep = (ts <= cutoff_us) & (ts > cutoff_us - int(days) * _US_PER_DAY)
@@ -165,7 +183,9 @@ def _observed(contact: np.ndarray, ts: np.ndarray, cat: np.ndarray, names: tuple
 
 def simulate_b2b(config: B2BConfig) -> SimulatedLeads:
     """Draw a B2B base from ``config``: firmographics, interactions, web visits, conversions."""
-    rng_attr, rng_events, rng_web, rng_label, rng_ids = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5))
+    rng_attr, rng_events, rng_web, rng_label, rng_ids = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5)
+    )
     n = config.n_contacts
     end_us = (config.end - _EPOCH) // timedelta(microseconds=1)
     cutoff_us = end_us - WINDOW_DAYS * _US_PER_DAY
@@ -176,7 +196,9 @@ def simulate_b2b(config: B2BConfig) -> SimulatedLeads:
     industry = rng_attr.integers(0, len(INDUSTRIES), n)
     role = rng_attr.choice(len(ROLES), n, p=ROLE_SHARES)
     domain = rng_attr.choice(len(DOMAINS), n, p=DOMAIN_SHARES)
-    domain = np.where(role == ROLES.index("student"), np.where(rng_attr.random(n) < 0.7, DOMAINS.index("education"), domain), domain)
+    domain = np.where(
+        role == ROLES.index("student"), np.where(rng_attr.random(n) < 0.7, DOMAINS.index("education"), domain), domain
+    )
     employees = np.maximum(1, np.rint(np.exp(rng_attr.normal(4.0, 1.6, n)))).astype(np.int64)
     volume = np.round(employees * np.exp(rng_attr.normal(11.0, 0.8, n)), -3)
     size = np.log10(employees)
@@ -283,7 +305,9 @@ def write_b2b(base: SimulatedLeads, out_dir: Path | str, *, progress: bool = Fal
     tmp = _sibling(out_dir, "tmp")
     try:
         (tmp / "truth").mkdir()
-        with tqdm(total=sum(t.num_rows for t in files.values()), unit="row", unit_scale=True, desc="writing base", disable=not progress) as bar:
+        with tqdm(
+            total=sum(t.num_rows for t in files.values()), unit="row", unit_scale=True, desc="writing base", disable=not progress
+        ) as bar:
             for name, table in files.items():
                 _write_parquet(table, tmp / name, bar)
         (tmp / "truth" / "metadata.json").write_text(json.dumps(base.metadata(), indent=2) + "\n")

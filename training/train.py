@@ -115,7 +115,7 @@ def train(
 
 
 def _default_scores(data: Path) -> list[str]:
-    has = set(table_names(data))
+    has = set(table_names(data)) if data.is_dir() else set()  # a missing folder: the orders error names it
     retail = list(RETAIL_SCORES) if "orders" in has or "interactions" not in has else []
     return retail + (["lead"] if "interactions" in has else [])
 

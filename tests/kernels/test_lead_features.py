@@ -143,7 +143,18 @@ def test_negative_durations_are_refused() -> None:
         FeatureFrame({"web_events": web}, 0).matrix(["lead_web_duration_s:*:7"])
 
 
-@pytest.mark.parametrize("name", ["attr:", "attr:x=", "lead_int_count:form", "lead_int_count:form:0", "lead_web_visits::7", "lead_int_bogus:a:7"])
+@pytest.mark.parametrize(
+    "name", ["attr:", "attr:x=", "lead_int_count:form", "lead_int_count:form:0", "lead_web_visits::7", "lead_int_bogus:a:7"]
+)
 def test_malformed_names_are_unknown(name: str) -> None:
     with pytest.raises(ValueError, match="unknown feature"):
         required_columns([name])
+
+
+def test_lead_patterns_are_listed() -> None:
+    from scorecast.kernels import FEATURE_PATTERNS
+
+    for pattern in ("attr:<column>", "attr:<column>=<value>", "lead_int_count:<kind>:<days>", "lead_int_recency_days:<kind>"):
+        assert pattern in FEATURE_PATTERNS
+    for pattern in ("lead_web_visits:<page>:<days>", "lead_web_duration_s:<page>:<days>", "lead_web_recency_days:<page>"):
+        assert pattern in FEATURE_PATTERNS

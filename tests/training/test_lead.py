@@ -27,7 +27,10 @@ RULES = {
         {"name": "competitor", "points": -50, "attribute": "email_domain", "equals": "competitor"},
         {"name": "careers visitor", "points": -20, "web_page": "/careers", "days": 90, "min_count": 2},
     ],
-    "filters": [{"attribute": "country", "exclude": ["RU", "IR"]}, {"attribute": "ip_country", "include": ["US", "GB", "DE", "FR", "NL", "ES"]}],
+    "filters": [
+        {"attribute": "country", "exclude": ["RU", "IR"]},
+        {"attribute": "ip_country", "include": ["US", "GB", "DE", "FR", "NL", "ES"]},
+    ],
     "weights": {"industry": 2},
 }
 
@@ -55,7 +58,9 @@ def small():  # noqa: ANN201
 
 
 def _cols(fitted, floats, ints) -> dict[str, np.ndarray]:  # noqa: ANN001
-    meta = fitted.model.metadata(version="1", trained_at="", data_as_of="", all_features=fitted.all_features, rules=fitted.rules, metrics={}, params={})
+    meta = fitted.model.metadata(
+        version="1", trained_at="", data_as_of="", all_features=fitted.all_features, rules=fitted.rules, metrics={}, params={}
+    )
     return {o.name: (floats if o.onnx_output == "lead_float" else ints)[:, o.column] for o in meta.outputs}
 
 
@@ -124,7 +129,10 @@ def test_rules_fire_as_configured_from_the_raw_tables(small) -> None:  # noqa: A
     )
     bits = (fired * (1 << np.arange(5))).sum(axis=1)
     np.testing.assert_array_equal(cols["rules_fired"], bits)
-    excluded = contacts["country"].isin(["RU", "IR"]).to_numpy() | ~contacts["ip_country"].isin(["US", "GB", "DE", "FR", "NL", "ES"]).to_numpy()
+    excluded = (
+        contacts["country"].isin(["RU", "IR"]).to_numpy()
+        | ~contacts["ip_country"].isin(["US", "GB", "DE", "FR", "NL", "ES"]).to_numpy()
+    )
     np.testing.assert_array_equal(cols["rule_excluded"], excluded)
     points = np.where(excluded, 0, fired @ np.array([30, 10, 10, -50, -20]))
     np.testing.assert_array_equal(cols["rule_points"], points)
@@ -133,12 +141,33 @@ def test_rules_fire_as_configured_from_the_raw_tables(small) -> None:  # noqa: A
 
 def test_metadata_carries_the_validation_report(small) -> None:  # noqa: ANN001
     _, fitted, _, _, _ = small
-    meta = fitted.model.metadata(version="1", trained_at="", data_as_of="", all_features=fitted.all_features, rules=fitted.rules, metrics=fitted.metrics, params={"validation": fitted.validation})
+    meta = fitted.model.metadata(
+        version="1",
+        trained_at="",
+        data_as_of="",
+        all_features=fitted.all_features,
+        rules=fitted.rules,
+        metrics=fitted.metrics,
+        params={"validation": fitted.validation},
+    )
     for key in ("auc", "lift10", "ece", "tier_rate:low", "tier_rate:high", "tier_ratio:high_low", "auc:scorecard"):
         assert np.isfinite(meta.metrics[key]), key
-    assert len(fitted.validation["reliability"]) == 10 and [t["tier"] for t in fitted.validation["tiers"]] == ["low", "medium", "high"]
+    assert len(fitted.validation["reliability"]) == 10 and [t["tier"] for t in fitted.validation["tiers"]] == [
+        "low",
+        "medium",
+        "high",
+    ]
     assert sum(t["count"] for t in fitted.validation["tiers"]) == meta.metrics["holdout_leads"]
-    assert {o.name for o in meta.outputs} >= {"score", "tier", "probability", "pos_1", "neg_3", "reasons_rest", "rules_fired", "rule_points"}
+    assert {o.name for o in meta.outputs} >= {
+        "score",
+        "tier",
+        "probability",
+        "pos_1",
+        "neg_3",
+        "reasons_rest",
+        "rules_fired",
+        "rule_points",
+    }
 
 
 def test_tier_thresholds_are_configurable() -> None:
@@ -179,7 +208,9 @@ def test_accuracy_against_the_bayes_optimal_auc() -> None:
     np.testing.assert_array_equal(truth["converted"].to_numpy(), fitted.holdout_labels)
     bayes = roc_auc(truth["converted"].to_numpy(), truth["p_true"].to_numpy())
     m = fitted.metrics
-    print(f"lead: holdout AUC {m['auc']:.4f}, Bayes {bayes:.4f}, HGB {m['auc:hgb']:.4f}, ECE {m['ece']:.4f}, tier ratio {m['tier_ratio:high_low']:.1f}")
+    print(
+        f"lead: holdout AUC {m['auc']:.4f}, Bayes {bayes:.4f}, HGB {m['auc:hgb']:.4f}, ECE {m['ece']:.4f}, tier ratio {m['tier_ratio:high_low']:.1f}"
+    )
     assert bayes - m["auc"] < 0.03
     assert m["ece"] < 0.02
     assert m["tier_ratio:high_low"] >= 3

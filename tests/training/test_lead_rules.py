@@ -71,7 +71,9 @@ def test_web_page_visits() -> None:
 
 
 def test_filters_exclude_and_include() -> None:
-    points, fired, excluded = _one({"attribute": "industry", "in": ["software", "finance"]}, filters=[{"attribute": "country", "exclude": ["RU"]}])
+    points, fired, excluded = _one(
+        {"attribute": "industry", "in": ["software", "finance"]}, filters=[{"attribute": "country", "exclude": ["RU"]}]
+    )
     assert excluded.tolist() == [False, True, False, False]
     assert points.tolist() == [10, 0, 0, 10] and fired.tolist() == [1, 1, 0, 1]  # fired is kept, points are not
     _, _, excluded = _one({"attribute": "industry", "equals": "software"}, filters=[{"attribute": "country", "include": ["FR"]}])
@@ -98,18 +100,63 @@ def test_weights_scale_points_and_bits_follow_rule_order() -> None:
 @pytest.mark.parametrize(
     ("config", "path", "message"),
     [
-        ({"rules": [{"name": "a", "points": 1, "attribute": "industry", "equals": "x"}, {"name": "b", "points": "x", "attribute": "industry", "equals": "x"}]}, "rules[1].points", 'expected a number, got "x"'),
-        ({"rules": [{"name": "a", "points": 1, "attribute": "size", "equals": "x"}]}, "rules[0].attribute", "unknown attribute 'size'"),
-        ({"rules": [{"name": "a", "points": 1, "attribute": "employees", "equals": "x"}]}, "rules[0].equals", "is a number: use range"),
-        ({"rules": [{"name": "a", "points": 1, "attribute": "country", "range": [1, 2]}]}, "rules[0].range", "is a string: use equals or in"),
-        ({"rules": [{"name": "a", "points": 1, "attribute": "employees", "range": [1, "9"]}]}, "rules[0].range[1]", 'expected a number, got "9"'),
+        (
+            {
+                "rules": [
+                    {"name": "a", "points": 1, "attribute": "industry", "equals": "x"},
+                    {"name": "b", "points": "x", "attribute": "industry", "equals": "x"},
+                ]
+            },
+            "rules[1].points",
+            'expected a number, got "x"',
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "attribute": "size", "equals": "x"}]},
+            "rules[0].attribute",
+            "unknown attribute 'size'",
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "attribute": "employees", "equals": "x"}]},
+            "rules[0].equals",
+            "is a number: use range",
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "attribute": "country", "range": [1, 2]}]},
+            "rules[0].range",
+            "is a string: use equals or in",
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "attribute": "employees", "range": [1, "9"]}]},
+            "rules[0].range[1]",
+            'expected a number, got "9"',
+        ),
         ({"rules": [{"name": "a", "points": 1, "attribute": "employees", "range": [9, 1]}]}, "rules[0].range", "above high"),
-        ({"rules": [{"name": "a", "points": 1, "attribute": "country", "in": ["FR", 3]}]}, "rules[0].in[1]", "expected a non-empty string, got 3"),
-        ({"rules": [{"name": "a", "points": 1, "interaction": "call", "days": 7}]}, "rules[0].interaction", "unknown interaction kind 'call'"),
-        ({"rules": [{"name": "a", "points": 1, "interaction": "demo_request", "days": 0}]}, "rules[0].days", "expected an integer >= 1, got 0"),
+        (
+            {"rules": [{"name": "a", "points": 1, "attribute": "country", "in": ["FR", 3]}]},
+            "rules[0].in[1]",
+            "expected a non-empty string, got 3",
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "interaction": "call", "days": 7}]},
+            "rules[0].interaction",
+            "unknown interaction kind 'call'",
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "interaction": "demo_request", "days": 0}]},
+            "rules[0].days",
+            "expected an integer >= 1, got 0",
+        ),
         ({"rules": [{"name": "a", "points": 1, "web_page": "/jobs", "days": 7}]}, "rules[0].web_page", "unknown page '/jobs'"),
-        ({"rules": [{"name": "a", "points": True, "attribute": "country", "equals": "FR"}]}, "rules[0].points", "expected a number, got true"),
-        ({"rules": [{"name": "a", "points": 1, "attribute": "country", "equals": "FR", "colour": 1}]}, "rules[0].colour", "unknown key"),
+        (
+            {"rules": [{"name": "a", "points": True, "attribute": "country", "equals": "FR"}]},
+            "rules[0].points",
+            "expected a number, got true",
+        ),
+        (
+            {"rules": [{"name": "a", "points": 1, "attribute": "country", "equals": "FR", "colour": 1}]},
+            "rules[0].colour",
+            "unknown key",
+        ),
         ({"rules": [{"name": "a", "points": 1}]}, "rules[0]", "needs exactly one of attribute, interaction, web_page"),
         ({"rules": [{"name": "a", "points": 1, "attribute": "country", "equals": "FR"}] * 2}, "rules[1].name", "used twice"),
         ({"rules": {}}, "rules", "expected a list"),
@@ -142,4 +189,8 @@ def test_load_names_the_file(tmp_path: Path) -> None:
     path.write_text("{nope")
     with pytest.raises(RuleConfigError, match="not JSON"):
         load_rules(path, ATTRS, KINDS, PAGES)
-    assert math.isinf(parse_rules({"rules": [{"name": "a", "points": 1, "attribute": "employees", "range": [1, None]}]}, ATTRS, KINDS, PAGES).predicates[0].high)
+    assert math.isinf(
+        parse_rules({"rules": [{"name": "a", "points": 1, "attribute": "employees", "range": [1, None]}]}, ATTRS, KINDS, PAGES)
+        .predicates[0]
+        .high
+    )

@@ -9,7 +9,14 @@ import pytest
 
 from scorecast.kernels import FeatureFrame
 from scorecast.training.metrics import roc_auc
-from scorecast.training.simulate_b2b import EXCLUDED_COUNTRIES, TRUE_BEHAVIOUR, B2BConfig, read_lead_truth, simulate_b2b, write_b2b
+from scorecast.training.simulate_b2b import (
+    EXCLUDED_COUNTRIES,
+    TRUE_BEHAVIOUR,
+    B2BConfig,
+    read_lead_truth,
+    simulate_b2b,
+    write_b2b,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +26,23 @@ def base():  # noqa: ANN201
 
 def test_same_seed_same_base(base) -> None:  # noqa: ANN001
     again = simulate_b2b(B2BConfig(n_contacts=3000, seed=5))
-    assert again.contacts.equals(base.contacts) and again.interactions.equals(base.interactions) and again.truth.equals(base.truth)
+    assert (
+        again.contacts.equals(base.contacts) and again.interactions.equals(base.interactions) and again.truth.equals(base.truth)
+    )
     assert not simulate_b2b(B2BConfig(n_contacts=3000, seed=6)).truth.equals(base.truth)
 
 
 def test_tables_follow_the_design(base) -> None:  # noqa: ANN001
-    assert base.contacts.column_names == ["contact_id", "country", "ip_country", "industry", "employees", "annual_volume", "job_role", "email_domain"]
+    assert base.contacts.column_names == [
+        "contact_id",
+        "country",
+        "ip_country",
+        "industry",
+        "employees",
+        "annual_volume",
+        "job_role",
+        "email_domain",
+    ]
     assert base.interactions.column_names == ["contact_id", "ts", "kind"]
     assert base.web_events.column_names == ["contact_id", "ts", "page", "duration_s"]
     end_us = int(base.config.end.timestamp() * 1_000_000)
