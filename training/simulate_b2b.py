@@ -16,7 +16,8 @@
   excluded countries. Conversions are written as interactions of kind ``conversion``.
 
 Since the label depends on the observed data only through ``p_true``, ranking by ``p_true``
-is Bayes-optimal: ``truth/metadata.json`` holds its AUC (``bayes_auc``) and
+is Bayes-optimal: ``truth/metadata.json`` holds its AUC (``bayes_auc``; ``bayes_auc_holdout``
+on the leads the lead model holds out) and
 ``truth/leads.parquet`` each contact's ``p_true`` and label.
 """
 
@@ -123,6 +124,15 @@ class SimulatedLeads:
         """AUC of ``p_true`` against the drawn labels: the best any model can do on this base."""
         return roc_auc(self.truth["converted"].to_numpy(), self.truth["p_true"].to_numpy())
 
+    @property
+    def bayes_auc_holdout(self) -> float:
+        """The same on the leads ``scorecast train`` holds out for lead (``lead.holdout_mask``,
+        seed 0, over the contacts in table order: no lead here converted before the cutoff)."""
+        from .lead import holdout_mask
+
+        test = holdout_mask(self.truth.num_rows, 0)
+        return roc_auc(self.truth["converted"].to_numpy()[test], self.truth["p_true"].to_numpy()[test])
+
     def metadata(self) -> dict[str, Any]:
         """What ``truth/metadata.json`` holds."""
         converted = self.truth["converted"].to_numpy()
@@ -135,6 +145,7 @@ class SimulatedLeads:
             "conversion_kind": CONVERSION_KIND,
             "conversion_rate": float(converted.mean()),
             "bayes_auc": self.bayes_auc,
+            "bayes_auc_holdout": self.bayes_auc_holdout,
             "excluded_countries": list(EXCLUDED_COUNTRIES),
             "true_behaviour": [list(t) for t in TRUE_BEHAVIOUR],
         }

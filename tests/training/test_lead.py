@@ -207,6 +207,7 @@ def test_accuracy_against_the_bayes_optimal_auc() -> None:
     truth = base.truth.to_pandas().set_index("contact_id").loc[fitted.holdout_contact_ids.to_pylist()]
     np.testing.assert_array_equal(truth["converted"].to_numpy(), fitted.holdout_labels)
     bayes = roc_auc(truth["converted"].to_numpy(), truth["p_true"].to_numpy())
+    assert bayes == base.bayes_auc_holdout  # what truth/metadata.json states
     m = fitted.metrics
     print(
         f"lead: holdout AUC {m['auc']:.4f}, Bayes {bayes:.4f}, HGB {m['auc:hgb']:.4f}, ECE {m['ece']:.4f}, tier ratio {m['tier_ratio:high_low']:.1f}"
