@@ -66,6 +66,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def cmd_lead_rules(args: argparse.Namespace) -> None:
+    from scorecast.training.lead_training import replace_rules
+
+    print(f"wrote {replace_rules(args.models, args.rules, args.version)}")
+
+
 def _tiers(text: str) -> tuple[int, int]:
     try:
         low, high = (int(v) for v in text.split(","))
@@ -226,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+
+    p = command("lead-rules", cmd_lead_rules, "write a new lead version with other rules (same scorecard, no refit)")
+    p.add_argument("--models", type=Path, required=True, help="model repository folder")
+    p.add_argument("--rules", type=Path, required=True, help="rules configuration (JSON, see README)")
+    p.add_argument("--version", default=None, help="lead version to start from (default: the newest)")
 
     p = command("report", cmd_report, "write a model's validation report as one HTML page with charts")
     p.add_argument("--models", type=Path, required=True, help="model repository folder")

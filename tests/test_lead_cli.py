@@ -121,6 +121,34 @@ def test_report_writes_one_html_file(trained: tuple[Path, Path], tmp_path: Path)
     assert main(["report", "--models", str(models), "--score", "nope", "--out", str(out)]) == 2
 
 
+@pytest.mark.slow
+def test_rules_replaced_without_refit(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """lead-rules writes a new version: same scorecard outputs, the new rules' bits and points."""
+    base, models = trained
+    rules = {"rules": [{"name": "software", "points": 7, "attribute": "industry", "equals": "software"}]}
+    (tmp_path / "new.json").write_text(json.dumps(rules))
+    assert main(["lead-rules", "--models", str(models), "--rules", str(tmp_path / "new.json")]) == 0
+    versions = sorted(p.stem for p in (models / "lead").glob("*.onnx"))
+    assert versions == ["1", "2"]
+    common = ["--models", str(models), "--data", str(base), "--scores", "lead", "--as-of", AS_OF]
+    assert main(["rescore", *common, "--out", str(tmp_path / "new.parquet")]) == 0
+    (models / "lead" / "2.onnx").rename(tmp_path / "2.onnx")  # back to version 1
+    try:
+        assert main(["rescore", *common, "--out", str(tmp_path / "old.parquet")]) == 0
+    finally:
+        (tmp_path / "2.onnx").rename(models / "lead" / "2.onnx")
+    new, old = pq.read_table(tmp_path / "new.parquet"), pq.read_table(tmp_path / "old.parquet")
+    for name in ("lead.score", "lead.tier", "lead.logit", "lead.pos_1", "lead.neg_1_value"):
+        assert new[name].equals(old[name]), name
+    industry = pq.read_table(base / "contacts.parquet")["industry"].to_numpy(zero_copy_only=False)
+    software = industry == "software"  # rows follow contacts.parquet
+    np.testing.assert_array_equal(new["lead.rules_fired"].to_numpy(), software.astype(np.int32))
+    np.testing.assert_array_equal(new["lead.rule_points"].to_numpy(), np.where(software, 7, 0))
+    (tmp_path / "bad.json").write_text(json.dumps({"rules": [{"name": "x", "points": 1, "web_page": "/nope", "days": 7}]}))
+    assert main(["lead-rules", "--models", str(models), "--rules", str(tmp_path / "bad.json")]) == 2
+    assert sorted(p.stem for p in (models / "lead").glob("*.onnx")) == ["1", "2"]
+
+
 def test_bad_rules_are_refused_with_the_path(
     trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

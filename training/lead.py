@@ -61,6 +61,8 @@ __all__ = [
     "fit_lead",
     "holdout_mask",
     "lead_feature_names",
+    "rule_vocabulary",
+    "scorecard_from_onnx",
 ]
 
 log = logging.getLogger(__name__)
@@ -489,6 +491,7 @@ class LeadTraining:
     holdout_contact_ids: pa.Array
     holdout_proba: np.ndarray
     holdout_labels: np.ndarray
+    vocabulary: dict[str, object]
 
     def to_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """The served model: graph, metadata (metrics, validation report, rules) attached."""
@@ -496,6 +499,8 @@ class LeadTraining:
             "validation": self.validation,
             "conversion_kind": CONVERSION_KIND,
             "holdout_share": HOLDOUT_SHARE,
+            "n_model_features": len(self.model.features),
+            "vocabulary": self.vocabulary,
         }
         if self.rules is not None:
             params["rules"] = {"names": list(self.rules.names), "points": list(self.rules.points), "config": self.rules.config}
@@ -638,4 +643,38 @@ def fit_lead(
         if np.ptp(pts) > 0:
             metrics["auc:rules"] = roc_auc(y[test], pts)
     ids = before.contact_ids.filter(pa.array(leads)).filter(pa.array(test))
-    return LeadTraining(model, rules, all_features, metrics, report, ids, p, y[test])
+    return LeadTraining(model, rules, all_features, metrics, report, ids, p, y[test], rule_vocabulary(tables))
+
+
+def rule_vocabulary(tables: Mapping[str, pa.Table]) -> dict[str, object]:
+    """What rules may name, checked at load: attributes with their kinds, every interaction
+    kind and page of the base. Stored in the model so rules can be replaced without the base."""
+
+    def values(table: str, column: str) -> list[str]:
+        if tables.get(table) is None or column not in tables[table].column_names:
+            return []
+        return sorted(v for v in pc.unique(tables[table][column].combine_chunks().drop_null()).to_pylist() if isinstance(v, str))
+
+    return {
+        "attributes": base_vocabulary(tables).attributes,
+        "kinds": values("interactions", "kind"),
+        "pages": values("web_events", "page"),
+    }
+
+
+def scorecard_from_onnx(model: onnx.ModelProto, meta: ModelMetadata) -> LeadModel:
+    """The :class:`LeadModel` inside an exported lead graph (its initializers and metadata)."""
+    arrays = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    n = int(meta.params["n_model_features"])
+    scorecard = LeadModel(
+        meta.features[:n], c_penalty=float(meta.params["c_penalty"]), tier_thresholds=tuple(meta.params["tier_thresholds"])
+    )
+    if list(meta.params["factors"]) != scorecard.factors:
+        raise ValueError(f"lead version {meta.version}: factors in the metadata do not match its features")
+    scorecard.edges_ = arrays["edges"][0]
+    scorecard.n_bins_ = scorecard.edges_.shape[1] + 2
+    scorecard.weights_ = arrays["weights"].reshape(n, scorecard.n_bins_)
+    scorecard.intercept_ = np.float32(arrays["intercept"].item())
+    scorecard.factor_matrix_ = arrays["factor_matrix"]
+    scorecard.score_thresholds_ = arrays["score_t"][0]
+    return scorecard

@@ -1,4 +1,5 @@
-"""Read a B2B base folder and fit the lead score on it (what ``scorecast train`` calls)."""
+"""Read a B2B base folder and fit the lead score on it (what ``scorecast train`` calls); put
+new rules into a trained lead model (``scorecast lead-rules``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import onnx
 import pyarrow.compute as pc
 
 from scorecast.base import read_table
 
-from .lead import DEFAULT_TIER_THRESHOLDS, LeadTraining, base_vocabulary, fit_lead
+from .lead import DEFAULT_TIER_THRESHOLDS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
 from .lead_rules import RuleSet, load_rules
 
-__all__ = ["fit_lead_base", "read_lead_tables"]
+__all__ = ["fit_lead_base", "read_lead_tables", "replace_rules"]
 
 
 def read_lead_tables(data: Path) -> dict:
@@ -41,15 +43,44 @@ def fit_lead_base(
             as_of = as_of.replace(tzinfo=UTC)
     rules: RuleSet | None = None
     if rules_path is not None:
-        vocab = base_vocabulary(tables)
-        rules = load_rules(
-            rules_path, vocab.attributes, _all_values(tables, "interactions", "kind"), _all_values(tables, "web_events", "page")
-        )
+        vocab = rule_vocabulary(tables)
+        rules = load_rules(rules_path, vocab["attributes"], vocab["kinds"], vocab["pages"])  # type: ignore[arg-type]
     fitted = fit_lead(tables, as_of, rules, tier_thresholds=tuple(tier_thresholds or DEFAULT_TIER_THRESHOLDS))
     return fitted, as_of
 
 
-def _all_values(tables: dict, table: str, column: str) -> list[str]:
-    if table not in tables or column not in tables[table].column_names:
-        return []
-    return [v for v in pc.unique(tables[table][column].combine_chunks().drop_null()).to_pylist() if isinstance(v, str)]
+def replace_rules(models: Path, rules_path: Path, version: str | None = None) -> Path:
+    """Write a new version of the lead model (newest, or ``version``) with the rules of
+    ``rules_path`` (checked against the vocabulary stored in the model); no refit: the
+    scorecard, its validation and its training dates are kept."""
+    from .onnx_export import read_metadata, save_model
+    from .report import find_model
+    from .train import next_version
+
+    source = find_model(models, "lead", version)
+    model = onnx.load(source)
+    meta = read_metadata(model)
+    vocab = meta.params.get("vocabulary")
+    if not isinstance(vocab, dict) or "n_model_features" not in meta.params:
+        raise ValueError(f"{source} predates replaceable rules (no vocabulary in its metadata): retrain it with --lead-rules")
+    rules = load_rules(rules_path, vocab["attributes"], vocab["kinds"], vocab["pages"])
+    scorecard = scorecard_from_onnx(model, meta)
+    features = list(scorecard.features) + [f for f in rules.features if f not in scorecard.features]
+    new_version = next_version(models, "lead")
+    params = {
+        k: v
+        for k, v in meta.params.items()
+        if k not in ("intercept", "factors", "tier_thresholds", "score_thresholds", "c_penalty", "rules")
+    }
+    params["rules"] = {"names": list(rules.names), "points": list(rules.points), "config": rules.config}
+    params["rules_replaced_from_version"] = meta.version
+    new_meta = scorecard.metadata(
+        version=new_version,
+        trained_at=meta.trained_at,
+        data_as_of=meta.data_as_of,
+        all_features=features,
+        rules=rules,
+        metrics={k: v for k, v in meta.metrics.items() if k != "auc:rules"},
+        params=params,
+    )
+    return save_model(scorecard.to_onnx(new_meta, rules), models / "lead" / f"{new_version}.onnx")
