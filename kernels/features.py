@@ -27,6 +27,9 @@ import pyarrow as pa
 
 from .arrow import contact_codes, timestamps_us, unique_contact_ids
 from .errors import InputError
+from .contact_features import CONTACT_ATTRIBUTES
+from .interaction_features import INTERACTIONS
+from .lead_web_features import LEAD_WEB
 from .order_features import ORDERS, order_feature_names
 
 __all__ = [
@@ -60,7 +63,7 @@ class FeatureFamily(Protocol):
     def warm_up(self, frame_type: type[FeatureFrame]) -> None: ...
 
 
-FAMILIES: tuple[FeatureFamily, ...] = (ORDERS,)
+FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
 """Every feature family; a frame's event tables are theirs, in this order."""
 
 EVENT_TABLES: tuple[str, ...] = tuple(dict.fromkeys(f.table for f in FAMILIES))

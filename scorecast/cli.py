@@ -1,4 +1,4 @@
-"""The ``scorecast`` command line: simulate, train, serve, score, rescore, demo.
+"""The ``scorecast`` command line: simulate, simulate-b2b, train, serve, score, rescore, report, demo.
 
 Every command prints ``--help``, shows progress on long work, and exits non-zero with a
 one-line reason on bad input. Heavy modules are imported inside each command so ``--help``
@@ -50,6 +50,36 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     print(f"simulated {args.contacts:,} contacts, {base.orders.num_rows:,} orders into {args.out} in {time.perf_counter() - start:.1f}s")
 
 
+def cmd_simulate_b2b(args: argparse.Namespace) -> None:
+    from scorecast.training.simulate_b2b import B2BConfig, simulate_b2b, write_b2b
+
+    base = simulate_b2b(B2BConfig(n_contacts=args.contacts, seed=args.seed))
+    write_b2b(base, args.out, progress=True, overwrite=args.overwrite)
+    meta = base.metadata()
+    print(f"simulated {args.contacts:,} B2B leads ({meta['conversion_rate']:.1%} convert, Bayes-optimal AUC {meta['bayes_auc']:.3f}) into {args.out}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from scorecast.training.report import write_report
+
+    path = write_report(args.models, args.score, args.out, version=args.version)
+    print(f"wrote {path}")
+
+
+def cmd_lead_rules(args: argparse.Namespace) -> None:
+    from scorecast.training.lead_training import replace_rules
+
+    print(f"wrote {replace_rules(args.models, args.rules, args.version)}")
+
+
+def _tiers(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two scores LOW,HIGH, e.g. 34,67; got {text!r}") from None
+    return low, high
+
+
 def cmd_cdnow(args: argparse.Namespace) -> None:
     from scorecast.training.cdnow import write_cdnow_base
 
@@ -60,7 +90,7 @@ def cmd_cdnow(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from scorecast.training.train import train
 
-    written = train(args.data, args.out, scores=args.scores, as_of=args.as_of, progress=True)
+    written = train(args.data, args.out, scores=args.scores, as_of=args.as_of, progress=True, lead_rules=args.lead_rules, tier_thresholds=args.lead_tiers)
     for path in written:
         print(f"wrote {path}")
 
@@ -202,6 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model repository folder")
     p.add_argument("--scores", type=_scores, default=None, help="comma-separated scores (default: all)")
     p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time of the data (default: its last order)")
+    p.add_argument("--lead-rules", type=Path, default=None, help="lead: rules configuration (JSON, see README) served beside the model")
+    p.add_argument("--lead-tiers", type=_tiers, default=None, help="lead: tier cuts LOW,HIGH on the 1-99 score (default 34,67: thirds)")
+
+    p = command("simulate-b2b", cmd_simulate_b2b, "simulate a B2B lead base (contacts, interactions, web_events) with its truth")
+    p.add_argument("--contacts", type=int, default=20_000, help="number of leads (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+
+    p = command("lead-rules", cmd_lead_rules, "write a new lead version with other rules (same scorecard, no refit)")
+    p.add_argument("--models", type=Path, required=True, help="model repository folder")
+    p.add_argument("--rules", type=Path, required=True, help="rules configuration (JSON, see README)")
+    p.add_argument("--version", default=None, help="lead version to start from (default: the newest)")
+
+    p = command("report", cmd_report, "write a model's validation report as one HTML page with charts")
+    p.add_argument("--models", type=Path, required=True, help="model repository folder")
+    p.add_argument("--score", required=True, help="score to report on, e.g. lead")
+    p.add_argument("--version", default=None, help="model version (default: the newest)")
+    p.add_argument("--out", type=Path, required=True, help="output HTML file (written atomically)")
 
     device_help = "ONNX Runtime execution provider (default cpu, or SCORECAST_DEVICE)"
     tree_help = "tree ensembles as TreeEnsemble (native) or MatMul/Gather (gemm, runs on CUDA); auto: gemm on cuda"

@@ -41,5 +41,9 @@ TABLES: dict[str, TableSpec] = {
             required={CONTACT_ID: "id", "ts": "timestamp"},
             optional={"amount": "float", "sku": "string", "product_group": "string", "promo": "bool"},
         ),
+        TableSpec("interactions", required={CONTACT_ID: "id", "ts": "timestamp", "kind": "string"}, optional={}),
+        TableSpec(
+            "web_events", required={CONTACT_ID: "id", "ts": "timestamp"}, optional={"page": "string", "duration_s": "float"}
+        ),
     )
 }

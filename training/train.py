@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from scorecast.base import read_table
+from scorecast.base import read_table, table_names
 from scorecast.kernels import FeatureFrame, order_feature_names
 from scorecast.metadata import REQUEST_PREFIX
 
@@ -32,7 +32,8 @@ __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity", "clv", "churn")
+SCORES = ("rfm", "affinity", "clv", "churn", "lead")
+RETAIL_SCORES = ("rfm", "affinity", "clv", "churn")  # the scores that read orders
 AFFINITY_HORIZON_DAYS = 90
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -60,12 +61,29 @@ def train(
     scores: Sequence[str] | None = None,
     as_of: datetime | None = None,
     progress: bool = False,
+    lead_rules: Path | None = None,
+    tier_thresholds: Sequence[int] | None = None,
 ) -> list[Path]:
-    """Fit the requested scores (default: all) on the base in ``data``; return the files written."""
-    scores = list(scores or SCORES)
+    """Fit the requested scores (default: the retail ones, and lead where the base has
+    interactions) on the base in ``data``; return the files written.
+
+    ``lead_rules``: a rules file (JSON, see ``lead_rules``) served beside the lead model;
+    ``tier_thresholds``: the lead tiers' two score cuts (default 34, 67).
+    """
+    scores = list(scores or _default_scores(data))
     unknown = sorted(set(scores) - set(SCORES))
     if unknown:
         raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
+    lead = None
+    if "lead" in scores:
+        from .lead_training import fit_lead_base
+
+        fitted, lead_as_of = fit_lead_base(data, as_of, lead_rules, tier_thresholds)
+        when = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_as_of": lead_as_of.isoformat()}
+        lead = fitted.to_onnx(version=next_version(out, "lead"), **when)
+        scores = [s for s in scores if s != "lead"]
+        if not scores:
+            return _write(out, [("lead", next_version(out, "lead"), lead)])
     orders = read_table(data, "orders", ["ts", "amount", "product_group"])  # only what features read
     if orders is None or orders.num_rows == 0:
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
@@ -93,6 +111,19 @@ def train(
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
         built.append((score, version, add_probe(onnx_model, _probe_rows(tables, as_of, onnx_model))))
+    if lead is not None:
+        built.append(("lead", next_version(out, "lead"), lead))
+    return _write(out, built)
+
+
+def _default_scores(data: Path) -> list[str]:
+    has = set(table_names(data)) if data.is_dir() else set()  # a missing folder: the orders error names it
+    retail = list(RETAIL_SCORES) if "orders" in has or "interactions" not in has else []
+    return retail + (["lead"] if "interactions" in has else [])
+
+
+def _write(out: Path, built: list) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
     written = []
     for score, version, onnx_model in built:
         (out / score).mkdir(exist_ok=True)

@@ -186,3 +186,33 @@ def _micros(column: pa.ChunkedArray) -> np.ndarray:
     """int64 µs since the epoch, UTC, through pandas' own datetime conversion."""
     values = pd.to_datetime(column.to_pandas(), utc=True)
     return values.astype("datetime64[ns, UTC]").astype(np.int64).to_numpy() // 1000
+
+
+def window_features(
+    events: pd.DataFrame, rows: Sequence[object], as_of_us: int, category: str, weight: str | None, name: str
+) -> np.ndarray:
+    """One lead behaviour feature (``<what>:<category value>[:<days>]``) by plain pandas filtering.
+
+    ``events`` has contact_id, ts (int64 µs) and the category (and weight) column; ``name`` is
+    ``count:<value>:<days>``, ``sum:<value>:<days>`` or ``recency:<value>``, ``*`` for every value.
+    """
+    what, rest = name.split(":", 1)
+    if what == "recency":
+        value, days = rest, None
+    else:
+        value, days = rest.rsplit(":", 1)
+    df = events[events["ts"] <= as_of_us]
+    if value != "*":
+        df = df[df[category] == value]
+    if days is not None:
+        df = df[df["ts"] > as_of_us - int(days) * US_PER_DAY]
+    out = []
+    for row in rows:
+        mine = df[df["contact_id"] == row]
+        if what == "count":
+            out.append(float(len(mine)))
+        elif what == "sum":
+            out.append(float(mine[weight].fillna(0.0).sum()))
+        else:
+            out.append((as_of_us - mine["ts"].max()) / US_PER_DAY if len(mine) else np.nan)
+    return np.array(out)
