@@ -41,5 +41,10 @@ TABLES: dict[str, TableSpec] = {
             required={CONTACT_ID: "id", "ts": "timestamp"},
             optional={"amount": "float", "sku": "string", "product_group": "string", "promo": "bool"},
         ),
+        TableSpec(
+            "web_events",
+            required={CONTACT_ID: "id", "ts": "timestamp"},
+            optional={"page": "string", "duration_s": "float"},  # page id or URL path; seconds on it
+        ),
     )
 }

@@ -20,17 +20,22 @@ from tqdm import tqdm
 
 from scorecast.base import read_table
 from scorecast.kernels import FeatureFrame, order_feature_names
+from scorecast.kernels.web_config import load_web_config
 
 from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
 from .onnx_export import save_model
 from .rfm import RFM_FEATURES, fit_rfm
+from .segments import SEGMENT_INPUTS, fit_segments
+from .web_heat import WEB_HEAT_FEATURES, fit_web_heat
 
 __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity", "clv", "churn")
+SCORES = ("rfm", "affinity", "clv", "churn", "web_heat", "segments")
+WEB_SCORES = ("web_heat",)  # trained by default only when the base has web_events
+DEFAULT_WEB_CONFIG = Path(__file__).with_name("web_config.json")
 AFFINITY_HORIZON_DAYS = 90
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -58,9 +63,14 @@ def train(
     scores: Sequence[str] | None = None,
     as_of: datetime | None = None,
     progress: bool = False,
+    web_config: Path | None = None,
 ) -> list[Path]:
-    """Fit the requested scores (default: all) on the base in ``data``; return the files written."""
-    scores = list(scores or SCORES)
+    """Fit the requested scores (default: all) on the base in ``data``; return the files written.
+
+    ``web_config``: the page points and categories (JSON, see ``kernels.web_config``) of the
+    web scores, stored in their metadata; default ``training/web_config.json``."""
+    web = read_table(data, "web_events", ["ts", "page", "duration_s"])
+    scores = list(scores or [s for s in SCORES if web is not None or s not in WEB_SCORES])
     unknown = sorted(set(scores) - set(SCORES))
     if unknown:
         raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
@@ -69,6 +79,9 @@ def train(
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
     contacts = read_table(data, "contacts", [])
     tables = {"orders": orders} if contacts is None else {"orders": orders, "contacts": contacts}
+    if web is not None:
+        tables["web_events"] = web
+    web_cfg = load_web_config(web_config or DEFAULT_WEB_CONFIG)
     if as_of is None:
         as_of = pc.max(orders["ts"]).as_py()
         if as_of.tzinfo is None:
@@ -87,6 +100,10 @@ def train(
             onnx_model = _fit_rfm(tables, as_of).to_onnx(**times)
         elif score == "affinity":
             onnx_model = _fit_affinity(tables, as_of).to_onnx(**times)
+        elif score == "web_heat":
+            onnx_model = _fit_web_heat(tables, as_of, web_cfg).to_onnx(**times)
+        elif score == "segments":
+            onnx_model = _fit_segments(tables, as_of, web_cfg).to_onnx(**times)
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
@@ -140,3 +157,16 @@ def _fit_affinity(tables: dict[str, pa.Table], as_of: datetime):  # noqa: ANN202
     names = order_feature_names(groups)
     labels = {g: bought[:, candidates.index(g)] for g in groups}
     return fit_affinity(before.matrix(names), names, labels, horizon_days=AFFINITY_HORIZON_DAYS)
+
+
+def _fit_web_heat(tables: dict[str, pa.Table], as_of: datetime, web_cfg: dict):  # noqa: ANN202
+    if "web_events" not in tables:
+        raise ValueError("web_heat needs web_events, which this base does not have")
+    X = FeatureFrame(tables, _as_us(as_of)).matrix(WEB_HEAT_FEATURES, {"web": web_cfg})
+    return fit_web_heat(X, WEB_HEAT_FEATURES, web_cfg)
+
+
+def _fit_segments(tables: dict[str, pa.Table], as_of: datetime, web_cfg: dict):  # noqa: ANN202
+    names = [i[0] for i in SEGMENT_INPUTS]
+    X = FeatureFrame(tables, _as_us(as_of)).matrix(names, {"web": web_cfg})
+    return fit_segments(X, names, feature_params={"web": web_cfg})
