@@ -93,12 +93,18 @@ CASES = {
     "no-events": _table([], [], [], []),
     "only-after-as-of": _table([0, 1], [AS_OF + 1, AS_OF + DAY], ["/pricing", "/"], [5.0, 6.0]),
     "exactly-at-as-of": _table([0], [AS_OF], ["/pricing"], [5.0]),
-    "window-edges": _table([0, 0, 0], [AS_OF - 30 * DAY, AS_OF - 7 * DAY, AS_OF - 30 * DAY + 1], ["/", "/", "/"], [1.0, 2.0, 4.0]),
+    "window-edges": _table(
+        [0, 0, 0], [AS_OF - 30 * DAY, AS_OF - 7 * DAY, AS_OF - 30 * DAY + 1], ["/", "/", "/"], [1.0, 2.0, 4.0]
+    ),
     "duplicates": _table([0, 0], [AS_OF - DAY, AS_OF - DAY], ["/pricing", "/pricing"], [3.0, 3.0]),
     "null-pages-and-durations": _table([0, 0], [AS_OF - DAY, AS_OF - 2 * DAY], [None, "/"], [None, 2.0]),
     "unknown-pages": _table([0, 1], [AS_OF - DAY, AS_OF - DAY], ["/nope", "/products"], [1.0, 1.0]),
-    "session-gap-boundary": _table([0, 0, 0], [AS_OF - 100 * MINUTE, AS_OF - 70 * MINUTE, AS_OF - 39 * MINUTE], ["/"] * 3, [1.0] * 3),
-    "out-of-time-order": _table([0, 0, 0, 0], [AS_OF - DAY, AS_OF - 3 * DAY, AS_OF - DAY - MINUTE, AS_OF - 3 * DAY + MINUTE], ["/"] * 4, [1.0] * 4),
+    "session-gap-boundary": _table(
+        [0, 0, 0], [AS_OF - 100 * MINUTE, AS_OF - 70 * MINUTE, AS_OF - 39 * MINUTE], ["/"] * 3, [1.0] * 3
+    ),
+    "out-of-time-order": _table(
+        [0, 0, 0, 0], [AS_OF - DAY, AS_OF - 3 * DAY, AS_OF - DAY - MINUTE, AS_OF - 3 * DAY + MINUTE], ["/"] * 4, [1.0] * 4
+    ),
     "old-visit-only": _table([0], [AS_OF - 100 * DAY], ["/careers"], [1.0]),
     "no-page-or-duration-columns": _table([0, 1], [AS_OF - DAY, AS_OF - 9 * DAY], None, None),
 }
@@ -157,8 +163,16 @@ def test_page_entries_on_dictionary_and_string_view_columns() -> None:
     ("events", "field", "message"),
     [
         (_table([0], [AS_OF], ["/"], [-3.0]), "web_events.duration_s", "-3.0"),
-        (pa.table({"contact_id": [0], "ts": pa.array([AS_OF], pa.timestamp("us")), "page": ["/"], "duration_s": ["12"]}), "web_events.duration_s", "type string"),
-        (pa.table({"contact_id": [0], "ts": pa.array([AS_OF], pa.timestamp("us")), "page": [7], "duration_s": [1.0]}), "web_events.page", "type int64"),
+        (
+            pa.table({"contact_id": [0], "ts": pa.array([AS_OF], pa.timestamp("us")), "page": ["/"], "duration_s": ["12"]}),
+            "web_events.duration_s",
+            "type string",
+        ),
+        (
+            pa.table({"contact_id": [0], "ts": pa.array([AS_OF], pa.timestamp("us")), "page": [7], "duration_s": [1.0]}),
+            "web_events.page",
+            "type int64",
+        ),
         (_table([0], [AS_OF], ["/"], [float("inf")]), "web_events.duration_s", "infinite"),
         (pa.table({"contact_id": [0], "ts": ["yesterday"], "page": ["/"], "duration_s": [1.0]}), "web_events.ts", "type string"),
         (pa.table({"contact_id": [0], "ts": pa.array([AS_OF], pa.timestamp("us"))}), "web_events.page", "no column page"),
@@ -192,3 +206,17 @@ def test_kernel_argument_checks() -> None:
         web_summary(codes, 2, ts, None, None, points, category, 5, session_gap_us=0)
     with pytest.raises(InputError, match="ts_us"):
         web_summary(codes, 2, np.array([1.5, 2.0]), None, None, points, category, 5)
+
+
+def test_web_features_are_known_to_the_pipeline() -> None:
+    """FEATURE_PATTERNS lists every web feature; required_columns names what each reads."""
+    from scorecast.kernels import FEATURE_PATTERNS, required_columns
+
+    assert set(WEB_FEATURES) <= set(FEATURE_PATTERNS)
+    assert required_columns(["web_views_7d"]) == {"web_events.contact_id", "web_events.ts"}
+    assert required_columns(["web_points_30d", "web_time_30d"]) == {
+        "web_events.contact_id",
+        "web_events.ts",
+        "web_events.page",
+        "web_events.duration_s",
+    }
