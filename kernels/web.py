@@ -27,6 +27,7 @@ __all__ = ["WEB_FIELDS", "WebSummary", "web_summary"]
 US_PER_DAY = 86_400_000_000
 _US_PER_DAY_F = float(US_PER_DAY)
 _INT32_MAX = int(np.iinfo(np.int32).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
 # category codes, as web_config.CATEGORIES
 _WARM, _HOT, _ELIMINATING = 1, 2, 3
 
@@ -125,6 +126,7 @@ def _summarise(
     entry_points: np.ndarray,
     entry_category: np.ndarray,
     as_of: int,
+    start7: int,
     session_gap: int,
     half_life_days: float,
     out: np.ndarray,
@@ -132,7 +134,6 @@ def _summarise(
     """Sort each contact's run by time and reduce it into ``out`` (11, n_contacts), rows
     in ``WEB_FIELDS`` order; every cell is written."""
     n_contacts = offsets.shape[0] - 1
-    start7 = as_of - 7 * US_PER_DAY
     for c in prange(n_contacts):
         lo = offsets[c]
         hi = offsets[c + 1]
@@ -286,10 +287,12 @@ def web_summary(
     w_ts = np.empty(n, np.int64)
     w_duration = np.empty(n, np.float64)
     w_entry = np.empty(n, np.int32)
-    start = max(as_of - 30 * US_PER_DAY, np.iinfo(np.int64).min)
+    # window starts in Python ints, clamped: as_of - 30 days must not wrap around in int64
+    start = max(as_of - 30 * US_PER_DAY, _INT64_MIN)
+    start7 = max(as_of - 7 * US_PER_DAY, _INT64_MIN)
     _window_sort(codes_arr, ts, duration, entry_arr, as_of, start, offsets, last, w_ts, w_duration, w_entry)
     out = np.empty((len(WEB_FIELDS), n_contacts))
-    _summarise(offsets, w_ts, w_duration, w_entry, last, points_arr, category_arr, as_of, gap, float(half_life_days), out)
+    _summarise(offsets, w_ts, w_duration, w_entry, last, points_arr, category_arr, as_of, start7, gap, float(half_life_days), out)
     return WebSummary(*out)
 
 

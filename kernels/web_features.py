@@ -62,7 +62,7 @@ def page_entries(column: pa.Array | pa.ChunkedArray, config: Mapping[str, Any], 
     elif not _is_string(arr.type.value_type):
         raise InputError(field, f"expected dictionary-encoded strings, got type {arr.type}")
     dictionary = arr.dictionary
-    if pa.types.is_string_view(dictionary.type):
+    if not pa.types.is_string(dictionary.type):  # index_in wants the value set's type
         dictionary = dictionary.cast(pa.string())
     lookup = np.full(len(dictionary), -1, np.int32)
     pages = config["pages"]

@@ -220,3 +220,13 @@ def test_web_features_are_known_to_the_pipeline() -> None:
         "web_events.page",
         "web_events.duration_s",
     }
+
+
+def test_large_string_pages_and_an_extreme_as_of() -> None:
+    """large_string pages map like strings; an as_of near the int64 minimum does not wrap."""
+    pages = pa.array(["/pricing", "/products/a"], pa.large_string())
+    assert page_entries(pages, CONFIG).tolist() == [4, 1]
+    low = int(np.iinfo(np.int64).min) + 1
+    events = pa.table({"contact_id": [0], "ts": pa.array([low], pa.timestamp("us", "UTC")), "page": ["/"], "duration_s": [1.0]})
+    x = FeatureFrame({"web_events": events}, low).matrix(["web_views_7d", "web_views_30d"], {"web": CONFIG})
+    assert x.tolist() == [[1.0, 1.0]]
