@@ -20,6 +20,15 @@ from scorecast.training.onnx_export import read_metadata
 AS_OF = "2026-01-01"
 
 
+def test_train_refuses_a_bad_web_config_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad page config stops `train` before any data is read: exit 2, the entry's path."""
+    bad = tmp_path / "web.json"
+    bad.write_text(json.dumps({"pages": [{"prefix": "/careers", "points": 0, "category": "job"}]}))
+    assert main(["train", "--data", "/nowhere", "--out", str(tmp_path / "m"), "--web-config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert 'pages[0].category: expected one of cold, warm, hot, eliminating, got "job"' in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_web_heat_and_segments_served_over_grpc(tmp_path: Path) -> None:
     """Both scores train with a custom page config, which the served model carries and

@@ -69,19 +69,20 @@ def train(
 
     ``web_config``: the page points and categories (JSON, see ``kernels.web_config``) of the
     web scores, stored in their metadata; default ``training/web_config.json``."""
-    web = read_table(data, "web_events", ["ts", "page", "duration_s"])
-    scores = list(scores or [s for s in SCORES if web is not None or s not in WEB_SCORES])
+    has_web = (data / "web_events.parquet").exists()
+    scores = list(scores or [s for s in SCORES if has_web or s not in WEB_SCORES])
     unknown = sorted(set(scores) - set(SCORES))
     if unknown:
         raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
+    web_cfg = load_web_config(web_config or DEFAULT_WEB_CONFIG)  # before any data: fail fast
     orders = read_table(data, "orders", ["ts", "amount", "product_group"])  # only what features read
     if orders is None or orders.num_rows == 0:
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
     contacts = read_table(data, "contacts", [])
     tables = {"orders": orders} if contacts is None else {"orders": orders, "contacts": contacts}
+    web = read_table(data, "web_events", ["ts", "page", "duration_s"]) if {"web_heat", "segments"} & set(scores) else None
     if web is not None:
         tables["web_events"] = web
-    web_cfg = load_web_config(web_config or DEFAULT_WEB_CONFIG)
     if as_of is None:
         as_of = pc.max(orders["ts"]).as_py()
         if as_of.tzinfo is None:
