@@ -4,7 +4,8 @@
 family module (``order_features`` …, see ``features``); the modules below them are
 usable on their own: ``arrow`` (Arrow columns to NumPy), ``factorise`` (int64 ids to codes),
 ``rfm`` (the RFM kernel), ``repeat`` (the repeat-purchase kernel: BG/NBD and Gamma-Gamma
-inputs) and ``errors`` (``InputError``, raised for every bad input). This
+inputs), ``web`` (the web-visit kernel; ``web_config`` checks its page config) and
+``errors`` (``InputError``, raised for every bad input). This
 package imports nothing else of scorecast's.
 """
 

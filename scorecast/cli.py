@@ -90,7 +90,16 @@ def cmd_cdnow(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from scorecast.training.train import train
 
-    written = train(args.data, args.out, scores=args.scores, as_of=args.as_of, progress=True, lead_rules=args.lead_rules, tier_thresholds=args.lead_tiers)
+    written = train(
+        args.data,
+        args.out,
+        scores=args.scores,
+        as_of=args.as_of,
+        progress=True,
+        lead_rules=args.lead_rules,
+        tier_thresholds=args.lead_tiers,
+        web_config=args.web_config,
+    )
     for path in written:
         print(f"wrote {path}")
 
@@ -234,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time of the data (default: its last order)")
     p.add_argument("--lead-rules", type=Path, default=None, help="lead: rules configuration (JSON, see README) served beside the model")
     p.add_argument("--lead-tiers", type=_tiers, default=None, help="lead: tier cuts LOW,HIGH on the 1-99 score (default 34,67: thirds)")
+    p.add_argument("--web-config", type=Path, default=None, help="web page points and categories (JSON; default: the bundled example)")
 
     p = command("simulate-b2b", cmd_simulate_b2b, "simulate a B2B lead base (contacts, interactions, web_events) with its truth")
     p.add_argument("--contacts", type=int, default=20_000, help="number of leads (default 20000)")

@@ -43,7 +43,9 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec("interactions", required={CONTACT_ID: "id", "ts": "timestamp", "kind": "string"}, optional={}),
         TableSpec(
-            "web_events", required={CONTACT_ID: "id", "ts": "timestamp"}, optional={"page": "string", "duration_s": "float"}
+            "web_events",
+            required={CONTACT_ID: "id", "ts": "timestamp"},
+            optional={"page": "string", "duration_s": "float"},  # page id or URL path; seconds on it
         ),
     )
 }

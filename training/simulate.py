@@ -43,6 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from .simulate_web import simulate_web
+
 __all__ = [
     "GENERATOR",
     "ID_TYPES",
@@ -136,6 +138,24 @@ class SimulationConfig:
     """Second shape of that Beta; mean promo share is ``promo_a / (promo_a + promo_b)``."""
     age_missing_share: float = 0.05
     """Share of contacts whose age is unknown (null), as in real CRMs."""
+    web: bool = True
+    """Simulate ``web_events`` (see ``simulate_web``; the ``web_*`` fields shape them)."""
+    web_days: int = 180
+    """Web history before ``end``, in days."""
+    web_visitor_share: float = 0.5
+    """Share of contacts who browse the site (besides heating contacts and job seekers)."""
+    web_session_rate: float = 0.03
+    """Mean browsing sessions per day of a visitor (Gamma(1) heterogeneity)."""
+    web_heat_share: float = 0.6
+    """P(heat) for a contact who orders within 30 days after ``end``."""
+    web_false_heat_share: float = 0.04
+    """P(heat) for any other contact."""
+    web_heat_sessions: float = 3.0
+    """Mean extra sessions of a heating contact in the last ``web_heat_days``."""
+    web_heat_days: int = 21
+    """Window before ``end`` in which contacts heat (and job seekers visit)."""
+    web_job_seeker_share: float = 0.03
+    """Share of non-converting contacts who are job seekers (careers pages)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.end, datetime):
@@ -167,6 +187,14 @@ class SimulationConfig:
             value = getattr(self, name)
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
+        _check_int(self, "web_days", 1)
+        _check_int(self, "web_heat_days", 1)
+        for name in ("web_visitor_share", "web_heat_share", "web_false_heat_share", "web_job_seeker_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("web_session_rate", "web_heat_sessions"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.end + timedelta(days=self.future_days) > MAX_DROPOUT:
             raise ValueError(f"end + future_days must be before {MAX_DROPOUT:%Y-%m-%d}, got end={self.end}")
 
@@ -202,6 +230,7 @@ class SimulatedBase:
     truth_contacts: pa.Table
     future_orders: pa.Table
     catalogue: pa.Table = field(repr=False)
+    web_events: pa.Table | None = field(default=None, repr=False)
 
     def metadata(self) -> dict[str, Any]:
         """What ``base.json`` holds: as-of, seed, groups, generator, full config, row counts."""
@@ -218,6 +247,7 @@ class SimulatedBase:
                 "truth/contacts": self.truth_contacts.num_rows,
                 "truth/future_orders": self.future_orders.num_rows,
                 "truth/catalogue": self.catalogue.num_rows,
+                **({"web_events": self.web_events.num_rows} if self.web_events is not None else {}),
             },
         }
 
@@ -270,6 +300,13 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
 
     contacts = pa.table({"contact_id": ids, **contacts_cols})
     truth = _truth_table(config, groups, ids, latent, events, attrs, ev_us, future, end_us)
+    web_events = None
+    if config.web:
+        soon = ev_us[future] <= end_us + 30 * _US_PER_DAY
+        converts = np.bincount(events["contact"][future][soon], minlength=config.n_contacts) > 0
+        web_events, web_truth = simulate_web(config, ids, converts, end_us)
+        for name, column in web_truth.items():
+            truth = truth.append_column(name, column)
     return SimulatedBase(
         config=config,
         groups=groups,
@@ -278,6 +315,7 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
         truth_contacts=truth,
         future_orders=orders_table(future),
         catalogue=catalogue["table"],
+        web_events=web_events,
     )
 
 
@@ -527,6 +565,8 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
         f"{TRUTH_DIR}/future_orders.parquet": base.future_orders,
         f"{TRUTH_DIR}/catalogue.parquet": base.catalogue,
     }
+    if base.web_events is not None:
+        files["web_events.parquet"] = base.web_events
     # a sibling, so the final rename stays on one filesystem and is atomic
     tmp = _sibling(out_dir, "tmp")
     try:

@@ -21,19 +21,24 @@ from tqdm import tqdm
 
 from scorecast.base import read_table, table_names
 from scorecast.kernels import FeatureFrame, order_feature_names
+from scorecast.kernels.web_config import load_web_config
 from scorecast.metadata import REQUEST_PREFIX
 
 from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
 from .onnx_export import PROBE_ROWS, add_probe, read_metadata, save_model
 from .rfm import RFM_FEATURES, fit_rfm
+from .segments import SEGMENT_INPUTS, fit_segments
+from .web_heat import WEB_HEAT_FEATURES, fit_web_heat
 
 __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity", "clv", "churn", "lead")
-RETAIL_SCORES = ("rfm", "affinity", "clv", "churn")  # the scores that read orders
+SCORES = ("rfm", "affinity", "clv", "churn", "web_heat", "segments", "lead")
+RETAIL_SCORES = ("rfm", "affinity", "clv", "churn", "segments")  # the scores that read orders
+WEB_SCORES = ("web_heat",)  # trained by default only when the base has web_events (and orders)
+DEFAULT_WEB_CONFIG = Path(__file__).with_name("web_config.json")
 AFFINITY_HORIZON_DAYS = 90
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -63,17 +68,22 @@ def train(
     progress: bool = False,
     lead_rules: Path | None = None,
     tier_thresholds: Sequence[int] | None = None,
+    web_config: Path | None = None,
 ) -> list[Path]:
-    """Fit the requested scores (default: the retail ones, and lead where the base has
-    interactions) on the base in ``data``; return the files written.
+    """Fit the requested scores on the base in ``data``; return the files written.
 
-    ``lead_rules``: a rules file (JSON, see ``lead_rules``) served beside the lead model;
-    ``tier_thresholds``: the lead tiers' two score cuts (default 34, 67).
+    Default scores: the retail ones where the base has orders, ``web_heat`` where it also has
+    web_events, ``lead`` where it has interactions. ``lead_rules``: a rules file (JSON, see
+    ``lead_rules``) served beside the lead model; ``tier_thresholds``: the lead tiers' two
+    score cuts (default 34, 67). ``web_config``: the page points and categories (JSON, see
+    ``kernels.web_config``) of the web scores, stored in their metadata; default
+    ``training/web_config.json``.
     """
     scores = list(scores or _default_scores(data))
     unknown = sorted(set(scores) - set(SCORES))
     if unknown:
         raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
+    web_cfg = load_web_config(web_config or DEFAULT_WEB_CONFIG)  # before any data: fail fast
     lead = None
     if "lead" in scores:
         from .lead_training import fit_lead_base
@@ -89,6 +99,9 @@ def train(
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
     contacts = read_table(data, "contacts", [])
     tables = {"orders": orders} if contacts is None else {"orders": orders, "contacts": contacts}
+    web = read_table(data, "web_events", ["ts", "page", "duration_s"]) if {"web_heat", "segments"} & set(scores) else None
+    if web is not None:
+        tables["web_events"] = web
     if as_of is None:
         as_of = pc.max(orders["ts"]).as_py()
         if as_of.tzinfo is None:
@@ -107,6 +120,10 @@ def train(
             onnx_model = _fit_rfm(tables, as_of).to_onnx(**times)
         elif score == "affinity":
             onnx_model = _fit_affinity(tables, as_of).to_onnx(**times)
+        elif score == "web_heat":
+            onnx_model = _fit_web_heat(tables, as_of, web_cfg).to_onnx(**times)
+        elif score == "segments":
+            onnx_model = _fit_segments(tables, as_of, web_cfg).to_onnx(**times)
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
@@ -119,7 +136,8 @@ def train(
 def _default_scores(data: Path) -> list[str]:
     has = set(table_names(data)) if data.is_dir() else set()  # a missing folder: the orders error names it
     retail = list(RETAIL_SCORES) if "orders" in has or "interactions" not in has else []
-    return retail + (["lead"] if "interactions" in has else [])
+    web = list(WEB_SCORES) if retail and "web_events" in has else []
+    return retail + web + (["lead"] if "interactions" in has else [])
 
 
 def _write(out: Path, built: list) -> list[Path]:
@@ -196,3 +214,16 @@ def _fit_affinity(tables: dict[str, pa.Table], as_of: datetime):  # noqa: ANN202
     names = order_feature_names(groups)
     labels = {g: bought[:, candidates.index(g)] for g in groups}
     return fit_affinity(before.matrix(names), names, labels, horizon_days=AFFINITY_HORIZON_DAYS)
+
+
+def _fit_web_heat(tables: dict[str, pa.Table], as_of: datetime, web_cfg: dict):  # noqa: ANN202
+    if "web_events" not in tables:
+        raise ValueError("web_heat needs web_events, which this base does not have")
+    X = FeatureFrame(tables, _as_us(as_of)).matrix(WEB_HEAT_FEATURES, {"web": web_cfg})
+    return fit_web_heat(X, WEB_HEAT_FEATURES, web_cfg)
+
+
+def _fit_segments(tables: dict[str, pa.Table], as_of: datetime, web_cfg: dict):  # noqa: ANN202
+    names = [i[0] for i in SEGMENT_INPUTS]
+    X = FeatureFrame(tables, _as_us(as_of)).matrix(names, {"web": web_cfg})
+    return fit_segments(X, names, feature_params={"web": web_cfg})

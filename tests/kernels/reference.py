@@ -216,3 +216,82 @@ def window_features(
         else:
             out.append((as_of_us - mine["ts"].max()) / US_PER_DAY if len(mine) else np.nan)
     return np.array(out)
+
+
+WEB_FIELDS = (
+    "views_7d",
+    "views_30d",
+    "time_7d",
+    "time_30d",
+    "sessions_7d",
+    "sessions_30d",
+    "points_30d",
+    "hot_views_30d",
+    "warm_views_30d",
+    "eliminating_30d",
+    "days_since_visit",
+)
+
+
+def web_page_entry(page: object, pages: Sequence[Mapping]) -> int:
+    """Position of the config entry matching ``page``: exact first, then the longest prefix."""
+    if not isinstance(page, str):
+        return -1
+    for i, entry in enumerate(pages):
+        if entry.get("page") == page:
+            return i
+    best, best_len = -1, -1
+    for i, entry in enumerate(pages):
+        prefix = entry.get("prefix")
+        if prefix is not None and page.startswith(prefix) and len(prefix) > best_len:
+            best, best_len = i, len(prefix)
+    return best
+
+
+def web_features(events: pa.Table, contact_ids: Sequence, as_of_us: int, config: Mapping) -> dict[str, np.ndarray]:
+    """``kernels.web.WebSummary`` fields from a web_events table (contact_id, ts, page,
+    duration_s) for the rows ``contact_ids``, with the page config ``config``."""
+    df = events.to_pandas()
+    rows = pd.Index(list(contact_ids))
+    day = int(US_PER_DAY)
+    if len(df):
+        df["ts"] = (pd.to_datetime(df["ts"], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    else:
+        df["ts"] = pd.Series([], dtype=np.int64)
+    pages = config.get("pages", [])
+    df["entry"] = [web_page_entry(p, pages) for p in df["page"]] if "page" in df else -1
+    df["duration"] = df["duration_s"].astype(float).fillna(0.0) if "duration_s" in df else 0.0
+    df = df[df["ts"] <= as_of_us].sort_values(["contact_id", "ts"], kind="stable")
+    gap = config.get("session_gap_minutes", 30) * 60_000_000
+    half_life = config.get("half_life_days", 0)
+    category = {i: e.get("category", "cold") for i, e in enumerate(pages)}
+    points = {i: float(e["points"]) for i, e in enumerate(pages)}
+
+    def window(days: int) -> pd.DataFrame:
+        return df[df["ts"] > as_of_us - days * day]
+
+    def sessions(w: pd.DataFrame) -> pd.Series:
+        step = w.groupby("contact_id")["ts"].diff()
+        return (step.isna() | (step > gap)).groupby(w["contact_id"]).sum()
+
+    w7, w30 = window(7), window(30)
+    age_days = (as_of_us - w30["ts"]) / US_PER_DAY
+    weight = 0.5 ** (age_days / half_life) if half_life else 1.0
+    value = w30["entry"].map(lambda e: points.get(e, 0.0)) * weight
+    cat = w30["entry"].map(lambda e: category.get(e, "none"))
+    out = {
+        "views_7d": w7.groupby("contact_id").size(),
+        "views_30d": w30.groupby("contact_id").size(),
+        "time_7d": w7.groupby("contact_id")["duration"].sum(),
+        "time_30d": w30.groupby("contact_id")["duration"].sum(),
+        "sessions_7d": sessions(w7),
+        "sessions_30d": sessions(w30),
+        "points_30d": value.groupby(w30["contact_id"]).sum(),
+        "hot_views_30d": (cat == "hot").groupby(w30["contact_id"]).sum(),
+        "warm_views_30d": (cat == "warm").groupby(w30["contact_id"]).sum(),
+        "eliminating_30d": (cat == "eliminating").groupby(w30["contact_id"]).max(),
+    }
+    result = {k: v.astype(np.float64).reindex(rows, fill_value=0.0).to_numpy(np.float64) for k, v in out.items()}
+    last = df.groupby("contact_id")["ts"].max()
+    result["days_since_visit"] = ((as_of_us - last) / US_PER_DAY).reindex(rows).to_numpy(np.float64)
+    return result

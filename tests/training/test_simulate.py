@@ -138,6 +138,7 @@ def test_truth_schema(base: sim.SimulatedBase) -> None:
             ("future_spend_365d", pa.float64()),
             *[(f"future_orders_90d:{g}", pa.int64()) for g in groups],
             *[(f"pref:{g}", pa.float64()) for g in groups],
+            *[(name, pa.bool_()) for name in ("web_visitor", "web_heating", "job_seeker", "converts_30d")],
         ]
     )
     assert base.truth_contacts.schema == expected
@@ -461,8 +462,10 @@ def test_write_and_read_back(small_base: sim.SimulatedBase, tmp_path: Path, monk
         "truth/catalogue.parquet",
         "truth/contacts.parquet",
         "truth/future_orders.parquet",
+        "web_events.parquet",
     ]
     assert pq.read_table(out / "orders.parquet").equals(small_base.orders)
+    assert pq.read_table(out / "web_events.parquet").equals(small_base.web_events)
     assert pq.read_table(out / "contacts.parquet").equals(small_base.contacts)
     assert pq.ParquetFile(out / "orders.parquet").metadata.num_row_groups == -(-small_base.orders.num_rows // 1_000)
     truth = read_truth(out)
