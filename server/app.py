@@ -86,7 +86,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits, interceptors=interceptors)
     rpc.add_ScorecastServicer_to_server(
-        ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request), server
+        ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request, settings.base_roots), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -58,8 +58,14 @@ class ServerSettings:
     """JSON file of accepted tokens' SHA-256 hashes, names and roles; if set, calls need a token."""
     admin_methods: tuple[str, ...] = ()
     """scorecast.v1 methods (e.g. ``GetModel``; comma-separated in env) that need the admin role."""
+    base_roots: tuple[Path, ...] = ()
+    """Folders under which TopN may read a base by path (comma-separated in env); empty: none."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "base_roots", tuple(Path(r) for r in self.base_roots))
+        relative = [str(r) for r in self.base_roots if not r.is_absolute()]
+        if relative:
+            raise ValueError(f"base_roots must be absolute folders, got {relative}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers"):

@@ -13,11 +13,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
+import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from scorecast.base import BaseChunks
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
@@ -27,8 +30,14 @@ from .errors import InvalidArgument, ResourceExhausted, ScorecastError
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .runtime import OnnxModel
+from .topn import TopNQuery, TopNScan, resolve_base
 
 __all__ = ["ScorecastServicer", "handle_errors", "model_info", "spec_from_header"]
+
+TOPN_CHUNK_CONTACTS = 50_000
+"""Contacts per chunk when TopN reads a base by path and the header does not say."""
+TOPN_RESPONSE_ROWS = 200_000
+"""Rows per TopNResponse: a few MB each, well under the message limit."""
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +129,17 @@ def _models(pipeline: ScoringPipeline) -> list[pb.ModelRef]:
 class ScorecastServicer(rpc.ScorecastServicer):
     """scorecast.v1.Scorecast over a loaded model repository."""
 
-    def __init__(self, repository: ModelRepository, max_rows_per_chunk: int, max_rows_per_request: int | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        max_rows_per_chunk: int,
+        max_rows_per_request: int | None = None,
+        base_roots: tuple[Path, ...] = (),
+    ) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
         self.max_rows_per_request = max_rows_per_request
+        self.base_roots = base_roots
 
     @handle_errors
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
@@ -163,4 +179,59 @@ class ScorecastServicer(rpc.ScorecastServicer):
                 raise ResourceExhausted("contacts in one Score stream", total, self.max_rows_per_request, "max_rows_per_request")
             yield pb.ScoreResponse(
                 chunk_index=index, rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline) if index == 0 else []
+            )
+
+    @handle_errors
+    def TopN(self, request_iterator: Iterator[pb.TopNRequest], context: grpc.ServicerContext) -> Iterator[pb.TopNResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("kind") != "header":
+            got = "end of stream" if first is None else "a chunk"
+            raise InvalidArgument("TopN stream", got, "the first message must be a header")
+        head = first.header
+        query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_rows_per_request)
+        spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
+        scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
+        if head.base_path:
+            base = resolve_base(head.base_path, self.base_roots, "header.base_path")
+            if next(request_iterator, None) is not None:
+                raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
+            chunk_contacts = head.chunk_contacts or TOPN_CHUNK_CONTACTS
+            if not 0 < chunk_contacts <= self.max_rows_per_chunk:
+                raise InvalidArgument("header.chunk_contacts", chunk_contacts, f"must be in 1..{self.max_rows_per_chunk} (max_rows_per_chunk)")
+            try:
+                chunks = BaseChunks(base, scan.input_columns(), chunk_contacts=chunk_contacts)
+                for tables in chunks:
+                    if not context.is_active():
+                        log.info("TopN stopped: the caller is gone")
+                        return
+                    scan.add(tables)
+            except (InputError, ScorecastError):
+                raise
+            except (ValueError, OSError, pa.ArrowException) as exc:  # a base that is no valid base
+                raise InvalidArgument("header.base_path", head.base_path, f"cannot be read as a base: {exc}") from None
+        else:
+            for index, message in enumerate(request_iterator):
+                if not context.is_active():
+                    log.info("TopN stream stopped at chunk %d: the caller is gone", index)
+                    return
+                if message.WhichOneof("kind") != "chunk":
+                    raise InvalidArgument(f"TopN stream message {index + 1}", "a header", "only the first message is a header")
+                try:
+                    scan.add(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
+                except InputError as exc:
+                    raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
+                if self.max_rows_per_request is not None and scan.scanned > self.max_rows_per_request:
+                    raise ResourceExhausted("contacts in one TopN stream", scan.scanned, self.max_rows_per_request, "max_rows_per_request")
+        result = scan.result()
+        models = _models(scan.pipeline)
+        for start in range(0, max(result.num_rows, 1), TOPN_RESPONSE_ROWS):
+            part = result.slice(start, TOPN_RESPONSE_ROWS)
+            batch = part.combine_chunks().to_batches()[0] if part.num_rows else pa.RecordBatch.from_pylist([], schema=part.schema)
+            first_part = start == 0
+            yield pb.TopNResponse(
+                rows=part.num_rows,
+                contacts=encode_batch(batch),
+                scanned=scan.scanned if first_part else 0,
+                matched=scan.matched if first_part else 0,
+                models=models if first_part else [],
             )
