@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -138,7 +140,6 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     from scorecast.server.rescore import rescore
 
     start = time.perf_counter()
-    repository = ModelRepository.load(args.models, args.device, args.intra_op_threads)
     as_of = args.as_of or datetime.now(UTC)
     spec = ScoreSpec(
         scores=tuple(args.scores),
@@ -147,7 +148,15 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         product_groups=tuple(args.product_groups),
         churn_threshold=args.churn_threshold,
     )
-    result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
+    if args.engine == "ray":
+        from scorecast.server.rescore_ray import rescore_ray
+
+        result = rescore_ray(
+            args.models, args.data, spec, args.out, args.chunk_contacts, args.device, args.intra_op_threads, args.ray_actors, progress=True
+        )
+    else:
+        repository = ModelRepository.load(args.models, args.device, args.intra_op_threads)
+        result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
     print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")
 
@@ -273,7 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="base folder")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="ONNX Runtime execution provider")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
-    p.add_argument("--engine", choices=("local",), default="local", help="execution engine")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: Ray Data on the cluster of RAY_ADDRESS (else a local one; needs scorecast[ray]); "
+        "--out is then a Parquet dataset folder",
+    )
+    p.add_argument("--ray-actors", type=int, default=None, help="ray: scoring actors (default: the cluster's CPUs - 1)")
     _add_score_options(p)
 
     p = command("top", cmd_top, "the N contacts with the highest score among those matching a filter (TopN over gRPC)")
@@ -307,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scorecast`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so context managers (the atomic writers) clean up before exit;
+    # `serve` installs its own graceful handler over this one.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -327,7 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scorecast {args.command}: error: server said {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
             return 2
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
