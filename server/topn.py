@@ -1,8 +1,9 @@
 """Top-N selection: the N contacts with the highest value of one column among those matching a filter.
 
 ``RunningTopN`` is the selection alone, over any batches (no pipeline, no gRPC): per batch it
-drops rows below the current N-th value, merges the rest with the rows it keeps and cuts back
-to N with ``np.partition`` (linear), so it holds O(N + batch) rows whatever the base size.
+drops rows below the N-th value of its last cut, appends the rest to the rows it keeps and,
+past 2N rows, cuts back to N with ``np.partition`` (linear), so it holds O(N + batch) rows
+whatever the base size.
 Order of the result: the column descending, then ``contact_id`` ascending (ties are broken
 by the smallest contact id, deterministically, whatever the chunking); rows whose value is
 null or NaN are never selected.
@@ -37,7 +38,12 @@ __all__ = ["RunningTopN", "TopNQuery", "TopNScan", "resolve_base", "top_n"]
 
 
 class RunningTopN:
-    """The best ``n`` rows seen so far by ``by`` (desc), ties by ``contact_id`` (asc)."""
+    """The best ``n`` rows seen so far by ``by`` (desc), ties by ``contact_id`` (asc).
+
+    Rows that may still enter are appended (as chunks, no copy) and cut back to ``n`` only when
+    more than ``2n`` are held: one linear cut per ``n`` new rows, not per batch, so large N
+    costs about what small N does. Memory: at most ``2n`` rows plus one batch.
+    """
 
     def __init__(self, n: int, by: str) -> None:
         if n <= 0:
@@ -45,6 +51,8 @@ class RunningTopN:
         self.n, self.by = n, by
         self.kept: pa.Table | None = None
         self.schema: pa.Schema | None = None
+        self.threshold: float | int | None = None
+        """The n-th best value at the last cut: a row below it can never enter."""
 
     def add(self, batch: pa.Table | pa.RecordBatch) -> None:
         """Merge one batch (columns ``contact_id``, ``by`` and any others, same schema each time)."""
@@ -55,22 +63,29 @@ class RunningTopN:
         keep = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(len(values), dtype=bool)
         if table[self.by].null_count:
             keep &= table[self.by].is_valid().to_numpy(zero_copy_only=False)
-        if self.kept is not None and self.kept.num_rows == self.n:
-            # Only rows at least as good as the current N-th can enter.
-            keep &= values >= _rank_values(self.kept[self.by]).min()
+        if self.threshold is not None:
+            keep &= values >= self.threshold  # ties at the threshold may still win on contact_id
         if not keep.all():
             table = table.filter(pa.array(keep))
         if table.num_rows == 0:
             return
         merged = table if self.kept is None else pa.concat_tables([self.kept, table.cast(self.kept.schema)])
-        self.kept = _best(merged, self.by, self.n) if merged.num_rows > self.n else merged
+        if merged.num_rows > 2 * self.n:
+            merged = self._cut(merged)
+        self.kept = merged
+
+    def _cut(self, table: pa.Table) -> pa.Table:
+        best = _best(table, self.by, self.n)
+        self.threshold = _rank_values(best[self.by]).min()
+        return best
 
     def result(self) -> pa.Table:
         """The selected rows, best first; empty (with the batches' schema) if none."""
         if self.kept is None:
             schema = self.schema or pa.schema([(CONTACT_ID, pa.int64()), (self.by, pa.float32())])
             return schema.empty_table()
-        return self.kept.sort_by([(self.by, "descending"), (CONTACT_ID, "ascending")]).combine_chunks()
+        kept = self._cut(self.kept) if self.kept.num_rows > self.n else self.kept
+        return kept.sort_by([(self.by, "descending"), (CONTACT_ID, "ascending")]).combine_chunks()
 
 
 def _rank_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
