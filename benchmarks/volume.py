@@ -141,7 +141,7 @@ def engine_rows(models: Path, base: Path, spec: ScoreSpec, workdir: Path, repeat
         shutil.rmtree(out, ignore_errors=True)
     n = local.rows
     med = {k: statistics.median(v) for k, v in seconds.items()}
-    spread = ", ".join(f"{r:.2f}" for r in sorted(r / l for l, r in zip(seconds["local"], seconds["ray"], strict=True)))
+    spread = ", ".join(f"{r:.2f}" for r in sorted(b / a for a, b in zip(seconds["local"], seconds["ray"], strict=True)))
     return [
         {"case": "rescore --engine local (Parquet -> Parquet file)", "contacts": n, "median_s": med["local"], "contacts_per_s": n / med["local"]},
         {"case": "rescore --engine ray (local Ray, all cores)", "contacts": n, "median_s": med["ray"], "contacts_per_s": n / med["ray"],

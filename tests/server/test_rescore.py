@@ -100,7 +100,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill", "term", "int"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
 def test_killed_rescore_leaves_nothing(models: Path, base: Path, tmp_path: Path, sig: signal.Signals) -> None:
     """`scorecast rescore` killed mid-way (SIGKILL included) leaves neither output nor temp file."""
     out_dir = tmp_path / "out"
@@ -160,22 +160,6 @@ def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) 
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
     assert sorted(p.name for p in out.iterdir()) == ["local.parquet", "ray.parquet"]
-
-
-@pytest.mark.slow
-def test_ray_engine_failure_leaves_nothing(local_ray: None, models: Path, tmp_path: Path) -> None:
-    """An order of a contact missing from contacts.parquet fails the run, as locally; no output."""
-    from scorecast.server.rescore_ray import rescore_ray
-
-    data = write_base(tmp_path / "base")
-    orders = pq.read_table(data / "orders.parquet")
-    stray = make_orders([999_999], [3.0], [1.0], ["shoes"]).cast(orders.schema)
-    pq.write_table(pa.concat_tables([orders, stray]), data / "orders.parquet")
-    out = tmp_path / "out"
-    out.mkdir()
-    with pytest.raises(Exception, match="not among the rows"):
-        rescore_ray(models, data, SPEC, out / "ray.parquet", chunk_contacts=700)
-    assert list(out.iterdir()) == []
 
 
 def test_bucket_of_is_stable_and_spread() -> None:

@@ -18,7 +18,7 @@ from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
-from scorecast.server.topn import RunningTopN, top_n
+from scorecast.server.topn import RunningTopN, TopNQuery, TopNScan, top_n
 
 from .conftest import AS_OF_US, make_orders
 from .fakes import grouped_model, linear_model, segment_model, write_model
@@ -175,7 +175,9 @@ def test_topn_streamed_equals_full_sort(
     assert set(table.column_names[2:]) == {c.split(" ")[0] for c in where} - {"spend.value"}
 
 
-def test_topn_by_path_equals_streamed(topn_client: ScorecastClient, bases: Path, base_tables: dict[str, pa.Table]) -> None:
+def test_topn_by_path_equals_streamed(
+    topn_client: ScorecastClient, topn_server: RunningServer, bases: Path, base_tables: dict[str, pa.Table]
+) -> None:
     """A base read by the server from an allowed root gives the streamed result, column for column."""
     where = ["affinity.shoes == 0", "features.frequency >= 1"]
     by_path = topn_client.top("spend.value", 500, where, base_path=str(bases / "shop"), chunk_contacts=800, as_of=AS_OF)
@@ -184,6 +186,11 @@ def test_topn_by_path_equals_streamed(topn_client: ScorecastClient, bases: Path,
     assert by_path.table.num_rows == 500 and by_path.scanned == N_CONTACTS
     assert by_path.models == [("spend", "1"), ("affinity", "1")]
     assert min(by_path.table["features.frequency"].to_pylist()) >= 1
+    # The same selection in process, no gRPC: what benchmarks and batch jobs call.
+    query = TopNQuery.parse("spend.value", 500, where)
+    scan = TopNScan(topn_server.repository, query, ScoreSpec(scores=query.scores, as_of_us=AS_OF_US))
+    scan.scan_base(bases / "shop", chunk_contacts=450)
+    assert scan.result().equals(by_path.table) and scan.scanned == N_CONTACTS
 
 
 def test_topn_large_result_comes_in_parts(
