@@ -206,3 +206,41 @@ class ReloadModelsResponse(_message.Message):
     failures: _containers.RepeatedCompositeFieldContainer[LoadFailure]
     scores: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, loaded: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., unloaded: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[LoadFailure, _Mapping]]] = ..., scores: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TopNHeader(_message.Message):
+    __slots__ = ("by", "n", "where", "options", "base_path", "chunk_contacts")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    BASE_PATH_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    n: int
+    where: _containers.RepeatedScalarFieldContainer[str]
+    options: ScoreOptions
+    base_path: str
+    chunk_contacts: int
+    def __init__(self, by: _Optional[str] = ..., n: _Optional[int] = ..., where: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[ScoreOptions, _Mapping]] = ..., base_path: _Optional[str] = ..., chunk_contacts: _Optional[int] = ...) -> None: ...
+
+class TopNRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: TopNHeader
+    chunk: ContactChunk
+    def __init__(self, header: _Optional[_Union[TopNHeader, _Mapping]] = ..., chunk: _Optional[_Union[ContactChunk, _Mapping]] = ...) -> None: ...
+
+class TopNResponse(_message.Message):
+    __slots__ = ("rows", "contacts", "scanned", "matched", "models")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    contacts: bytes
+    scanned: int
+    matched: int
+    models: _containers.RepeatedCompositeFieldContainer[ModelRef]
+    def __init__(self, rows: _Optional[int] = ..., contacts: _Optional[bytes] = ..., scanned: _Optional[int] = ..., matched: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ...) -> None: ...

@@ -61,6 +61,11 @@ class ScorecastStub:
                 request_serializer=scorecast__pb2.ReloadModelsRequest.SerializeToString,
                 response_deserializer=scorecast__pb2.ReloadModelsResponse.FromString,
                 _registered_method=True)
+        self.TopN = channel.stream_stream(
+                '/scorecast.v1.Scorecast/TopN',
+                request_serializer=scorecast__pb2.TopNRequest.SerializeToString,
+                response_deserializer=scorecast__pb2.TopNResponse.FromString,
+                _registered_method=True)
 
 
 class ScorecastServicer:
@@ -107,6 +112,16 @@ class ScorecastServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TopN(self, request_iterator, context):
+        """Top-N selection: the N contacts with the highest value of one score column among those
+        matching a filter. The caller sends a TopNHeader, then chunks (as in Score), or only a
+        header naming a base folder the server may read. The N rows come back at the end, best
+        first, in one or more responses; the server keeps O(N + chunk) rows, never the base.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScorecastServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +149,11 @@ def add_ScorecastServicer_to_server(servicer, server):
                     servicer.ReloadModels,
                     request_deserializer=scorecast__pb2.ReloadModelsRequest.FromString,
                     response_serializer=scorecast__pb2.ReloadModelsResponse.SerializeToString,
+            ),
+            'TopN': grpc.stream_stream_rpc_method_handler(
+                    servicer.TopN,
+                    request_deserializer=scorecast__pb2.TopNRequest.FromString,
+                    response_serializer=scorecast__pb2.TopNResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +293,33 @@ class Scorecast:
             '/scorecast.v1.Scorecast/ReloadModels',
             scorecast__pb2.ReloadModelsRequest.SerializeToString,
             scorecast__pb2.ReloadModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopN(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/scorecast.v1.Scorecast/TopN',
+            scorecast__pb2.TopNRequest.SerializeToString,
+            scorecast__pb2.TopNResponse.FromString,
             options,
             channel_credentials,
             insecure,

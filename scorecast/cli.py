@@ -1,4 +1,4 @@
-"""The ``scorecast`` command line: simulate, simulate-b2b, train, serve, score, rescore, report, demo.
+"""The ``scorecast`` command line: simulate, simulate-b2b, train, serve, score, rescore, top, report, demo.
 
 Every command prints ``--help``, shows progress on long work, and exits non-zero with a
 one-line reason on bad input. Heavy modules are imported inside each command so ``--help``
@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -125,6 +127,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         reload_interval_s=getattr(args, "reload_interval", None),
         metrics_port=getattr(args, "metrics_port", None),
         log_format=getattr(args, "log_format", None),
+        base_roots=tuple(args.base_roots) if getattr(args, "base_roots", None) else None,
     )
 
 
@@ -184,7 +187,6 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     from scorecast.server.rescore import rescore
 
     start = time.perf_counter()
-    repository = ModelRepository.load(args.models, args.device, args.intra_op_threads, tree_form=args.tree_form)
     as_of = args.as_of or datetime.now(UTC)
     spec = ScoreSpec(
         scores=tuple(args.scores),
@@ -193,9 +195,62 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         product_groups=tuple(args.product_groups),
         churn_threshold=args.churn_threshold,
     )
-    result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
+    if args.engine == "ray":
+        from scorecast.server.rescore_ray import rescore_ray
+
+        result = rescore_ray(
+            args.models, args.data, spec, args.out, args.chunk_contacts, args.device, args.intra_op_threads, args.ray_actors, progress=True
+        )
+    else:
+        repository = ModelRepository.load(args.models, args.device, args.intra_op_threads, tree_form=args.tree_form)
+        result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
     print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")
+
+
+def cmd_top(args: argparse.Namespace) -> None:
+    import grpc
+    import pyarrow as pa
+
+    from scorecast.base import BaseChunks
+    from scorecast.client import ScorecastClient
+    from scorecast.filters import CONTACTS, FEATURES, parse_filter
+    from scorecast.kernels import required_columns
+    from scorecast.output import AtomicParquetWriter
+
+    if (args.data is None) == (args.base_path is None):
+        raise ValueError("give either --data (a local base, streamed) or --base-path (a base folder on the server)")
+    clauses = parse_filter(args.where)  # fails here, before any connection, naming the clause
+    start = time.perf_counter()
+    token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
+    security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+    options = {"as_of": args.as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups, "churn_threshold": args.churn_threshold}
+    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
+        try:
+            client.wait_ready(timeout=args.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise RuntimeError(f"no scorecast server answered at {args.server} within {args.connect_timeout}s") from None
+        if args.data is not None:
+            # Read only what the server needs: the models' inputs, the features' and the attributes the filter reads.
+            scores = dict.fromkeys([args.by.split(".", 1)[0], *(c.namespace for c in clauses if c.namespace not in (CONTACTS, FEATURES))])
+            qualified = {q for score in scores for q in client.get_model(score).input_columns}
+            qualified |= required_columns(c.column.split(".", 1)[1] for c in clauses if c.namespace == FEATURES)
+            columns: dict[str, list[str]] = {CONTACTS: [c.column.split(".", 1)[1] for c in clauses if c.namespace == CONTACTS]}
+            for q in sorted(qualified):
+                table, column = q.split(".", 1)
+                columns.setdefault(table, []).append(column)
+            chunks = BaseChunks(args.data, columns, chunk_contacts=args.chunk_contacts)
+            result = client.top(args.by, args.n, args.where, chunks=chunks, **options)  # type: ignore[arg-type]
+        else:
+            result = client.top(args.by, args.n, args.where, base_path=args.base_path, chunk_contacts=args.chunk_contacts, **options)  # type: ignore[arg-type]
+    with AtomicParquetWriter(args.out) as writer:
+        table = result.table if result.table.num_columns else pa.table({"contact_id": pa.array([], pa.int64())})
+        writer.write(table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema))
+    seconds = time.perf_counter() - start
+    print(
+        f"top {writer.rows:,} by {args.by} of {result.matched:,} matching contacts ({result.scanned:,} scored) "
+        f"in {seconds:.1f}s into {args.out}"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -282,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reload-interval", type=float, default=None, help="seconds between repository checks (default 10; 0: only ReloadModels)")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port (default -1: none; 0: any)")
     p.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON with request ids")
+    p.add_argument("--base-root", dest="base_roots", type=Path, action="append", default=None, help="folder TopN may read bases from by path (repeatable; default: none)")
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
     p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
@@ -300,8 +356,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="ONNX Runtime execution provider")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
     p.add_argument("--tree-form", choices=("auto", "native", "gemm"), default="auto", help=tree_help)
-    p.add_argument("--engine", choices=("local",), default="local", help="execution engine")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: Ray Data on the cluster of RAY_ADDRESS (else a local one; needs scorecast[ray]); "
+        "--out is then a Parquet dataset folder",
+    )
+    p.add_argument("--ray-actors", type=int, default=None, help="ray: scoring actors (default: the cluster's CPUs - 1)")
     _add_score_options(p)
+
+    p = command("top", cmd_top, "the N contacts with the highest score among those matching a filter (TopN over gRPC)")
+    p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
+    p.add_argument("--by", required=True, help="score column to rank by, <score>.<output> (e.g. affinity.shoes)")
+    p.add_argument("--n", type=int, required=True, help="how many contacts to return")
+    p.add_argument("--where", action="append", default=[], help="filter clause 'column op value' (repeatable, ANDed; see README)")
+    p.add_argument("--data", type=Path, default=None, help="local base folder, streamed to the server")
+    p.add_argument("--base-path", default=None, help="base folder on the server (under its --base-root), read there")
+    p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
+    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: now)")
+    p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
+    p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
+    p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
+    p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN)")
+    p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
+    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
+    p.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate, if the server asks for one")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
 
     p = command("demo", cmd_demo, "simulate a base, train, serve, score it over gRPC, print a summary")
     p.add_argument("--contacts", type=int, default=1_000_000, help="contacts to simulate (default 1000000)")
@@ -314,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scorecast`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so context managers (the atomic writers) clean up before exit;
+    # `serve` installs its own graceful handler over this one.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -334,7 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scorecast {args.command}: error: server said {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
             return 2
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ uses the system's root certificates).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb, rpc
 
-__all__ = ["ScorecastClient", "encode_table", "header"]
+__all__ = ["ScorecastClient", "TopNResult", "encode_table", "header"]
 
 
 def encode_table(table: pa.Table) -> bytes:
@@ -109,6 +110,16 @@ def _pem(path: str | Path | None) -> bytes | None:
     return None if path is None else Path(path).read_bytes()
 
 
+@dataclass(frozen=True)
+class TopNResult:
+    """A TopN answer: the rows (best first), how many contacts were scored and matched."""
+
+    table: pa.Table
+    scanned: int
+    matched: int
+    models: list[tuple[str, str]]
+
+
 class ScorecastClient:
     """A channel to a scorecast server with explicit message limits on our side too.
 
@@ -187,3 +198,39 @@ class ScorecastClient:
 
         for response in self.stub.Score(requests(), timeout=self.timeout):
             yield _decode(response.scores)
+
+    def top(
+        self,
+        by: str,
+        n: int,
+        where: Sequence[str] = (),
+        *,
+        chunks: Iterable[Mapping[str, pa.Table]] | None = None,
+        base_path: str | None = None,
+        chunk_contacts: int = 0,
+        **options: object,
+    ) -> TopNResult:
+        """The ``n`` contacts with the highest ``by`` among those matching ``where`` (TopN).
+
+        Give either ``chunks`` (streamed, as in ``score``) or ``base_path``, a base folder on the
+        server (under its ``base_roots``). ``options`` are ``header``'s (as_of, product_groups …).
+        """
+        if (chunks is None) == (base_path is None):
+            raise ValueError("give either chunks or base_path")
+        score_header = header([], **options)  # type: ignore[arg-type]
+        first = pb.TopNHeader(by=by, n=n, where=list(where), options=score_header.options, base_path=base_path or "", chunk_contacts=chunk_contacts)
+
+        def requests() -> Iterator[pb.TopNRequest]:
+            yield pb.TopNRequest(header=first)
+            for tables in chunks or ():
+                yield pb.TopNRequest(chunk=_chunk(tables))
+
+        parts, scanned, matched, models = [], 0, 0, []
+        for i, response in enumerate(self.stub.TopN(requests(), timeout=self.timeout)):
+            if i == 0:
+                scanned, matched = response.scanned, response.matched
+                models = [(m.score, m.version) for m in response.models]
+            with pa.ipc.open_stream(pa.py_buffer(response.contacts)) as reader:
+                parts.append(reader.read_all())
+        table = pa.concat_tables(parts) if parts else pa.table({})
+        return TopNResult(table=table, scanned=scanned, matched=matched, models=models)

@@ -135,7 +135,9 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     metrics = ServerMetrics()
     health_servicer = health.HealthServicer()
     running = RunningServer(server, 0, health_servicer, repository, metrics, None, threading.Event(), threading.Lock())
-    servicer = ScorecastServicer(repository, settings.max_rows_per_chunk, settings.max_rows_per_request, metrics, running.reload)
+    servicer = ScorecastServicer(
+        repository, settings.max_rows_per_chunk, settings.max_rows_per_request, metrics, running.reload, settings.base_roots
+    )
     rpc.add_ScorecastServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -73,8 +73,14 @@ class ServerSettings:
     """Port of the Prometheus ``/metrics`` endpoint (on ``host``); -1: none, 0: any free port."""
     log_format: str = "text"
     """``text`` or ``json`` (one object per line with the request id), for ``scorecast serve``."""
+    base_roots: tuple[Path, ...] = ()
+    """Folders under which TopN may read a base by path (comma-separated in env); empty: none."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "base_roots", tuple(Path(r) for r in self.base_roots))
+        relative = [str(r) for r in self.base_roots if not r.is_absolute()]
+        if relative:
+            raise ValueError(f"base_roots must be absolute folders, got {relative}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.tree_form not in TREE_FORMS:

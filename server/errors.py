@@ -6,7 +6,9 @@
     ├── ModelNotFound              (NOT_FOUND)         no such score, or no such version of it
     ├── ModelNotReady              (UNAVAILABLE)       known but not loaded / warmed up
     ├── ResourceExhausted          (RESOURCE_EXHAUSTED) a configured limit was exceeded
-    └── ModelLoadError             (FAILED_PRECONDITION) an ONNX file that cannot be served
+    ├── ModelLoadError             (FAILED_PRECONDITION) an ONNX file that cannot be served
+    ├── PathNotAllowed             (PERMISSION_DENIED) a base path outside the allowed roots
+    └── BaseNotFound               (NOT_FOUND)         an allowed base path that is no base
 
 Bad input *data* found by the kernels (a missing column, a wrong type) is
 ``scorecast.kernels.InputError``; ``servicer.handle_errors`` maps it to INVALID_ARGUMENT too.
@@ -19,11 +21,13 @@ from collections.abc import Iterable
 import grpc
 
 __all__ = [
+    "BaseNotFound",
     "InvalidArgument",
     "MalformedPayload",
     "ModelLoadError",
     "ModelNotFound",
     "ModelNotReady",
+    "PathNotAllowed",
     "ResourceExhausted",
     "ScorecastError",
 ]
@@ -86,3 +90,21 @@ class ModelLoadError(ScorecastError):
 
     def __init__(self, path: object, reason: str) -> None:
         super().__init__(f"cannot serve {path}: {reason}")
+
+
+class PathNotAllowed(ScorecastError):
+    """A path the server was asked to read lies outside the folders it may read."""
+
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+    def __init__(self, field: str, path: str, reason: str) -> None:
+        super().__init__(f"{field}: {path!r} {reason}")
+
+
+class BaseNotFound(ScorecastError):
+    """An allowed path that is not a base folder (missing, or no known table in it)."""
+
+    status = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, field: str, path: str, reason: str) -> None:
+        super().__init__(f"{field}: {path!r} {reason}")

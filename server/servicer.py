@@ -17,11 +17,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
+import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from scorecast.base import BaseChunks
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
@@ -33,8 +36,14 @@ from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
+from .topn import TopNQuery, TopNScan, resolve_base
 
 __all__ = ["ScorecastServicer", "handle_errors", "model_info", "spec_from_header"]
+
+TOPN_CHUNK_CONTACTS = 50_000
+"""Contacts per chunk when TopN reads a base by path and the header does not say."""
+TOPN_RESPONSE_ROWS = 200_000
+"""Rows per TopNResponse: a few MB each, well under the message limit."""
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +202,14 @@ class ScorecastServicer(rpc.ScorecastServicer):
         max_rows_per_request: int | None = None,
         metrics: ServerMetrics | None = None,
         reload: Callable[[], ReloadReport] | None = None,
+        base_roots: tuple[Path, ...] = (),
     ) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
         self.max_rows_per_request = max_rows_per_request
         self.metrics = metrics
         self._reload = reload or repository.reload
+        self.base_roots = base_roots
 
     def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
@@ -260,3 +271,58 @@ class ScorecastServicer(rpc.ScorecastServicer):
             failures=[pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(self.repository.failures.items())],
             scores=self.repository.scores,
         )
+
+    @handle_errors
+    def TopN(self, request_iterator: Iterator[pb.TopNRequest], context: grpc.ServicerContext) -> Iterator[pb.TopNResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("kind") != "header":
+            got = "end of stream" if first is None else "a chunk"
+            raise InvalidArgument("TopN stream", got, "the first message must be a header")
+        head = first.header
+        query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_rows_per_request)
+        spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
+        scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
+        if head.base_path:
+            base = resolve_base(head.base_path, self.base_roots, "header.base_path")
+            if next(request_iterator, None) is not None:
+                raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
+            chunk_contacts = head.chunk_contacts or TOPN_CHUNK_CONTACTS
+            if not 0 < chunk_contacts <= self.max_rows_per_chunk:
+                raise InvalidArgument("header.chunk_contacts", chunk_contacts, f"must be in 1..{self.max_rows_per_chunk} (max_rows_per_chunk)")
+            try:
+                chunks = BaseChunks(base, scan.input_columns(), chunk_contacts=chunk_contacts)
+                for tables in chunks:
+                    if not context.is_active():
+                        log.info("TopN stopped: the caller is gone")
+                        return
+                    scan.add(tables)
+            except (InputError, ScorecastError):
+                raise
+            except (ValueError, OSError, pa.ArrowException) as exc:  # a base that is no valid base
+                raise InvalidArgument("header.base_path", head.base_path, f"cannot be read as a base: {exc}") from None
+        else:
+            for index, message in enumerate(request_iterator):
+                if not context.is_active():
+                    log.info("TopN stream stopped at chunk %d: the caller is gone", index)
+                    return
+                if message.WhichOneof("kind") != "chunk":
+                    raise InvalidArgument(f"TopN stream message {index + 1}", "a header", "only the first message is a header")
+                try:
+                    scan.add(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
+                except InputError as exc:
+                    raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
+                if self.max_rows_per_request is not None and scan.scanned > self.max_rows_per_request:
+                    raise ResourceExhausted("contacts in one TopN stream", scan.scanned, self.max_rows_per_request, "max_rows_per_request")
+        result = scan.result()
+        models = _models(scan.pipeline)
+        for start in range(0, max(result.num_rows, 1), TOPN_RESPONSE_ROWS):
+            part = result.slice(start, TOPN_RESPONSE_ROWS)
+            batch = part.combine_chunks().to_batches()[0] if part.num_rows else pa.RecordBatch.from_pylist([], schema=part.schema)
+            first_part = start == 0
+            yield pb.TopNResponse(
+                rows=part.num_rows,
+                contacts=encode_batch(batch),
+                scanned=scan.scanned if first_part else 0,
+                matched=scan.matched if first_part else 0,
+                models=models if first_part else [],
+            )

@@ -20,7 +20,7 @@ AS_OF = "2026-01-01"
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     """Each command prints --help and exits 0."""
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"simulate", "simulate-b2b", "cdnow", "train", "serve", "score", "rescore", "report", "lead-rules", "demo"}
+    assert set(commands) == {"simulate", "simulate-b2b", "cdnow", "train", "serve", "score", "rescore", "top", "report", "lead-rules", "demo"}
     for name in commands:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
@@ -87,6 +87,30 @@ def test_score_error_from_server_is_one_line(server: ServerProcess, trained: tup
     assert main(argv) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_top_equals_sorted_rescore(trained: tuple[Path, Path], server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`top` over gRPC (base streamed) writes the first N of the rescored base filtered and sorted
+    (score desc, contact_id asc); a path read on a server with no base roots is refused."""
+    base, models = trained
+    common = ["--data", str(base), "--as-of", AS_OF]
+    assert main(["rescore", "--models", str(models), "--scores", "affinity,rfm", "--out", str(tmp_path / "all.parquet"), *common]) == 0
+    scores = pq.read_table(tmp_path / "all.parquet")
+    group = next(c for c in scores.column_names if c.startswith("affinity."))
+    argv = ["top", "--server", server.target, "--by", group, "--n", "300", "--where", 'rfm.segment != "prospect"', "--out", str(tmp_path / "top.parquet")]
+    assert main([*argv, *common, "--chunk-contacts", "700"]) == 0
+    top = pq.read_table(tmp_path / "top.parquet")
+    kept = scores.filter(pc.not_equal(scores["rfm.segment"].combine_chunks().dictionary_decode(), "prospect"))
+    expected = kept.sort_by([(group, "descending"), ("contact_id", "ascending")]).slice(0, 300)
+    assert top.column_names == ["contact_id", group, "rfm.segment"]
+    assert top["contact_id"].to_pylist() == expected["contact_id"].to_pylist()
+    assert top[group].to_pylist() == expected[group].to_pylist()
+    assert "top 300 by" in capsys.readouterr().out
+    assert main(["top", "--server", server.target, "--by", group, "--n", "5", "--base-path", str(base), "--out", str(tmp_path / "x.parquet")]) == 2
+    assert "PERMISSION_DENIED" in capsys.readouterr().err and not (tmp_path / "x.parquet").exists()
+    assert main([*argv[:-4], "--where", "rfm.segment ~ 1", "--data", str(base), "--out", str(tmp_path / "y.parquet")]) == 2
+    assert "where[0] 'rfm.segment ~ 1'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

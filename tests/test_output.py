@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,3 +42,32 @@ def test_bad_targets(tmp_path: Path) -> None:
         AtomicParquetWriter(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         AtomicParquetWriter(tmp_path / "no" / "x.parquet")
+
+
+def test_nothing_visible_while_writing(tmp_path: Path) -> None:
+    """While batches are written, the folder shows no file at all (Linux: an unnamed temp file)."""
+    target = tmp_path / "scores.parquet"
+    with AtomicParquetWriter(target) as writer:
+        writer.write(BATCH)
+        visible = sorted(p.name for p in tmp_path.iterdir())
+    if writer._fd is None and visible:  # no O_TMPFILE here: the named fallback
+        pytest.skip("this file system has no O_TMPFILE; the named temp file is covered below")
+    assert visible == []
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_stale_partial_of_a_dead_process_is_removed(tmp_path: Path) -> None:
+    """A `.name.partial-<pid>` left by a killed process (named fallback) goes at the next write;
+    a live process's is left alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    target = tmp_path / "scores.parquet"
+    stale = tmp_path / f".scores.parquet.partial-{int(dead.stdout)}"
+    live = tmp_path / f".scores.parquet.partial-{os.getppid()}"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"busy")
+    with AtomicParquetWriter(target) as writer:
+        writer.write(BATCH)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "scores.parquet"]

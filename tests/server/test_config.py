@@ -31,3 +31,12 @@ def test_bad_values_are_refused(env: dict[str, str], match: str) -> None:
     """A bad setting fails at load with the variable or field named."""
     with pytest.raises(ValueError, match=match):
         ServerSettings.load(env=env)
+
+
+def test_base_roots_from_env_and_refused_relative() -> None:
+    """SCORECAST_BASE_ROOTS is a comma-separated list of absolute folders."""
+    settings = ServerSettings.load(env={"SCORECAST_BASE_ROOTS": "/data/bases, /srv/b"})
+    assert settings.base_roots == (Path("/data/bases"), Path("/srv/b"))
+    assert ServerSettings.load(env={}).base_roots == ()
+    with pytest.raises(ValueError, match="base_roots must be absolute"):
+        ServerSettings.load(env={"SCORECAST_BASE_ROOTS": "bases"})

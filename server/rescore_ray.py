@@ -1,0 +1,238 @@
+"""Whole-base rescoring on Ray Data: the same pipeline as ``rescore``, spread over a Ray cluster.
+
+The pipeline needs every table's rows of a set of contacts together, but ``read_parquet``
+gives blocks of one table in file order. So the plan is a hash partition by contact, done by
+Ray's own shuffle (no shared scratch folder, no contact list broadcast to workers):
+
+1. ``read_parquet`` of each table the models read (only their columns);
+2. ``map_batches(tag_buckets)``: each row's bucket is a hash of its ``contact_id`` modulo
+   ``ceil(contacts / chunk_contacts)``; a block becomes one row per (bucket, table) holding
+   that slice as Arrow IPC bytes, so tables of different schemas share one dataset;
+3. ``union`` of the tables, then ``groupby("bucket").map_groups(BucketScorer)``: an actor class
+   (``concurrency`` actors, each loading the ONNX sessions and compiling the kernels once)
+   gets every slice of one bucket, i.e. all tables of about ``chunk_contacts`` contacts, and
+   returns ``ScoringPipeline.score`` of them (``batch_format="pyarrow"``);
+4. ``write_parquet`` into a hidden folder beside ``out``, renamed to ``out`` at the end: the
+   result is a Parquet dataset folder that appears whole or not at all.
+
+Rows come out grouped by bucket, not in the base's order (sort by contact_id to compare).
+Ray is an optional dependency (``scorecast[ray]``), imported only here, only when used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from numba import njit
+
+from scorecast.base import open_table, table_names
+from scorecast.tables import CONTACT_ID
+
+from .pipeline import ScoreSpec, ScoringPipeline
+from .repository import ModelRepository
+from .rescore import RescoreResult, input_columns
+
+__all__ = ["BucketScorer", "bucket_of", "rescore_ray", "tag_buckets"]
+
+_BUCKET, _TABLE, _PAYLOAD = "bucket", "table", "payload"
+
+
+@njit(cache=True)
+def _fnv1a(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty(len(offsets) - 1, dtype=np.uint64)
+    for i in range(len(offsets) - 1):
+        h = np.uint64(14695981039346656037)
+        for j in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
+        out[i] = h
+    return out
+
+
+def bucket_of(ids: pa.Array | pa.ChunkedArray, n_buckets: int) -> np.ndarray:
+    """Each contact id's bucket in ``0..n_buckets-1``: the same id gives the same bucket in every table and block."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if pa.types.is_integer(ids.type):
+        x = ids.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64)
+        # splitmix64's finaliser: sequential ids spread evenly over the buckets
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h = x ^ (x >> np.uint64(31))
+    elif pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
+        ids = ids.cast(pa.large_string())
+        offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64)[ids.offset : ids.offset + len(ids) + 1]
+        data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
+        h = _fnv1a(offsets, data)
+    else:
+        raise ValueError(f"contact_id must be an integer or a string, got {ids.type}")
+    return (h % np.uint64(n_buckets)).astype(np.int64)
+
+
+def tag_buckets(batch: pa.Table, table: str, n_buckets: int) -> pa.Table:
+    """One row per bucket present in ``batch``: (bucket, table name, the bucket's rows as Arrow IPC)."""
+    if batch.num_rows == 0:
+        return pa.table(
+            {_BUCKET: pa.array([], pa.int64()), _TABLE: pa.array([], pa.string()), _PAYLOAD: pa.array([], pa.large_binary())}
+        )
+    ids = batch[CONTACT_ID]
+    if ids.null_count:
+        raise ValueError(f"{table}.contact_id has {ids.null_count} nulls")
+    buckets = bucket_of(ids, n_buckets)
+    order = np.argsort(buckets, kind="stable")
+    present, starts = np.unique(buckets[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    grouped = batch.take(pa.array(order))
+    payloads = []
+    for start, end in zip(starts, ends, strict=True):
+        sink = pa.BufferOutputStream()
+        part = grouped.slice(start, end - start)
+        with pa.ipc.new_stream(sink, part.schema) as writer:
+            writer.write_table(part)
+        payloads.append(sink.getvalue().to_pybytes())
+    return pa.table(
+        {
+            _BUCKET: pa.array(present, pa.int64()),
+            _TABLE: pa.array([table] * len(present), pa.string()),
+            _PAYLOAD: pa.array(payloads, pa.large_binary()),
+        }
+    )
+
+
+class BucketScorer:
+    """A Ray actor: loads the models once, then scores one bucket (all tables of its contacts) per call."""
+
+    def __init__(self, models: str, device: str, intra_op_threads: int, spec: ScoreSpec, has_contacts: bool) -> None:
+        self.pipeline = ScoringPipeline(ModelRepository.load(Path(models), device, intra_op_threads), spec)
+        self.has_contacts = has_contacts
+
+    def __call__(self, group: pa.Table) -> pa.Table:
+        tables: dict[str, pa.Table] = {}
+        names = group[_TABLE].to_pylist()
+        for name in dict.fromkeys(names):
+            parts = [
+                _read_ipc(payload)
+                for payload, of in zip(group[_PAYLOAD].to_pylist(), names, strict=True)  # one row per (block, bucket)
+                if of == name
+            ]
+            tables[name] = pa.concat_tables(parts)
+        if self.has_contacts and "contacts" not in tables:
+            # Orders of contacts missing from contacts.parquet: the pipeline refuses them, as rescore does.
+            some = next(iter(tables.values()))
+            tables["contacts"] = pa.table({CONTACT_ID: pa.array([], some.schema.field(CONTACT_ID).type)})
+        return pa.Table.from_batches([self.pipeline.score(tables)])
+
+
+def _read_ipc(payload: bytes) -> pa.Table:
+    with pa.ipc.open_stream(pa.py_buffer(payload)) as reader:
+        return reader.read_all()
+
+
+def _count_contacts(base: Path, columns: Mapping[str, list[str]]) -> int:
+    contacts = open_table(base, "contacts")
+    if contacts is not None:
+        return contacts.count_rows()
+    counts = []
+    for name in columns:
+        dataset = open_table(base, name)
+        if dataset is not None:
+            ids = dataset.to_table(columns=[CONTACT_ID])[CONTACT_ID]
+            counts.append(len(pc.unique(ids.combine_chunks())))
+    return max(counts, default=0)
+
+
+def rescore_ray(
+    models: Path,
+    base: Path,
+    spec: ScoreSpec,
+    out: Path,
+    chunk_contacts: int = 50_000,
+    device: str = "cpu",
+    intra_op_threads: int = 0,
+    concurrency: int | None = None,
+    progress: bool = False,
+) -> RescoreResult:
+    """Score every contact of a base on Ray Data; ``out`` (a Parquet dataset folder) appears atomically.
+
+    Uses the Ray cluster this process is connected to, else starts one as ``ray.init()`` does
+    (``RAY_ADDRESS`` names an existing cluster). ``concurrency``: scoring actors (default: the
+    cluster's CPUs, each actor running ONNX Runtime with ``intra_op_threads``).
+    """
+    try:
+        import ray
+        import ray.data
+        from ray.data.context import ShuffleStrategy
+    except ImportError:
+        raise RuntimeError("the ray engine needs Ray Data: pip install 'scorecast[ray]'") from None
+    if chunk_contacts <= 0:
+        raise ValueError(f"chunk_contacts must be > 0, got {chunk_contacts}")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output {out} is a file; the ray engine writes a Parquet dataset folder")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    # Checked here, before any Ray work: unknown scores or bad options fail at once.
+    repository = ModelRepository.load(models, device, intra_op_threads)
+    pipeline = ScoringPipeline(repository, spec)
+    columns = input_columns(f for m in pipeline.models for f in m.meta.features)
+    present = table_names(base)
+    read = {name: columns.get(name, [CONTACT_ID]) for name in present if name in columns or name == "contacts"}
+    if not read:
+        raise ValueError(f"base {base} has none of the tables {sorted(columns)}")
+    n_contacts = _count_contacts(base, read)
+    n_buckets = max(1, math.ceil(n_contacts / chunk_contacts))
+
+    if not ray.is_initialized():
+        ray.init(log_to_driver=False, include_dashboard=False)
+    with warnings.catch_warnings():  # Ray 2.60's DataContext sets its own deprecated use_push_based_shuffle
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = progress
+        # The sort-based shuffle runs as plain tasks; the default hash shuffle's aggregator
+        # actors compete with the scoring actors for CPUs and stalled for a minute on 2 cores.
+        context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    parts = []
+    for name, wanted in read.items():
+        schema = ds.dataset(base / f"{name}.parquet", format="parquet").schema
+        cols = [c for c in dict.fromkeys([CONTACT_ID, *wanted]) if c in schema.names]
+        dataset = ray.data.read_parquet(str(base / f"{name}.parquet")).select_columns(cols)
+        parts.append(dataset.map_batches(tag_buckets, batch_format="pyarrow", fn_kwargs={"table": name, "n_buckets": n_buckets}))
+    tagged = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+    # One CPU stays free of actors for the reads and the shuffle, which would otherwise wait
+    # forever for a CPU the (long-lived) actors hold.
+    actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
+    scored = tagged.groupby(_BUCKET, num_partitions=min(n_buckets, 200)).map_groups(
+        BucketScorer,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+        fn_constructor_kwargs={
+            "models": str(models.resolve()),
+            "device": device,
+            "intra_op_threads": intra_op_threads,
+            "spec": spec,
+            "has_contacts": "contacts" in read,
+        },
+    )
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        scored.write_parquet(str(tmp), compression="zstd")
+        rows = ds.dataset(tmp, format="parquet").count_rows() if tmp.exists() else 0
+        if rows == 0:
+            raise ValueError(f"nothing to write to {out}: no contact was scored")
+        if out.exists():  # a previous result: moved aside, then removed once the new one is in place
+            os.rename(out, old)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return RescoreResult(rows=rows, chunks=n_buckets, seconds={})
