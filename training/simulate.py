@@ -43,6 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from .simulate_email import EmailConfig, simulate_email
+
 __all__ = [
     "GENERATOR",
     "ID_TYPES",
@@ -136,6 +138,10 @@ class SimulationConfig:
     """Second shape of that Beta; mean promo share is ``promo_a / (promo_a + promo_b)``."""
     age_missing_share: float = 0.05
     """Share of contacts whose age is unknown (null), as in real CRMs."""
+    email: bool = True
+    """Simulate campaigns and e-mail events too (``simulate_email``)."""
+    email_config: EmailConfig = EmailConfig()
+    """The e-mail simulation's parameters."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.end, datetime):
@@ -202,6 +208,8 @@ class SimulatedBase:
     truth_contacts: pa.Table
     future_orders: pa.Table
     catalogue: pa.Table = field(repr=False)
+    extra: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+    """More tables by file name without ``.parquet`` (``"campaigns"``, ``"truth/email_contacts"``)."""
 
     def metadata(self) -> dict[str, Any]:
         """What ``base.json`` holds: as-of, seed, groups, generator, full config, row counts."""
@@ -218,6 +226,7 @@ class SimulatedBase:
                 "truth/contacts": self.truth_contacts.num_rows,
                 "truth/future_orders": self.future_orders.num_rows,
                 "truth/catalogue": self.catalogue.num_rows,
+                **{name: table.num_rows for name, table in self.extra.items()},
             },
         }
 
@@ -270,6 +279,9 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
 
     contacts = pa.table({"contact_id": ids, **contacts_cols})
     truth = _truth_table(config, groups, ids, latent, events, attrs, ev_us, future, end_us)
+    extra: dict[str, pa.Table] = {}
+    if config.email:
+        extra |= simulate_email(config.email_config, ids, signup_us, end_us, config.history_days, config.seed)
     return SimulatedBase(
         config=config,
         groups=groups,
@@ -278,6 +290,7 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
         truth_contacts=truth,
         future_orders=orders_table(future),
         catalogue=catalogue["table"],
+        extra=extra,
     )
 
 
@@ -526,6 +539,7 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
         f"{TRUTH_DIR}/contacts.parquet": base.truth_contacts,
         f"{TRUTH_DIR}/future_orders.parquet": base.future_orders,
         f"{TRUTH_DIR}/catalogue.parquet": base.catalogue,
+        **{f"{name}.parquet": table for name, table in base.extra.items()},
     }
     # a sibling, so the final rename stays on one filesystem and is atomic
     tmp = _sibling(out_dir, "tmp")
