@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import category_codes, contact_codes, unique_contact_ids
+from .arrow import category_codes, contact_codes
 from .email import EVENT_TYPES, WINDOWS_DAYS, EmailSummary, email_summary
 from .errors import InputError
 
@@ -170,13 +170,24 @@ def _campaign_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return out, ids
 
 
+def _check_distinct(ids: pa.ChunkedArray, field: str) -> None:
+    """InputError naming a null or repeated campaign id."""
+    if ids.null_count:
+        raise InputError(field, f"{ids.null_count} null campaign ids")
+    counts = pc.value_counts(ids)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(repeated):
+        example = repeated[0]["values"].as_py()
+        raise InputError(field, f"{len(repeated)} campaign ids appear more than once, e.g. {example!r}")
+
+
 def _keyword_lists(frame: FeatureFrame, campaign_ids: pa.Array, keywords: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Each event campaign code's keyword positions, as CSR offsets and indices."""
     campaigns = frame.table("campaigns")
     if campaigns is None:
         raise InputError("campaigns", "table campaigns is missing, needed by keyword_weight features")
     ids = frame.column("campaigns", "campaign_id", "keyword_weight features")
-    unique_contact_ids(ids, "campaigns.campaign_id")  # raises, naming a duplicate or null
+    _check_distinct(ids, "campaigns.campaign_id")
     lists = frame.column("campaigns", "keywords", "keyword_weight features")
     lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
     if not (pa.types.is_list(lists.type) or pa.types.is_large_list(lists.type)):
