@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from scorecast.base import read_table
+from scorecast.base import open_table, read_table
 from scorecast.kernels import FeatureFrame, order_feature_names
 
 from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
+from .email_scores import EMAIL_SCORES, email_tables, fit_email_score
 from .onnx_export import save_model
 from .rfm import RFM_FEATURES, fit_rfm
 
@@ -30,7 +31,7 @@ __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity", "clv", "churn")
+SCORES = ("rfm", "affinity", "clv", "churn", *EMAIL_SCORES)
 AFFINITY_HORIZON_DAYS = 90
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -58,9 +59,16 @@ def train(
     scores: Sequence[str] | None = None,
     as_of: datetime | None = None,
     progress: bool = False,
+    interest_k: int = 3,
 ) -> list[Path]:
-    """Fit the requested scores (default: all) on the base in ``data``; return the files written."""
-    scores = list(scores or SCORES)
+    """Fit the requested scores (default: all) on the base in ``data``; return the files written.
+
+    ``interest_k``: how many top keywords the interests score gives.
+    """
+    if scores is None:  # every score the base has the tables for
+        has_email = open_table(data, "email_events") is not None
+        scores = [s for s in SCORES if has_email or s not in EMAIL_SCORES]
+    scores = list(scores)
     unknown = sorted(set(scores) - set(SCORES))
     if unknown:
         raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
@@ -78,6 +86,7 @@ def train(
     # fit everything before writing anything: a refusal leaves the repository as it was
     built = []
     value_models: CustomerValueModels | None = None
+    with_email: dict[str, pa.Table] | None = None
     steps = tqdm(scores, desc="train", unit="score", disable=not progress)
     for score in steps:
         steps.set_postfix_str(score)
@@ -87,6 +96,9 @@ def train(
             onnx_model = _fit_rfm(tables, as_of).to_onnx(**times)
         elif score == "affinity":
             onnx_model = _fit_affinity(tables, as_of).to_onnx(**times)
+        elif score in EMAIL_SCORES:
+            with_email = with_email or email_tables(data, tables)
+            onnx_model = fit_email_score(score, with_email, as_of, interest_k=interest_k).to_onnx(**times)
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
