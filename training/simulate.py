@@ -148,6 +148,8 @@ class SimulationConfig:
             raise TypeError(f"end must be a datetime, got {self.end!r}")
         end = self.end.replace(tzinfo=UTC) if self.end.tzinfo is None else self.end.astimezone(UTC)
         object.__setattr__(self, "end", end)
+        if isinstance(self.email_config, dict):  # as to_json wrote it
+            object.__setattr__(self, "email_config", EmailConfig(**self.email_config))
         _check_int(self, "n_contacts", 1)
         _check_int(self, "seed", 0)
         _check_int(self, "history_days", 1)

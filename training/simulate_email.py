@@ -69,7 +69,7 @@ class EmailConfig:
     open_logit_mean: float = -1.0
     open_logit_sd: float = 1.2
     drift_sd: float = 1.0
-    relevance_open: float = 0.6
+    relevance_open: float = 0.8
     click_a: float = 3.0
     click_b: float = 3.0
     interest_concentration: float = 1.5
@@ -155,7 +155,7 @@ def simulate_email(
     b = rng.normal(0.0, cfg.drift_sd, n)
     c = rng.beta(cfg.click_a, cfg.click_b, n)
     u = rng.beta(cfg.unsub_a, cfg.unsub_b, n)
-    theta = rng.dirichlet(cfg.interest_concentration * camp["popularity"] * cfg.n_keywords, n)
+    theta = rng.dirichlet(cfg.interest_concentration * camp["popularity"], n)
 
     # sends: k ~ Binomial(campaigns after signup, q) campaigns, drawn uniformly, deduplicated;
     # the unique keys come out sorted by contact, then by campaign (= time) order
