@@ -34,6 +34,7 @@ WINDOWS_DAYS = (7, 30, 90, 365)
 US_PER_DAY = 86_400_000_000
 _SENT, _OPEN, _CLICK, _BOUNCE, _UNSUB = range(5)
 _LAST_SENDS = 5
+_NONE = np.iinfo(np.int64).min
 _EVENT = np.dtype([("ts", np.int64), ("camp", np.int32), ("type", np.int32)], align=True)
 
 
@@ -132,7 +133,7 @@ def _summarise(
                 events[j + 1] = events[j]
                 j -= 1
             events[j + 1]["ts"], events[j + 1]["camp"], events[j + 1]["type"] = t, k, kind
-        latest = np.full(4, np.int64(-1))
+        latest = np.full(4, _NONE)  # latest row per type (before-1970 times are valid)
         first_send, last_send = np.int64(0), np.int64(0)
         top = np.full(_LAST_SENDS, np.iinfo(np.int64).min)  # the 5 latest distinct sends, descending
         has_unsub = False
@@ -142,7 +143,7 @@ def _summarise(
             if kind == _UNSUB:
                 has_unsub = True
                 continue
-            if kind < 4 and (latest[kind] < 0 or t > latest[kind]):
+            if kind < 4 and t > latest[kind]:
                 latest[kind] = t
             if i > lo and k >= 0 and events[i - 1]["camp"] == k and events[i - 1]["type"] == kind:
                 continue  # a repeat: its earliest row came first
@@ -184,9 +185,9 @@ def _summarise(
                     clicks5 += 1.0
         # null-campaign sends count among the latest but cannot be linked to a reaction
         for kind in range(3):
-            last_ts[c, kind] = (as_of - latest[kind]) / US_PER_DAY if latest[kind] >= 0 else np.nan
+            last_ts[c, kind] = (as_of - latest[kind]) / US_PER_DAY if latest[kind] != _NONE else np.nan
         flags[c, 0] = 1.0 if has_unsub else 0.0
-        flags[c, 1] = 1.0 if latest[_BOUNCE] >= 0 and latest[_BOUNCE] >= latest[_SENT] else 0.0
+        flags[c, 1] = 1.0 if latest[_BOUNCE] != _NONE and latest[_BOUNCE] >= latest[_SENT] else 0.0
         sends = counts[c, 0]
         flags[c, 2] = (last_send - first_send) / US_PER_DAY / (sends - 1.0) if sends >= 2 else np.nan
         flags[c, 3] = opens5

@@ -60,7 +60,7 @@ def cmd_cdnow(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from scorecast.training.train import train
 
-    written = train(args.data, args.out, scores=args.scores, as_of=args.as_of, progress=True)
+    written = train(args.data, args.out, scores=args.scores, as_of=args.as_of, progress=True, interest_k=args.interest_k)
     for path in written:
         print(f"wrote {path}")
 
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model repository folder")
     p.add_argument("--scores", type=_scores, default=None, help="comma-separated scores (default: all)")
     p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time of the data (default: its last order)")
+    p.add_argument("--interest-k", type=int, default=3, help="top keywords the interests score gives (default 3)")
 
     device_help = "ONNX Runtime execution provider (default cpu, or SCORECAST_DEVICE)"
     p = command("serve", cmd_serve, "serve the models of a repository over gRPC")

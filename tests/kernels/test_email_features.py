@@ -199,3 +199,18 @@ def test_later_calls_widen_the_keywords() -> None:
     assert both[0, 1] == tech[0] and both[0, 0] > 0
     # campaign 5 lists "tech" twice: it weighs once
     assert tech[0] == pytest.approx(0.5 ** (9 / 90) + 3 * 0.5 ** (8 / 90), rel=1e-5)
+
+
+def test_times_before_1970() -> None:
+    day = -DAY
+    table = pa.table(
+        {
+            "contact_id": [1, 1, 2],
+            "ts": pa.array([10 * day, 5 * day, 3 * day], pa.int64()).cast(UTC_US),
+            "campaign_id": [1, 1, 2],
+            "event": ["sent", "bounce", "open"],
+        }
+    )
+    x = FeatureFrame({"email_events": table}, 0).matrix(["email_days_since_send", "email_hard_bounced", "email_days_since_open"])
+    np.testing.assert_array_equal(x[0], [10, 1, np.nan])
+    np.testing.assert_array_equal(x[1], [np.nan, 0, 3])
