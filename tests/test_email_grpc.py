@@ -27,22 +27,8 @@ SCORES = ["engagement", "pressure", "interests"]
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("email")
     assert main(["simulate", "--contacts", "6000", "--seed", "4", "--out", str(root / "base")]) == 0
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(root / "base"),
-                "--out",
-                str(root / "models"),
-                "--scores",
-                ",".join(SCORES),
-                "--interest-k",
-                "2",
-            ]
-        )
-        == 0
-    )
+    train = ["train", "--data", str(root / "base"), "--out", str(root / "models"), "--interest-k", "2"]
+    assert main([*train, "--scores", ",".join(SCORES)]) == 0
     return root / "base", root / "models"
 
 
