@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow import contact_codes, timestamps_us, unique_contact_ids
+from .email_features import EMAIL
 from .errors import InputError
 from .contact_features import CONTACT_ATTRIBUTES
 from .interaction_features import INTERACTIONS
@@ -64,10 +65,14 @@ class FeatureFamily(Protocol):
     def warm_up(self, frame_type: type[FeatureFrame]) -> None: ...
 
 
-FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, WEB, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
+FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, EMAIL, WEB, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
 """Every feature family; a frame's event tables are theirs, in this order."""
 
 EVENT_TABLES: tuple[str, ...] = tuple(dict.fromkeys(f.table for f in FAMILIES))
+REFERENCE_TABLES: tuple[str, ...] = tuple(
+    dict.fromkeys(t for f in FAMILIES for t in getattr(f, "reference_tables", ()))
+)
+"""Tables without contact_id that a family looks things up in (campaigns); never rows."""
 
 FEATURE_PATTERNS: tuple[str, ...] = tuple(p for f in FAMILIES for p in f.patterns)
 """Every feature name ``FeatureFrame.matrix`` knows; ``<…>`` is a parameter (a product group …)."""
@@ -139,6 +144,7 @@ class FeatureFrame:
         self.as_of_us = int(as_of_us)
         self.cache = {}
         self._tables = {name: tables[name] for name in EVENT_TABLES if name in tables}
+        self._references = {name: tables[name] for name in REFERENCE_TABLES if name in tables}
         self._codes: dict[str, np.ndarray] = {}
         self._ts: dict[str, np.ndarray] = {}
         if contact_ids is not None:
@@ -180,12 +186,13 @@ class FeatureFrame:
         return len(self.contact_ids)
 
     def table(self, name: str) -> pa.Table | None:
-        """An event table of the frame, or None if the request has none."""
-        return self._tables.get(name)
+        """An event (or reference) table of the frame, or None if the request has none."""
+        return self._tables.get(name, self._references.get(name))
 
     def column(self, table: str, column: str, needed_by: str) -> pa.ChunkedArray:
-        """A column of an event table; InputError naming it if absent."""
-        return _column(self._tables[table], table, column, needed_by)
+        """A column of an event (or reference) table; InputError naming it if absent."""
+        source = self._tables[table] if table in self._tables else self._references[table]
+        return _column(source, table, column, needed_by)
 
     def codes(self, table: str) -> np.ndarray | None:
         """Dense int32 codes of the table's rows onto the frame's rows (None: no such table).

@@ -78,6 +78,9 @@ class BaseChunks:
         if unknown:
             raise ValueError(f"unknown tables {unknown}; known: {sorted(TABLES)}")
         self.columns = {name: list(columns.get(name, [CONTACT_ID])) for name in present if name in columns or name == "contacts"}
+        # reference tables (no contact_id, e.g. campaigns) are read whole and sent with every chunk
+        references = [name for name in self.columns if CONTACT_ID not in TABLES[name].required]
+        self.references = {name: read_table(base, name, self.columns.pop(name)) for name in references}
         if not self.columns:
             raise ValueError(f"base {base} has none of the tables {sorted(columns)}")
         self.chunk_contacts = chunk_contacts
@@ -159,7 +162,7 @@ class BaseChunks:
             if "contacts" not in chunk:
                 start = first + k * self.chunk_contacts
                 chunk["contacts"] = pa.table({CONTACT_ID: self.ids[start : min(start + self.chunk_contacts, end)]})
-            yield chunk
+            yield chunk | self.references
 
     def _spilled(self) -> Iterator[dict[str, pa.Table]]:
         n_partitions = min(len(self), 64)

@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         lead_rules=args.lead_rules,
         tier_thresholds=args.lead_tiers,
         web_config=args.web_config,
+        interest_k=args.interest_k,
     )
     for path in written:
         print(f"wrote {path}")
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-rules", type=Path, default=None, help="lead: rules configuration (JSON, see README) served beside the model")
     p.add_argument("--lead-tiers", type=_tiers, default=None, help="lead: tier cuts LOW,HIGH on the 1-99 score (default 34,67: thirds)")
     p.add_argument("--web-config", type=Path, default=None, help="web page points and categories (JSON; default: the bundled example)")
+    p.add_argument("--interest-k", type=int, default=3, help="top keywords the interests score gives (default 3)")
 
     p = command("simulate-b2b", cmd_simulate_b2b, "simulate a B2B lead base (contacts, interactions, web_events) with its truth")
     p.add_argument("--contacts", type=int, default=20_000, help="number of leads (default 20000)")

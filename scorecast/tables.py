@@ -47,5 +47,17 @@ TABLES: dict[str, TableSpec] = {
             required={CONTACT_ID: "id", "ts": "timestamp"},
             optional={"page": "string", "duration_s": "float"},  # page id or URL path; seconds on it
         ),
+        # a reference table: no contact_id, sent whole with every chunk
+        TableSpec(
+            "campaigns",
+            required={"campaign_id": "id", "ts": "timestamp"},
+            optional={"keywords": "list<string>", "promo": "bool"},
+        ),
+        # event: sent, open, click, bounce or unsubscribe
+        TableSpec(
+            "email_events",
+            required={CONTACT_ID: "id", "ts": "timestamp", "campaign_id": "id", "event": "string"},
+            optional={},
+        ),
     )
 }

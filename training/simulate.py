@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .simulate_web import simulate_web
+from .simulate_email import EmailConfig, simulate_email
 
 __all__ = [
     "GENERATOR",
@@ -156,12 +157,18 @@ class SimulationConfig:
     """Window before ``end`` in which contacts heat (and job seekers visit)."""
     web_job_seeker_share: float = 0.03
     """Share of non-converting contacts who are job seekers (careers pages)."""
+    email: bool = True
+    """Simulate campaigns and e-mail events too (``simulate_email``)."""
+    email_config: EmailConfig = EmailConfig()
+    """The e-mail simulation's parameters."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.end, datetime):
             raise TypeError(f"end must be a datetime, got {self.end!r}")
         end = self.end.replace(tzinfo=UTC) if self.end.tzinfo is None else self.end.astimezone(UTC)
         object.__setattr__(self, "end", end)
+        if isinstance(self.email_config, dict):  # as to_json wrote it
+            object.__setattr__(self, "email_config", EmailConfig(**self.email_config))
         _check_int(self, "n_contacts", 1)
         _check_int(self, "seed", 0)
         _check_int(self, "history_days", 1)
@@ -231,6 +238,8 @@ class SimulatedBase:
     future_orders: pa.Table
     catalogue: pa.Table = field(repr=False)
     web_events: pa.Table | None = field(default=None, repr=False)
+    extra: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+    """More tables by file name without ``.parquet`` (``"campaigns"``, ``"truth/email_contacts"``)."""
 
     def metadata(self) -> dict[str, Any]:
         """What ``base.json`` holds: as-of, seed, groups, generator, full config, row counts."""
@@ -248,6 +257,7 @@ class SimulatedBase:
                 "truth/future_orders": self.future_orders.num_rows,
                 "truth/catalogue": self.catalogue.num_rows,
                 **({"web_events": self.web_events.num_rows} if self.web_events is not None else {}),
+                **{name: table.num_rows for name, table in self.extra.items()},
             },
         }
 
@@ -307,6 +317,9 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
         web_events, web_truth = simulate_web(config, ids, converts, end_us)
         for name, column in web_truth.items():
             truth = truth.append_column(name, column)
+    extra: dict[str, pa.Table] = {}
+    if config.email:
+        extra |= simulate_email(config.email_config, ids, signup_us, end_us, config.history_days, config.seed)
     return SimulatedBase(
         config=config,
         groups=groups,
@@ -316,6 +329,7 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
         future_orders=orders_table(future),
         catalogue=catalogue["table"],
         web_events=web_events,
+        extra=extra,
     )
 
 
@@ -564,6 +578,7 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
         f"{TRUTH_DIR}/contacts.parquet": base.truth_contacts,
         f"{TRUTH_DIR}/future_orders.parquet": base.future_orders,
         f"{TRUTH_DIR}/catalogue.parquet": base.catalogue,
+        **{f"{name}.parquet": table for name, table in base.extra.items()},
     }
     if base.web_events is not None:
         files["web_events.parquet"] = base.web_events

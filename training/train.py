@@ -26,6 +26,7 @@ from scorecast.metadata import REQUEST_PREFIX
 
 from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
+from .email_scores import EMAIL_SCORES, email_tables, fit_email_score
 from .onnx_export import PROBE_ROWS, add_probe, read_metadata, save_model
 from .rfm import RFM_FEATURES, fit_rfm
 from .segments import SEGMENT_INPUTS, fit_segments
@@ -35,7 +36,7 @@ __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity", "clv", "churn", "web_heat", "segments", "lead")
+SCORES = ("rfm", "affinity", "clv", "churn", "web_heat", "segments", *EMAIL_SCORES, "lead")
 RETAIL_SCORES = ("rfm", "affinity", "clv", "churn", "segments")  # the scores that read orders
 WEB_SCORES = ("web_heat",)  # trained by default only when the base has web_events (and orders)
 DEFAULT_WEB_CONFIG = Path(__file__).with_name("web_config.json")
@@ -69,15 +70,17 @@ def train(
     lead_rules: Path | None = None,
     tier_thresholds: Sequence[int] | None = None,
     web_config: Path | None = None,
+    interest_k: int = 3,
 ) -> list[Path]:
     """Fit the requested scores on the base in ``data``; return the files written.
 
     Default scores: the retail ones where the base has orders, ``web_heat`` where it also has
-    web_events, ``lead`` where it has interactions. ``lead_rules``: a rules file (JSON, see
-    ``lead_rules``) served beside the lead model; ``tier_thresholds``: the lead tiers' two
-    score cuts (default 34, 67). ``web_config``: the page points and categories (JSON, see
-    ``kernels.web_config``) of the web scores, stored in their metadata; default
-    ``training/web_config.json``.
+    web_events, the e-mail scores where it has email_events, ``lead`` where it has
+    interactions. ``lead_rules``: a rules file (JSON, see ``lead_rules``) served beside the
+    lead model; ``tier_thresholds``: the lead tiers' two score cuts (default 34, 67).
+    ``web_config``: the page points and categories (JSON, see ``kernels.web_config``) of the
+    web scores, stored in their metadata; default ``training/web_config.json``.
+    ``interest_k``: how many top keywords the interests score gives.
     """
     scores = list(scores or _default_scores(data))
     unknown = sorted(set(scores) - set(SCORES))
@@ -111,6 +114,7 @@ def train(
     # fit everything before writing anything: a refusal leaves the repository as it was
     built = []
     value_models: CustomerValueModels | None = None
+    with_email: dict[str, pa.Table] | None = None
     steps = tqdm(scores, desc="train", unit="score", disable=not progress)
     for score in steps:
         steps.set_postfix_str(score)
@@ -124,10 +128,14 @@ def train(
             onnx_model = _fit_web_heat(tables, as_of, web_cfg).to_onnx(**times)
         elif score == "segments":
             onnx_model = _fit_segments(tables, as_of, web_cfg).to_onnx(**times)
+        elif score in EMAIL_SCORES:
+            with_email = with_email or email_tables(data, tables)
+            onnx_model = fit_email_score(score, with_email, as_of, interest_k=interest_k).to_onnx(**times)
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
-        built.append((score, version, add_probe(onnx_model, _probe_rows(tables, as_of, onnx_model))))
+        probe_tables = with_email if score in EMAIL_SCORES and with_email is not None else tables
+        built.append((score, version, add_probe(onnx_model, _probe_rows(probe_tables, as_of, onnx_model))))
     if lead is not None:
         built.append(("lead", next_version(out, "lead"), lead))
     return _write(out, built)
@@ -137,7 +145,8 @@ def _default_scores(data: Path) -> list[str]:
     has = set(table_names(data)) if data.is_dir() else set()  # a missing folder: the orders error names it
     retail = list(RETAIL_SCORES) if "orders" in has or "interactions" not in has else []
     web = list(WEB_SCORES) if retail and "web_events" in has else []
-    return retail + web + (["lead"] if "interactions" in has else [])
+    email = list(EMAIL_SCORES) if retail and "email_events" in has else []
+    return retail + web + email + (["lead"] if "interactions" in has else [])
 
 
 def _write(out: Path, built: list) -> list[Path]:

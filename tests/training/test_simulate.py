@@ -457,10 +457,14 @@ def test_write_and_read_back(small_base: sim.SimulatedBase, tmp_path: Path, monk
     write_base(small_base, out)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
         "base.json",
+        "campaigns.parquet",
         "contacts.parquet",
+        "email_events.parquet",
         "orders.parquet",
         "truth/catalogue.parquet",
         "truth/contacts.parquet",
+        "truth/email_contacts.parquet",
+        "truth/future_email_events.parquet",
         "truth/future_orders.parquet",
         "web_events.parquet",
     ]

@@ -42,7 +42,10 @@ def _meta(path: Path) -> ModelMetadata:
 @pytest.mark.slow
 def test_repository_layout_and_metadata(models: Path, base: Path) -> None:
     """One <score>/1.onnx per score; metadata carries the base's as-of and holdout metrics."""
-    assert sorted(p.relative_to(models).as_posix() for p in models.rglob("*.onnx")) == ["affinity/1.onnx", "churn/1.onnx", "clv/1.onnx", "rfm/1.onnx", "segments/1.onnx", "web_heat/1.onnx"]
+    assert sorted(p.relative_to(models).as_posix() for p in models.rglob("*.onnx")) == [
+        f"{score}/1.onnx"
+        for score in ("affinity", "churn", "clv", "engagement", "interests", "pressure", "rfm", "segments", "web_heat")
+    ]  # the simulated base has e-mail and web events, so those scores are trained too
     as_of = json.loads((base / "base.json").read_text())["as_of"]
     affinity = _meta(models / "affinity" / "1.onnx")
     assert affinity.horizon_days == 90
