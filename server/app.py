@@ -70,7 +70,9 @@ class RunningServer:
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
-        repository = ModelRepository.load(settings.models, settings.device, settings.intra_op_threads)
+        repository = ModelRepository.load(
+            settings.models, settings.device, settings.intra_op_threads, settings.inter_op_threads, settings.ort_spinning
+        )
     if not repository.scores:
         problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
         raise RuntimeError(f"no model to serve in {settings.models}: {problems}")

@@ -44,6 +44,10 @@ class ServerSettings:
     """gRPC handler threads: the most requests served at once."""
     intra_op_threads: int = 0
     """ONNX Runtime threads per session run; 0 lets ONNX Runtime use every core."""
+    inter_op_threads: int = 0
+    """ONNX Runtime inter-op threads (used only by its parallel executor; 0: its default)."""
+    ort_spinning: bool = True
+    """Whether ONNX Runtime's intra-op threads spin between runs (lower latency) or sleep (less CPU)."""
     grace_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish."""
     port_file: Path | None = None
@@ -65,6 +69,9 @@ class ServerSettings:
         for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("intra_op_threads", "inter_op_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: ONNX Runtime's default), got {getattr(self, name)!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port!r}")
         self._check_security()

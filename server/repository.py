@@ -43,15 +43,18 @@ class ModelRepository:
     failures: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path, device: str = "cpu", intra_op_threads: int = 0) -> ModelRepository:
-        """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped."""
+    def load(
+        cls, root: Path, device: str = "cpu", intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = True
+    ) -> ModelRepository:
+        """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped.
+        The thread arguments go to every session (``OnnxModel.load``)."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
         repo = cls(root=root)
         for path in sorted(root.glob("*/*.onnx")):
             score, version = path.parent.name, path.stem
             try:
-                model = OnnxModel.load(path, device=device, intra_op_threads=intra_op_threads)
+                model = OnnxModel.load(path, device, intra_op_threads, inter_op_threads, spinning)
                 if model.meta.score != score or model.meta.version != version:
                     raise ModelLoadError(
                         path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}"

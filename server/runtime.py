@@ -50,11 +50,19 @@ class OnnxModel:
     load_seconds: float
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu", intra_op_threads: int = 0) -> OnnxModel:
-        """Build the session and check the graph against its metadata; ModelLoadError if unservable."""
+    def load(
+        cls, path: Path, device: str = "cpu", intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = True
+    ) -> OnnxModel:
+        """Build the session and check the graph against its metadata; ModelLoadError if unservable.
+
+        ``intra_op_threads``/``inter_op_threads``: ONNX Runtime's pools (0: its default);
+        ``spinning``: whether its intra-op threads spin between runs instead of sleeping.
+        """
         start = time.perf_counter()
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.log_severity_level = 3  # CUDA fallback notices for tree operators are expected
         providers = providers_for(device)
         try:
