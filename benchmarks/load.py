@@ -1,7 +1,7 @@
 """Load test: concurrent ScoreBatch callers and 1M-contact Score streams against a server process.
 
     python benchmarks/load.py --contacts 1000000 --repeats 3 [--workdir DIR] [--duration 3]
-        [--callers 1,4,16] [--sizes 1,100,10000] [--server-args "--intra-op-threads 1"] [--json FILE]
+        [--callers 1,4,16] [--sizes 1,100,10000] [--config NAME:PROCESSES:SERVE_ARGS ...] [--json FILE]
 
 1. ``ScoreBatch``: for each request size (contacts per request, taken from the simulated base
    with all their orders) and each number of concurrent callers, every caller (a separate
@@ -11,6 +11,11 @@
 2. ``Score`` stream: the whole base (``--contacts``, pre-read chunks of ``--chunk-contacts``)
    over one stream, taking turns with the same ``ScoringPipeline`` in this process over the same
    chunks; ``stream / in-process`` is the ratio of medians (goal >= 0.9).
+
+``--config`` (repeatable) compares server set-ups in one run, taking turns within every
+repetition: e.g. ``--config default:1: --config 'intra1:2:--intra-op-threads 1'`` runs one
+default server against two single-threaded processes sharing one port (SO_REUSEPORT). Ratios
+are against the first set-up.
 
 ``server CPU`` is the server's user+system CPU seconds (its process and any children, from
 /proc) over the timed window divided by the window: 2.0 means two cores busy. The server is a
@@ -31,7 +36,10 @@ import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -78,7 +86,7 @@ def cpu_seconds(*pids: int) -> float:
 _channel_state: dict[str, object] = {}
 
 
-def _stub(target: str):  # noqa: ANN202
+def _stub(target: str) -> Any:
     if _channel_state.get("target") != target:
         import grpc
 
@@ -119,7 +127,7 @@ def caller(job: tuple[str, bytes, float, float]) -> tuple[list[float], float]:
     return latencies, time.time() - began
 
 
-def batch_request(chunk: Mapping[str, pa.Table], k: int, as_of) -> bytes:  # noqa: ANN001
+def batch_request(chunk: Mapping[str, pa.Table], k: int, as_of: datetime) -> bytes:
     """A ScoreBatchRequest for the first ``k`` contacts of a chunk, with all their orders."""
     contacts = chunk["contacts"].slice(0, k)
     wanted = pa.array(contacts["contact_id"])
@@ -133,49 +141,85 @@ def batch_request(chunk: Mapping[str, pa.Table], k: int, as_of) -> bytes:  # noq
     return pb.ScoreBatchRequest(header=header(list(SCORES), as_of=as_of), chunk=_chunk(tables)).SerializeToString()
 
 
+@dataclass
+class Config:
+    """One server set-up under test: ``servers`` processes on one port, each ``scorecast serve <args>``."""
+
+    name: str
+    servers: int
+    args: list[str]
+    target: str = ""
+    pids: list[int] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        name, servers, args = text.split(":", 2)
+        return cls(name, int(servers), shlex.split(args))
+
+    def start(self, models: Path, workdir: Path, stack: contextlib.ExitStack) -> None:
+        first = stack.enter_context(ServerProcess(models, workdir, args=self.args))
+        self.target, self.pids = first.target, [first.pid]
+        # more processes bound to the same port (SO_REUSEPORT, grpc's default on Linux): the
+        # kernel spreads connections over them
+        for _ in range(self.servers - 1):
+            self.pids.append(stack.enter_context(ServerProcess(models, workdir, args=[*self.args, "--port", str(first.port)])).pid)
+
+
+def one_batch_run(config: Config, pool: mp.pool.Pool, raw: bytes, n_callers: int, duration: float) -> dict:
+    start = time.time() + 0.5 + 0.05 * n_callers  # every caller warm first
+    end = start + duration
+    result = pool.map_async(caller, [(config.target, raw, start, end)] * n_callers, chunksize=1)
+    while time.time() < start:
+        time.sleep(0.001)
+    cpu0 = cpu_seconds(*config.pids)
+    while time.time() < end:
+        time.sleep(0.001)
+    cpu1 = cpu_seconds(*config.pids)
+    results = result.get()
+    lat = np.concatenate([np.asarray(x) for x, _ in results])
+    return {
+        # each caller's own window: one that started late does not dilute the rate
+        "requests_per_s": sum(len(x) / seconds for x, seconds in results),
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "server_cpu": (cpu1 - cpu0) / duration,
+        "requests": len(lat),
+    }
+
+
 def batch_cases(
-    server: ServerProcess, pids: list[int], pool: mp.pool.Pool, requests: dict[int, bytes], callers: Sequence[int], duration: float, repeats: int
+    configs: list[Config], pool: mp.pool.Pool, requests: dict[int, bytes], callers: Sequence[int], duration: float, repeats: int
 ) -> list[dict]:
+    """Every size x callers case, the configurations taking turns within each repetition."""
     rows = []
     for size, raw in requests.items():
         for n_callers in callers:
-            reps = []
+            reps: dict[str, list[dict]] = {c.name: [] for c in configs}
             for _ in range(repeats):
-                start = time.time() + 0.5 + 0.05 * n_callers  # every caller warm first
-                end = start + duration
-                jobs = [(server.target, raw, start, end)] * n_callers
-                result = pool.map_async(caller, jobs, chunksize=1)
-                while time.time() < start:
-                    time.sleep(0.001)
-                cpu0 = cpu_seconds(*pids)
-                while time.time() < end:
-                    time.sleep(0.001)
-                cpu1 = cpu_seconds(*pids)
-                results = result.get()
-                lat = np.concatenate([np.asarray(x) for x, _ in results])
-                reps.append(
-                    {
-                        # each caller's own window: one that started late does not dilute the rate
-                        "requests_per_s": sum(len(x) / seconds for x, seconds in results),
-                        "p50_ms": float(np.percentile(lat, 50) * 1e3),
-                        "p99_ms": float(np.percentile(lat, 99) * 1e3),
-                        "server_cpu": (cpu1 - cpu0) / duration,
-                        "requests": len(lat),
-                    }
+                for config in configs:
+                    reps[config.name].append(one_batch_run(config, pool, raw, n_callers, duration))
+            reference = None
+            for config in configs:
+                runs = reps[config.name]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                row = {"case": f"ScoreBatch {size:,} contact(s)", "config": config.name, "callers": n_callers, "contacts": size, **med}
+                row["contacts_per_s"] = med["requests_per_s"] * size
+                row["all"] = runs
+                if reference is None:
+                    reference = med["requests_per_s"]
+                else:
+                    row["ratio"] = med["requests_per_s"] / reference
+                    row["ratio_of"] = f"req/s vs {configs[0].name}"
+                rows.append(row)
+                log(
+                    f"ScoreBatch {size} x {n_callers} callers, {config.name}: {med['requests_per_s']:.0f} req/s,"
+                    f" p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, server CPU {med['server_cpu']:.2f}"
                 )
-            med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
-            row = {"case": f"ScoreBatch {size:,} contact(s)", "callers": n_callers, "contacts": size, **med}
-            row["contacts_per_s"] = med["requests_per_s"] * size
-            row["all"] = reps
-            rows.append(row)
-            log(
-                f"ScoreBatch {size} x {n_callers} callers: {med['requests_per_s']:.0f} req/s, p50 {med['p50_ms']:.2f} ms,"
-                f" p99 {med['p99_ms']:.2f} ms, server CPU {med['server_cpu']:.2f}"
-            )
     return rows
 
 
-def stream_cases(server: ServerProcess, pids: list[int], chunks: list[dict[str, pa.Table]], models: Path, as_of, repeats: int) -> list[dict]:  # noqa: ANN001
+def stream_cases(configs: list[Config], chunks: list[dict[str, pa.Table]], models: Path, as_of: datetime, repeats: int) -> list[dict]:
+    """The whole base over one Score stream per configuration, taking turns with the in-process pipeline."""
     n = sum(len(c["contacts"]) for c in chunks)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
     repository = ModelRepository.load(models, "cpu", 0)
@@ -184,33 +228,39 @@ def stream_cases(server: ServerProcess, pids: list[int], chunks: list[dict[str, 
         pipeline = ScoringPipeline(repository, spec)
         return sum(pipeline.score(c).num_rows for c in chunks)
 
-    times: dict[str, list[float]] = {"stream": [], "in-process": []}
-    cpu: list[float] = []
-    assert stream(server.target, chunks[:2], as_of) == sum(len(c["contacts"]) for c in chunks[:2])  # warm
+    times: dict[str, list[float]] = {"in-process": [], **{c.name: [] for c in configs}}
+    cpu: dict[str, list[float]] = {c.name: [] for c in configs}
+    for config in configs:  # warm
+        assert stream(config.target, chunks[:2], as_of) == sum(len(c["contacts"]) for c in chunks[:2])
     in_process()
     for round_ in range(repeats):
-        cpu0, t0 = cpu_seconds(*pids), time.perf_counter()
-        assert stream(server.target, chunks, as_of) == n
-        times["stream"].append(time.perf_counter() - t0)
-        cpu.append((cpu_seconds(*pids) - cpu0) / times["stream"][-1])
+        for config in configs:
+            cpu0, t0 = cpu_seconds(*config.pids), time.perf_counter()
+            assert stream(config.target, chunks, as_of) == n
+            times[config.name].append(time.perf_counter() - t0)
+            cpu[config.name].append((cpu_seconds(*config.pids) - cpu0) / times[config.name][-1])
         t0 = time.perf_counter()
         assert in_process() == n
         times["in-process"].append(time.perf_counter() - t0)
-        log(f"stream round {round_ + 1}: gRPC {times['stream'][-1]:.2f}s, in-process {times['in-process'][-1]:.2f}s")
+        log(f"stream round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
     med = {k: statistics.median(v) for k, v in times.items()}
-    per_round = sorted(b / a for a, b in zip(times["stream"], times["in-process"], strict=True))
-    return [
-        {"case": f"Score stream {n:,} contacts", "callers": 1, "contacts": n, "median_s": med["stream"], "contacts_per_s": n / med["stream"],
-         "server_cpu": statistics.median(cpu), "ratio": med["in-process"] / med["stream"],
-         "ratio_of": f"stream / in-process contacts/s (goal >= 0.9; per round {per_round[0]:.2f}-{per_round[-1]:.2f})", "all_s": times["stream"]},
-        {"case": "in-process pipeline, same chunks", "callers": 1, "contacts": n, "median_s": med["in-process"],
-         "contacts_per_s": n / med["in-process"], "all_s": times["in-process"]},
-    ]  # fmt: skip
+    rows = []
+    for config in configs:
+        per_round = sorted(b / a for a, b in zip(times[config.name], times["in-process"], strict=True))
+        rows.append(
+            {"case": f"Score stream {n:,} contacts", "config": config.name, "callers": 1, "contacts": n, "median_s": med[config.name],
+             "contacts_per_s": n / med[config.name], "server_cpu": statistics.median(cpu[config.name]),
+             "ratio": med["in-process"] / med[config.name],
+             "ratio_of": f"stream / in-process (goal >= 0.9; per round {per_round[0]:.2f}-{per_round[-1]:.2f})", "all_s": times[config.name]}
+        )  # fmt: skip
+    rows.append({"case": "in-process pipeline, same chunks", "config": "-", "callers": 1, "contacts": n, "median_s": med["in-process"],
+                 "contacts_per_s": n / med["in-process"], "all_s": times["in-process"]})  # fmt: skip
+    return rows
 
 
 def print_table(rows: list[dict], title: str) -> None:
     print(title)
-    cols = f"{'case':<34} {'callers':>7} {'req/s':>8} {'contacts/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU':>7} {'ratio':>6}  ratio is"
+    cols = f"{'case':<34} {'config':<16} {'callers':>7} {'req/s':>8} {'contacts/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU':>7} {'ratio':>6}  ratio is"
     print(cols)
     print("-" * len(cols))
 
@@ -219,7 +269,7 @@ def print_table(rows: list[dict], title: str) -> None:
 
     for r in rows:
         print(
-            f"{r['case']:<34} {fmt(r.get('callers'), 'd', 7)} {fmt(r.get('requests_per_s'), ',.0f', 8)} {fmt(r.get('contacts_per_s'), ',.0f', 11)}"
+            f"{r['case']:<34} {r.get('config', ''):<16} {fmt(r.get('callers'), 'd', 7)} {fmt(r.get('requests_per_s'), ',.0f', 8)} {fmt(r.get('contacts_per_s'), ',.0f', 11)}"
             f" {fmt(r.get('p50_ms'), '.2f', 8)} {fmt(r.get('p99_ms'), '.2f', 8)} {fmt(r.get('server_cpu'), '.2f', 7)}"
             f" {fmt(r.get('ratio'), '.2f', 6)}  {r.get('ratio_of', '')}"
         )
@@ -239,9 +289,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per ScoreBatch repetition (default 3)")
     parser.add_argument("--callers", type=_ints, default=[1, 4, 16], help="concurrent callers (default 1,4,16)")
     parser.add_argument("--sizes", type=_ints, default=[1, 100, 10_000], help="contacts per ScoreBatch (default 1,100,10000)")
-    parser.add_argument("--server-args", default="", help="extra `scorecast serve` flags, e.g. '--intra-op-threads 1'")
     parser.add_argument(
-        "--servers", type=int, default=1, help="server processes on one port (SO_REUSEPORT, grpc's default on Linux; default 1)"
+        "--config",
+        action="append",
+        default=None,
+        help="a server set-up NAME:PROCESSES:SERVE_ARGS, e.g. 'intra1:2:--intra-op-threads 1'; repeat to compare"
+        " set-ups in one run, taking turns (default 'default:1:')",
     )
     parser.add_argument("--skip-batch", action="store_true", help="skip the ScoreBatch cases")
     parser.add_argument("--skip-stream", action="store_true", help="skip the Score stream case")
@@ -261,23 +314,23 @@ def main() -> None:
     requests = {k: batch_request(chunks[0], k, as_of) for k in args.sizes}
     load_start = os.getloadavg()
 
+    configs = [Config.parse(c) for c in args.config or ["default:1:"]]
     rows: list[dict] = []
-    server_args = shlex.split(args.server_args)
-    with ServerProcess(models, workdir, args=server_args) as server, contextlib.ExitStack() as others:
-        # more processes bound to the same port: the kernel spreads connections over them
-        pids = [server.pid]
-        for _ in range(args.servers - 1):
-            pids.append(others.enter_context(ServerProcess(models, workdir, args=[*server_args, "--port", str(server.port)])).pid)
+    with contextlib.ExitStack() as stack:
+        for config in configs:
+            config.start(models, workdir, stack)
         if not args.skip_batch:
             # spawn: the callers import nothing of the parent's state (no fork after numba/ORT)
             with mp.get_context("spawn").Pool(max(args.callers)) as pool:
-                pool.map(connect, [server.target] * max(args.callers), chunksize=1)
-                rows += batch_cases(server, pids, pool, requests, args.callers, args.duration, args.repeats)
+                for config in configs:
+                    pool.map(connect, [config.target] * max(args.callers), chunksize=1)
+                rows += batch_cases(configs, pool, requests, args.callers, args.duration, args.repeats)
         if not args.skip_stream:
-            rows += stream_cases(server, pids, chunks, models, as_of, args.repeats)
+            rows += stream_cases(configs, chunks, models, as_of, args.repeats)
     load_end = os.getloadavg()
+    described = "; ".join(f"{c.name} = {c.servers} x `scorecast serve {shlex.join(c.args)}`" for c in configs)
     title = (
-        f"scorecast load: {args.servers} x `scorecast serve {args.server_args}`, scores {','.join(SCORES)}, median of {args.repeats}"
+        f"scorecast load: {described}; scores {','.join(SCORES)}, median of {args.repeats}"
         f" ({args.duration:.0f}s per ScoreBatch repetition)\n"
         f"machine: {os.cpu_count()} cores; load average at start {load_start[0]:.1f}, at end {load_end[0]:.1f}\n"
     )
