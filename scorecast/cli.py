@@ -78,6 +78,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         intra_op_threads=args.intra_op_threads,
         inter_op_threads=getattr(args, "inter_op_threads", None),
         ort_spinning=getattr(args, "ort_spinning", None),
+        processes=getattr(args, "processes", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         tls_client_ca=getattr(args, "tls_client_ca", None),
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--inter-op-threads", type=int, default=None, help="ONNX Runtime inter-op threads (default 0: its own)")
     p.add_argument("--ort-spinning", action=argparse.BooleanOptionalAction, default=None, help="ONNX Runtime threads spin between runs")
+    p.add_argument("--processes", type=int, default=None, help="server processes sharing the port (default 1)")
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM server certificate; with --tls-key, serve TLS only")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, default=None, help="PEM CA: require client certificates it signed")

@@ -82,6 +82,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     limits = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1),  # grpc's Linux default, stated: `--processes N` relies on it
     ]
     interceptors = []
     if settings.tokens_file is not None:
@@ -115,6 +116,11 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
 
 def serve(settings: ServerSettings) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    if settings.processes > 1:
+        from .processes import serve_processes
+
+        serve_processes(settings)
+        return
     running = start_server(settings)
     if settings.port_file is not None:
         tmp = settings.port_file.with_suffix(".tmp")

@@ -48,6 +48,8 @@ class ServerSettings:
     """ONNX Runtime inter-op threads (used only by its parallel executor; 0: its default)."""
     ort_spinning: bool = True
     """Whether ONNX Runtime's intra-op threads spin between runs (lower latency) or sleep (less CPU)."""
+    processes: int = 1
+    """Server processes accepting on the one port (SO_REUSEPORT, Linux); each loads every model."""
     grace_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish."""
     port_file: Path | None = None
@@ -66,7 +68,7 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers"):
+        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "processes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("intra_op_threads", "inter_op_threads"):
