@@ -46,8 +46,10 @@ class ServerSettings:
     """ONNX Runtime threads per session run; 0 lets ONNX Runtime use every core."""
     inter_op_threads: int = 0
     """ONNX Runtime inter-op threads (used only by its parallel executor; 0: its default)."""
-    ort_spinning: bool = True
-    """Whether ONNX Runtime's intra-op threads spin between runs (lower latency) or sleep (less CPU)."""
+    ort_spinning: bool = False
+    """Whether ONNX Runtime's intra-op threads spin-wait for work between runs; off by default: on a
+    busy or shared CPU the spinning threads take the cores the gRPC, kernel and other threads need
+    (benchmarks/load.py: up to 4x the ScoreBatch throughput without spinning on a loaded 2-core machine)."""
     processes: int = 1
     """Server processes accepting on the one port (SO_REUSEPORT, Linux); each loads every model."""
     grace_s: float = 30.0

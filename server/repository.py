@@ -44,7 +44,7 @@ class ModelRepository:
 
     @classmethod
     def load(
-        cls, root: Path, device: str = "cpu", intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = True
+        cls, root: Path, device: str = "cpu", intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = False
     ) -> ModelRepository:
         """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped.
         The thread arguments go to every session (``OnnxModel.load``)."""

@@ -51,12 +51,13 @@ class OnnxModel:
 
     @classmethod
     def load(
-        cls, path: Path, device: str = "cpu", intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = True
+        cls, path: Path, device: str = "cpu", intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = False
     ) -> OnnxModel:
         """Build the session and check the graph against its metadata; ModelLoadError if unservable.
 
         ``intra_op_threads``/``inter_op_threads``: ONNX Runtime's pools (0: its default);
-        ``spinning``: whether its intra-op threads spin between runs instead of sleeping.
+        ``spinning``: whether its intra-op threads spin between runs instead of sleeping (see
+        ``ServerSettings.ort_spinning``).
         """
         start = time.perf_counter()
         options = ort.SessionOptions()
