@@ -119,6 +119,9 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         max_workers=getattr(args, "max_workers", None),
         intra_op_threads=args.intra_op_threads,
         tree_form=getattr(args, "tree_form", None),
+        inter_op_threads=getattr(args, "inter_op_threads", None),
+        ort_spinning=getattr(args, "ort_spinning", None),
+        processes=getattr(args, "processes", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         tls_client_ca=getattr(args, "tls_client_ca", None),
@@ -330,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-workers", type=int, default=None, help="requests served at once (default 8)")
     p.add_argument("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--tree-form", choices=("auto", "native", "gemm"), default=None, help=tree_help)
+    p.add_argument("--inter-op-threads", type=int, default=None, help="ONNX Runtime inter-op threads (default 0: its own)")
+    p.add_argument("--ort-spinning", action=argparse.BooleanOptionalAction, default=None, help="ONNX Runtime threads spin between runs")
+    p.add_argument("--processes", type=int, default=None, help="server processes sharing the port (default 1)")
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM server certificate; with --tls-key, serve TLS only")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     p.add_argument("--tls-client-ca", type=Path, default=None, help="PEM CA: require client certificates it signed")

@@ -116,7 +116,13 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
         repository = ModelRepository.load(
-            settings.models, settings.device, settings.intra_op_threads, settings.max_model_bytes, settings.tree_form
+            settings.models,
+            settings.device,
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            settings.ort_spinning,
+            max_model_bytes=settings.max_model_bytes,
+            tree_form=settings.tree_form,
         )
     if not repository.scores:
         problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
@@ -127,6 +133,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     limits = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1),  # grpc's Linux default, stated: `--processes N` relies on it
     ]
     interceptors = []
     if settings.tokens_file is not None:
@@ -170,6 +177,11 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
 
 def serve(settings: ServerSettings) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    if settings.processes > 1:
+        from .processes import serve_processes
+
+        serve_processes(settings)
+        return
     running = start_server(settings)
     if settings.port_file is not None:
         tmp = settings.port_file.with_suffix(".tmp")

@@ -13,6 +13,8 @@ from .errors import InvalidArgument, MalformedPayload
 __all__ = ["decode_tables", "encode_batch"]
 
 _MAX_NAME = 100
+# Explicit options: without them every writer reads two ARROW_* environment variables.
+_WRITE_OPTIONS = pa.ipc.IpcWriteOptions()
 
 
 def decode_tables(payload: Mapping[str, bytes], field: str = "chunk.tables") -> dict[str, pa.Table]:
@@ -38,6 +40,6 @@ def decode_tables(payload: Mapping[str, bytes], field: str = "chunk.tables") -> 
 def encode_batch(batch: pa.RecordBatch) -> bytes:
     """One record batch as an Arrow IPC stream (schema + batch)."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
+    with pa.ipc.new_stream(sink, batch.schema, options=_WRITE_OPTIONS) as writer:
         writer.write_batch(batch)
     return sink.getvalue().to_pybytes()

@@ -49,6 +49,14 @@ class ServerSettings:
     """gRPC handler threads: the most requests served at once."""
     intra_op_threads: int = 0
     """ONNX Runtime threads per session run; 0 lets ONNX Runtime use every core."""
+    inter_op_threads: int = 0
+    """ONNX Runtime inter-op threads (used only by its parallel executor; 0: its default)."""
+    ort_spinning: bool = False
+    """Whether ONNX Runtime's intra-op threads spin-wait for work between runs; off by default: on a
+    busy or shared CPU the spinning threads take the cores the gRPC, kernel and other threads need
+    (benchmarks/load.py: up to 4x the ScoreBatch throughput without spinning on a loaded 2-core machine)."""
+    processes: int = 1
+    """Server processes accepting on the one port (SO_REUSEPORT, Linux); each loads every model."""
     grace_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish."""
     port_file: Path | None = None
@@ -91,9 +99,12 @@ class ServerSettings:
             raise ValueError(f"reload_interval_s must be >= 0, got {self.reload_interval_s!r}")
         if not -1 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be in -1..65535, got {self.metrics_port!r}")
-        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes"):
+        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes", "processes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("intra_op_threads", "inter_op_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: ONNX Runtime's default), got {getattr(self, name)!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port!r}")
         self._check_security()

@@ -7,10 +7,14 @@ float32 matrix, and its ONNX outputs become ``<score>.<output>`` columns after `
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -66,15 +70,20 @@ class _Plan:
     data_features: list[str]
     request_columns: dict[int, float]
 
-    def matrix(self, frame: FeatureFrame) -> np.ndarray:
-        """The model's input: kernel features, with the request's options in their columns."""
-        params = self.model.meta.params.get("feature_params")
+    @property
+    def params(self) -> dict[str, Any] | None:
+        """The model's feature parameters (for feature families that take some)."""
+        return self.model.meta.params.get("feature_params")
+
+    def matrix(self, frame: FeatureFrame, data: np.ndarray | None = None) -> np.ndarray:
+        """The model's input: kernel features (``data`` when already computed, columns in
+        ``data_features`` order), with the request's options in their columns."""
         if not self.request_columns:
-            return frame.matrix(self.data_features, params)
+            return frame.matrix(self.data_features, self.params) if data is None else data
         x = np.empty((len(frame.contact_ids), len(self.model.meta.features)), dtype=np.float32)
         data_columns = [i for i in range(x.shape[1]) if i not in self.request_columns]
         if data_columns:
-            x[:, data_columns] = frame.matrix(self.data_features, params)
+            x[:, data_columns] = frame.matrix(self.data_features, self.params) if data is None else data
         for i, value in self.request_columns.items():
             x[:, i] = value
         return x
@@ -95,6 +104,18 @@ class ScoringPipeline:
             raise InvalidArgument("options.product_groups", list(spec.product_groups), "no requested score has product groups")
         self.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
         """Time spent per stage over every chunk so far (for benchmarks and metrics)."""
+        # The kernel features of every model with the same feature parameters in one
+        # FeatureFrame.matrix call: the RFM summary then runs once per chunk, covering all their
+        # groups and amounts, instead of once per model.
+        same_params: dict[str, list[int]] = {}
+        for i, plan in enumerate(self.plans):
+            same_params.setdefault(json.dumps(plan.params, sort_keys=True, default=str), []).append(i)
+        self._feature_sets: list[tuple[list[str], dict[str, Any] | None, list[tuple[int, list[int]]]]] = []
+        for members in same_params.values():
+            names = list(dict.fromkeys(f for i in members for f in self.plans[i].data_features))
+            position = {f: k for k, f in enumerate(names)}
+            columns = [(i, [position[f] for f in self.plans[i].data_features]) for i in members]
+            self._feature_sets.append((names, self.plans[members[0]].params, columns))
 
     @property
     def models(self) -> list[OnnxModel]:
@@ -128,11 +149,18 @@ class ScoringPipeline:
     def score(self, tables: Mapping[str, pa.Table]) -> pa.RecordBatch:
         """Score one chunk: every table restricted to one set of contacts."""
         t0 = time.perf_counter()
-        frame = FeatureFrame(tables, self.spec.as_of_us)
-        n = len(frame.contact_ids)
-        if self.max_rows is not None and n > self.max_rows:
-            raise ResourceExhausted("contacts in one chunk", n, self.max_rows, "max_rows_per_chunk")
-        matrices = [p.matrix(frame) for p in self.plans]
+        with _kernel_threads(max((t.num_rows for t in tables.values()), default=0)):
+            frame = FeatureFrame(tables, self.spec.as_of_us)
+            n = len(frame.contact_ids)
+            if self.max_rows is not None and n > self.max_rows:
+                raise ResourceExhausted("contacts in one chunk", n, self.max_rows, "max_rows_per_chunk")
+            data: list[np.ndarray | None] = [None] * len(self.plans)
+            for names, params, members in self._feature_sets:
+                if names:
+                    shared = frame.matrix(names, params)
+                    for i, columns in members:
+                        data[i] = _select(shared, columns)
+            matrices = [p.matrix(frame, x) for p, x in zip(self.plans, data, strict=True)]
         t1 = time.perf_counter()
         results = [p.model.run(x) if n else {} for p, x in zip(self.plans, matrices, strict=True)]
         t2 = time.perf_counter()
@@ -146,6 +174,33 @@ class ScoringPipeline:
         self.seconds["onnx"] += t2 - t1
         self.seconds["assemble"] += time.perf_counter() - t2
         return batch
+
+
+SERIAL_KERNEL_ROWS = 32_768
+"""Chunks whose largest table has fewer rows run the feature kernels on the calling thread:
+waking numba's thread pool costs more than it saves there (from 0.9 to 6-40 ms per one-contact
+request on a busy 2-core machine, benchmarks/load.py), and a small request's latency is what counts."""
+
+
+@contextmanager
+def _kernel_threads(rows: int) -> Iterator[None]:
+    """numba's threads for this thread's kernels: one below ``SERIAL_KERNEL_ROWS`` rows, else all."""
+    if rows >= SERIAL_KERNEL_ROWS:
+        yield
+        return
+    before = numba.get_num_threads()  # per calling thread; other handler threads keep theirs
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _select(shared: np.ndarray, columns: list[int]) -> np.ndarray:
+    """A plan's columns of the shared feature matrix (the matrix itself when it is all of them)."""
+    if columns == list(range(shared.shape[1])):
+        return shared
+    return np.ascontiguousarray(shared[:, columns])  # ONNX Runtime wants a C-contiguous input
 
 
 MAX_NAME_CHARS = 256

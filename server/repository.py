@@ -75,14 +75,21 @@ class ModelRepository:
         root: Path,
         device: str = "cpu",
         intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        spinning: bool = False,
+        *,
         max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
         tree_form: str = "auto",
     ) -> None:
         self.root = root
-        self.device = device
-        self.intra_op_threads = intra_op_threads
-        self.max_model_bytes = max_model_bytes
-        self.tree_form = tree_form
+        self._session_args = {
+            "device": device,
+            "intra_op_threads": intra_op_threads,
+            "inter_op_threads": inter_op_threads,
+            "spinning": spinning,
+            "max_bytes": max_model_bytes,
+            "tree_form": tree_form,
+        }
         self._snapshot = _Snapshot({}, {}, {})
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
@@ -92,13 +99,17 @@ class ModelRepository:
         root: Path,
         device: str = "cpu",
         intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        spinning: bool = False,
+        *,
         max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
         tree_form: str = "auto",
     ) -> ModelRepository:
-        """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped."""
+        """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped.
+        The session arguments go to every model (``OnnxModel.load``), now and on reloads."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
-        repo = cls(root, device, intra_op_threads, max_model_bytes, tree_form)
+        repo = cls(root, device, intra_op_threads, inter_op_threads, spinning, max_model_bytes=max_model_bytes, tree_form=tree_form)
         repo.reload()
         return repo
 
@@ -177,9 +188,7 @@ class ModelRepository:
     def _load(self, path: Path, score: str, version: str) -> OnnxModel:
         if not _NAME.match(score) or not _NAME.match(version):
             raise ModelLoadError(path, "score and version names are letters, digits, _ . - only")
-        model = OnnxModel.load(
-            path, device=self.device, intra_op_threads=self.intra_op_threads, max_bytes=self.max_model_bytes, tree_form=self.tree_form
-        )
+        model = OnnxModel.load(path, **self._session_args)
         if model.meta.score != score or model.meta.version != version:
             raise ModelLoadError(path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}")
         return model

@@ -87,16 +87,27 @@ class OnnxModel:
         path: Path,
         device: str = "cpu",
         intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        spinning: bool = False,
+        *,
         max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
         tree_form: str = "auto",
     ) -> OnnxModel:
-        """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
+        """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable.
+
+        ``intra_op_threads``/``inter_op_threads``: ONNX Runtime's pools (0: its default);
+        ``spinning``: whether its intra-op threads spin between runs instead of sleeping (see
+        ``ServerSettings.ort_spinning``); ``max_bytes``: the largest file accepted; ``tree_form``:
+        see ``ServerSettings.tree_form``.
+        """
         if tree_form not in TREE_FORMS:
             raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {tree_form!r}")
         start = time.perf_counter()
         _check_file(path, max_bytes)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.log_severity_level = 3  # CUDA fallback notices for tree operators are expected
         providers = providers_for(device)
         source: str | bytes = str(path)

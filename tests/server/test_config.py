@@ -24,8 +24,9 @@ def test_env_then_overrides() -> None:
         ({"SCORECAST_DEVICE": "tpu"}, "device must be one of"),
         ({"SCORECAST_MAX_WORKERS": "0"}, "max_workers must be > 0"),
         ({"SCORECAST_TREE_FORM": "dense"}, "tree_form must be one of"),
+        ({"SCORECAST_INTER_OP_THREADS": "-1"}, "inter_op_threads must be >= 0"),
     ],
-    ids=["not-int", "device", "zero-workers", "tree-form"],
+    ids=["not-int", "device", "zero-workers", "tree-form", "negative-threads"],
 )
 def test_bad_values_are_refused(env: dict[str, str], match: str) -> None:
     """A bad setting fails at load with the variable or field named."""
@@ -40,3 +41,17 @@ def test_base_roots_from_env_and_refused_relative() -> None:
     assert ServerSettings.load(env={}).base_roots == ()
     with pytest.raises(ValueError, match="base_roots must be absolute"):
         ServerSettings.load(env={"SCORECAST_BASE_ROOTS": "bases"})
+
+
+def test_onnx_runtime_thread_settings_reach_the_sessions(repo_dir: Path) -> None:
+    """intra/inter-op threads and spinning go from SCORECAST_* variables to every session's options."""
+    from scorecast.server.repository import ModelRepository
+
+    env = {"SCORECAST_INTRA_OP_THREADS": "1", "SCORECAST_INTER_OP_THREADS": "1", "SCORECAST_ORT_SPINNING": "off"}
+    settings = ServerSettings.load(env=env, models=repo_dir)
+    assert (settings.intra_op_threads, settings.inter_op_threads, settings.ort_spinning) == (1, 1, False)
+    repository = ModelRepository.load(settings.models, "cpu", settings.intra_op_threads, settings.inter_op_threads, settings.ort_spinning)
+    for model in repository.defaults():
+        options = model.session.get_session_options()
+        assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -123,3 +123,32 @@ def test_chunk_row_limit(repository: ModelRepository, orders: pa.Table) -> None:
     """More contacts than max_rows is RESOURCE_EXHAUSTED, naming the setting."""
     with pytest.raises(ResourceExhausted, match="max_rows_per_chunk"):
         ScoringPipeline(repository, spec("spend"), max_rows=2).score({"orders": orders})
+
+
+def test_serial_kernels_for_small_chunks_give_the_same_scores(
+    repository: ModelRepository, orders: pa.Table, contacts: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks run the kernels on one thread: same scores as numba's pool, and the calling
+    thread's numba thread count is put back afterwards."""
+    import numba
+
+    from scorecast.server import pipeline
+
+    tables = {"contacts": contacts, "orders": orders}
+    before = numba.get_num_threads()
+    serial = ScoringPipeline(repository, spec("segments", "spend", "affinity")).score(tables)
+    assert numba.get_num_threads() == before
+    monkeypatch.setattr(pipeline, "SERIAL_KERNEL_ROWS", 0)  # every chunk on the pool
+    pooled = ScoringPipeline(repository, spec("segments", "spend", "affinity")).score(tables)
+    assert serial.equals(pooled)
+
+
+def test_shared_feature_matrix_equals_one_matrix_per_model(repository: ModelRepository, orders: pa.Table, contacts: pa.Table) -> None:
+    """Models computed from one shared FeatureFrame.matrix call get exactly the columns they
+    would get alone, whatever the order the scores are asked in."""
+    tables = {"contacts": contacts, "orders": orders}
+    together = ScoringPipeline(repository, spec("affinity", "spend", "segments")).score(tables)
+    for score in ("affinity", "spend", "segments"):
+        alone = ScoringPipeline(repository, spec(score)).score(tables)
+        for name in alone.schema.names:
+            assert together.column(name).equals(alone.column(name)), name

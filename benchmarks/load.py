@@ -1,0 +1,346 @@
+"""Load test: concurrent ScoreBatch callers and 1M-contact Score streams against a server process.
+
+    python benchmarks/load.py --contacts 1000000 --repeats 3 [--workdir DIR] [--duration 3]
+        [--callers 1,4,16] [--sizes 1,100,10000] [--config NAME:PROCESSES:SERVE_ARGS ...] [--json FILE]
+
+1. ``ScoreBatch``: for each request size (contacts per request, taken from the simulated base
+   with all their orders) and each number of concurrent callers, every caller (a separate
+   process, so the client's GIL is not what is measured) sends requests back to back for
+   ``--duration`` seconds over its own channel. Per repetition: requests/s, contacts/s and the
+   latency p50/p99 over every request of every caller; the table gives medians over repetitions.
+2. ``Score`` stream: the whole base (``--contacts``, pre-read chunks of ``--chunk-contacts``)
+   over one stream, taking turns with the same ``ScoringPipeline`` in this process over the same
+   chunks; ``stream / in-process`` is the ratio of medians (goal >= 0.9).
+
+``--config`` (repeatable) compares server set-ups in one run, taking turns within every
+repetition: e.g. ``--config default:1: --config 'intra1:2:--intra-op-threads 1'`` runs one
+default server against two single-threaded processes sharing one port (SO_REUSEPORT). Ratios
+are against the first set-up.
+
+``server CPU`` is the server's user+system CPU seconds (its process and any children, from
+/proc) over the timed window divided by the window: 2.0 means two cores busy. The server is a
+``scorecast serve`` subprocess (``scorecast.process.ServerProcess``) on loopback; scores
+``rfm,affinity``. The machine's load average is printed: on a shared machine absolute latencies
+are noisy, ratios measured in the same run much less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import pyarrow as pa
+from e2e import SCORES, base_as_of, ensure_base, ensure_models, log, stream
+from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.server.repository import ModelRepository
+from scorecast.server.rescore import input_columns
+
+from scorecast.base import BaseChunks
+from scorecast.client import _chunk, header
+from scorecast.process import ServerProcess
+
+# ---------------------------------------------------------------------------------------------
+# server CPU from /proc
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        out += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU seconds of processes and their descendants so far (Linux /proc)."""
+    total, stack = 0.0, list(pids)
+    tick = os.sysconf("SC_CLK_TCK")
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            stack += _children(p)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# callers: one process each, reused across cases (channel per process)
+
+_channel_state: dict[str, object] = {}
+
+
+def _stub(target: str) -> Any:
+    if _channel_state.get("target") != target:
+        import grpc
+
+        from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, rpc
+
+        options = [("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES)]
+        channel = grpc.insecure_channel(target, options=options)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        _channel_state.update(target=target, stub=rpc.ScorecastStub(channel), channel=channel)
+    return _channel_state["stub"]
+
+
+def connect(target: str) -> int:
+    """Open this caller process's channel ahead of the timed cases."""
+    _stub(target)
+    time.sleep(0.2)  # so that each worker of the pool takes one of these jobs
+    return os.getpid()
+
+
+def caller(job: tuple[str, bytes, float, float]) -> tuple[list[float], float]:
+    """Send one request back to back from ``start`` until ``end`` (epoch s); latencies and seconds sent."""
+    from scorecast.proto import pb
+
+    target, raw, start, end = job
+    request = pb.ScoreBatchRequest.FromString(raw)
+    stub = _stub(target)
+    for _ in range(2):  # first-call costs out of the window
+        stub.ScoreBatch(request)
+    while time.time() < start:
+        time.sleep(0.0005)
+    latencies = []
+    clock = time.perf_counter
+    began = time.time()
+    while True:  # one request at least, even for a caller that got ready late
+        t0 = clock()
+        stub.ScoreBatch(request)
+        latencies.append(clock() - t0)
+        if time.time() >= end:
+            return latencies, time.time() - began
+
+
+def batch_request(chunk: Mapping[str, pa.Table], k: int, as_of: datetime) -> bytes:
+    """A ScoreBatchRequest for the first ``k`` contacts of a chunk, with all their orders."""
+    contacts = chunk["contacts"].slice(0, k)
+    wanted = pa.array(contacts["contact_id"])
+    tables = {"contacts": contacts}
+    for name, table in chunk.items():
+        if name != "contacts":
+            mask = np.isin(table["contact_id"].to_numpy(), wanted.to_numpy())
+            tables[name] = table.filter(pa.array(mask))
+    from scorecast.proto import pb
+
+    return pb.ScoreBatchRequest(header=header(list(SCORES), as_of=as_of), chunk=_chunk(tables)).SerializeToString()
+
+
+@dataclass
+class Config:
+    """One server set-up under test: ``servers`` processes on one port, each ``scorecast serve <args>``."""
+
+    name: str
+    servers: int
+    args: list[str]
+    target: str = ""
+    pids: list[int] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        name, servers, args = text.split(":", 2)
+        return cls(name, int(servers), shlex.split(args))
+
+    def start(self, models: Path, workdir: Path, stack: contextlib.ExitStack) -> None:
+        first = stack.enter_context(ServerProcess(models, workdir, args=self.args))
+        self.target, self.pids = first.target, [first.pid]
+        # more processes bound to the same port (SO_REUSEPORT, grpc's default on Linux): the
+        # kernel spreads connections over them
+        for _ in range(self.servers - 1):
+            self.pids.append(stack.enter_context(ServerProcess(models, workdir, args=[*self.args, "--port", str(first.port)])).pid)
+
+
+def one_batch_run(config: Config, pool: mp.pool.Pool, raw: bytes, n_callers: int, duration: float) -> dict:
+    start = time.time() + 0.5 + 0.05 * n_callers  # every caller warm first
+    end = start + duration
+    result = pool.map_async(caller, [(config.target, raw, start, end)] * n_callers, chunksize=1)
+    while time.time() < start:
+        time.sleep(0.001)
+    cpu0 = cpu_seconds(*config.pids)
+    while time.time() < end:
+        time.sleep(0.001)
+    cpu1 = cpu_seconds(*config.pids)
+    results = result.get()
+    lat = np.concatenate([np.asarray(x) for x, _ in results])
+    return {
+        # each caller's own window: one that started late does not dilute the rate
+        "requests_per_s": sum(len(x) / seconds for x, seconds in results),
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "server_cpu": (cpu1 - cpu0) / duration,
+        "requests": len(lat),
+    }
+
+
+def batch_cases(
+    configs: list[Config], pool: mp.pool.Pool, requests: dict[int, bytes], callers: Sequence[int], duration: float, repeats: int
+) -> list[dict]:
+    """Every size x callers case, the configurations taking turns within each repetition."""
+    rows = []
+    for size, raw in requests.items():
+        for n_callers in callers:
+            reps: dict[str, list[dict]] = {c.name: [] for c in configs}
+            for _ in range(repeats):
+                for config in configs:
+                    reps[config.name].append(one_batch_run(config, pool, raw, n_callers, duration))
+            reference = None
+            for config in configs:
+                runs = reps[config.name]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                row = {"case": f"ScoreBatch {size:,} contact(s)", "config": config.name, "callers": n_callers, "contacts": size, **med}
+                row["contacts_per_s"] = med["requests_per_s"] * size
+                row["all"] = runs
+                if reference is None:
+                    reference = med["requests_per_s"]
+                else:
+                    row["ratio"] = med["requests_per_s"] / reference
+                    row["ratio_of"] = f"req/s vs {configs[0].name}"
+                rows.append(row)
+                log(
+                    f"ScoreBatch {size} x {n_callers} callers, {config.name}: {med['requests_per_s']:.0f} req/s,"
+                    f" p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, server CPU {med['server_cpu']:.2f}"
+                )
+    return rows
+
+
+def stream_cases(configs: list[Config], chunks: list[dict[str, pa.Table]], models: Path, as_of: datetime, repeats: int) -> list[dict]:
+    """The whole base over one Score stream per configuration, taking turns with the in-process pipeline."""
+    n = sum(len(c["contacts"]) for c in chunks)
+    spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
+    repository = ModelRepository.load(models, "cpu", 0)
+
+    def in_process() -> int:
+        pipeline = ScoringPipeline(repository, spec)
+        return sum(pipeline.score(c).num_rows for c in chunks)
+
+    times: dict[str, list[float]] = {"in-process": [], **{c.name: [] for c in configs}}
+    cpu: dict[str, list[float]] = {c.name: [] for c in configs}
+    for config in configs:  # warm
+        assert stream(config.target, chunks[:2], as_of) == sum(len(c["contacts"]) for c in chunks[:2])
+    in_process()
+    for round_ in range(repeats):
+        for config in configs:
+            cpu0, t0 = cpu_seconds(*config.pids), time.perf_counter()
+            assert stream(config.target, chunks, as_of) == n
+            times[config.name].append(time.perf_counter() - t0)
+            cpu[config.name].append((cpu_seconds(*config.pids) - cpu0) / times[config.name][-1])
+        t0 = time.perf_counter()
+        assert in_process() == n
+        times["in-process"].append(time.perf_counter() - t0)
+        log(f"stream round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = []
+    for config in configs:
+        per_round = sorted(b / a for a, b in zip(times[config.name], times["in-process"], strict=True))
+        rows.append(
+            {"case": f"Score stream {n:,} contacts", "config": config.name, "callers": 1, "contacts": n, "median_s": med[config.name],
+             "contacts_per_s": n / med[config.name], "server_cpu": statistics.median(cpu[config.name]),
+             "ratio": med["in-process"] / med[config.name],
+             "ratio_of": f"stream / in-process (goal >= 0.9; per round {per_round[0]:.2f}-{per_round[-1]:.2f})", "all_s": times[config.name]}
+        )  # fmt: skip
+    rows.append({"case": "in-process pipeline, same chunks", "config": "-", "callers": 1, "contacts": n, "median_s": med["in-process"],
+                 "contacts_per_s": n / med["in-process"], "all_s": times["in-process"]})  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    print(title)
+    cols = f"{'case':<34} {'config':<16} {'callers':>7} {'req/s':>8} {'contacts/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU':>7} {'ratio':>6}  ratio is"
+    print(cols)
+    print("-" * len(cols))
+
+    def fmt(value: object, spec: str, width: int) -> str:
+        return f"{value:{spec}}".rjust(width) if value is not None else "".rjust(width)
+
+    for r in rows:
+        print(
+            f"{r['case']:<34} {r.get('config', ''):<16} {fmt(r.get('callers'), 'd', 7)} {fmt(r.get('requests_per_s'), ',.0f', 8)} {fmt(r.get('contacts_per_s'), ',.0f', 11)}"
+            f" {fmt(r.get('p50_ms'), '.2f', 8)} {fmt(r.get('p99_ms'), '.2f', 8)} {fmt(r.get('server_cpu'), '.2f', 7)}"
+            f" {fmt(r.get('ratio'), '.2f', 6)}  {r.get('ratio_of', '')}"
+        )
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts of the base and of the stream case (default 1000000)")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions per case; medians reported (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-data"), help="bases and models, reused (default bench-data)")
+    parser.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per stream chunk (default 50000)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per ScoreBatch repetition (default 3)")
+    parser.add_argument("--callers", type=_ints, default=[1, 4, 16], help="concurrent callers (default 1,4,16)")
+    parser.add_argument("--sizes", type=_ints, default=[1, 100, 10_000], help="contacts per ScoreBatch (default 1,100,10000)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        help="a server set-up NAME:PROCESSES:SERVE_ARGS, e.g. 'intra1:2:--intra-op-threads 1'; repeat to compare"
+        " set-ups in one run, taking turns (default 'default:1:')",
+    )
+    parser.add_argument("--skip-batch", action="store_true", help="skip the ScoreBatch cases")
+    parser.add_argument("--skip-stream", action="store_true", help="skip the Score stream case")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON there")
+    args = parser.parse_args()
+
+    t_start = time.perf_counter()
+    n, workdir = args.contacts, args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    base = ensure_base(workdir / f"base-{n}-seed{args.seed}", n, args.seed)
+    models = ensure_models(workdir / f"models-{n}-seed{args.seed}", base, n, args.seed)
+    as_of = base_as_of(base)
+    repository = ModelRepository.load(models, "cpu", 0)
+    columns = input_columns(f for s in SCORES for f in repository.get(s).meta.features)
+    del repository
+    chunks = list(BaseChunks(base, columns, chunk_contacts=args.chunk_contacts))
+    requests = {k: batch_request(chunks[0], k, as_of) for k in args.sizes}
+    load_start = os.getloadavg()
+
+    configs = [Config.parse(c) for c in args.config or ["default:1:"]]
+    rows: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        for config in configs:
+            config.start(models, workdir, stack)
+        if not args.skip_batch:
+            # spawn: the callers import nothing of the parent's state (no fork after numba/ORT)
+            with mp.get_context("spawn").Pool(max(args.callers)) as pool:
+                for config in configs:
+                    pool.map(connect, [config.target] * max(args.callers), chunksize=1)
+                rows += batch_cases(configs, pool, requests, args.callers, args.duration, args.repeats)
+        if not args.skip_stream:
+            rows += stream_cases(configs, chunks, models, as_of, args.repeats)
+    load_end = os.getloadavg()
+    described = "; ".join(f"{c.name} = {c.servers} x `scorecast serve {shlex.join(c.args)}`" for c in configs)
+    title = (
+        f"scorecast load: {described}; scores {','.join(SCORES)}, median of {args.repeats}"
+        f" ({args.duration:.0f}s per ScoreBatch repetition)\n"
+        f"machine: {os.cpu_count()} cores; load average at start {load_start[0]:.1f}, at end {load_end[0]:.1f}\n"
+    )
+    print()
+    print_table(rows, title)
+    print(f"\ntotal {time.perf_counter() - t_start:.0f}s")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load": [load_start, load_end], "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
