@@ -33,9 +33,11 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _child(settings: ServerSettings, ready: mp.synchronize.Event, stop: mp.synchronize.Event) -> None:
+def _child(settings: ServerSettings, ready: mp.synchronize.Event, stop: mp.synchronize.Event, log_level: int) -> None:
     from .app import start_server
+    from .logs import configure
 
+    configure(settings.log_format, log_level)  # spawned: the parent's logging set-up is not inherited
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     running = start_server(settings)
@@ -52,9 +54,12 @@ def serve_processes(settings: ServerSettings) -> None:
     context = mp.get_context("spawn")
     stop = context.Event()
     children = []
-    for _ in range(settings.processes):
+    for i in range(settings.processes):
         ready = context.Event()
-        process = context.Process(target=_child, args=(child_settings, ready, stop), daemon=False)
+        # each process serves its own /metrics: metrics_port + i (Prometheus scrapes them all)
+        metrics_port = settings.metrics_port + i if settings.metrics_port > 0 else settings.metrics_port
+        args = (replace(child_settings, metrics_port=metrics_port), ready, stop, logging.getLogger().level)
+        process = context.Process(target=_child, args=args, daemon=False)
         process.start()
         children.append((process, ready))
     stopping = threading.Event()
