@@ -28,6 +28,7 @@ import pyarrow as pa
 from .arrow import contact_codes, timestamps_us, unique_contact_ids
 from .errors import InputError
 from .order_features import ORDERS, order_feature_names
+from .sku_features import SKUS
 
 __all__ = [
     "FAMILIES",
@@ -60,7 +61,7 @@ class FeatureFamily(Protocol):
     def warm_up(self, frame_type: type[FeatureFrame]) -> None: ...
 
 
-FAMILIES: tuple[FeatureFamily, ...] = (ORDERS,)
+FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, SKUS)
 """Every feature family; a frame's event tables are theirs, in this order."""
 
 EVENT_TABLES: tuple[str, ...] = tuple(dict.fromkeys(f.table for f in FAMILIES))

@@ -41,5 +41,10 @@ TABLES: dict[str, TableSpec] = {
             required={CONTACT_ID: "id", "ts": "timestamp"},
             optional={"amount": "float", "sku": "string", "product_group": "string", "promo": "bool"},
         ),
+        TableSpec(
+            "promotions",
+            required={CONTACT_ID: "id", "campaign_id": "string", "ts": "timestamp", "treated": "bool"},
+            optional={},
+        ),
     )
 }

@@ -482,8 +482,9 @@ def test_unknown_feature_names_list_the_known_patterns(name: str) -> None:
 def test_feature_patterns_cover_every_generated_name() -> None:
     """Each name order_feature_names makes, and each repeat feature, matches one of
     FEATURE_PATTERNS; the repeat features are not among order_feature_names (fixed names)."""
-    prefixes = {p.partition(":")[0] for p in FEATURE_PATTERNS}
+    prefixes = {p.partition(":")[0] for p in order_features.ORDERS.patterns}
     assert {n.partition(":")[0] for n in ALL_NAMES} == prefixes
+    assert set(order_features.ORDERS.patterns) <= set(FEATURE_PATTERNS)
     assert not set(REPEAT_NAMES) & set(NAMES)
 
 
