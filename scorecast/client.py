@@ -50,6 +50,7 @@ def header(
     product_groups: Sequence[str] = (),
     model_versions: Mapping[str, str] | None = None,
     churn_threshold: float = 0.0,
+    exclude_bought: bool = False,
 ) -> pb.ScoreHeader:
     """A request header; ``as_of`` must be timezone-aware (None: the server's now)."""
     options = pb.ScoreOptions(
@@ -57,6 +58,7 @@ def header(
         product_groups=list(product_groups),
         model_versions=dict(model_versions or {}),
         churn_threshold=churn_threshold,
+        exclude_bought=exclude_bought,
     )
     if as_of is not None:
         if as_of.tzinfo is None:

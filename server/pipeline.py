@@ -34,6 +34,7 @@ class ScoreSpec:
     product_groups: tuple[str, ...] = ()
     model_versions: Mapping[str, str] = field(default_factory=dict)
     churn_threshold: float = 0.0
+    exclude_bought: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.horizon_days <= MAX_HORIZON_DAYS:
@@ -43,9 +44,10 @@ class ScoreSpec:
 
     def request_option(self, name: str, meta: ModelMetadata) -> float:
         """The value of a ``request:<name>`` feature: the request's option, else the model's default."""
-        value = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold}.get(name)
+        options = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold, "exclude_bought": float(self.exclude_bought)}
+        value = options.get(name)
         if value is None:
-            raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", "this server fills only horizon_days and churn_threshold")
+            raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", f"this server fills only {', '.join(options)}")
         if not value:
             defaults = meta.params.get("request_defaults", {})
             value = meta.horizon_days if name == "horizon_days" and name not in defaults else defaults.get(name)

@@ -80,7 +80,18 @@ class OnnxModel:
         return list(self.session.get_providers())
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Score a float32 C-contiguous ``[n, len(features)]`` matrix; outputs by name."""
+        """Score a float32 C-contiguous ``[n, len(features)]`` matrix; outputs by name.
+
+        A model whose ``params["max_batch_rows"]`` is set (recommendations: rows x catalogue
+        scores) runs in slices of that many rows, so its memory stays bounded per chunk.
+        """
+        rows = self.meta.params.get("max_batch_rows")
+        if rows and features.shape[0] > rows:
+            parts = [self._run(features[lo : lo + rows]) for lo in range(0, features.shape[0], rows)]
+            return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        return self._run(features)
+
+    def _run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         names = self._output_names
         if CUDA in self.session.get_providers() and features.shape[0] >= IO_BINDING_MIN_ROWS:
             # One host-to-device copy of the input, outputs gathered on the host at the end:

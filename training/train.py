@@ -31,6 +31,8 @@ __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 log = logging.getLogger(__name__)
 
 SCORES = ("rfm", "affinity", "clv", "churn")
+PRODUCT_SCORES = ("recommendations", "cross_sell", "promo_appetence")
+"""Trained when named (``--scores``); not by default, so bases without SKUs or campaigns train."""
 AFFINITY_HORIZON_DAYS = 90
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -61,10 +63,11 @@ def train(
 ) -> list[Path]:
     """Fit the requested scores (default: all) on the base in ``data``; return the files written."""
     scores = list(scores or SCORES)
-    unknown = sorted(set(scores) - set(SCORES))
+    unknown = sorted(set(scores) - set(SCORES) - set(PRODUCT_SCORES))
     if unknown:
-        raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES)}")
-    orders = read_table(data, "orders", ["ts", "amount", "product_group"])  # only what features read
+        raise ValueError(f"unknown scores {unknown}; train knows {list(SCORES + PRODUCT_SCORES)}")
+    extra = ["sku", "promo"] if set(scores) & set(PRODUCT_SCORES) else []
+    orders = read_table(data, "orders", ["ts", "amount", "product_group", *extra])  # only what features read
     if orders is None or orders.num_rows == 0:
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
     contacts = read_table(data, "contacts", [])
@@ -87,6 +90,10 @@ def train(
             onnx_model = _fit_rfm(tables, as_of).to_onnx(**times)
         elif score == "affinity":
             onnx_model = _fit_affinity(tables, as_of).to_onnx(**times)
+        elif score in PRODUCT_SCORES:
+            from .product_scores import fit_product_score
+
+            onnx_model = fit_product_score(score, data, tables, as_of, times)
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
