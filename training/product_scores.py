@@ -49,6 +49,14 @@ def fit_product_score(score: str, data: Path, tables: dict[str, pa.Table], as_of
     raise ValueError(f"not a product score: {score!r}")
 
 
+def _features(orders: pa.Table, groups: list[str]) -> list[str]:
+    """The affinity features, less the amount ones when the base has no amounts."""
+    names = order_feature_names(groups)
+    if "amount" not in orders.column_names:
+        names = [n for n in names if n not in ("monetary", "total_amount")]
+    return names
+
+
 def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: int = CROSS_SELL_HORIZON_DAYS) -> CrossSellModel:
     """Labels: first purchase in G in (as_of - horizon, as_of], features as of its start."""
     orders = tables["orders"]
@@ -60,7 +68,7 @@ def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: i
     by_volume = sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts), key=lambda vc: (-vc[1], vc[0]))
     candidates = [g for g, _ in by_volume[:MAX_GROUPS]]
     after = FeatureFrame(tables, _as_us(as_of), contact_ids=before.contact_ids)
-    names = order_feature_names(candidates)
+    names = _features(orders, candidates)
     X = before.matrix(names)
     count_names = [f"group_count:{g}" for g in candidates]
     was = X[:, [names.index(c) for c in count_names]] > 0
@@ -72,7 +80,7 @@ def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: i
         log.warning("cross_sell: groups %s have fewer than %d new buyers in the label window; not modelled", skipped, MIN_NEW_BUYERS)
     if not groups:
         raise ValueError(f"cross_sell: no product group has {MIN_NEW_BUYERS}+ new buyers in ({cutoff.date()}, {as_of.date()}]; a longer or larger base is needed")
-    names = order_feature_names(groups)
+    names = _features(orders, groups)
     X = before.matrix(names)
     labels = {g: new_buyers[:, candidates.index(g)] for g in groups}
     return CrossSellModel(horizon_days=horizon_days).fit(X, names, labels)

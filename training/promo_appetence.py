@@ -79,6 +79,8 @@ def campaign_rows(tables: dict[str, pa.Table], as_of: datetime, window_days: int
     for campaign in pc.unique(campaigns.filter(pa.array(usable))).to_pylist():
         rows = np.flatnonzero(usable & pc.equal(campaigns, campaign).to_numpy(zero_copy_only=False))
         ids = promotions.column("contact_id").take(pa.array(rows)).combine_chunks()
+        if pc.count_distinct(ids).as_py() < len(ids):
+            raise ValueError(f"promotions: campaign {campaign!r} lists a contact more than once; one row per contact and campaign")
         start = int(p_ts[rows].min())  # one send time per campaign: its first
         mine = orders.filter(pc.is_in(o_ids, value_set=ids))
         frame = FeatureFrame({"orders": mine}, start, contact_ids=ids)
