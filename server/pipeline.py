@@ -199,7 +199,8 @@ def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -
         mask = undefined if mask is None else mask | undefined
     if out.dtype == "category":
         categories = pa.array(out.categories, type=pa.string())
-        indices = pa.array(values.astype(np.int32), mask=mask)
+        codes = np.where(mask, 0, values) if mask is not None else values  # NaN has no int code
+        indices = pa.array(codes.astype(np.int32), mask=mask)
         return pa.DictionaryArray.from_arrays(indices, categories)
     if out.dtype == "timestamp":  # days after as_of
         days = values.astype(np.float64)
