@@ -83,7 +83,7 @@ class SkuFeatures:
         if any(s is not None for s in slots):
             history = self._history(frame, max(s for s in slots if s is not None) + 1, params)
         share = self._promo_share(frame) if _PROMO in names else None
-        for name, slot in zip(names, slots, strict=True):
+        for slot in slots:
             if slot is not None:
                 assert history is not None
                 columns.append(history[:, slot])

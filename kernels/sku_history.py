@@ -12,9 +12,7 @@ __all__ = ["promo_share", "recent_distinct"]
 
 
 @njit(cache=True)
-def recent_distinct(
-    contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, slots: int
-) -> np.ndarray:
+def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, slots: int) -> np.ndarray:
     """float32 ``[n, slots]``: column i is the code of contact c's (i+1)-th most recent distinct
     code among its orders with ``ts <= as_of`` and ``code >= 0``; -1 where it has fewer.
 

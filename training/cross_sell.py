@@ -41,7 +41,9 @@ class CrossSellModel:
     model_type = "hist-gradient-boosting"
     score = "cross_sell"
 
-    def __init__(self, *, horizon_days: int = 90, holdout_fraction: float = 0.2, max_train_rows: int = 200_000, random_state: int = 0) -> None:
+    def __init__(
+        self, *, horizon_days: int = 90, holdout_fraction: float = 0.2, max_train_rows: int = 200_000, random_state: int = 0
+    ) -> None:
         self.horizon_days = horizon_days
         self.holdout_fraction = holdout_fraction
         self.max_train_rows = max_train_rows
@@ -70,7 +72,9 @@ class CrossSellModel:
             if train.size > self.max_train_rows:
                 train = np.sort(rng.choice(train, self.max_train_rows, replace=False))
             if y[train].sum() in (0, train.size):
-                raise ValueError(f"cross_sell: group {group!r} has {int(y[train].sum())} new buyers among {train.size} training contacts; both classes are needed")
+                raise ValueError(
+                    f"cross_sell: group {group!r} has {int(y[train].sum())} new buyers among {train.size} training contacts; both classes are needed"
+                )
             block = X[train]
             # scikit-learn's binning fails on an all-NaN column (G's recency, for contacts new
             # to G, always is); a constant column is never split on, so 0 changes no prediction
@@ -112,7 +116,13 @@ class CrossSellModel:
 
     def metadata(self, *, version: str, trained_at: str, data_as_of: str) -> ModelMetadata:
         outputs = tuple(
-            OutputSpec(g, "float32", f"P(first purchase in {g!r} within {self.horizon_days} days); null if the contact already bought in it", "probabilities", i)
+            OutputSpec(
+                g,
+                "float32",
+                f"P(first purchase in {g!r} within {self.horizon_days} days); null if the contact already bought in it",
+                "probabilities",
+                i,
+            )
             for i, g in enumerate(self.groups_)
         )
         return ModelMetadata(
@@ -150,7 +160,10 @@ class CrossSellModel:
             nodes.extend(graph.node)
             inits.extend(graph.initializer)
             col = self.features_.index(f"group_count:{group}")
-            inits += [helper.make_tensor(f"c{i}_lo", TensorProto.INT64, [1], [col]), helper.make_tensor(f"c{i}_hi", TensorProto.INT64, [1], [col + 1])]
+            inits += [
+                helper.make_tensor(f"c{i}_lo", TensorProto.INT64, [1], [col]),
+                helper.make_tensor(f"c{i}_hi", TensorProto.INT64, [1], [col + 1]),
+            ]
             nodes += [
                 helper.make_node("Slice", [INPUT_NAME, f"c{i}_lo", f"c{i}_hi", "axis1"], [f"count{i}"]),
                 helper.make_node("Greater", [f"count{i}", "zero"], [f"bought{i}"]),

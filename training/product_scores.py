@@ -35,7 +35,9 @@ def _as_us(value: datetime) -> int:
     return int(value.timestamp() * 1_000_000)
 
 
-def fit_product_score(score: str, data: Path, tables: dict[str, pa.Table], as_of: datetime, times: dict[str, str]) -> onnx.ModelProto:
+def fit_product_score(
+    score: str, data: Path, tables: dict[str, pa.Table], as_of: datetime, times: dict[str, str]
+) -> onnx.ModelProto:
     """Fit ``score`` on the base's tables and return its ONNX model with metadata."""
     if score == "recommendations":
         model, metrics = fit_recommendations(tables, as_of)
@@ -74,12 +76,18 @@ def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: i
     was = X[:, [names.index(c) for c in count_names]] > 0
     now = after.matrix(count_names) > 0
     new_buyers = now & ~was
-    groups = [g for i, g in enumerate(candidates) if MIN_NEW_BUYERS <= new_buyers[:, i].sum() <= (~was[:, i]).sum() - MIN_NEW_BUYERS]
+    groups = [
+        g for i, g in enumerate(candidates) if MIN_NEW_BUYERS <= new_buyers[:, i].sum() <= (~was[:, i]).sum() - MIN_NEW_BUYERS
+    ]
     skipped = sorted(set(candidates) - set(groups))
     if skipped:
-        log.warning("cross_sell: groups %s have fewer than %d new buyers in the label window; not modelled", skipped, MIN_NEW_BUYERS)
+        log.warning(
+            "cross_sell: groups %s have fewer than %d new buyers in the label window; not modelled", skipped, MIN_NEW_BUYERS
+        )
     if not groups:
-        raise ValueError(f"cross_sell: no product group has {MIN_NEW_BUYERS}+ new buyers in ({cutoff.date()}, {as_of.date()}]; a longer or larger base is needed")
+        raise ValueError(
+            f"cross_sell: no product group has {MIN_NEW_BUYERS}+ new buyers in ({cutoff.date()}, {as_of.date()}]; a longer or larger base is needed"
+        )
     names = _features(orders, groups)
     X = before.matrix(names)
     labels = {g: new_buyers[:, candidates.index(g)] for g in groups}

@@ -55,14 +55,18 @@ def promo_features(orders: pa.Table) -> list[str]:
     return names
 
 
-def campaign_rows(tables: dict[str, pa.Table], as_of: datetime, window_days: int, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def campaign_rows(
+    tables: dict[str, pa.Table], as_of: datetime, window_days: int, features: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X, treated, bought, contact codes) over every campaign row whose window ends by ``as_of``.
 
     Raises ValueError naming what is missing: the promotions table, a column, either arm.
     """
     promotions = tables.get("promotions")
     if promotions is None or promotions.num_rows == 0:
-        raise ValueError("promo_appetence needs a promotions table (contact_id, campaign_id, ts, treated) of randomised campaigns; this base has none")
+        raise ValueError(
+            "promo_appetence needs a promotions table (contact_id, campaign_id, ts, treated) of randomised campaigns; this base has none"
+        )
     for column in ("contact_id", "campaign_id", "ts", "treated"):
         if column not in promotions.column_names:
             raise ValueError(f"promo_appetence needs promotions.{column}, which this base does not have")
@@ -75,12 +79,16 @@ def campaign_rows(tables: dict[str, pa.Table], as_of: datetime, window_days: int
     campaigns = promotions.column("campaign_id").combine_chunks()
     o_ids = orders.column("contact_id")
     blocks, treated, bought, codes = [], [], [], []
-    _, everyone = contact_codes(pa.chunked_array([promotions.column("contact_id").combine_chunks()]), field="promotions.contact_id")
+    _, everyone = contact_codes(
+        pa.chunked_array([promotions.column("contact_id").combine_chunks()]), field="promotions.contact_id"
+    )
     for campaign in pc.unique(campaigns.filter(pa.array(usable))).to_pylist():
         rows = np.flatnonzero(usable & pc.equal(campaigns, campaign).to_numpy(zero_copy_only=False))
         ids = promotions.column("contact_id").take(pa.array(rows)).combine_chunks()
         if pc.count_distinct(ids).as_py() < len(ids):
-            raise ValueError(f"promotions: campaign {campaign!r} lists a contact more than once; one row per contact and campaign")
+            raise ValueError(
+                f"promotions: campaign {campaign!r} lists a contact more than once; one row per contact and campaign"
+            )
         start = int(p_ts[rows].min())  # one send time per campaign: its first
         mine = orders.filter(pc.is_in(o_ids, value_set=ids))
         frame = FeatureFrame({"orders": mine}, start, contact_ids=ids)
@@ -151,7 +159,9 @@ class PromoAppetenceModel:
             early_stopping=False, random_state=self.random_state,
         )  # fmt: skip
 
-    def _fit_r(self, X: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[HistGradientBoostingClassifier, HistGradientBoostingRegressor, float]:
+    def _fit_r(
+        self, X: np.ndarray, t: np.ndarray, y: np.ndarray
+    ) -> tuple[HistGradientBoostingClassifier, HistGradientBoostingRegressor, float]:
         e = float(t.mean())
         rng = np.random.default_rng(self.random_state)
         fold = rng.integers(0, self.folds, len(y))
@@ -165,7 +175,9 @@ class PromoAppetenceModel:
         m = self._classifier().fit(X, y)
         return m, tau, e
 
-    def fit(self, X: np.ndarray, feature_names: Sequence[str], treated: np.ndarray, bought: np.ndarray, contact: np.ndarray) -> PromoAppetenceModel:
+    def fit(
+        self, X: np.ndarray, feature_names: Sequence[str], treated: np.ndarray, bought: np.ndarray, contact: np.ndarray
+    ) -> PromoAppetenceModel:
         """Fit on campaign rows; ``contact`` (codes) keeps a contact's rows on one side of the holdout."""
         start = time.perf_counter()
         X = np.ascontiguousarray(X, dtype=np.float32)
@@ -174,7 +186,11 @@ class PromoAppetenceModel:
         held = rng.random(int(contact.max()) + 1) < self.holdout_fraction
         hold = held[contact]
         train = ~hold
-        metrics: dict[str, float] = {"n_train": float(train.sum()), "n_holdout": float(hold.sum()), "treated_share": float(t.mean())}
+        metrics: dict[str, float] = {
+            "n_train": float(train.sum()),
+            "n_holdout": float(hold.sum()),
+            "treated_share": float(t.mean()),
+        }
         from .uplift_metrics import uplift_metrics
 
         m, tau, e = self._fit_r(X[train], t[train], y[train])
@@ -229,7 +245,9 @@ class PromoAppetenceModel:
             OutputSpec("uplift", "float32", f"P(buy within {w} days | promo) - P(buy | no promo)", "uplift_out"),
             OutputSpec("p_buy_promo", "float32", f"P(buy within {w} days | promo)", "p_buy_promo_out"),
             OutputSpec("p_buy_none", "float32", f"P(buy within {w} days | no promo)", "p_buy_none_out"),
-            OutputSpec("segment", "category", "persuadable, sure_thing, lost_cause or do_not_disturb", "segment", categories=SEGMENTS),
+            OutputSpec(
+                "segment", "category", "persuadable, sure_thing, lost_cause or do_not_disturb", "segment", categories=SEGMENTS
+            ),
         )
         return ModelMetadata(
             score=self.score,
@@ -306,7 +324,13 @@ class PromoAppetenceModel:
                 *(helper.make_node("Where", ["has_orders", a, "nan"], [b]) for a, b in zip(names, finals, strict=True)),
             ]
         outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]) for name in finals]
-        graph = helper.make_graph(nodes, "promo_appetence", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n])], outputs, initializer=inits)
+        graph = helper.make_graph(
+            nodes,
+            "promo_appetence",
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n])],
+            outputs,
+            initializer=inits,
+        )
         opsets: dict[str, int] = {}
         for sub in (m_model, tau_model):
             for imp in sub.opset_import:

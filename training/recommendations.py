@@ -69,7 +69,10 @@ def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict
         recalls.append(hit.sum() / rel.size)
         ideal = discounts[: min(rel.size, k)].sum()
         ndcgs.append(float((hit * discounts[: hit.size]).sum() / ideal))
-    return {"recall": float(np.mean(recalls)) if recalls else float("nan"), "ndcg": float(np.mean(ndcgs)) if ndcgs else float("nan")}
+    return {
+        "recall": float(np.mean(recalls)) if recalls else float("nan"),
+        "ndcg": float(np.mean(ndcgs)) if ndcgs else float("nan"),
+    }
 
 
 class RecommendationModel:
@@ -175,10 +178,20 @@ class RecommendationModel:
 
     def metadata(self, *, version: str, trained_at: str, data_as_of: str, metrics: dict[str, float]) -> ModelMetadata:
         k = self.k_
-        outputs = [OutputSpec("cold", "int32", "1: the contact has no purchase history, its recommendations are the most popular SKUs", "cold")]
+        outputs = [
+            OutputSpec(
+                "cold", "int32", "1: the contact has no purchase history, its recommendations are the most popular SKUs", "cold"
+            )
+        ]
         for i in range(k):
-            outputs.append(OutputSpec(f"rec_{i + 1}", "category", f"SKU ranked {i + 1}", "items", i, categories=tuple(self.skus_)))
-            outputs.append(OutputSpec(f"rec_{i + 1}_score", "float32", f"score of rec_{i + 1} (higher: more likely; not a probability)", "scores", i))
+            outputs.append(
+                OutputSpec(f"rec_{i + 1}", "category", f"SKU ranked {i + 1}", "items", i, categories=tuple(self.skus_))
+            )
+            outputs.append(
+                OutputSpec(
+                    f"rec_{i + 1}_score", "float32", f"score of rec_{i + 1} (higher: more likely; not a probability)", "scores", i
+                )
+            )
         rows = max(64, _SCORE_ELEMENTS // max(len(self.skus_), 1))
         return ModelMetadata(
             score=self.score,
@@ -283,7 +296,9 @@ class RecommendationModel:
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
         model.ir_version = 9
-        return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of, metrics=metrics))
+        return attach_metadata(
+            model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of, metrics=metrics)
+        )
 
 
 def _orders(tables: dict[str, pa.Table]) -> tuple[pa.Table, np.ndarray, pa.Array, np.ndarray]:
@@ -316,7 +331,9 @@ def _history(tables: dict[str, pa.Table], contact_ids: pa.Array, as_of_us: int, 
 def _cooccurrence_top(history: np.ndarray, item_item: sp.csr_matrix, prior: np.ndarray, k: int) -> np.ndarray:
     """Item-item cosine baseline: sum of the history's similarity rows (+ a tiny popularity tie-break)."""
     rows, cols = np.nonzero(history >= 0)
-    x = sp.csr_matrix((np.ones(rows.size), (rows, history[rows, cols].astype(np.int64))), shape=(history.shape[0], item_item.shape[0]))
+    x = sp.csr_matrix(
+        (np.ones(rows.size), (rows, history[rows, cols].astype(np.int64))), shape=(history.shape[0], item_item.shape[0])
+    )
     scores = np.asarray((x @ item_item).todense()) + 1e-6 * prior
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 

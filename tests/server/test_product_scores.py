@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +50,12 @@ def test_three_scores_over_grpc(client: ScorecastClient) -> None:
     assert table.num_rows == 800
     names = table.column_names
     assert {"recommendations.cold", "recommendations.rec_1", "recommendations.rec_10_score"} <= set(names)
-    assert {"promo_appetence.uplift", "promo_appetence.p_buy_promo", "promo_appetence.p_buy_none", "promo_appetence.segment"} <= set(names)
+    assert {
+        "promo_appetence.uplift",
+        "promo_appetence.p_buy_promo",
+        "promo_appetence.p_buy_none",
+        "promo_appetence.segment",
+    } <= set(names)
     # recommendations: SKU names, none already bought (exclude_bought), cold contacts flagged
     orders = chunk["orders"].to_pandas()
     bought = orders.groupby("contact_id").sku.agg(set).to_dict()

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose
 from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
@@ -41,7 +41,9 @@ def test_qini_beats_two_model_and_random(model: PromoAppetenceModel) -> None:
     assert m["auuc"] > m["random_auuc"]
 
 
-def test_uplift_and_segments_against_the_truth(model: PromoAppetenceModel, scored: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
+def test_uplift_and_segments_against_the_truth(
+    model: PromoAppetenceModel, scored: tuple[np.ndarray, dict[str, np.ndarray]]
+) -> None:
     """The truth is a campaign at the base's end; contacts with orders (the campaigns' population)."""
     X, pred = scored
     truth = product_base().promotion_truth

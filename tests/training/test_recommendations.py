@@ -54,7 +54,9 @@ def test_beats_popularity_by_half_and_matches_cooccurrence(fitted: tuple[Recomme
 
 
 @pytest.mark.parametrize("exclude", [False, True])
-def test_onnx_top_k_equals_reference(fitted: tuple[RecommendationModel, dict[str, float]], history: np.ndarray, exclude: bool) -> None:
+def test_onnx_top_k_equals_reference(
+    fitted: tuple[RecommendationModel, dict[str, float]], history: np.ndarray, exclude: bool
+) -> None:
     model = fitted[0]
     x = np.hstack([history, np.full((len(history), 1), float(exclude), np.float32)])
     items, scores, cold = _session(model).run(["items", "scores", "cold"], {"features": x})
