@@ -63,7 +63,8 @@ class CrossSellModel:
         n = len(X)
         rng = np.random.default_rng(self.random_state)
         hold = rng.random(n) < self.holdout_fraction
-        estimators, metrics = {}, {}
+        estimators: dict[str, HistGradientBoostingClassifier] = {}
+        metrics: dict[str, float] = {"n_rows": float(n), "n_holdout": float(hold.sum())}
         pooled_y, pooled_p, pooled_b = [], [], []
         for group, y in labels.items():
             y = np.asarray(y, bool)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scorecast.base import read_table
-from scorecast.kernels import FeatureFrame, order_feature_names
+from scorecast.kernels import FeatureFrame, order_feature_names, timestamps_us
 
 from .cross_sell import CrossSellModel
 from .promo_appetence import fit_promo_appetence
@@ -65,7 +65,15 @@ def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: i
     if "product_group" not in orders.column_names:
         raise ValueError("cross_sell needs orders.product_group, which this base does not have")
     cutoff = as_of - timedelta(days=horizon_days)
-    before = FeatureFrame(tables, _as_us(cutoff))
+    if "contacts" not in tables:
+        # Rows would be whoever ordered by as_of, and contacts first seen in the label window
+        # would all be easy positives: the rows are the contacts with an order by the cutoff.
+        early = orders.filter(pa.array(timestamps_us(orders.column("ts"), "orders.ts") <= _as_us(cutoff)))
+        rows = FeatureFrame({"orders": early}, _as_us(cutoff)).contact_ids
+        tables = {"orders": orders.filter(pc.is_in(orders.column("contact_id"), value_set=rows))}
+        before = FeatureFrame(tables, _as_us(cutoff), contact_ids=rows)
+    else:
+        before = FeatureFrame(tables, _as_us(cutoff))
     counts = pc.value_counts(orders["product_group"].combine_chunks().drop_null())
     by_volume = sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts), key=lambda vc: (-vc[1], vc[0]))
     candidates = [g for g, _ in by_volume[:MAX_GROUPS]]
