@@ -172,8 +172,7 @@ class RecommendationModel:
         if exclude_bought:
             rows, cols = np.nonzero(history >= 0)
             scores[rows, history[rows, cols].astype(np.int64)] = -np.inf
-        # stable sort of -score: equal scores keep the lower code first, as ONNX TopK does
-        top = np.argsort(-scores, axis=1, kind="stable")[:, : self.k_]
+        top = _top(scores, self.k_)  # equal scores: the lower code first, as ONNX TopK
         return top, np.take_along_axis(scores, top, axis=1)
 
     def metadata(self, *, version: str, trained_at: str, data_as_of: str, metrics: dict[str, float]) -> ModelMetadata:
@@ -321,6 +320,23 @@ def _vocabulary(names: pa.Array, ts: np.ndarray, as_of_us: int, max_skus: int) -
     return [values[i] for i in order[:max_skus]]
 
 
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Codes of the k highest scores per row, by descending score then ascending code (as a
+    stable argsort of -scores, and as ONNX TopK), without sorting whole rows."""
+    n, width = scores.shape
+    k = min(k, width)
+    if k == width:
+        return np.argsort(-scores, axis=1, kind="stable")
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+    rows, cols = np.nonzero(scores >= kth)  # the top k and every tie at the boundary
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, np.arange(n))
+    take = starts[:, None] + np.arange(k)[None, :]
+    return cols[take]
+
+
 def _history(tables: dict[str, pa.Table], contact_ids: pa.Array, as_of_us: int, model: RecommendationModel) -> np.ndarray:
     orders = tables["orders"]
     mine = orders.filter(pc.is_in(orders.column("contact_id"), value_set=contact_ids))
@@ -335,11 +351,9 @@ def _cooccurrence_top(history: np.ndarray, item_item: sp.csr_matrix, prior: np.n
         (np.ones(rows.size), (rows, history[rows, cols].astype(np.int64))), shape=(history.shape[0], item_item.shape[0])
     )
     scores = np.asarray((x @ item_item).todense()) + 1e-6 * prior
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return _top(scores, k)
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
 GRID = {"beta": (0.05, 0.2, 0.5), "repeat_boost": (0.0, 0.3, 1.0)}

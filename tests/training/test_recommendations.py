@@ -130,3 +130,14 @@ def test_any_retailer_orders_integer_skus_string_ids_no_optional_columns() -> No
     bad = orders.set_column(2, "sku", pa.array([1.5] * orders.num_rows))
     with pytest.raises(InputError, match="orders.sku"):
         fit_recommendations({"orders": bad}, base.config.end)
+
+
+def test_partial_top_k_equals_a_stable_full_sort() -> None:
+    from scorecast.training.recommendations import _top
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        scores = rng.integers(0, 5, (20, 30)).astype(np.float32)  # many ties
+        scores[rng.random(scores.shape) < 0.2] = -np.inf
+        for k in (1, 3, 10, 30):
+            assert_array_equal(_top(scores, k), np.argsort(-scores, axis=1, kind="stable")[:, :k])
