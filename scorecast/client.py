@@ -51,6 +51,8 @@ def header(
     model_versions: Mapping[str, str] | None = None,
     churn_threshold: float = 0.0,
     exclude_bought: bool = False,
+    uplift_threshold: float = 0.0,
+    buy_threshold: float = 0.0,
 ) -> pb.ScoreHeader:
     """A request header; ``as_of`` must be timezone-aware (None: the server's now)."""
     options = pb.ScoreOptions(
@@ -59,6 +61,8 @@ def header(
         model_versions=dict(model_versions or {}),
         churn_threshold=churn_threshold,
         exclude_bought=exclude_bought,
+        uplift_threshold=uplift_threshold,
+        buy_threshold=buy_threshold,
     )
     if as_of is not None:
         if as_of.tzinfo is None:

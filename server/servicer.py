@@ -80,6 +80,8 @@ def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
         model_versions=dict(options.model_versions),
         churn_threshold=options.churn_threshold,
         exclude_bought=options.exclude_bought,
+        uplift_threshold=options.uplift_threshold,
+        buy_threshold=options.buy_threshold,
     )
 
 

@@ -36,12 +36,14 @@ from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .onnx_export import TARGET_OPSET, _fixed_hist_gradient_boosting_export, attach_metadata, hist_gradient_boosting_to_onnx
-from .simulate_products import SEGMENTS, uplift_segments
+from .simulate_products import SEGMENTS
 
-__all__ = ["PromoAppetenceModel", "campaign_rows", "fit_promo_appetence", "promo_features"]
+__all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit_promo_appetence", "promo_features"]
 
 _BASE_FEATURES = ("recency_days", "frequency", "tenure_days", "repeat_frequency", "repeat_recency_days", "age_days")
 _DAY_US = 86_400_000_000
+THRESHOLD_FEATURES = ("request:uplift_threshold", "request:buy_threshold")
+"""Segment thresholds, filled by the server from the request (default: the model's)."""
 MIN_ROWS_PER_ARM = 200
 
 
@@ -221,12 +223,19 @@ class PromoAppetenceModel:
         p0 = np.clip(m - e * tau, 0.0, 1.0)
         return p1 - p0, p1, p0
 
-    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """uplift, p_buy_promo, p_buy_none (float64) and segment (codes into ``SEGMENTS``)."""
+    def predict(
+        self, X: np.ndarray, uplift_threshold: float | None = None, buy_threshold: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """uplift, p_buy_promo, p_buy_none (float64) and segment (codes into ``SEGMENTS``);
+        ``X``: the data features (``features_``); thresholds default to the model's."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         m = self.m_.predict_proba(X)[:, 1]
         uplift, p1, p0 = self._combine(m, self.tau_.predict(X), self.e_)
-        segment = uplift_segments(p1, p0, self.uplift_threshold, self.buy_threshold).astype(np.float64)
+        up = np.float32(self.uplift_threshold if uplift_threshold is None else uplift_threshold)
+        buy = np.float32(self.buy_threshold if buy_threshold is None else buy_threshold)
+        # in float32 with the uplift as computed, as the graph compares
+        u, p0_32 = uplift.astype(np.float32), p0.astype(np.float32)
+        segment = np.where(u > up, 0, np.where(u < -up, 3, np.where(p0_32 >= buy, 1, 2))).astype(np.float64)
         out = {"uplift": uplift, "p_buy_promo": p1, "p_buy_none": p0, "segment": segment}
         if not self.covers_non_buyers_:
             none = ~(X[:, self.features_.index("frequency")] > 0)
@@ -253,7 +262,7 @@ class PromoAppetenceModel:
             score=self.score,
             version=version,
             model_type=self.model_type,
-            features=self.features_,
+            features=(*self.features_, *THRESHOLD_FEATURES),
             outputs=outputs,
             trained_at=trained_at,
             data_as_of=data_as_of,
@@ -266,6 +275,7 @@ class PromoAppetenceModel:
                 "treated_share": self.e_,
                 "folds": self.folds,
                 "covers_non_buyers": self.covers_non_buyers_,
+                "request_defaults": {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold},
                 "fit_seconds": round(self.fit_seconds_, 3),
                 "baseline": "two-model: one gradient-boosted classifier per arm, uplift = difference",
             },
@@ -278,6 +288,10 @@ class PromoAppetenceModel:
         m_graph = add_prefix_graph(m_model.graph, "m_", rename_inputs=False)
         tau_model = _regressor_to_onnx(self.tau_, n)
         tau_graph = add_prefix_graph(tau_model.graph, "tau_", rename_inputs=False)
+        for node in (*m_graph.node, *tau_graph.node):  # the trees read the data columns only
+            for i, name in enumerate(node.input):
+                if name == INPUT_NAME:
+                    node.input[i] = "data"
         c = helper.make_tensor
         e = self.e_
         inits = [
@@ -287,13 +301,20 @@ class PromoAppetenceModel:
             c("e", TensorProto.FLOAT, [], [e]),
             c("zero", TensorProto.FLOAT, [], [0.0]),
             c("one", TensorProto.FLOAT, [], [1.0]),
-            c("up", TensorProto.FLOAT, [], [self.uplift_threshold]),
-            c("down", TensorProto.FLOAT, [], [-self.uplift_threshold]),
-            c("buy", TensorProto.FLOAT, [], [self.buy_threshold]),
+            c("data_lo", TensorProto.INT64, [1], [0]),
+            c("data_hi", TensorProto.INT64, [1], [n]),
+            c("up_hi", TensorProto.INT64, [1], [n + 1]),
+            c("buy_hi", TensorProto.INT64, [1], [n + 2]),
+            c("cols", TensorProto.INT64, [1], [1]),
             *(c(f"seg{i}", TensorProto.FLOAT, [], [float(i)]) for i in range(4)),
         ]
         m_out, tau_out = m_graph.output[0].name, tau_graph.output[0].name
         nodes = [
+            # request:uplift_threshold and request:buy_threshold follow the data columns
+            helper.make_node("Slice", [INPUT_NAME, "data_lo", "data_hi", "cols"], ["data"]),
+            helper.make_node("Slice", [INPUT_NAME, "data_hi", "up_hi", "cols"], ["up"]),
+            helper.make_node("Slice", [INPUT_NAME, "up_hi", "buy_hi", "cols"], ["buy"]),
+            helper.make_node("Neg", ["up"], ["down"]),
             *m_graph.node,
             *tau_graph.node,
             helper.make_node("Mul", [tau_out, "one_minus_e"], ["tau_t"]),
@@ -327,7 +348,7 @@ class PromoAppetenceModel:
         graph = helper.make_graph(
             nodes,
             "promo_appetence",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n])],
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n + 2])],
             outputs,
             initializer=inits,
         )

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 from onnx import TensorProto, helper, numpy_helper
-from scipy.sparse.linalg import svds
+from sklearn.utils.extmath import randomized_svd
 
 from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
 from scorecast.kernels.sku_features import sku_history_names, sku_strings
@@ -139,9 +139,9 @@ class RecommendationModel:
         matrix = matrix @ sp.diags(scale)
         rank = max(1, min(self.factors, n_items - 1, orders.n_contacts - 1))
         if rank >= 1 and matrix.nnz:
-            rng = np.random.default_rng(self.random_state)
-            v0 = rng.random(min(matrix.shape))
-            _, _, vt = svds(matrix.astype(np.float64), k=rank, v0=v0, random_state=self.random_state)
+            # randomized SVD (Halko et al. 2011): ARPACK's svds took 60 s on 20k contacts x
+            # 10k SKUs, this a few seconds, with the same holdout metrics
+            _, _, vt = randomized_svd(matrix.astype(np.float32), rank, n_iter=5, random_state=self.random_state)
             item = vt.T.astype(np.float32)  # (n_items, rank)
         else:
             item = np.zeros((n_items, 1), np.float32)

@@ -82,6 +82,11 @@ def test_three_scores_over_grpc(client: ScorecastClient) -> None:
     np.testing.assert_allclose(uplift[known], (p1 - p0)[known], atol=1e-6)
     segments = table.column("promo_appetence.segment").combine_chunks().dictionary_decode().drop_null().to_pylist()
     assert set(segments) <= set(SEGMENTS) and len(set(segments)) >= 2
+    # segment thresholds from the request: a huge uplift threshold leaves no persuadable
+    strict = client.score_batch(chunk, ["promo_appetence"], as_of=base.config.end, uplift_threshold=0.9, buy_threshold=0.01)
+    relaxed = strict.column(strict.schema.get_field_index("promo_appetence.segment")).dictionary_decode().drop_null().to_pylist()
+    assert "persuadable" in segments and "persuadable" not in relaxed
+    assert set(relaxed) <= {"sure_thing", "lost_cause"} and relaxed.count("sure_thing") > len(relaxed) / 2
 
 
 def test_bought_items_come_back_without_the_option(client: ScorecastClient) -> None:

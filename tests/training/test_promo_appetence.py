@@ -58,12 +58,20 @@ def test_uplift_and_segments_against_the_truth(
     assert np.mean(segment == np.array(truth.column("segment").to_pylist())[customers]) > 0.5
 
 
-def test_onnx_equals_model(model: PromoAppetenceModel, scored: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
+@pytest.mark.parametrize("thresholds", [None, (0.1, 0.3)])
+def test_onnx_equals_model(
+    model: PromoAppetenceModel, scored: tuple[np.ndarray, dict[str, np.ndarray]], thresholds: tuple[float, float] | None
+) -> None:
+    """Same probabilities and segments in ONNX; thresholds come in as request columns."""
     X, pred = scored
+    up, buy = thresholds or (model.uplift_threshold, model.buy_threshold)
+    if thresholds:
+        pred = model.predict(X, up, buy)
     onnx_model = model.to_onnx(version="1", trained_at="t", data_as_of="t")
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = ["uplift_out", "p_buy_promo_out", "p_buy_none_out", "segment"]
-    got = dict(zip(names, session.run(names, {"features": X}), strict=True))
+    full = np.hstack([X, np.tile(np.array([up, buy], np.float32), (len(X), 1))])
+    got = dict(zip(names, session.run(names, {"features": full}), strict=True))
     for name, key in zip(names, ("uplift", "p_buy_promo", "p_buy_none"), strict=False):
         assert_allclose(got[name][:, 0], pred[key], rtol=1e-4, atol=1e-5)
     known = ~np.isnan(pred["segment"])
