@@ -242,7 +242,7 @@ class RecommendationModel:
             c("minus_inf", TensorProto.FLOAT, [], [-np.inf]),
             c("nan", TensorProto.FLOAT, [], [np.nan]),
             c("dummy", TensorProto.INT64, [], [n_items]),
-            c("n_items", TensorProto.INT64, [1], [n_items]),
+            c("zero_i", TensorProto.INT64, [], [0]),
             c("k", TensorProto.INT64, [1], [k]),
             c("first_end", TensorProto.INT64, [1], [1]),
         ]
@@ -259,27 +259,29 @@ class RecommendationModel:
             helper.make_node("ReduceSum", ["weighted", "axis1"], ["user"], keepdims=0),  # (N, rank)
             helper.make_node("MatMul", ["user", "item_factors_t"], ["raw"]),
             helper.make_node("Add", ["raw", "prior"], ["scores_all"]),  # (N, n_items)
-            # exclusion: scatter -inf onto the history's SKUs when the flag is set; the "no
-            # SKU" slots land on an extra column, sliced off before TopK
+            # Repeat boost and exclusion: one ScatterElements onto the history's SKUs, in place
+            # of the scores (no padded copy). Empty slots point at slot 0's SKU with slot 0's
+            # update, so duplicate indices always write the same value; for a cold contact
+            # slot 0 is empty too and every slot rewrites SKU 0's own score.
             helper.make_node("Greater", ["flag", "half"], ["exclude"]),
-            helper.make_node("And", ["valid", "exclude"], ["masked"]),
-            helper.make_node("Shape", ["history"], ["history_shape"]),
-            helper.make_node("Slice", ["history_shape", "h_start", "first_end", "h_start"], ["n_rows"]),
-            helper.make_node("Concat", ["n_rows", "first_end"], ["pad_shape"], axis=0),
-            helper.make_node("ConstantOfShape", ["pad_shape"], ["pad"], value=c("z2", TensorProto.FLOAT, [1], [0.0])),
-            helper.make_node("Concat", ["scores_all", "pad"], ["scores_padded"], axis=1),
-            helper.make_node("GatherElements", ["scores_padded", "codes"], ["at_history"], axis=1),
-            helper.make_node("Mul", ["valid_f", "boost_weights"], ["boost"]),
+            helper.make_node("Slice", ["valid", "h_start", "first_end", "axis1"], ["first_valid"]),
+            helper.make_node("Slice", ["history_i", "h_start", "first_end", "axis1"], ["first_code_raw"]),
+            helper.make_node("Where", ["first_valid", "first_code_raw", "zero_i"], ["first_code"]),
+            helper.make_node("Where", ["valid", "history_i", "first_code"], ["codes_safe"]),
+            helper.make_node("Or", ["valid", "first_valid"], ["valid_eff"]),  # empty slot: slot 0's
+            helper.make_node("And", ["valid_eff", "exclude"], ["masked"]),
+            helper.make_node("Mul", ["valid_f", "boost_weights"], ["boost_valid"]),
+            helper.make_node("Slice", ["boost_valid", "h_start", "first_end", "axis1"], ["boost_first"]),
+            helper.make_node("Where", ["valid", "boost_valid", "boost_first"], ["boost"]),
+            helper.make_node("GatherElements", ["scores_all", "codes_safe"], ["at_history"], axis=1),
             helper.make_node("Add", ["at_history", "boost"], ["boosted"]),
             helper.make_node("Where", ["masked", "minus_inf", "boosted"], ["updates"]),
-            helper.make_node("ScatterElements", ["scores_padded", "codes", "updates"], ["scores_masked"], axis=1),
-            helper.make_node("Slice", ["scores_masked", "h_start", "n_items", "axis1"], ["scores_final"]),
+            helper.make_node("ScatterElements", ["scores_all", "codes_safe", "updates"], ["scores_final"], axis=1),
             helper.make_node("TopK", ["scores_final", "k"], ["scores", "top"], axis=1, largest=1, sorted=1),
             helper.make_node("Cast", ["top"], ["top_f"], to=TensorProto.FLOAT),
             helper.make_node("IsInf", ["scores"], ["excluded"]),
             helper.make_node("Where", ["excluded", "nan", "top_f"], ["items"]),
-            helper.make_node("Slice", ["valid", "h_start", "first_end", "axis1"], ["has_first"]),
-            helper.make_node("Not", ["has_first"], ["is_cold"]),
+            helper.make_node("Not", ["first_valid"], ["is_cold"]),
             helper.make_node("Cast", ["is_cold"], ["cold"], to=TensorProto.INT32),
         ]
         graph = helper.make_graph(
@@ -352,8 +354,6 @@ def _cooccurrence_top(history: np.ndarray, item_item: sp.csr_matrix, prior: np.n
     )
     scores = np.asarray((x @ item_item).todense()) + 1e-6 * prior
     return _top(scores, k)
-
-
 
 
 GRID = {"beta": (0.05, 0.2, 0.5), "repeat_boost": (0.0, 0.3, 1.0)}
