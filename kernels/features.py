@@ -32,6 +32,7 @@ from .contact_features import CONTACT_ATTRIBUTES
 from .interaction_features import INTERACTIONS
 from .lead_web_features import LEAD_WEB
 from .order_features import ORDERS, order_feature_names
+from .sku_features import SKUS
 from .web_features import WEB
 
 __all__ = [
@@ -65,7 +66,7 @@ class FeatureFamily(Protocol):
     def warm_up(self, frame_type: type[FeatureFrame]) -> None: ...
 
 
-FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, EMAIL, WEB, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
+FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, SKUS, EMAIL, WEB, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
 """Every feature family; a frame's event tables are theirs, in this order."""
 
 EVENT_TABLES: tuple[str, ...] = tuple(dict.fromkeys(f.table for f in FAMILIES))

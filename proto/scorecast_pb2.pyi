@@ -96,7 +96,7 @@ class OutputInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., description: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScoreOptions(_message.Message):
-    __slots__ = ("as_of", "horizon_days", "product_groups", "model_versions", "churn_threshold")
+    __slots__ = ("as_of", "horizon_days", "product_groups", "model_versions", "churn_threshold", "exclude_bought", "uplift_threshold", "buy_threshold")
     class ModelVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,12 +109,18 @@ class ScoreOptions(_message.Message):
     PRODUCT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     CHURN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_BOUGHT_FIELD_NUMBER: _ClassVar[int]
+    UPLIFT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    BUY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     as_of: _timestamp_pb2.Timestamp
     horizon_days: int
     product_groups: _containers.RepeatedScalarFieldContainer[str]
     model_versions: _containers.ScalarMap[str, str]
     churn_threshold: float
-    def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., horizon_days: _Optional[int] = ..., product_groups: _Optional[_Iterable[str]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., churn_threshold: _Optional[float] = ...) -> None: ...
+    exclude_bought: bool
+    uplift_threshold: float
+    buy_threshold: float
+    def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., horizon_days: _Optional[int] = ..., product_groups: _Optional[_Iterable[str]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., churn_threshold: _Optional[float] = ..., exclude_bought: _Optional[bool] = ..., uplift_threshold: _Optional[float] = ..., buy_threshold: _Optional[float] = ...) -> None: ...
 
 class ScoreHeader(_message.Message):
     __slots__ = ("scores", "options")

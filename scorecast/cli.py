@@ -150,6 +150,9 @@ def _options(args: argparse.Namespace) -> dict[str, object]:
         "horizon_days": args.horizon_days,
         "product_groups": args.product_groups,
         "churn_threshold": args.churn_threshold,
+        "exclude_bought": args.exclude_bought,
+        "uplift_threshold": args.uplift_threshold,
+        "buy_threshold": args.buy_threshold,
     }
 
 
@@ -198,6 +201,9 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         horizon_days=args.horizon_days,
         product_groups=tuple(args.product_groups),
         churn_threshold=args.churn_threshold,
+        exclude_bought=args.exclude_bought,
+        uplift_threshold=args.uplift_threshold,
+        buy_threshold=args.buy_threshold,
     )
     if args.engine == "ray":
         from scorecast.server.rescore_ray import rescore_ray
@@ -270,6 +276,9 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
     p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
     p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
+    p.add_argument("--exclude-bought", action="store_true", help="recommendations: leave out SKUs the contact already bought")
+    p.add_argument("--uplift-threshold", type=float, default=0.0, help="promo_appetence: |uplift| for persuadable / do-not-disturb (0: model default 0.05)")
+    p.add_argument("--buy-threshold", type=float, default=0.0, help="promo_appetence: P(buy | no promo) for a sure thing (0: model default 0.5)")
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
 
 

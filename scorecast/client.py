@@ -51,6 +51,9 @@ def header(
     product_groups: Sequence[str] = (),
     model_versions: Mapping[str, str] | None = None,
     churn_threshold: float = 0.0,
+    exclude_bought: bool = False,
+    uplift_threshold: float = 0.0,
+    buy_threshold: float = 0.0,
 ) -> pb.ScoreHeader:
     """A request header; ``as_of`` must be timezone-aware (None: the server's now)."""
     options = pb.ScoreOptions(
@@ -58,6 +61,9 @@ def header(
         product_groups=list(product_groups),
         model_versions=dict(model_versions or {}),
         churn_threshold=churn_threshold,
+        exclude_bought=exclude_bought,
+        uplift_threshold=uplift_threshold,
+        buy_threshold=buy_threshold,
     )
     if as_of is not None:
         if as_of.tzinfo is None:

@@ -59,5 +59,10 @@ TABLES: dict[str, TableSpec] = {
             required={CONTACT_ID: "id", "ts": "timestamp", "campaign_id": "id", "event": "string"},
             optional={},
         ),
+        TableSpec(
+            "promotions",
+            required={CONTACT_ID: "id", "campaign_id": "string", "ts": "timestamp", "treated": "bool"},
+            optional={},
+        ),
     )
 }

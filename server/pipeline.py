@@ -38,18 +38,27 @@ class ScoreSpec:
     product_groups: tuple[str, ...] = ()
     model_versions: Mapping[str, str] = field(default_factory=dict)
     churn_threshold: float = 0.0
+    exclude_bought: bool = False
+    uplift_threshold: float = 0.0
+    buy_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidArgument("options.horizon_days", self.horizon_days, f"must be in 0..{MAX_HORIZON_DAYS} (0: the model's own)")
         if self.churn_threshold and not 0 < self.churn_threshold < 1:
             raise InvalidArgument("options.churn_threshold", self.churn_threshold, "must be in (0, 1) (0: the model's default)")
+        for name in ("uplift_threshold", "buy_threshold"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:  # also refuses NaN
+                raise InvalidArgument(f"options.{name}", value, "must be in [0, 1) (0: the model's default)")
 
     def request_option(self, name: str, meta: ModelMetadata) -> float:
         """The value of a ``request:<name>`` feature: the request's option, else the model's default."""
-        value = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold}.get(name)
+        options = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold, "exclude_bought": float(self.exclude_bought)}
+        options |= {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold}
+        value = options.get(name)
         if value is None:
-            raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", "this server fills only horizon_days and churn_threshold")
+            raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", f"this server fills only {', '.join(options)}")
         if not value:
             defaults = meta.params.get("request_defaults", {})
             value = meta.horizon_days if name == "horizon_days" and name not in defaults else defaults.get(name)
@@ -252,7 +261,8 @@ def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -
         mask = undefined if mask is None else mask | undefined
     if out.dtype == "category":
         categories = pa.array(out.categories, type=pa.string())
-        indices = pa.array(values.astype(np.int32), mask=mask)
+        codes = np.where(mask, 0, values) if mask is not None else values  # NaN has no int code
+        indices = pa.array(codes.astype(np.int32), mask=mask)
         return pa.DictionaryArray.from_arrays(indices, categories)
     if out.dtype == "timestamp":  # days after as_of
         days = values.astype(np.float64)

@@ -141,10 +141,16 @@ class OnnxModel:
         return list(self.session.get_providers())
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Score a float32 C-contiguous ``[n, len(features)]`` matrix; outputs by name."""
-        step = self.rows_per_run
+        """Score a float32 C-contiguous ``[n, len(features)]`` matrix; outputs by name.
+
+        Large batches run in slices, so memory stays bounded per chunk: of the GEMM tree form's
+        working memory (``rows_per_run``), or of a model whose ``params["max_batch_rows"]`` is
+        set (recommendations: rows x catalogue scores).
+        """
+        limits = [r for r in (self.rows_per_run, self.meta.params.get("max_batch_rows")) if r]
+        step = min(limits) if limits else None
         if step is not None and features.shape[0] > step:
-            parts = [self._run(features[i : i + step]) for i in range(0, features.shape[0], step)]
+            parts = [self._run(features[lo : lo + step]) for lo in range(0, features.shape[0], step)]
             return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
         return self._run(features)
 

@@ -153,6 +153,9 @@ def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
         product_groups=tuple(options.product_groups),
         model_versions=dict(options.model_versions),
         churn_threshold=options.churn_threshold,
+        exclude_bought=options.exclude_bought,
+        uplift_threshold=options.uplift_threshold,
+        buy_threshold=options.buy_threshold,
     )
 
 

@@ -364,7 +364,10 @@ def bgnbd_graph(
         g.mul(A, g.sub(g.log(aT), g.log(atx))),
     )
     if not mbg:
-        log_odds = g.where(g.op("Greater", x, g.const(0.0)), log_odds, g.const(-np.inf))
+        # x = 0: alive for sure (log odds -inf), but a contact without orders (T NaN) must stay
+        # NaN: -inf + 0 * T is -inf for a finite T and NaN for a NaN one
+        certain = g.add(g.const(-np.inf), g.mul(T, g.const(0.0)))
+        log_odds = g.where(g.op("Greater", x, g.const(0.0)), log_odds, certain)
     p_alive = g.op("Reciprocal", g.add(one, g.exp(log_odds)))  # ORT's double Sigmoid flushes 1e-19 to 0
 
     # E[X(T,T+t) | alive] = (a+B-1)/(a-1) (1 - 2F1(A, a-1; a+B-1; -u)), u = t/(alpha+T) (Pfaff).

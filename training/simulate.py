@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from .simulate_web import simulate_web
 from .simulate_email import EmailConfig, simulate_email
+from .simulate_products import ProductConfig, promotion_campaigns, promotion_truth, promotions_table, taste_skus
 
 __all__ = [
     "GENERATOR",
@@ -161,6 +162,8 @@ class SimulationConfig:
     """Simulate campaigns and e-mail events too (``simulate_email``)."""
     email_config: EmailConfig = EmailConfig()
     """The e-mail simulation's parameters."""
+    products: ProductConfig = field(default_factory=ProductConfig)
+    """SKU taste, repeat purchases and promotion campaigns (``simulate_products``)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.end, datetime):
@@ -169,6 +172,8 @@ class SimulationConfig:
         object.__setattr__(self, "end", end)
         if isinstance(self.email_config, dict):  # as to_json wrote it
             object.__setattr__(self, "email_config", EmailConfig(**self.email_config))
+        if isinstance(self.products, dict):  # from to_json(): the config round-trips
+            object.__setattr__(self, "products", ProductConfig(**self.products))
         _check_int(self, "n_contacts", 1)
         _check_int(self, "seed", 0)
         _check_int(self, "history_days", 1)
@@ -240,6 +245,10 @@ class SimulatedBase:
     web_events: pa.Table | None = field(default=None, repr=False)
     extra: dict[str, pa.Table] = field(default_factory=dict, repr=False)
     """More tables by file name without ``.parquet`` (``"campaigns"``, ``"truth/email_contacts"``)."""
+    promotions: pa.Table | None = None
+    """Promotion campaigns: contact_id, campaign_id, ts, treated (``simulate_products``)."""
+    promotion_truth: pa.Table | None = field(default=None, repr=False)
+    """Per contact: the true effect of a campaign at ``end`` and the repeat tendency."""
 
     def metadata(self) -> dict[str, Any]:
         """What ``base.json`` holds: as-of, seed, groups, generator, full config, row counts."""
@@ -258,6 +267,7 @@ class SimulatedBase:
                 "truth/catalogue": self.catalogue.num_rows,
                 **({"web_events": self.web_events.num_rows} if self.web_events is not None else {}),
                 **{name: table.num_rows for name, table in self.extra.items()},
+                **({"promotions": self.promotions.num_rows} if self.promotions is not None else {}),
             },
         }
 
@@ -273,8 +283,8 @@ def group_names(n_groups: int) -> tuple[str, ...]:
 def simulate_base(config: SimulationConfig) -> SimulatedBase:
     """Draw a whole base from ``config``: contacts, orders up to ``end`` and the truth."""
     # one independent stream per stage, so changing one stage's draws leaves the others alone
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
-    rng_contacts, rng_catalogue, rng_latent, rng_times, rng_orders, rng_ids = streams
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(7)]
+    rng_contacts, rng_catalogue, rng_latent, rng_times, rng_orders, rng_ids, rng_products = streams
     end_us = (config.end - _EPOCH) // timedelta(microseconds=1)
     groups = group_names(config.n_groups)
 
@@ -283,7 +293,14 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
     catalogue = _draw_catalogue(config, groups, rng_catalogue)
     latent = _draw_latent(config, catalogue["group_popularity"], rng_latent)
     events = _draw_purchase_times(config, signup_days, latent, rng_times)
+    campaigns = promotion_campaigns(config.products, events, latent, rng_products)
+    events = {**events, "contact": campaigns["contact"], "t": campaigns["t"]}
     attrs = _draw_order_attributes(config, catalogue, latent, events["contact"], rng_orders)
+    popularity = np.diff(catalogue["sku_cdf"], axis=1, prepend=0.0)
+    attrs["sku"], attrs["group"], rho = taste_skus(
+        config.products, popularity, attrs["group"], events["contact"], events["t"], config.n_contacts, rng_products
+    )
+    attrs["promo"] |= campaigns["extra"]
 
     ids = _draw_ids(config, rng_ids)
     ev_us = end_us + np.rint(events["t"] * _US_PER_DAY).astype(np.int64)
@@ -320,6 +337,7 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
     extra: dict[str, pa.Table] = {}
     if config.email:
         extra |= simulate_email(config.email_config, ids, signup_us, end_us, config.history_days, config.seed)
+    alive_at_end = truth.column("alive_at_end").to_numpy(zero_copy_only=False)
     return SimulatedBase(
         config=config,
         groups=groups,
@@ -330,6 +348,8 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
         catalogue=catalogue["table"],
         web_events=web_events,
         extra=extra,
+        promotions=promotions_table(campaigns, ids, end_us) if config.products.n_campaigns else None,
+        promotion_truth=promotion_truth(config.products, ids, latent, alive_at_end, rho),
     )
 
 
@@ -582,6 +602,10 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
     }
     if base.web_events is not None:
         files["web_events.parquet"] = base.web_events
+    if base.promotions is not None:
+        files["promotions.parquet"] = base.promotions
+    if base.promotion_truth is not None:
+        files[f"{TRUTH_DIR}/promotions.parquet"] = base.promotion_truth
     # a sibling, so the final rename stays on one filesystem and is atomic
     tmp = _sibling(out_dir, "tmp")
     try:
@@ -646,4 +670,7 @@ def read_truth(out_dir: Path | str) -> dict[str, pa.Table]:
     missing = [name for name in names if not (truth_dir / f"{name}.parquet").is_file()]
     if missing:
         raise FileNotFoundError(f"{truth_dir} lacks {', '.join(f'{m}.parquet' for m in missing)}")
-    return {name: pq.read_table(truth_dir / f"{name}.parquet") for name in names}
+    truth = {name: pq.read_table(truth_dir / f"{name}.parquet") for name in names}
+    if (truth_dir / "promotions.parquet").is_file():  # bases from before simulate_products lack it
+        truth["promotions"] = pq.read_table(truth_dir / "promotions.parquet")
+    return truth

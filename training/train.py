@@ -36,7 +36,9 @@ __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
 
 log = logging.getLogger(__name__)
 
-SCORES = ("rfm", "affinity", "clv", "churn", "web_heat", "segments", *EMAIL_SCORES, "lead")
+PRODUCT_SCORES = ("recommendations", "cross_sell", "promo_appetence")
+"""Trained when named (``--scores``); not by default, so bases without SKUs or campaigns train."""
+SCORES = ("rfm", "affinity", "clv", "churn", "web_heat", "segments", *EMAIL_SCORES, *PRODUCT_SCORES, "lead")
 RETAIL_SCORES = ("rfm", "affinity", "clv", "churn", "segments")  # the scores that read orders
 WEB_SCORES = ("web_heat",)  # trained by default only when the base has web_events (and orders)
 DEFAULT_WEB_CONFIG = Path(__file__).with_name("web_config.json")
@@ -76,8 +78,9 @@ def train(
 
     Default scores: the retail ones where the base has orders, ``web_heat`` where it also has
     web_events, the e-mail scores where it has email_events, ``lead`` where it has
-    interactions. ``lead_rules``: a rules file (JSON, see ``lead_rules``) served beside the
-    lead model; ``tier_thresholds``: the lead tiers' two score cuts (default 34, 67).
+    interactions; the product scores (``PRODUCT_SCORES``) only when named. ``lead_rules``: a
+    rules file (JSON, see ``lead_rules``) served beside the lead model; ``tier_thresholds``:
+    the lead tiers' two score cuts (default 34, 67).
     ``web_config``: the page points and categories (JSON, see ``kernels.web_config``) of the
     web scores, stored in their metadata; default ``training/web_config.json``.
     ``interest_k``: how many top keywords the interests score gives.
@@ -97,7 +100,8 @@ def train(
         scores = [s for s in scores if s != "lead"]
         if not scores:
             return _write(out, [("lead", next_version(out, "lead"), lead)])
-    orders = read_table(data, "orders", ["ts", "amount", "product_group"])  # only what features read
+    extra = ["sku", "promo"] if set(scores) & set(PRODUCT_SCORES) else []
+    orders = read_table(data, "orders", ["ts", "amount", "product_group", *extra])  # only what features read
     if orders is None or orders.num_rows == 0:
         raise ValueError(f"base {data} has no orders (orders.parquet missing or empty): every score needs them")
     contacts = read_table(data, "contacts", [])
@@ -131,6 +135,10 @@ def train(
         elif score in EMAIL_SCORES:
             with_email = with_email or email_tables(data, tables)
             onnx_model = fit_email_score(score, with_email, as_of, interest_k=interest_k).to_onnx(**times)
+        elif score in PRODUCT_SCORES:
+            from .product_scores import fit_product_score
+
+            onnx_model = fit_product_score(score, data, tables, as_of, times)
         else:
             value_models = value_models or fit_customer_value(tables, as_of)
             onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)

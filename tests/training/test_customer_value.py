@@ -12,6 +12,7 @@ import pytest
 from scorecast.kernels import FeatureFrame
 from scorecast.training.customer_value import CANDIDATES, CHURN_FEATURES, CLV_FEATURES, MIN_CUSTOMERS, fit_customer_value
 from scorecast.training.simulate import SimulationConfig, simulate_base
+from scorecast.training.simulate_products import ProductConfig
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 TIMES = {"version": "1", "trained_at": "2026-01-02T00:00:00+00:00", "data_as_of": AS_OF.isoformat()}
@@ -99,7 +100,7 @@ def test_fits_recover_the_simulators_parameters() -> None:
     from scorecast.training.bg_nbd import BetaGeoModel
     from scorecast.training.gamma_gamma import GammaGammaModel
 
-    config = SimulationConfig(n_contacts=20_000, seed=9)
+    config = SimulationConfig(n_contacts=20_000, seed=9, products=ProductConfig(n_campaigns=0))  # campaigns perturb BG/NBD
     sim = simulate_base(config)
     frame = FeatureFrame({"orders": sim.orders}, int(config.end.timestamp() * 1e6))
     s = frame.matrix(["repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary"]).astype(np.float64)

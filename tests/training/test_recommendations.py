@@ -1,0 +1,143 @@
+"""training/recommendations.py: holdout quality vs baselines, ONNX top-K vs the reference, options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
+
+from scorecast.kernels import FeatureFrame, InputError
+from scorecast.kernels.sku_features import sku_history_names
+from scorecast.training.recommendations import RecommendationModel, fit_recommendations, ranking_metrics
+
+from .product_base import product_base
+
+
+def _us(base) -> int:  # noqa: ANN001
+    return int(base.config.end.timestamp() * 1_000_000)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Iterator[tuple[RecommendationModel, dict[str, float]]]:
+    base = product_base()
+    with threadpool_limits(1):
+        yield fit_recommendations({"orders": base.orders}, base.config.end)
+
+
+@pytest.fixture(scope="module")
+def history(fitted: tuple[RecommendationModel, dict[str, float]]) -> np.ndarray:
+    base = product_base()
+    frame = FeatureFrame({"orders": base.orders, "contacts": base.contacts}, _us(base))
+    return frame.matrix(sku_history_names(fitted[0].history_slots), {"skus": fitted[0].skus_})
+
+
+def _session(model: RecommendationModel) -> ort.InferenceSession:
+    onnx_model = model.to_onnx(version="1", trained_at="t", data_as_of="t", metrics={})
+    return ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_beats_popularity_by_half_and_matches_cooccurrence(fitted: tuple[RecommendationModel, dict[str, float]]) -> None:
+    """Next-30-day purchases of the holdout: recall@10 and NDCG@10 >= 1.5x popularity, and
+    within 10 % of item-item co-occurrence (which cannot be served at 50k SKUs)."""
+    _, m = fitted
+    assert m["n_eval_contacts"] > 500
+    assert m["recall_at_10"] >= 1.5 * m["popularity_recall_at_10"]
+    assert m["ndcg_at_10"] >= 1.5 * m["popularity_ndcg_at_10"]
+    assert m["recall_at_10"] >= 0.9 * m["cooccurrence_recall_at_10"]
+    assert m["ndcg_at_10"] >= 0.9 * m["cooccurrence_ndcg_at_10"]
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_onnx_top_k_equals_reference(
+    fitted: tuple[RecommendationModel, dict[str, float]], history: np.ndarray, exclude: bool
+) -> None:
+    model = fitted[0]
+    x = np.hstack([history, np.full((len(history), 1), float(exclude), np.float32)])
+    items, scores, cold = _session(model).run(["items", "scores", "cold"], {"features": x})
+    top, ref_scores = model.recommend(history, exclude_bought=exclude)
+    finite = np.isfinite(ref_scores)
+    assert_allclose(scores[finite], ref_scores[finite], rtol=1e-5, atol=1e-6)
+    # the same SKUs in the same order, except where float rounding swaps two scores closer
+    # than 1e-6 (ties proper go to the lower code in both)
+    same = (items == np.where(finite, top, np.nan)) | (np.isnan(items) & ~finite)
+    near_tie = np.zeros_like(same)
+    near_tie[:, 1:] |= np.abs(np.diff(ref_scores, axis=1)) < 1e-6
+    near_tie[:, :-1] |= near_tie[:, 1:]
+    assert (same | near_tie).all()
+    assert same.mean() > 0.999
+    assert_array_equal(cold[:, 0], history[:, 0] < 0)
+
+
+def test_exclusion_and_cold_contacts(fitted: tuple[RecommendationModel, dict[str, float]], history: np.ndarray) -> None:
+    model = fitted[0]
+    x = np.hstack([history, np.ones((len(history), 1), np.float32)])
+    items, _, cold = _session(model).run(["items", "scores", "cold"], {"features": x})
+    for row in range(0, len(history), 7):
+        assert not np.isin(items[row], history[row][history[row] >= 0]).any()
+    cold_rows = cold[:, 0] == 1
+    assert cold_rows.sum() > 1000  # the simulated non-buyers
+    # cold: the most popular SKUs, codes 0..k-1 (codes are in popularity order), ties included
+    assert_array_equal(items[cold_rows], np.tile(np.arange(model.k_, dtype=np.float32), (cold_rows.sum(), 1)))
+
+
+def test_ties_go_to_the_lower_code() -> None:
+    """Identical SKUs (same factors, same counts) tie: the lower code ranks first in ONNX too."""
+    model = RecommendationModel(k=3, factors=1, history_slots=2)
+    model.skus_ = ["a", "b", "c", "d"]
+    model.item_factors_ = np.ones((4, 1), np.float32)
+    model.prior_ = np.zeros(4, np.float32)
+    model.slot_weights_ = np.ones(2, np.float32)
+    model.k_ = 3
+    model.fit_seconds_ = 0.0
+    history = np.array([[2, -1], [-1, -1]], np.float32)
+    x = np.hstack([history, np.zeros((2, 1), np.float32)])
+    items, _, _ = _session(model).run(["items", "scores", "cold"], {"features": x})
+    assert_array_equal(items, model.recommend(history)[0])
+    assert_array_equal(items, [[2, 0, 1], [0, 1, 2]])  # the repeat boost lifts the bought SKU
+
+
+def test_ranking_metrics_by_hand() -> None:
+    top = np.array([[1, 2, 3], [4, 5, 6]])
+    m = ranking_metrics(top, [np.array([2, 9]), np.array([])], 3)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["ndcg"] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
+
+
+def test_any_retailer_orders_integer_skus_string_ids_no_optional_columns() -> None:
+    """Only contact_id, ts and sku; SKUs as integers, ids as strings, contacts without SKU."""
+    base = product_base()
+    orders = base.orders.select(["contact_id", "ts", "sku"])
+    numbers = pc.cast(pc.utf8_slice_codeunits(orders.column("sku"), 4), pa.int64())
+    orders = pa.table(
+        {
+            "contact_id": pc.cast(orders.column("contact_id"), pa.string()),
+            "ts": orders.column("ts"),
+            "sku": numbers,
+        }
+    )
+    with threadpool_limits(1):
+        model, metrics = fit_recommendations({"orders": orders}, base.config.end, factors=16)
+    assert metrics["recall_at_10"] > metrics["popularity_recall_at_10"]
+    assert all(s.isdigit() for s in model.skus_)
+    with pytest.raises(ValueError, match="orders.sku"):
+        fit_recommendations({"orders": orders.drop_columns(["sku"])}, base.config.end)
+    bad = orders.set_column(2, "sku", pa.array([1.5] * orders.num_rows))
+    with pytest.raises(InputError, match="orders.sku"):
+        fit_recommendations({"orders": bad}, base.config.end)
+
+
+def test_partial_top_k_equals_a_stable_full_sort() -> None:
+    from scorecast.training.recommendations import _top
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        scores = rng.integers(0, 5, (20, 30)).astype(np.float32)  # many ties
+        scores[rng.random(scores.shape) < 0.2] = -np.inf
+        for k in (1, 3, 10, 30):
+            assert_array_equal(_top(scores, k), np.argsort(-scores, axis=1, kind="stable")[:, :k])
