@@ -13,7 +13,10 @@ warm-up pass each:
   every chunk); the five scores in one stream; results consumed, not written;
 - ``in-process``: the same ``ScoringPipeline`` in this process over the chunks read beforehand;
   its stage split (features / onnx / assemble) is printed for the last round;
+- ``grpc-mem``: the same stream over the pre-read chunks, so ``grpc-mem / in-process`` isolates
+  the transport;
 - ``read``: ``list(BaseChunks)`` alone (the Parquet read and split ``grpc`` includes).
+  ``--skip-read`` leaves out these last two.
 
 The server's peak RSS (VmHWM) is read after the last round. Medians over rounds; the ratio
 gRPC / in-process is between medians measured in this run.
@@ -30,7 +33,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -134,17 +137,20 @@ def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, ch
     with Server(models, workdir) as server:
         warm_rss = server.memory()["VmRSS"]
 
-        def run_grpc() -> int:
+        def run_stream(source: Iterable[Mapping[str, pa.Table]]) -> int:
             rows = 0
             with ScorecastClient(server.target) as client:
                 client.wait_ready(timeout=30)
-                chunks_read = BaseChunks(base, columns, chunk_contacts=chunk_contacts)
-                for batch in client.score(chunks_read, list(SCORES), as_of=as_of):
+                for batch in client.score(source, list(SCORES), as_of=as_of):
                     rows += batch.num_rows
             return rows
 
-        cases: dict[str, Callable[[], int]] = {"grpc": run_grpc, "in-process": run_inprocess}
+        cases: dict[str, Callable[[], int]] = {
+            "grpc": lambda: run_stream(BaseChunks(base, columns, chunk_contacts=chunk_contacts)),
+            "in-process": run_inprocess,
+        }
         if with_read:
+            cases["grpc-mem"] = lambda: run_stream(chunks)
             cases["read"] = run_read
         times: dict[str, list[float]] = {name: [] for name in cases}
         log("warm-up pass of every case")
@@ -191,6 +197,14 @@ def table(result: dict, n: int) -> list[dict]:
     if "read" in times:
         rows.append(
             {
+                "case": "gRPC Score stream over the pre-read chunks",
+                "key": "grpc-mem",
+                "ratio": rate["grpc-mem"] / rate["in-process"],
+                "ratio_of": "gRPC pre-read / in-process: transport alone",
+            }
+        )
+        rows.append(
+            {
                 "case": "read: BaseChunks over the Parquet base",
                 "key": "read",
                 "ratio": med["read"] / med["grpc"],
@@ -228,7 +242,7 @@ def main() -> None:
         "--workdir", type=Path, default=Path("bench-data"), help="base and models, reused across runs (default bench-data)"
     )
     parser.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000, the CLI's)")
-    parser.add_argument("--skip-read", action="store_true", help="skip timing the Parquet read alone")
+    parser.add_argument("--skip-read", action="store_true", help="skip the pre-read gRPC and read-alone cases")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON there")
     args = parser.parse_args()
     if args.repeats < 1 or args.contacts < 1:
