@@ -10,7 +10,8 @@ meaning; ``FEATURE_PATTERNS`` lists them all.
 A family is an object with ``table`` (the event table it reads), ``patterns`` (its feature
 names, ``<…>`` for a parameter), ``knows(name)``, ``columns(name)`` (the ``table.column``
 inputs a feature reads), ``compute(frame, names, params)`` (one NumPy column per name) and
-``warm_up(FeatureFrame)``. It gets from the frame the table's dense contact codes
+``warm_up(FeatureFrame)``, and optionally ``reference_tables``: tables without contact_id it
+looks things up in (``campaigns``), sent whole with every chunk. It gets from the frame the table's dense contact codes
 (``frame.codes``), its columns checked (``frame.column``), its timestamps in µs
 (``frame.timestamps``) and a per-frame ``cache`` for its summaries. ``params`` are the model's
 feature parameters (``ModelMetadata.params["feature_params"]``), for families whose features
@@ -26,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow import contact_codes, timestamps_us, unique_contact_ids
+from .contact_features import CONTACT_ATTRIBUTES
 from .email_features import EMAIL
 from .errors import InputError
-from .contact_features import CONTACT_ATTRIBUTES
 from .interaction_features import INTERACTIONS
 from .lead_web_features import LEAD_WEB
 from .order_features import ORDERS, order_feature_names
