@@ -45,6 +45,7 @@ import numba
 import onnxruntime
 import pyarrow as pa
 from rfm_engines import compare_rfm
+from table import Column, print_columns
 from scorecast.kernels import FeatureFrame
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
@@ -371,20 +372,13 @@ def rss_rows(
 # ---------------------------------------------------------------------------------------------
 
 
+COLUMNS: list[Column] = [("case", "case", "<", 56), ("contacts", "contacts", ",", 10), ("median_s", "median s", ".2f", 9),
+     ("contacts_per_s", "contacts/s", ",.0f", 11), ("rss_mib", "RSS MiB", ",.0f", 8), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
+
+
 def print_table(rows: list[dict], header: str) -> None:
-    print(header)
-    cols = f"{'case':<56} {'contacts':>10} {'median s':>9} {'contacts/s':>11} {'RSS MiB':>8} {'ratio':>6}  ratio is"
-    print(cols)
-    print("-" * len(cols))
-
-    def fmt(value: object, spec: str, width: int) -> str:
-        return f"{value:{spec}}".rjust(width) if value is not None else "".rjust(width)
-
-    for r in rows:
-        print(
-            f"{r['case']:<56} {fmt(r.get('contacts'), ',', 10)} {fmt(r.get('median_s'), '.2f', 9)} {fmt(r.get('contacts_per_s'), ',.0f', 11)}"
-            f" {fmt(r.get('rss_mib'), ',.0f', 8)} {fmt(r.get('ratio'), '.2f', 6)}  {r.get('ratio_of', '')}"
-        )
+    """This benchmark's table (``table.print_columns`` with its columns)."""
+    print_columns(rows, header, COLUMNS)
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import pyarrow as pa
 from e2e import SCORES, base_as_of, ensure_base, ensure_models, log, stream
+from table import Column, print_columns
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import input_columns
@@ -259,21 +260,14 @@ def stream_cases(configs: list[Config], chunks: list[dict[str, pa.Table]], model
     return rows
 
 
+COLUMNS: list[Column] = [("case", "case", "<", 34), ("config", "config", "<", 16), ("callers", "callers", "d", 7),
+     ("requests_per_s", "req/s", ",.0f", 8), ("contacts_per_s", "contacts/s", ",.0f", 11), ("p50_ms", "p50 ms", ".2f", 8),
+     ("p99_ms", "p99 ms", ".2f", 8), ("server_cpu", "srv CPU", ".2f", 7), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
+
+
 def print_table(rows: list[dict], title: str) -> None:
-    print(title)
-    cols = f"{'case':<34} {'config':<16} {'callers':>7} {'req/s':>8} {'contacts/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU':>7} {'ratio':>6}  ratio is"
-    print(cols)
-    print("-" * len(cols))
-
-    def fmt(value: object, spec: str, width: int) -> str:
-        return f"{value:{spec}}".rjust(width) if value is not None else "".rjust(width)
-
-    for r in rows:
-        print(
-            f"{r['case']:<34} {r.get('config', ''):<16} {fmt(r.get('callers'), 'd', 7)} {fmt(r.get('requests_per_s'), ',.0f', 8)} {fmt(r.get('contacts_per_s'), ',.0f', 11)}"
-            f" {fmt(r.get('p50_ms'), '.2f', 8)} {fmt(r.get('p99_ms'), '.2f', 8)} {fmt(r.get('server_cpu'), '.2f', 7)}"
-            f" {fmt(r.get('ratio'), '.2f', 6)}  {r.get('ratio_of', '')}"
-        )
+    """This benchmark's table (``table.print_columns`` with its columns)."""
+    print_columns(rows, title, COLUMNS)
 
 
 def _ints(text: str) -> list[int]:
