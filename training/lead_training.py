@@ -30,9 +30,10 @@ def read_lead_tables(data: Path) -> dict:
 
 def fit_lead_base(
     data: Path, as_of: datetime | None, rules_path: Path | None, tier_thresholds: Sequence[int] | None
-) -> tuple[LeadTraining, datetime]:
-    """The fitted lead model of the base in ``data`` and the as-of time used (default: the
-    last interaction); the rules file is checked against the base before anything is fitted."""
+) -> tuple[LeadTraining, datetime, dict]:
+    """The fitted lead model of the base in ``data``, the as-of time used (default: the last
+    interaction) and the tables read; the rules file is checked against the base before
+    anything is fitted."""
     tables = read_lead_tables(data)
     interactions = tables.get("interactions")
     if interactions is None or interactions.num_rows == 0:
@@ -46,7 +47,7 @@ def fit_lead_base(
         vocab = rule_vocabulary(tables)
         rules = load_rules(rules_path, vocab["attributes"], vocab["kinds"], vocab["pages"])  # type: ignore[arg-type]
     fitted = fit_lead(tables, as_of, rules, tier_thresholds=tuple(tier_thresholds or DEFAULT_TIER_THRESHOLDS))
-    return fitted, as_of
+    return fitted, as_of, tables
 
 
 def replace_rules(models: Path, rules_path: Path, version: str | None = None) -> Path:
@@ -70,7 +71,9 @@ def replace_rules(models: Path, rules_path: Path, version: str | None = None) ->
     params = {
         k: v
         for k, v in meta.params.items()
-        if k not in ("intercept", "factors", "tier_thresholds", "score_thresholds", "c_penalty", "rules")
+        # the parity probe goes too: other rules change the outputs (and maybe the features),
+        # and its rows cannot be recomputed without the base
+        if k not in ("intercept", "factors", "tier_thresholds", "score_thresholds", "c_penalty", "rules", "probe")
     }
     params["rules"] = {"names": list(rules.names), "points": list(rules.points), "config": rules.config}
     params["rules_replaced_from_version"] = meta.version

@@ -94,9 +94,10 @@ def train(
     if "lead" in scores:
         from .lead_training import fit_lead_base
 
-        fitted, lead_as_of = fit_lead_base(data, as_of, lead_rules, tier_thresholds)
+        fitted, lead_as_of, lead_tables = fit_lead_base(data, as_of, lead_rules, tier_thresholds)
         when = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_as_of": lead_as_of.isoformat()}
         lead = fitted.to_onnx(version=next_version(out, "lead"), **when)
+        lead = add_probe(lead, _probe_rows(lead_tables, lead_as_of, lead))
         scores = [s for s in scores if s != "lead"]
         if not scores:
             return _write(out, [("lead", next_version(out, "lead"), lead)])
