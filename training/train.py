@@ -9,7 +9,8 @@ model is then applied to features as of the request's time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
 from .email_scores import EMAIL_SCORES, email_tables, fit_email_score
 from .onnx_export import PROBE_ROWS, add_probe, read_metadata, save_model
+from .product_scores import fit_product_score
 from .rfm import RFM_FEATURES, fit_rfm
 from .segments import SEGMENT_INPUTS, fit_segments
 from .web_heat import WEB_HEAT_FEATURES, fit_web_heat
@@ -116,35 +118,17 @@ def train(
             as_of = as_of.replace(tzinfo=UTC)
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
     out.mkdir(parents=True, exist_ok=True)
+    run = _Run(data, tables, as_of, web_cfg, interest_k)
     # fit everything before writing anything: a refusal leaves the repository as it was
     built = []
-    value_models: CustomerValueModels | None = None
-    with_email: dict[str, pa.Table] | None = None
     steps = tqdm(scores, desc="train", unit="score", disable=not progress)
     for score in steps:
         steps.set_postfix_str(score)
         version = next_version(out, score)
         times = {"version": version, "trained_at": trained_at, "data_as_of": as_of.isoformat()}
-        if score == "rfm":
-            onnx_model = _fit_rfm(tables, as_of).to_onnx(**times)
-        elif score == "affinity":
-            onnx_model = _fit_affinity(tables, as_of).to_onnx(**times)
-        elif score == "web_heat":
-            onnx_model = _fit_web_heat(tables, as_of, web_cfg).to_onnx(**times)
-        elif score == "segments":
-            onnx_model = _fit_segments(tables, as_of, web_cfg).to_onnx(**times)
-        elif score in EMAIL_SCORES:
-            with_email = with_email or email_tables(data, tables)
-            onnx_model = fit_email_score(score, with_email, as_of, interest_k=interest_k).to_onnx(**times)
-        elif score in PRODUCT_SCORES:
-            from .product_scores import fit_product_score
-
-            onnx_model = fit_product_score(score, data, tables, as_of, times)
-        else:
-            value_models = value_models or fit_customer_value(tables, as_of)
-            onnx_model = value_models.clv_onnx(**times) if score == "clv" else value_models.churn_onnx(**times)
-        probe_tables = with_email if score in EMAIL_SCORES and with_email is not None else tables
-        built.append((score, version, add_probe(onnx_model, _probe_rows(probe_tables, as_of, onnx_model))))
+        onnx_model = _FITTERS[score](run, times)
+        probe_from = run.email_tables() if score in EMAIL_SCORES else tables
+        built.append((score, version, add_probe(onnx_model, _probe_rows(probe_from, as_of, onnx_model))))
     if lead is not None:
         built.append(("lead", next_version(out, "lead"), lead))
     return _write(out, built)
@@ -245,3 +229,54 @@ def _fit_segments(tables: dict[str, pa.Table], as_of: datetime, web_cfg: dict): 
     names = [i[0] for i in SEGMENT_INPUTS]
     X = FeatureFrame(tables, _as_us(as_of)).matrix(names, {"web": web_cfg})
     return fit_segments(X, names, feature_params={"web": web_cfg})
+
+
+@dataclass
+class _Run:
+    """One training run of the orders-based scores: the base's tables, its as-of time, and
+    what several scores share (the clv/churn fit, the e-mail tables), made on first use."""
+
+    data: Path
+    tables: dict[str, pa.Table]
+    as_of: datetime
+    web_cfg: dict
+    interest_k: int
+    _value_models: CustomerValueModels | None = None
+    _email: dict[str, pa.Table] | None = None
+
+    def value_models(self) -> CustomerValueModels:
+        if self._value_models is None:
+            self._value_models = fit_customer_value(self.tables, self.as_of)
+        return self._value_models
+
+    def email_tables(self) -> dict[str, pa.Table]:
+        if self._email is None:
+            self._email = email_tables(self.data, self.tables)
+        return self._email
+
+
+def _product(score: str) -> Callable[[_Run, dict[str, str]], onnx.ModelProto]:
+    def fit(run: _Run, times: dict[str, str]) -> onnx.ModelProto:
+        return fit_product_score(score, run.data, run.tables, run.as_of, times)
+
+    return fit
+
+
+def _email(score: str) -> Callable[[_Run, dict[str, str]], onnx.ModelProto]:
+    def fit(run: _Run, times: dict[str, str]) -> onnx.ModelProto:
+        return fit_email_score(score, run.email_tables(), run.as_of, interest_k=run.interest_k).to_onnx(**times)
+
+    return fit
+
+
+_FITTERS: dict[str, Callable[[_Run, dict[str, str]], onnx.ModelProto]] = {
+    "rfm": lambda run, times: _fit_rfm(run.tables, run.as_of).to_onnx(**times),
+    "affinity": lambda run, times: _fit_affinity(run.tables, run.as_of).to_onnx(**times),
+    "clv": lambda run, times: run.value_models().clv_onnx(**times),
+    "churn": lambda run, times: run.value_models().churn_onnx(**times),
+    "web_heat": lambda run, times: _fit_web_heat(run.tables, run.as_of, run.web_cfg).to_onnx(**times),
+    "segments": lambda run, times: _fit_segments(run.tables, run.as_of, run.web_cfg).to_onnx(**times),
+    **{score: _email(score) for score in EMAIL_SCORES},
+    **{score: _product(score) for score in PRODUCT_SCORES},
+}
+"""How each orders-based score is fitted (``lead`` is fitted on its own base before them)."""

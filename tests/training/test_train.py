@@ -154,3 +154,10 @@ def test_every_model_carries_a_parity_probe_the_server_replays(models: Path, tmp
     bad.write_bytes(tampered.SerializeToString())
     with pytest.raises(ModelLoadError, match="parity probe failed"):
         OnnxModel.load(bad)
+
+
+def test_every_score_has_one_fitter() -> None:
+    """The registry covers every score train knows (lead is fitted on its own base first)."""
+    from scorecast.training import train as train_module
+
+    assert set(train_module._FITTERS) == set(train_module.SCORES) - {"lead"}
