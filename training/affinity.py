@@ -9,17 +9,15 @@ from typing import Any
 import numpy as np
 import onnx
 from numpy.typing import ArrayLike
-from onnx import TensorProto, helper
-from onnx.compose import add_prefix_graph
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.metadata import ModelMetadata, OutputSpec
 
 from .metrics import expected_calibration_error, lift_at, roc_auc
-from .onnx_export import attach_metadata, feature_matrix, hist_gradient_boosting_to_onnx
+from .onnx_export import attach_metadata, feature_matrix, group_classifiers_to_onnx
 
 __all__ = ["AffinityModel", "fit_affinity"]
 
@@ -213,30 +211,8 @@ class AffinityModel:
     def to_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """One graph, every group's classifier reading ``features``, concatenated into ``probabilities``."""
         self._check_fitted()
-        nodes: list[onnx.NodeProto] = []
-        initializers: list[onnx.TensorProto] = []
-        columns: list[str] = []
-        opsets: dict[str, int] = {}
-        ir_version = 0
-        for i, group in enumerate(self.groups_):
-            sub = hist_gradient_boosting_to_onnx(self.estimators_[group], len(self.features_), name=f"g{i}")
-            graph = add_prefix_graph(sub.graph, f"g{i}_", rename_inputs=False)  # all read `features`
-            nodes.extend(graph.node)
-            initializers.extend(graph.initializer)
-            columns.append(graph.output[0].name)
-            for imp in sub.opset_import:
-                opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
-            ir_version = max(ir_version, sub.ir_version)
-        nodes.append(helper.make_node("Concat", columns, [OUTPUT], axis=1, name="concat_groups"))
-        graph = helper.make_graph(
-            nodes,
-            "affinity",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, len(self.features_)])],
-            [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, len(self.groups_)])],
-            initializer=initializers,
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
-        model.ir_version = ir_version
+        estimators = [self.estimators_[g] for g in self.groups_]
+        model = group_classifiers_to_onnx(estimators, len(self.features_), "affinity", OUTPUT)
         return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of))
 
     def _classifier(self) -> HistGradientBoostingClassifier:

@@ -21,13 +21,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
-from onnx.compose import add_prefix_graph
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .metrics import lift_at, roc_auc
-from .onnx_export import attach_metadata, hist_gradient_boosting_to_onnx
+from .onnx_export import attach_metadata, group_classifiers_to_onnx
 
 __all__ = ["TOP_FRACTION", "CrossSellModel"]
 
@@ -147,41 +146,25 @@ class CrossSellModel:
 
     def to_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """Every group's classifier, NaN where ``group_count:G > 0``, concatenated."""
-        nodes, inits, columns = [], [], []
-        opsets: dict[str, int] = {}
-        ir_version = 0
-        inits += [
+        shared = [
             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
             helper.make_tensor("nan", TensorProto.FLOAT, [], [np.nan]),
             helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
         ]
-        for i, group in enumerate(self.groups_):
-            sub = hist_gradient_boosting_to_onnx(self.estimators_[group], len(self.features_), name=f"g{i}")
-            graph = add_prefix_graph(sub.graph, f"g{i}_", rename_inputs=False)
-            nodes.extend(graph.node)
-            inits.extend(graph.initializer)
-            col = self.features_.index(f"group_count:{group}")
-            inits += [
+
+        def null_existing_buyers(i: int, column: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
+            col = self.features_.index(f"group_count:{self.groups_[i]}")
+            inits = [
                 helper.make_tensor(f"c{i}_lo", TensorProto.INT64, [1], [col]),
                 helper.make_tensor(f"c{i}_hi", TensorProto.INT64, [1], [col + 1]),
             ]
-            nodes += [
+            nodes = [
                 helper.make_node("Slice", [INPUT_NAME, f"c{i}_lo", f"c{i}_hi", "axis1"], [f"count{i}"]),
                 helper.make_node("Greater", [f"count{i}", "zero"], [f"bought{i}"]),
-                helper.make_node("Where", [f"bought{i}", "nan", graph.output[0].name], [f"p{i}"]),
+                helper.make_node("Where", [f"bought{i}", "nan", column], [f"p{i}"]),
             ]
-            columns.append(f"p{i}")
-            for imp in sub.opset_import:
-                opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
-            ir_version = max(ir_version, sub.ir_version)
-        nodes.append(helper.make_node("Concat", columns, ["probabilities"], axis=1))
-        graph = helper.make_graph(
-            nodes,
-            "cross_sell",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, len(self.features_)])],
-            [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(self.groups_)])],
-            initializer=inits,
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
-        model.ir_version = ir_version
+            return nodes, inits, f"p{i}"
+
+        estimators = [self.estimators_[g] for g in self.groups_]
+        model = group_classifiers_to_onnx(estimators, len(self.features_), "cross_sell", "probabilities", null_existing_buyers, shared)
         return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of))

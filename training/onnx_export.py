@@ -26,12 +26,14 @@ import functools
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper
+from onnx.compose import add_prefix_graph
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
@@ -40,6 +42,7 @@ __all__ = [
     "TARGET_OPSET",
     "attach_metadata",
     "feature_matrix",
+    "group_classifiers_to_onnx",
     "hist_gradient_boosting_to_onnx",
     "read_metadata",
     "save_model",
@@ -204,6 +207,56 @@ def _fixed_hist_gradient_boosting_export() -> Iterator[None]:
             yield
         finally:
             tree_ensemble.add_node = original
+
+
+# (group index, its P(positive) column) -> extra nodes, initializers, the column to concatenate
+ColumnStep = Callable[[int, str], tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]]
+
+
+def group_classifiers_to_onnx(
+    estimators: Sequence[HistGradientBoostingClassifier],
+    n_features: int,
+    graph_name: str,
+    output: str,
+    column_step: ColumnStep | None = None,
+    initializers: Sequence[onnx.TensorProto] = (),
+) -> onnx.ModelProto:
+    """One graph of one binary classifier per group, all reading ``features``, their
+    P(positive) columns concatenated into ``output`` [N, len(estimators)].
+
+    ``column_step`` may rewrite each group's column (e.g. null it for some rows) before the
+    concatenation; ``initializers`` are shared constants it uses.
+    """
+    nodes: list[onnx.NodeProto] = []
+    inits = list(initializers)
+    columns: list[str] = []
+    opsets: dict[str, int] = {}
+    ir_version = 0
+    for i, estimator in enumerate(estimators):
+        sub = hist_gradient_boosting_to_onnx(estimator, n_features, name=f"g{i}")
+        graph = add_prefix_graph(sub.graph, f"g{i}_", rename_inputs=False)  # all read `features`
+        nodes.extend(graph.node)
+        inits.extend(graph.initializer)
+        column = graph.output[0].name
+        if column_step is not None:
+            extra_nodes, extra_inits, column = column_step(i, column)
+            nodes.extend(extra_nodes)
+            inits.extend(extra_inits)
+        columns.append(column)
+        for imp in sub.opset_import:
+            opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
+        ir_version = max(ir_version, sub.ir_version)
+    nodes.append(helper.make_node("Concat", columns, [output], axis=1, name="concat_groups"))
+    graph = helper.make_graph(
+        nodes,
+        graph_name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [None, len(estimators)])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
+    model.ir_version = ir_version
+    return model
 
 
 def hist_gradient_boosting_to_onnx(
