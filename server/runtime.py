@@ -103,7 +103,7 @@ class OnnxModel:
         if tree_form not in TREE_FORMS:
             raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {tree_form!r}")
         start = time.perf_counter()
-        _check_file(path, max_bytes)
+        proto = _check_file(path, max_bytes)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
@@ -113,7 +113,7 @@ class OnnxModel:
         source: str | bytes = str(path)
         rows_per_run = None
         if tree_form == "gemm" or (tree_form == "auto" and device == "cuda"):
-            gemm = _gemm_form(path, options)
+            gemm = _gemm_form(path, proto, options)
             if gemm is not None:
                 source, rows_per_run = gemm
         try:
@@ -173,8 +173,9 @@ class OnnxModel:
         return sorted({o.onnx_output for o in self.meta.outputs})
 
 
-def _check_file(path: Path, max_bytes: int) -> None:
-    """Size and operator sets, before ONNX Runtime parses anything else of the file."""
+def _check_file(path: Path, max_bytes: int) -> onnx.ModelProto:
+    """Size and operator sets, before ONNX Runtime parses anything else of the file; returns
+    the parsed model (the GEMM rewrite reads it too)."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -195,6 +196,7 @@ def _check_file(path: Path, max_bytes: int) -> None:
     external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
         raise ModelLoadError(path, f"initializers {external[:3]} live in external files; a model must be one file")
+    return proto
 
 
 def _check_probe(model: OnnxModel) -> None:
@@ -231,16 +233,13 @@ def _floats(values: object) -> np.ndarray:
     return np.array(values, dtype=object).astype(np.float64)  # None -> nan
 
 
-def _gemm_form(path: Path, options: ort.SessionOptions) -> tuple[bytes, int] | None:
-    """The model at ``path`` with its trees in GEMM form, and rows per run; None keeps it native.
+def _gemm_form(path: Path, proto: onnx.ModelProto, options: ort.SessionOptions) -> tuple[bytes, int] | None:
+    """The model (``proto``, read from ``path``) with its trees in GEMM form, and rows per run;
+    None keeps it native.
 
     None (logged) when the model has no tree node, the rewrite refuses it, or the two forms
     differ on the probe batch by more than the parity tolerance on the CPU provider.
     """
-    try:
-        proto = onnx.load(str(path))
-    except Exception:  # noqa: BLE001 (unreadable: ONNX Runtime reports it when it loads the file)
-        return None
     if not tree_nodes(proto):
         return None
     try:
