@@ -84,15 +84,15 @@ class _Plan:
         """The model's feature parameters (for feature families that take some)."""
         return self.model.meta.params.get("feature_params")
 
-    def matrix(self, frame: FeatureFrame, data: np.ndarray | None = None) -> np.ndarray:
-        """The model's input: kernel features (``data`` when already computed, columns in
-        ``data_features`` order), with the request's options in their columns."""
+    def matrix(self, n: int, data: np.ndarray | None) -> np.ndarray:
+        """The model's input for ``n`` rows: its kernel features ``data`` (columns in
+        ``data_features`` order; None when it reads none), the request's options in their columns."""
+        if data is None:
+            data = np.empty((n, 0), np.float32)
         if not self.request_columns:
-            return frame.matrix(self.data_features, self.params) if data is None else data
-        x = np.empty((len(frame.contact_ids), len(self.model.meta.features)), dtype=np.float32)
-        data_columns = [i for i in range(x.shape[1]) if i not in self.request_columns]
-        if data_columns:
-            x[:, data_columns] = frame.matrix(self.data_features, self.params) if data is None else data
+            return data
+        x = np.empty((n, len(self.model.meta.features)), dtype=np.float32)
+        x[:, [i for i in range(x.shape[1]) if i not in self.request_columns]] = data
         for i, value in self.request_columns.items():
             x[:, i] = value
         return x
@@ -169,7 +169,7 @@ class ScoringPipeline:
                     shared = frame.matrix(names, params)
                     for i, columns in members:
                         data[i] = _select(shared, columns)
-            matrices = [p.matrix(frame, x) for p, x in zip(self.plans, data, strict=True)]
+            matrices = [p.matrix(n, x) for p, x in zip(self.plans, data, strict=True)]
         t1 = time.perf_counter()
         results = [p.model.run(x) if n else {} for p, x in zip(self.plans, matrices, strict=True)]
         t2 = time.perf_counter()
