@@ -34,12 +34,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.training.simulate_email import KEYWORDS, EmailConfig, simulate_email
 
 log = logging.getLogger("benchmarks.engagement")
 
-US_PER_DAY = 86_400_000_000
 END_US = 1_767_225_600_000_000  # 2026-01-01
 SAMPLE = 2_000
 KINDS = {"sent": "sends", "open": "opens", "click": "clicks", "bounce": "bounces"}

@@ -28,12 +28,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 
 log = logging.getLogger("benchmarks.rfm_engines")
 
 GROUPS = ("apparel", "beauty", "books", "electronics", "garden", "grocery", "shoes", "toys")
-US_PER_DAY = 86_400_000_000
 SAMPLE = 2_000
 
 # A result: contact ids and one float64 column per feature name, in FEATURES order.

@@ -32,7 +32,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web_config import CATEGORIES, load_web_config
 from scorecast.kernels.web_features import WEB_FEATURES
 from scorecast.training.simulate import SimulationConfig
@@ -40,7 +42,6 @@ from scorecast.training.simulate_web import simulate_web
 
 log = logging.getLogger("benchmarks.web")
 
-US_PER_DAY = 86_400_000_000
 SAMPLE = 2_000
 CONFIG = load_web_config(Path(__file__).parents[1] / "training" / "web_config.json")
 FIELDS = [f.removeprefix("web_") for f in WEB_FEATURES]

@@ -16,13 +16,13 @@ import pyarrow.compute as pc
 
 from .errors import InputError
 from .factorise import factorise_int64
+from .time_units import US_PER_DAY
 
 __all__ = ["category_codes", "contact_codes", "floats", "timestamps_us", "unique_contact_ids"]
 
 Column: TypeAlias = pa.Array | pa.ChunkedArray
 
-_US_PER_DAY = 86_400_000_000
-_MAX_DAYS = np.iinfo(np.int64).max // _US_PER_DAY  # date32 days that fit int64 µs
+_MAX_DAYS = np.iinfo(np.int64).max // US_PER_DAY  # date32 days that fit int64 µs
 _MAX_MS = np.iinfo(np.int64).max // 1_000  # date64 ms that fit int64 µs
 
 
@@ -111,7 +111,7 @@ def timestamps_us(column: Column, field: str) -> np.ndarray:
     if pa.types.is_date32(kind):
         days = arr.cast(pa.int32()).to_numpy().astype(np.int64)
         _check_us_range(days, _MAX_DAYS, field)  # else the product wraps around silently
-        return days * _US_PER_DAY
+        return days * US_PER_DAY
     if pa.types.is_date64(kind):
         ms = arr.cast(pa.int64()).to_numpy()
         _check_us_range(ms, _MAX_MS, field)

@@ -26,12 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .grouping import contact_offsets
+from .time_units import US_PER_DAY
+
 __all__ = ["EVENT_TYPES", "WINDOWS_DAYS", "EmailSummary", "email_summary"]
 
 EVENT_TYPES = ("sent", "open", "click", "bounce", "unsubscribe")
 """Event type codes are positions in this tuple."""
 WINDOWS_DAYS = (7, 30, 90, 365)
-US_PER_DAY = 86_400_000_000
 _SENT, _OPEN, _CLICK, _BOUNCE, _UNSUB = range(5)
 _LAST_SENDS = 5
 _NONE = np.iinfo(np.int64).min
@@ -76,13 +78,7 @@ def _sort_by_contact(
     events: np.ndarray,
 ) -> None:
     """Counting sort of the rows with ts <= as_of by contact; ``offsets`` arrives zeroed."""
-    n_contacts = offsets.shape[0] - 1
-    for i in range(codes.shape[0]):
-        if ts[i] <= as_of:
-            offsets[codes[i] + 1] += 1
-    for c in range(n_contacts):
-        offsets[c + 1] += offsets[c]
-    cursor = offsets[:-1].copy()
+    cursor = contact_offsets(codes, ts, _NONE, as_of, offsets)
     for i in range(codes.shape[0]):
         if ts[i] <= as_of:
             c = codes[i]

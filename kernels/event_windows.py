@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .time_units import US_PER_DAY
+
 __all__ = ["WindowCounts", "window_counts"]
 
-_US_PER_DAY = 86_400_000_000
 _NEVER = np.iinfo(np.int64).min
 
 
@@ -74,7 +75,7 @@ def window_counts(
 
     ``category_codes``: int32 in ``[-1, n_categories)``; -1 counts only in the "all" slot.
     """
-    starts = np.int64(as_of_us) - np.asarray(window_days, np.int64) * _US_PER_DAY
+    starts = np.int64(as_of_us) - np.asarray(window_days, np.int64) * US_PER_DAY
     use_weights = weights is not None
     w = np.asarray(weights, np.float64) if use_weights else np.empty(0, np.float64)
     counts, sums, last = _window_counts(
@@ -88,5 +89,5 @@ def window_counts(
         np.int64(as_of_us),
         starts,
     )
-    recency = np.where(last == _NEVER, np.nan, (as_of_us - last.astype(np.float64)) / _US_PER_DAY)
+    recency = np.where(last == _NEVER, np.nan, (as_of_us - last.astype(np.float64)) / US_PER_DAY)
     return WindowCounts(counts, sums, recency)

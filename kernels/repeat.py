@@ -18,14 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .checks import check_range, column, count_arg, int64_arg, read_only
 from .errors import InputError
-from .rfm import _check_range, _column, _count_arg, _int64_arg, _read_only, _contact_offsets
+from .grouping import contact_offsets
+from .time_units import US_PER_DAY
 
 __all__ = ["RepeatSummary", "repeat_summary"]
 
-US_PER_DAY_INT = 86_400_000_000
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
 # Runs up to this length are sorted by insertion (in place, no allocation; linear when the
 # orders already come in time order); longer ones by a merge argsort.
 _INSERTION_MAX = 32
@@ -66,13 +68,13 @@ def _sort_days_by_contact(
 ) -> None:
     """Counting sort of the rows with ts <= as_of by contact code, as (UTC day, amount):
     contact c owns ``[offsets[c], offsets[c + 1])``. ``offsets`` arrives zeroed."""
-    cursor = _contact_offsets(codes, ts, as_of, offsets)
+    cursor = contact_offsets(codes, ts, _INT64_MIN, as_of, offsets)
     for i in range(codes.shape[0]):
         if ts[i] <= as_of:
             c = codes[i]
             p = cursor[c]
             cursor[c] = p + 1
-            days[p] = ts[i] // US_PER_DAY_INT  # floor division: days before 1970 round down
+            days[p] = ts[i] // US_PER_DAY  # floor division: days before 1970 round down
             amounts[p] = amount[i] if has_amount else np.nan
 
 
@@ -180,19 +182,19 @@ def repeat_summary(
         A length mismatch, a code out of range or a negative count; the message names the
         argument and the value.
     """
-    n_contacts = _count_arg(n_contacts, "n_contacts")
+    n_contacts = count_arg(n_contacts, "n_contacts")
     if n_contacts > _INT32_MAX:
         raise InputError("n_contacts", f"{n_contacts} contacts exceed the int32 code range")
-    as_of = _int64_arg(as_of_us, "as_of_us")
+    as_of = int64_arg(as_of_us, "as_of_us")
     codes_in = np.asarray(codes)
     n = codes_in.shape[0] if codes_in.ndim == 1 else -1
-    codes_arr = _column(codes_in, "codes", "iu", codes_in.dtype, n)
-    _check_range(codes_arr, 0, n_contacts, "codes")
-    codes_arr = _read_only(codes_arr.astype(np.int32, copy=False))
-    ts = _column(ts_us, "ts_us", "iu", np.int64, n)
-    amount_arr = _read_only(np.empty(0))
+    codes_arr = column(codes_in, "codes", "iu", codes_in.dtype, n)
+    check_range(codes_arr, 0, n_contacts, "codes")
+    codes_arr = read_only(codes_arr.astype(np.int32, copy=False))
+    ts = column(ts_us, "ts_us", "iu", np.int64, n)
+    amount_arr = read_only(np.empty(0))
     if amount is not None:
-        amount_arr = _column(amount, "amount", "fiu", np.float64, n)
+        amount_arr = column(amount, "amount", "fiu", np.float64, n)
 
     offsets = np.zeros(n_contacts + 1, np.int64)
     days = np.empty(n, np.int64)
@@ -210,7 +212,7 @@ def repeat_summary(
         offsets,
         days,
         amounts,
-        as_of // US_PER_DAY_INT,
+        as_of // US_PER_DAY,
         out.repeat_frequency,
         out.repeat_recency_days,
         out.age_days,

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .checks import check_range, column, count_arg, int64_arg, read_only
 from .errors import InputError
+from .grouping import contact_offsets
+from .time_units import US_PER_DAY
 
 __all__ = ["RfmSummary", "rfm_summary"]
 
-US_PER_DAY = 86_400_000_000.0
-
 _INT32_MAX = int(np.iinfo(np.int32).max)
-_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,20 +62,6 @@ _ORDER = np.dtype([("ts", np.int64), ("amount", np.float64), ("group", np.int32)
 
 
 @njit(cache=True, nogil=True)
-def _contact_offsets(codes: np.ndarray, ts: np.ndarray, as_of: int, offsets: np.ndarray) -> np.ndarray:
-    """First half of a counting sort by contact code of the rows with ts <= as_of: fills the
-    zeroed ``offsets`` (contact c owns ``[offsets[c], offsets[c + 1])``) and returns each
-    contact's write cursor. The caller scatters its own payload through the cursor."""
-    n_contacts = offsets.shape[0] - 1
-    for i in range(codes.shape[0]):
-        if ts[i] <= as_of:
-            offsets[codes[i] + 1] += 1
-    for c in range(n_contacts):
-        offsets[c + 1] += offsets[c]
-    return offsets[:-1].copy()
-
-
-@njit(cache=True, nogil=True)
 def _sort_by_contact(
     codes: np.ndarray,
     ts: np.ndarray,
@@ -88,7 +75,7 @@ def _sort_by_contact(
 ) -> None:
     """Stable counting sort of the rows with ts <= as_of by contact code: contact c owns
     ``orders[offsets[c]:offsets[c + 1]]``. ``offsets`` arrives zeroed."""
-    cursor = _contact_offsets(codes, ts, as_of, offsets)
+    cursor = contact_offsets(codes, ts, _INT64_MIN, as_of, offsets)
     for i in range(codes.shape[0]):
         if ts[i] <= as_of:
             c = codes[i]
@@ -158,26 +145,6 @@ def _summarise(
                 group_recency[c, g] = np.nan
 
 
-def _column(values: object, name: str, kinds: str, dtype: np.dtype | type, n: int) -> np.ndarray:
-    """``values`` as a contiguous 1-D array of ``dtype`` and length ``n``, or InputError."""
-    arr = np.asarray(values)
-    if arr.dtype.kind not in kinds:
-        raise InputError(name, f"expected {np.dtype(dtype).name} values, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise InputError(
-            name, f"expected a 1-D array of {n} values (one per order row), got shape {arr.shape}"
-        )
-    return _read_only(np.ascontiguousarray(arr, dtype=dtype))
-
-
-def _read_only(arr: np.ndarray) -> np.ndarray:
-    # Arrow hands out read-only arrays and numba types them apart from writable ones: making
-    # every kernel input read-only keeps one compiled signature whatever the source.
-    view = arr.view()
-    view.flags.writeable = False
-    return view
-
-
 def rfm_summary(
     codes: np.ndarray,
     n_contacts: int,
@@ -217,29 +184,29 @@ def rfm_summary(
         A length mismatch, a code out of range or a negative count; the message names the
         argument and the value.
     """
-    n_contacts = _count_arg(n_contacts, "n_contacts")
-    n_groups = _count_arg(n_groups, "n_groups")
+    n_contacts = count_arg(n_contacts, "n_contacts")
+    n_groups = count_arg(n_groups, "n_groups")
     if n_contacts > _INT32_MAX:
         raise InputError("n_contacts", f"{n_contacts} contacts exceed the int32 code range")
     if n_groups > _INT32_MAX:
         raise InputError("n_groups", f"{n_groups} groups exceed the int32 code range")
-    as_of = _int64_arg(as_of_us, "as_of_us")
+    as_of = int64_arg(as_of_us, "as_of_us")
     codes_in = np.asarray(codes)
     n = codes_in.shape[0] if codes_in.ndim == 1 else -1
     # Range first: the int32 cast would wrap an out-of-range int64 code into range.
-    codes_arr = _column(codes_in, "codes", "iu", codes_in.dtype, n)
-    _check_range(codes_arr, 0, n_contacts, "codes")
-    codes_arr = _read_only(codes_arr.astype(np.int32, copy=False))
-    ts = _column(ts_us, "ts_us", "iu", np.int64, n)
-    amount_arr = _read_only(np.empty(0))
+    codes_arr = column(codes_in, "codes", "iu", codes_in.dtype, n)
+    check_range(codes_arr, 0, n_contacts, "codes")
+    codes_arr = read_only(codes_arr.astype(np.int32, copy=False))
+    ts = column(ts_us, "ts_us", "iu", np.int64, n)
+    amount_arr = read_only(np.empty(0))
     if amount is not None:
-        amount_arr = _column(amount, "amount", "fiu", np.float64, n)
-    groups_arr = _read_only(np.empty(0, np.int32))
+        amount_arr = column(amount, "amount", "fiu", np.float64, n)
+    groups_arr = read_only(np.empty(0, np.int32))
     if group_codes is not None:
         groups_in = np.asarray(group_codes)
-        groups_arr = _column(groups_in, "group_codes", "iu", groups_in.dtype, n)
-        _check_range(groups_arr, -1, n_groups, "group_codes")
-        groups_arr = _read_only(groups_arr.astype(np.int32, copy=False))
+        groups_arr = column(groups_in, "group_codes", "iu", groups_in.dtype, n)
+        check_range(groups_arr, -1, n_groups, "group_codes")
+        groups_arr = read_only(groups_arr.astype(np.int32, copy=False))
 
     offsets = np.zeros(n_contacts + 1, np.int64)
     orders = np.empty(n, _ORDER)
@@ -281,28 +248,3 @@ def rfm_summary(
     return out
 
 
-def _int64_arg(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(name, f"expected integer microseconds, got {value!r}")
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise InputError(name, f"{value} is outside the int64 range")
-    return int(value)
-
-
-def _count_arg(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InputError(name, f"expected a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _check_range(values: np.ndarray, low: int, high: int, name: str) -> None:
-    """Raise naming the first value outside ``low .. high - 1``."""
-    if values.shape[0] == 0:
-        return
-    vmin, vmax = values.min(), values.max()
-    if vmin >= low and vmax < high:
-        return
-    bad = np.flatnonzero((values < low) | (values >= high))[0]
-    raise InputError(
-        name, f"value {values[bad]} at row {bad} is outside the allowed range {low} .. {high - 1}"
-    )

@@ -1,6 +1,7 @@
 """Numba kernels over orders: each contact's most recent distinct SKUs, and its promo share.
 
-Pure NumPy in, NumPy out; ``sku_features`` is the Arrow-facing family that calls them.
+Private ``@njit`` loops over NumPy arrays and one checking wrapper each; ``sku_features`` is
+the Arrow-facing family that calls the wrappers.
 """
 
 from __future__ import annotations
@@ -8,10 +9,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .checks import check_range, column, count_arg, int64_arg
+from .grouping import contact_offsets
+
 __all__ = ["promo_share", "recent_distinct"]
 
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
-@njit(cache=True)
+
 def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, slots: int) -> np.ndarray:
     """float32 ``[n, slots]``: column i is the code of contact c's (i+1)-th most recent distinct
     code among its orders with ``ts <= as_of`` and ``code >= 0``; -1 where it has fewer.
@@ -19,14 +24,22 @@ def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: in
     Ties in ``ts`` go to the later row (the order log's own order). Memory: the output plus
     two int arrays of the orders' length.
     """
+    n = count_arg(n, "n_contacts")
+    slots = count_arg(slots, "slots")
+    as_of = int64_arg(as_of, "as_of_us")
+    contact = column(contact, "orders.contact_id codes", "iu", np.int64, np.asarray(contact).shape[0])
+    check_range(contact, 0, n, "orders.contact_id codes")
+    ts = column(ts, "orders.ts", "iu", np.int64, contact.shape[0])
+    code = column(code, "orders.sku codes", "iu", np.int64, contact.shape[0])
+    return _recent_distinct(contact, ts, code, n, as_of, slots)
+
+
+@njit(cache=True)
+def _recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, slots: int) -> np.ndarray:
     out = np.full((n, slots), -1.0, np.float32)
     # counting sort of the orders by contact, rows in their original order within each
     counts = np.zeros(n + 1, np.int64)
-    for i in range(contact.size):
-        counts[contact[i] + 1] += 1
-    for c in range(n):
-        counts[c + 1] += counts[c]
-    fill = counts[:-1].copy()
+    fill = contact_offsets(contact, ts, _INT64_MIN, _INT64_MAX, counts)
     rows = np.empty(contact.size, np.int64)
     for i in range(contact.size):
         c = contact[i]
@@ -57,10 +70,20 @@ def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: in
     return out
 
 
-@njit(cache=True)
 def promo_share(contact: np.ndarray, ts: np.ndarray, promo: np.ndarray, n: int, as_of: int) -> np.ndarray:
     """float64 per contact: share of its orders with ``ts <= as_of`` flagged promo (``promo``:
     1, 0, or -1 for unknown, which is left out); NaN without such orders."""
+    n = count_arg(n, "n_contacts")
+    as_of = int64_arg(as_of, "as_of_us")
+    contact = column(contact, "orders.contact_id codes", "iu", np.int64, np.asarray(contact).shape[0])
+    check_range(contact, 0, n, "orders.contact_id codes")
+    ts = column(ts, "orders.ts", "iu", np.int64, contact.shape[0])
+    promo = column(promo, "orders.promo", "iub", np.int8, contact.shape[0])
+    return _promo_share(contact, ts, promo, n, as_of)
+
+
+@njit(cache=True)
+def _promo_share(contact: np.ndarray, ts: np.ndarray, promo: np.ndarray, n: int, as_of: int) -> np.ndarray:
     hits = np.zeros(n)
     total = np.zeros(n)
     for i in range(contact.size):

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .checks import check_range, column, count_arg, int64_arg, read_only
 from .errors import InputError
-from .rfm import _check_range, _column, _count_arg, _int64_arg, _read_only
+from .grouping import contact_offsets
+from .time_units import US_PER_DAY
 
 __all__ = ["WEB_FIELDS", "WebSummary", "web_summary"]
 
-US_PER_DAY = 86_400_000_000
-_US_PER_DAY_F = float(US_PER_DAY)
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _INT64_MIN = int(np.iinfo(np.int64).min)
 # category codes, as web_config.CATEGORIES
@@ -92,18 +92,12 @@ def _window_sort(
     """Counting sort by contact of the events in ``(start, as_of]``; also each contact's
     last event time up to as_of. ``offsets`` arrives zeroed, ``last`` filled with INT64_MIN.
     Returns the number of events in the window."""
-    n_contacts = offsets.shape[0] - 1
     for i in range(codes.shape[0]):
         t = ts[i]
-        if t <= as_of:
-            c = codes[i]
-            if t > last[c]:
-                last[c] = t
-            if t > start:
-                offsets[c + 1] += 1
-    for c in range(n_contacts):
-        offsets[c + 1] += offsets[c]
-    cursor = offsets[:-1].copy()
+        if t <= as_of and t > last[codes[i]]:
+            last[codes[i]] = t
+    # start < as_of here, so start + 1 cannot overflow
+    cursor = contact_offsets(codes, ts, start + 1, as_of, offsets)
     for i in range(codes.shape[0]):
         t = ts[i]
         if start < t <= as_of:
@@ -113,7 +107,7 @@ def _window_sort(
             out_ts[p] = t
             out_duration[p] = duration[i]
             out_entry[p] = entry[i]
-    return offsets[n_contacts]
+    return offsets[offsets.shape[0] - 1]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -183,7 +177,7 @@ def _summarise(
             if e >= 0:
                 w = 1.0
                 if half_life_days > 0.0:
-                    w = 0.5 ** ((as_of - t) / _US_PER_DAY_F / half_life_days)
+                    w = 0.5 ** ((as_of - t) / US_PER_DAY / half_life_days)
                 points += entry_points[e] * w
                 cat = entry_category[e]
                 if cat == _HOT:
@@ -205,7 +199,7 @@ def _summarise(
         if last[c] == np.iinfo(np.int64).min:
             out[10, c] = np.nan
         else:
-            out[10, c] = (as_of - last[c]) / _US_PER_DAY_F
+            out[10, c] = (as_of - last[c]) / US_PER_DAY
 
 
 def web_summary(
@@ -250,37 +244,37 @@ def web_summary(
         A length mismatch, a code out of range, a negative or infinite duration, a bad
         argument; the message names the argument and the value.
     """
-    n_contacts = _count_arg(n_contacts, "n_contacts")
+    n_contacts = count_arg(n_contacts, "n_contacts")
     if n_contacts > _INT32_MAX:
         raise InputError("n_contacts", f"{n_contacts} contacts exceed the int32 code range")
-    as_of = _int64_arg(as_of_us, "as_of_us")
-    gap = _int64_arg(session_gap_us, "session_gap_us")
+    as_of = int64_arg(as_of_us, "as_of_us")
+    gap = int64_arg(session_gap_us, "session_gap_us")
     if gap <= 0:
         raise InputError("session_gap_us", f"expected a positive gap, got {gap}")
     if isinstance(half_life_days, bool) or not isinstance(half_life_days, (int, float)) or not half_life_days >= 0:
         raise InputError("half_life_days", f"expected a number >= 0, got {half_life_days!r}")
     codes_in = np.asarray(codes)
     n = codes_in.shape[0] if codes_in.ndim == 1 else -1
-    codes_arr = _column(codes_in, "codes", "iu", codes_in.dtype, n)
-    _check_range(codes_arr, 0, n_contacts, "codes")
-    codes_arr = _read_only(codes_arr.astype(np.int32, copy=False))
-    ts = _column(ts_us, "ts_us", "iu", np.int64, n)
-    points_arr = _read_only(np.ascontiguousarray(entry_points, dtype=np.float64))
-    category_arr = _read_only(np.ascontiguousarray(entry_category, dtype=np.int32))
+    codes_arr = column(codes_in, "codes", "iu", codes_in.dtype, n)
+    check_range(codes_arr, 0, n_contacts, "codes")
+    codes_arr = read_only(codes_arr.astype(np.int32, copy=False))
+    ts = column(ts_us, "ts_us", "iu", np.int64, n)
+    points_arr = read_only(np.ascontiguousarray(entry_points, dtype=np.float64))
+    category_arr = read_only(np.ascontiguousarray(entry_category, dtype=np.int32))
     if points_arr.shape != category_arr.shape or points_arr.ndim != 1:
         raise InputError("entry_points", f"shape {points_arr.shape} does not match entry_category {category_arr.shape}")
     if duration_s is None:
-        duration = _read_only(np.zeros(n))
+        duration = read_only(np.zeros(n))
     else:
-        duration = _column(duration_s, "duration_s", "fiu", np.float64, n)
+        duration = column(duration_s, "duration_s", "fiu", np.float64, n)
         check_durations(duration, "duration_s")
     if entry is None:
-        entry_arr = _read_only(np.full(n, -1, np.int32))
+        entry_arr = read_only(np.full(n, -1, np.int32))
     else:
         entry_in = np.asarray(entry)
-        entry_arr = _column(entry_in, "entry", "iu", entry_in.dtype, n)
-        _check_range(entry_arr, -1, len(points_arr), "entry")
-        entry_arr = _read_only(entry_arr.astype(np.int32, copy=False))
+        entry_arr = column(entry_in, "entry", "iu", entry_in.dtype, n)
+        check_range(entry_arr, -1, len(points_arr), "entry")
+        entry_arr = read_only(entry_arr.astype(np.int32, copy=False))
 
     offsets = np.zeros(n_contacts + 1, np.int64)
     last = np.full(n_contacts, np.iinfo(np.int64).min, np.int64)

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import REQUEST_PREFIX, ModelMetadata, OutputSpec
 
 from .errors import InvalidArgument, ResourceExhausted
@@ -267,6 +268,6 @@ def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -
     if out.dtype == "timestamp":  # days after as_of
         days = values.astype(np.float64)
         invalid = ~np.isfinite(days) | (np.abs(days) > 1e6) | (mask if mask is not None else False)
-        micros = as_of_us + np.round(np.where(invalid, 0.0, days) * 86_400_000_000).astype(np.int64)
+        micros = as_of_us + np.round(np.where(invalid, 0.0, days) * US_PER_DAY).astype(np.int64)
         return pa.array(micros, type=pa.timestamp("us", tz="UTC"), mask=invalid)
     return pa.array(values.astype(_ARROW_TYPES[out.dtype].to_pandas_dtype()), type=_ARROW_TYPES[out.dtype], mask=mask)

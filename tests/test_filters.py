@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from scorecast.filters import compile_filter, parse_filter
+from scorecast.kernels.time_units import US_PER_DAY
 
 TABLE = pa.table(
     {
@@ -13,7 +14,7 @@ TABLE = pa.table(
         "contacts.country": ["FR", "BE", "FR", None, "DE"],
         "contacts.vip": [True, False, True, False, None],
         "contacts.age": pa.array([30, 41, None, 25, 60], pa.int64()),
-        "churn.lapse": pa.array([0, 86_400_000_000, None, 3 * 86_400_000_000, 0], pa.timestamp("us", tz="UTC")),
+        "churn.lapse": pa.array([0, US_PER_DAY, None, 3 * US_PER_DAY, 0], pa.timestamp("us", tz="UTC")),
         "rfm.segment": pa.array(["a", "b", "a", None, "b"]).dictionary_encode(),
     }
 )

@@ -29,6 +29,7 @@ import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .bg_nbd import BetaGeoModel
@@ -57,7 +58,6 @@ MAX_FIT_CUSTOMERS = 30_000
 MIN_CUSTOMERS = 500
 MIN_REPEAT_BUYERS = 100
 MIN_HISTORY_DAYS = 180
-_DAY_US = 86_400_000_000
 CANDIDATES = {"BG/NBD": BetaGeoModel, "MBG/NBD": ModifiedBetaGeoModel, "Pareto/NBD": ParetoNBDModel}
 
 

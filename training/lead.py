@@ -44,6 +44,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .lead_rules import RuleSet
@@ -84,7 +85,6 @@ _MAX_VALUES = 30  # one-hot columns per string attribute
 _MIN_VALUE_SHARE = 0.005
 _MAX_CATEGORIES = 20  # interaction kinds / pages modelled
 _COUNT_DAYS = (7, 21, 90)
-_DAY_US = 86_400_000_000
 C_PENALTY = 0.1  # inverse L2 strength on bin indicators (chosen on simulated bases; see tests)
 
 

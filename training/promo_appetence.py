@@ -33,6 +33,7 @@ from onnx.compose import add_prefix_graph
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .onnx_export import TARGET_OPSET, _fixed_hist_gradient_boosting_export, attach_metadata, hist_gradient_boosting_to_onnx
@@ -41,7 +42,6 @@ from .simulate_products import SEGMENTS
 __all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit_promo_appetence", "promo_features"]
 
 _BASE_FEATURES = ("recency_days", "frequency", "tenure_days", "repeat_frequency", "repeat_recency_days", "age_days")
-_DAY_US = 86_400_000_000
 THRESHOLD_FEATURES = ("request:uplift_threshold", "request:buy_threshold")
 """Segment thresholds, filled by the server from the request (default: the model's)."""
 MIN_ROWS_PER_ARM = 200
@@ -74,7 +74,7 @@ def campaign_rows(
             raise ValueError(f"promo_appetence needs promotions.{column}, which this base does not have")
     orders = tables["orders"]
     as_of_us = int(as_of.timestamp() * 1_000_000)
-    window_us = window_days * _DAY_US
+    window_us = window_days * US_PER_DAY
     p_ts = timestamps_us(promotions.column("ts"), "promotions.ts")
     treated_all = pc.fill_null(promotions.column("treated"), False).to_numpy(zero_copy_only=False).astype(bool)
     usable = p_ts + window_us <= as_of_us

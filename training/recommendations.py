@@ -36,6 +36,7 @@ from sklearn.utils.extmath import randomized_svd
 
 from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
 from scorecast.kernels.sku_features import sku_history_names, sku_strings
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX, ModelMetadata, OutputSpec
 
 from .onnx_export import TARGET_OPSET, attach_metadata
@@ -374,7 +375,7 @@ def fit_recommendations(
     from scorecast.kernels import category_codes
 
     as_of_us = int(as_of.timestamp() * 1_000_000)
-    cutoff = as_of_us - holdout_days * 86_400_000_000
+    cutoff = as_of_us - holdout_days * US_PER_DAY
     _, contact, names, ts, ids = _orders(tables)
     metrics: dict[str, float] = {}
     chosen: dict[str, float] = {}

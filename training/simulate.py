@@ -43,9 +43,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .simulate_web import simulate_web
+from scorecast.kernels.time_units import US_PER_DAY
+
 from .simulate_email import EmailConfig, simulate_email
 from .simulate_products import ProductConfig, promotion_campaigns, promotion_truth, promotions_table, taste_skus
+from .simulate_web import simulate_web
 
 __all__ = [
     "GENERATOR",
@@ -75,7 +77,6 @@ COUNTRY_SHARES = (0.34, 0.20, 0.15, 0.11, 0.09, 0.05, 0.04, 0.02)
 CHANNELS = ("web", "store", "app", "marketplace", "referral")
 CHANNEL_SHARES = (0.45, 0.25, 0.15, 0.10, 0.05)
 
-_US_PER_DAY = 86_400_000_000
 _TS = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -289,7 +290,7 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
     groups = group_names(config.n_groups)
 
     contacts_cols, signup_us = _draw_contacts(config, rng_contacts)
-    signup_days = (signup_us - end_us) / _US_PER_DAY
+    signup_days = (signup_us - end_us) / US_PER_DAY
     catalogue = _draw_catalogue(config, groups, rng_catalogue)
     latent = _draw_latent(config, catalogue["group_popularity"], rng_latent)
     events = _draw_purchase_times(config, signup_days, latent, rng_times)
@@ -303,8 +304,8 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
     attrs["promo"] |= campaigns["extra"]
 
     ids = _draw_ids(config, rng_ids)
-    ev_us = end_us + np.rint(events["t"] * _US_PER_DAY).astype(np.int64)
-    horizon_us = end_us + config.future_days * _US_PER_DAY
+    ev_us = end_us + np.rint(events["t"] * US_PER_DAY).astype(np.int64)
+    horizon_us = end_us + config.future_days * US_PER_DAY
     ev_us = np.minimum(ev_us, horizon_us)  # rounding must not push a window-edge order past it
     first = slice(0, events["buyers"].size)  # first purchases lead the event arrays
     ev_us[first] = np.maximum(ev_us[first], signup_us[events["buyers"]])  # nor one before signup
@@ -329,7 +330,7 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
     truth = _truth_table(config, groups, ids, latent, events, attrs, ev_us, future, end_us)
     web_events = None
     if config.web:
-        soon = ev_us[future] <= end_us + 30 * _US_PER_DAY
+        soon = ev_us[future] <= end_us + 30 * US_PER_DAY
         converts = np.bincount(events["contact"][future][soon], minlength=config.n_contacts) > 0
         web_events, web_truth = simulate_web(config, ids, converts, end_us)
         for name, column in web_truth.items():
@@ -372,7 +373,7 @@ def _draw_contacts(config: SimulationConfig, rng: np.random.Generator) -> tuple[
     end_us = (config.end - _EPOCH) // timedelta(microseconds=1)
     # signup in days relative to end, in [-history_days, 0)
     signup_days = -config.history_days * rng.random(n)
-    signup_us = end_us + np.floor(signup_days * _US_PER_DAY).astype(np.int64)
+    signup_us = end_us + np.floor(signup_days * US_PER_DAY).astype(np.int64)
     country = rng.choice(len(COUNTRIES), size=n, p=COUNTRY_SHARES)
     channel = rng.choice(len(CHANNELS), size=n, p=CHANNEL_SHARES)
     age = np.clip(np.rint(rng.normal(41.0, 13.0, n)), 18, 90).astype(np.int32)
@@ -541,7 +542,7 @@ def _truth_table(
     first_us = np.zeros(n, dtype=np.int64)
     first_us[events["buyers"]] = ev_us[: events["buyers"].size]
     dropout_us = np.zeros(n, dtype=np.int64)
-    dropout_us[events["buyers"]] = end_us + np.rint(events["dropout"] * _US_PER_DAY).astype(np.int64)
+    dropout_us[events["buyers"]] = end_us + np.rint(events["dropout"] * US_PER_DAY).astype(np.int64)
     # dropout at the last purchase: the same rounding as that purchase's ts, so never before it
     last_us = np.zeros(n, dtype=np.int64)
     np.maximum.at(last_us, events["contact"], ev_us)
@@ -565,12 +566,12 @@ def _truth_table(
     fut_days = ev_us[future] - end_us
     for days in FUTURE_WINDOWS:
         cols[f"n_future_orders_{days}d"] = pa.array(
-            np.bincount(fut_contact[fut_days <= days * _US_PER_DAY], minlength=n)
+            np.bincount(fut_contact[fut_days <= days * US_PER_DAY], minlength=n)
         )
-    in_year = fut_days <= 365 * _US_PER_DAY
+    in_year = fut_days <= 365 * US_PER_DAY
     spend = np.bincount(fut_contact[in_year], weights=attrs["amount"][future][in_year], minlength=n)
     cols["future_spend_365d"] = pa.array(np.round(spend, 2))
-    in_90 = fut_days <= 90 * _US_PER_DAY
+    in_90 = fut_days <= 90 * US_PER_DAY
     by_group = np.bincount(
         fut_contact[in_90] * n_groups + attrs["group"][future][in_90], minlength=n * n_groups
     ).reshape(n, n_groups)

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from scorecast.kernels.time_units import US_PER_DAY
+
 from .metrics import roc_auc
 from .simulate import _replace_dir, _sibling, _write_parquet
 
@@ -44,7 +46,6 @@ GENERATOR = "scorecast.simulate_b2b"
 CONVERSION_KIND = "conversion"
 WINDOW_DAYS = 21
 HISTORY_DAYS = 180
-_US_PER_DAY = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -163,7 +164,7 @@ def _events(
     """Poisson events per contact and category: (contact, ts, category index)."""
     n = len(scale)
     contacts, times, cats = [], [], []
-    span = (end_us - start_us) / _US_PER_DAY
+    span = (end_us - start_us) / US_PER_DAY
     for c, rate in enumerate(rates.values()):
         k = rng.poisson(rate * scale * span)
         who = np.repeat(np.arange(n), k)
@@ -174,7 +175,7 @@ def _events(
         k = rng.poisson(4 * rate * scale * WINDOW_DAYS * burst)
         who = np.repeat(np.arange(n), k)
         contacts.append(who)
-        times.append(rng.integers(cutoff_us - WINDOW_DAYS * _US_PER_DAY, cutoff_us, who.size))
+        times.append(rng.integers(cutoff_us - WINDOW_DAYS * US_PER_DAY, cutoff_us, who.size))
         cats.append(np.full(who.size, c))
     contact, ts, cat = (np.concatenate(a) for a in (contacts, times, cats))
     order = np.argsort(ts, kind="stable")
@@ -186,7 +187,7 @@ def _observed(
 ) -> np.ndarray:
     """One lead feature at the cutoff (``<prefix><kind>:<category>:<days>``) by NumPy counting."""
     category, _, days = name.split(":", 1)[1].rpartition(":")
-    keep = (ts <= cutoff_us) & (ts > cutoff_us - int(days) * _US_PER_DAY)
+    keep = (ts <= cutoff_us) & (ts > cutoff_us - int(days) * US_PER_DAY)
     if category != "*":
         keep &= cat == names.index(category)
     return np.bincount(contact[keep], minlength=n).astype(np.float64)
@@ -199,8 +200,8 @@ def simulate_b2b(config: B2BConfig) -> SimulatedLeads:
     )
     n = config.n_contacts
     end_us = (config.end - _EPOCH) // timedelta(microseconds=1)
-    cutoff_us = end_us - WINDOW_DAYS * _US_PER_DAY
-    start_us = cutoff_us - HISTORY_DAYS * _US_PER_DAY
+    cutoff_us = end_us - WINDOW_DAYS * US_PER_DAY
+    start_us = cutoff_us - HISTORY_DAYS * US_PER_DAY
 
     country = rng_attr.choice(len(COUNTRIES), n, p=COUNTRY_SHARES)
     ip_country = np.where(rng_attr.random(n) < 0.1, rng_attr.choice(len(COUNTRIES), n, p=COUNTRY_SHARES), country)

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from scorecast.kernels.time_units import US_PER_DAY
+
 __all__ = ["EMAIL_EVENTS", "KEYWORDS", "EmailConfig", "simulate_email"]
 
 EMAIL_EVENTS = ("sent", "open", "click", "bounce", "unsubscribe")
@@ -46,7 +48,6 @@ KEYWORDS = (
     "running", "fashion", "beauty", "home", "garden", "kitchen", "tech", "gaming",
     "books", "travel", "kids", "pets", "wellness", "outdoor", "music", "sale",
 )  # fmt: skip
-_DAY_US = 86_400_000_000
 _MINUTE_US = 60_000_000
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -109,7 +110,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _campaigns(cfg: EmailConfig, start_us: int, stop_us: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    days = (stop_us - start_us) / _DAY_US
+    days = (stop_us - start_us) / US_PER_DAY
     n = max(1, int(rng.poisson(cfg.campaigns_per_week / 7 * days)))
     ts = np.sort(start_us + (rng.random(n) * (stop_us - start_us)).astype(np.int64))
     popularity = 1.0 / np.arange(1, cfg.n_keywords + 1) ** cfg.keyword_zipf
@@ -142,8 +143,8 @@ def simulate_email(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xE3A1]))
     n = len(ids)
     vocab = np.array(KEYWORDS[: cfg.n_keywords])
-    start_us = end_us - min(cfg.history_days, history_days) * _DAY_US
-    stop_us = end_us + cfg.future_days * _DAY_US
+    start_us = end_us - min(cfg.history_days, history_days) * US_PER_DAY
+    stop_us = end_us + cfg.future_days * US_PER_DAY
     camp = _campaigns(cfg, start_us, stop_us, rng)
     n_camp = camp["ts"].size
 
@@ -172,7 +173,7 @@ def simulate_email(
     same = np.zeros(contact.size, bool)
     same[1:] = contact[1:] == contact[:-1]
     gap_days = np.full(contact.size, np.inf)
-    gap_days[1:] = np.where(same[1:], (send_ts[1:] - send_ts[:-1]) / _DAY_US, np.inf)
+    gap_days[1:] = np.where(same[1:], (send_ts[1:] - send_ts[:-1]) / US_PER_DAY, np.inf)
     fatigued = gap_days < cfg.fatigue_days
 
     r = np.zeros(contact.size)
@@ -180,7 +181,7 @@ def simulate_email(
         kw = camp["keywords"][cid, j]
         r += np.where(kw >= 0, theta[contact, np.maximum(kw, 0)], 0.0)
     rel = np.minimum(1.0, 2.0 * r)
-    years = (send_ts - end_us) / (365.0 * _DAY_US)
+    years = (send_ts - end_us) / (365.0 * US_PER_DAY)
     p_open = (
         _sigmoid(a[contact] + b[contact] * years)
         * np.where(fatigued, cfg.fatigue_factor, 1.0)
@@ -255,7 +256,7 @@ def simulate_email(
         return np.where(has_next, values[pick_next], np.nan) if contact.size else np.full(n, np.nan)
 
     past = keep & (send_ts <= end_us)
-    recent = past & (send_ts > end_us - 30 * _DAY_US)
+    recent = past & (send_ts > end_us - 30 * US_PER_DAY)
     unsubscribed = np.zeros(n, bool)
     unsubscribed[contact[keep & unsub & (unsub_ts <= end_us)]] = True
     truth = {

@@ -32,12 +32,13 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from scorecast.kernels.time_units import US_PER_DAY
+
 __all__ = ["ProductConfig", "SEGMENTS", "promotion_campaigns", "taste_skus", "uplift_segments"]
 
 SEGMENTS = ("persuadable", "sure_thing", "lost_cause", "do_not_disturb")
 """Promotion segments, in the order of their integer codes."""
 
-_US_PER_DAY = 86_400_000_000
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -208,7 +209,7 @@ def promotions_table(campaigns: dict[str, Any], ids: pa.Array, end_us: int) -> p
         {
             "contact_id": ids.take(pa.array(contact)),
             "campaign_id": pa.array([f"promo-{int(c) + 1}" for c in rows["campaign"]], pa.string()),
-            "ts": pa.array(end_us + np.rint(rows["day"] * _US_PER_DAY).astype(np.int64), type=_TS),
+            "ts": pa.array(end_us + np.rint(rows["day"] * US_PER_DAY).astype(np.int64), type=_TS),
             "treated": pa.array(rows["treated"].astype(bool)),
         }
     )

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from scorecast.kernels.time_units import US_PER_DAY
+
 if TYPE_CHECKING:
     from .simulate import SimulationConfig
 
 __all__ = ["PAGE_CATEGORIES", "page_catalogue", "simulate_web"]
 
-_US_PER_DAY = 86_400_000_000
 _US_PER_S = 1_000_000
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -106,7 +107,7 @@ def simulate_web(
         config.web_days * rng.random(n_sessions),
         config.web_heat_days * (1.0 - np.sqrt(rng.random(n_sessions))),
     )
-    start_us = end_us - np.rint(days_before * _US_PER_DAY).astype(np.int64)
+    start_us = end_us - np.rint(days_before * US_PER_DAY).astype(np.int64)
 
     views = 1 + rng.poisson(_PAGES_PER_SESSION[kind])
     session = np.repeat(np.arange(n_sessions), views)

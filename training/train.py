@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from scorecast.base import read_table, table_names
 from scorecast.kernels import FeatureFrame, order_feature_names
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web_config import load_web_config
 from scorecast.metadata import REQUEST_PREFIX
 
@@ -52,7 +53,6 @@ MIN_BUYERS = 500
 # classifier and a holdout AUC worth serving (the holdout then sees >= 10 of each).
 MIN_POSITIVES = 50
 MAX_GROUPS = 50
-_DAY_US = 86_400_000_000
 
 
 def next_version(root: Path, score: str) -> str:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-US_PER_DAY = 86_400_000_000.0
+from scorecast.kernels.time_units import US_PER_DAY
+
 KINDS = {"sent": "sends", "open": "opens", "click": "clicks", "bounce": "bounces"}
 WINDOWS = (7, 30, 90, 365)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-US_PER_DAY = 86_400_000_000.0
+from scorecast.kernels.time_units import US_PER_DAY
 
 RFM_FIELDS = (
     "recency_days",

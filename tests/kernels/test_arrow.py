@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from numpy.testing import assert_array_equal
+
 from scorecast.kernels import (
     InputError,
     category_codes,
@@ -17,6 +18,7 @@ from scorecast.kernels import (
     timestamps_us,
     unique_contact_ids,
 )
+from scorecast.kernels.time_units import US_PER_DAY
 
 T0 = 1_700_000_000_000_000  # µs since the epoch
 
@@ -147,7 +149,6 @@ def test_unique_contact_ids_errors_name_the_field(ids: pa.Array, detail: str) ->
 
 # --- timestamps_us -------------------------------------------------------------------------
 
-_DAY_US = 86_400_000_000
 _SECONDS = [T0 // 1_000_000, T0 // 1_000_000 + 1, 0, -86_400]
 
 TIMESTAMPS = {
@@ -158,9 +159,9 @@ TIMESTAMPS = {
     "ns-floors": (pa.array([1_999, -1], pa.timestamp("ns", "UTC")), [1, -1]),
     "date32": (
         pa.array([dt.date(1970, 1, 2), dt.date(1969, 12, 31)], pa.date32()),
-        [_DAY_US, -_DAY_US],
+        [US_PER_DAY, -US_PER_DAY],
     ),
-    "date64": (pa.array([dt.date(1970, 1, 3)], pa.date64()), [2 * _DAY_US]),
+    "date64": (pa.array([dt.date(1970, 1, 3)], pa.date64()), [2 * US_PER_DAY]),
     "chunked": (
         pa.chunked_array([pa.array([1], pa.timestamp("us")), pa.array([2], pa.timestamp("us"))]),
         [1, 2],

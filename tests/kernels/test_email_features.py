@@ -6,14 +6,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from numpy.testing import assert_allclose
+
 from scorecast.kernels import FEATURE_PATTERNS, FeatureFrame, InputError, required_columns
 from scorecast.kernels.email_features import EMAIL_FEATURES
+from scorecast.kernels.time_units import US_PER_DAY
 
 from . import email_reference as reference
 
-DAY = 86_400_000_000
 T0 = 1_700_000_000_000_000
-AS_OF = T0 + 400 * DAY
+AS_OF = T0 + 400 * US_PER_DAY
 KEYWORDS = ["running", "tech", "books"]  # "books" is on no campaign
 NAMES = [*EMAIL_FEATURES, *(f"keyword_weight:{k}" for k in KEYWORDS)]
 UTC_US = pa.timestamp("us", "UTC")
@@ -25,7 +26,7 @@ def events(rows: list[tuple[object, float, object, str | None]], id_type: pa.Dat
     return pa.table(
         {
             "contact_id": pa.array([r[0] for r in rows], id_type),
-            "ts": pa.array([T0 + round(r[1] * DAY) for r in rows], pa.int64()).cast(UTC_US),
+            "ts": pa.array([T0 + round(r[1] * US_PER_DAY) for r in rows], pa.int64()).cast(UTC_US),
             "campaign_id": pa.array([r[2] for r in rows], pa.int64()),
             "event": pa.array([r[3] for r in rows], pa.string()),
         }
@@ -202,7 +203,7 @@ def test_later_calls_widen_the_keywords() -> None:
 
 
 def test_times_before_1970() -> None:
-    day = -DAY
+    day = -US_PER_DAY
     table = pa.table(
         {
             "contact_id": [1, 1, 2],

@@ -9,20 +9,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+
 from scorecast.kernels import (
     FEATURE_PATTERNS,
     FeatureFrame,
     InputError,
-    order_features,
     order_feature_names,
+    order_features,
     required_columns,
 )
+from scorecast.kernels.time_units import US_PER_DAY
 
 from . import reference
 
-DAY = 86_400_000_000
 T0 = 1_700_000_000_000_000  # µs since the epoch
-AS_OF = T0 + 100 * DAY
+AS_OF = T0 + 100 * US_PER_DAY
 GROUPS = ["shoes", "bags", "toys"]  # "toys" never appears in the orders below
 NAMES = order_feature_names(GROUPS)
 REPEAT_NAMES = list(reference.REPEAT_FIELDS)
@@ -41,7 +42,7 @@ def orders(
 ) -> pa.Table:
     """An orders table; times in days after T0, amounts 10 and groups "shoes" by default."""
     n = len(contact_ids)
-    ts = pa.array([T0 + round(d * DAY) for d in ts_days], pa.int64()).cast(pa.timestamp("us"))
+    ts = pa.array([T0 + round(d * US_PER_DAY) for d in ts_days], pa.int64()).cast(pa.timestamp("us"))
     return pa.table(
         {
             "contact_id": pa.array(contact_ids, id_type),

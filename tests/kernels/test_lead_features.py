@@ -9,20 +9,20 @@ import pytest
 
 from scorecast.kernels import FeatureFrame, InputError, required_columns
 from scorecast.kernels.event_windows import window_counts
+from scorecast.kernels.time_units import US_PER_DAY
 
 from . import reference
 
-DAY = 86_400_000_000
-AS_OF = 1_000 * DAY
+AS_OF = 1_000 * US_PER_DAY
 KINDS = ("email_open", "email_click", "form", "demo_request")
 PAGES = ("/pricing", "/careers", "/blog", "https://x.io:8080/a")
 
 
 def _events(rng: np.random.Generator, n_contacts: int, n: int, column: str, values: tuple[str, ...]) -> pd.DataFrame:
-    ts = AS_OF - rng.integers(-5 * DAY, 120 * DAY, n)
+    ts = AS_OF - rng.integers(-5 * US_PER_DAY, 120 * US_PER_DAY, n)
     # edge cases: events exactly at as_of and exactly at a window's start
     ts[: n // 10] = AS_OF
-    ts[n // 10 : n // 5] = AS_OF - 7 * DAY
+    ts[n // 10 : n // 5] = AS_OF - 7 * US_PER_DAY
     df = pd.DataFrame(
         {
             "contact_id": rng.integers(0, n_contacts, n),
@@ -72,7 +72,7 @@ def test_small_case_values() -> None:
     inter = pa.table(
         {
             "contact_id": pa.array(["a", "a", "b", "a"]),
-            "ts": pa.array([AS_OF - 2 * DAY, AS_OF - 30 * DAY, AS_OF, AS_OF + 1], pa.int64()).cast(pa.timestamp("us", "UTC")),
+            "ts": pa.array([AS_OF - 2 * US_PER_DAY, AS_OF - 30 * US_PER_DAY, AS_OF, AS_OF + 1], pa.int64()).cast(pa.timestamp("us", "UTC")),
             "kind": pa.array(["form", "form", "demo_request", "form"]),
         }
     )

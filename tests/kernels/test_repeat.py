@@ -11,11 +11,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+
 from scorecast.kernels import FeatureFrame, InputError, RepeatSummary, repeat_summary
+from scorecast.kernels.time_units import US_PER_DAY
 
 from . import reference
 
-DAY = 86_400_000_000
 T0 = 1_700_006_400_000_000  # 2023-11-15T00:00Z, a UTC midnight, µs since the epoch
 NAN = float("nan")
 DATASETS = Path(__file__).resolve().parents[2] / "training" / "datasets"
@@ -32,9 +33,9 @@ def _case(
     return dict(
         codes=np.array(codes, np.int64),
         n_contacts=n_contacts,
-        ts_us=np.array([T0 + round(d * DAY) for d in ts_days], np.int64),
+        ts_us=np.array([T0 + round(d * US_PER_DAY) for d in ts_days], np.int64),
         amount=None if amount is None else np.array(amount, np.float64),
-        as_of_us=T0 + round(as_of_days * DAY),
+        as_of_us=T0 + round(as_of_days * US_PER_DAY),
     )
 
 
@@ -102,13 +103,13 @@ def _random_case(rng: np.random.Generator) -> dict[str, Any]:
     amount = rng.gamma(2.0, 20.0, n)
     amount[rng.random(n) < 0.1] = np.nan
     # Few distinct days and sub-day times: many same-day orders, some runs past 32 (merge).
-    ts = T0 + rng.integers(-5, 60, n) * DAY + rng.integers(0, DAY, n)
+    ts = T0 + rng.integers(-5, 60, n) * US_PER_DAY + rng.integers(0, US_PER_DAY, n)
     return dict(
         codes=rng.integers(0, max(n_contacts // int(rng.integers(1, 50)), 1), n),
         n_contacts=n_contacts,
         ts_us=ts,
         amount=None if rng.random() < 0.2 else amount,
-        as_of_us=int(T0 + rng.integers(0, 60) * DAY + rng.integers(0, DAY)),
+        as_of_us=int(T0 + rng.integers(0, 60) * US_PER_DAY + rng.integers(0, US_PER_DAY)),
     )
 
 

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+
 from scorecast.kernels import InputError, RfmSummary, rfm_summary
+from scorecast.kernels.time_units import US_PER_DAY
 
 from . import reference
 
-DAY = 86_400_000_000
 T0 = 1_700_000_000_000_000  # 2023-11-14, µs since the epoch
 
 
@@ -33,11 +34,11 @@ def _case(
     return dict(
         codes=np.array(codes, np.int64),
         n_contacts=n_contacts,
-        ts_us=np.array([T0 + round(d * DAY) for d in ts_days], np.int64),
+        ts_us=np.array([T0 + round(d * US_PER_DAY) for d in ts_days], np.int64),
         amount=None if amount is None else np.array(amount, np.float64),
         group_codes=None if groups is None else np.array(groups, np.int32),
         n_groups=n_groups,
-        as_of_us=T0 + round(as_of_days * DAY),
+        as_of_us=T0 + round(as_of_days * US_PER_DAY),
     )
 
 
@@ -111,11 +112,11 @@ def _random_case(rng: np.random.Generator) -> dict[str, Any]:
         codes=rng.integers(0, n_contacts, n),
         n_contacts=n_contacts,
         # whole days, so duplicate timestamps are common
-        ts_us=T0 + rng.integers(0, 400, n) * DAY + rng.integers(0, 2, n) * 1_000,
+        ts_us=T0 + rng.integers(0, 400, n) * US_PER_DAY + rng.integers(0, 2, n) * 1_000,
         amount=amount,
         group_codes=rng.integers(-1, n_groups, n).astype(np.int32),
         n_groups=n_groups,
-        as_of_us=T0 + int(rng.integers(0, 450)) * DAY,
+        as_of_us=T0 + int(rng.integers(0, 450)) * US_PER_DAY,
     )
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+
 from scorecast.kernels import FeatureFrame, InputError, required_columns
 from scorecast.kernels.sku_features import sku_history_names
+from scorecast.kernels.time_units import US_PER_DAY
 
-DAY = 86_400_000_000
 T0 = 1_700_000_000_000_000
 UTC_US = pa.timestamp("us", "UTC")
 
@@ -19,7 +20,7 @@ def _random_orders(rng: np.random.Generator, n_orders: int, n_contacts: int, n_s
         {
             "contact_id": pa.array(rng.integers(0, n_contacts, n_orders) * 7 + 3),
             # whole days: many ties in ts, which must go to the later row
-            "ts": pa.array(T0 + rng.integers(0, 60, n_orders) * DAY, UTC_US),
+            "ts": pa.array(T0 + rng.integers(0, 60, n_orders) * US_PER_DAY, UTC_US),
             "sku": pa.array([f"S{k}" if k >= 0 else None for k in rng.integers(-1, n_skus, n_orders)]),
             "promo": pa.array([None if r < 0.1 else bool(r > 0.6) for r in rng.random(n_orders)]),
         }
@@ -44,7 +45,7 @@ def test_sku_history_matches_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
     orders = _random_orders(rng, 3000, 200, 40)
     skus = [f"S{k}" for k in rng.permutation(30)]  # S30..S39 are not in the vocabulary
-    as_of = T0 + 40 * DAY
+    as_of = T0 + 40 * US_PER_DAY
     frame = FeatureFrame({"orders": orders}, as_of)
     got = frame.matrix(sku_history_names(6), {"skus": skus})
     rows = frame.contact_ids.to_pylist()
@@ -54,7 +55,7 @@ def test_sku_history_matches_reference(seed: int) -> None:
 def test_promo_share_matches_reference() -> None:
     rng = np.random.default_rng(4)
     orders = _random_orders(rng, 600, 150, 10)
-    as_of = T0 + 10 * DAY
+    as_of = T0 + 10 * US_PER_DAY
     frame = FeatureFrame({"orders": orders}, as_of)
     got = frame.matrix(["promo_share"])[:, 0]
     df = orders.set_column(1, "ts", orders.column("ts").cast(pa.int64())).to_pandas()
@@ -68,12 +69,12 @@ def test_integer_skus_match_their_text_and_no_orders_is_cold() -> None:
     orders = pa.table(
         {
             "contact_id": pa.array([1, 1, 2]),
-            "ts": pa.array([T0, T0 + DAY, T0], UTC_US),
+            "ts": pa.array([T0, T0 + US_PER_DAY, T0], UTC_US),
             "sku": pa.array([10, 20, 10], pa.int64()),
         }
     )
     contacts = pa.table({"contact_id": pa.array([1, 2, 3])})
-    frame = FeatureFrame({"orders": orders, "contacts": contacts}, T0 + 2 * DAY)
+    frame = FeatureFrame({"orders": orders, "contacts": contacts}, T0 + 2 * US_PER_DAY)
     got = frame.matrix(sku_history_names(3), {"skus": ["20", "10"]})
     assert_array_equal(got, [[0, 1, -1], [1, -1, -1], [-1, -1, -1]])
 

@@ -9,17 +9,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from numpy.testing import assert_allclose
+
 from scorecast.kernels import FeatureFrame, InputError
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web import web_summary
 from scorecast.kernels.web_config import parse_web_config
 from scorecast.kernels.web_features import WEB_FEATURES, page_entries
 
 from . import reference
 
-DAY = 86_400_000_000
 MINUTE = 60_000_000
 T0 = 1_700_000_000_000_000
-AS_OF = T0 + 40 * DAY
+AS_OF = T0 + 40 * US_PER_DAY
 CONFIG = parse_web_config(
     {
         "session_gap_minutes": 30,
@@ -67,12 +68,12 @@ def _random_events(rng: np.random.Generator, n_contacts: int, n: int) -> pa.Tabl
     contacts = rng.integers(0, n_contacts, n)
     # times around as_of: some after it, some exactly at it, some at window edges, bursts
     days = rng.uniform(-45, 3, n)
-    ts = AS_OF + np.rint(days * DAY).astype(np.int64)
+    ts = AS_OF + np.rint(days * US_PER_DAY).astype(np.int64)
     ts[rng.random(n) < 0.05] = AS_OF
-    ts[rng.random(n) < 0.03] = AS_OF - 7 * DAY
-    ts[rng.random(n) < 0.03] = AS_OF - 30 * DAY
+    ts[rng.random(n) < 0.03] = AS_OF - 7 * US_PER_DAY
+    ts[rng.random(n) < 0.03] = AS_OF - 30 * US_PER_DAY
     burst = rng.random(n) < 0.3  # views a few minutes apart: sessions of several views
-    ts[burst] = AS_OF - 2 * DAY + rng.integers(0, 90, burst.sum()) * MINUTE
+    ts[burst] = AS_OF - 2 * US_PER_DAY + rng.integers(0, 90, burst.sum()) * MINUTE
     pages = [None if rng.random() < 0.05 else PAGES[int(rng.integers(len(PAGES)))] for _ in range(n)]
     durations = [None if rng.random() < 0.1 else float(np.round(rng.exponential(60), 1)) for _ in range(n)]
     table = _table(contacts.tolist(), ts.tolist(), pages, durations)
@@ -91,22 +92,22 @@ def test_random_events_match_the_reference(rng: np.random.Generator) -> None:
 
 CASES = {
     "no-events": _table([], [], [], []),
-    "only-after-as-of": _table([0, 1], [AS_OF + 1, AS_OF + DAY], ["/pricing", "/"], [5.0, 6.0]),
+    "only-after-as-of": _table([0, 1], [AS_OF + 1, AS_OF + US_PER_DAY], ["/pricing", "/"], [5.0, 6.0]),
     "exactly-at-as-of": _table([0], [AS_OF], ["/pricing"], [5.0]),
     "window-edges": _table(
-        [0, 0, 0], [AS_OF - 30 * DAY, AS_OF - 7 * DAY, AS_OF - 30 * DAY + 1], ["/", "/", "/"], [1.0, 2.0, 4.0]
+        [0, 0, 0], [AS_OF - 30 * US_PER_DAY, AS_OF - 7 * US_PER_DAY, AS_OF - 30 * US_PER_DAY + 1], ["/", "/", "/"], [1.0, 2.0, 4.0]
     ),
-    "duplicates": _table([0, 0], [AS_OF - DAY, AS_OF - DAY], ["/pricing", "/pricing"], [3.0, 3.0]),
-    "null-pages-and-durations": _table([0, 0], [AS_OF - DAY, AS_OF - 2 * DAY], [None, "/"], [None, 2.0]),
-    "unknown-pages": _table([0, 1], [AS_OF - DAY, AS_OF - DAY], ["/nope", "/products"], [1.0, 1.0]),
+    "duplicates": _table([0, 0], [AS_OF - US_PER_DAY, AS_OF - US_PER_DAY], ["/pricing", "/pricing"], [3.0, 3.0]),
+    "null-pages-and-durations": _table([0, 0], [AS_OF - US_PER_DAY, AS_OF - 2 * US_PER_DAY], [None, "/"], [None, 2.0]),
+    "unknown-pages": _table([0, 1], [AS_OF - US_PER_DAY, AS_OF - US_PER_DAY], ["/nope", "/products"], [1.0, 1.0]),
     "session-gap-boundary": _table(
         [0, 0, 0], [AS_OF - 100 * MINUTE, AS_OF - 70 * MINUTE, AS_OF - 39 * MINUTE], ["/"] * 3, [1.0] * 3
     ),
     "out-of-time-order": _table(
-        [0, 0, 0, 0], [AS_OF - DAY, AS_OF - 3 * DAY, AS_OF - DAY - MINUTE, AS_OF - 3 * DAY + MINUTE], ["/"] * 4, [1.0] * 4
+        [0, 0, 0, 0], [AS_OF - US_PER_DAY, AS_OF - 3 * US_PER_DAY, AS_OF - US_PER_DAY - MINUTE, AS_OF - 3 * US_PER_DAY + MINUTE], ["/"] * 4, [1.0] * 4
     ),
-    "old-visit-only": _table([0], [AS_OF - 100 * DAY], ["/careers"], [1.0]),
-    "no-page-or-duration-columns": _table([0, 1], [AS_OF - DAY, AS_OF - 9 * DAY], None, None),
+    "old-visit-only": _table([0], [AS_OF - 100 * US_PER_DAY], ["/careers"], [1.0]),
+    "no-page-or-duration-columns": _table([0, 1], [AS_OF - US_PER_DAY, AS_OF - 9 * US_PER_DAY], None, None),
 }
 
 
@@ -121,7 +122,7 @@ def test_session_gap_and_categories_by_hand() -> None:
     the longest prefix wins; an eliminating page sets the flag."""
     events = _table(
         [0] * 5,
-        [AS_OF - 61 * MINUTE, AS_OF - 30 * MINUTE, AS_OF, AS_OF - 8 * DAY, AS_OF - 8 * DAY],
+        [AS_OF - 61 * MINUTE, AS_OF - 30 * MINUTE, AS_OF, AS_OF - 8 * US_PER_DAY, AS_OF - 8 * US_PER_DAY],
         ["/products/premium/x", "/products/compare", "/products/a", "/careers", "/pricing"],
         [10.0, 20.0, None, 1.0, 2.0],
     )
@@ -137,14 +138,14 @@ def test_session_gap_and_categories_by_hand() -> None:
 
 def test_points_decay_with_the_half_life() -> None:
     """A hot page viewed one half-life ago is worth half its points."""
-    events = _table([0], [AS_OF - 10 * DAY], ["/pricing"], [1.0])
+    events = _table([0], [AS_OF - 10 * US_PER_DAY], ["/pricing"], [1.0])
     x = FeatureFrame({"web_events": events}, AS_OF).matrix(["web_points_30d"], {"web": CONFIG})
     assert x[0, 0] == pytest.approx(5.0)
 
 
 def test_without_a_config_pages_score_nothing() -> None:
     """No web config in the params: visits count, pages have no points or category."""
-    events = _table([0, 0], [AS_OF - DAY, AS_OF - DAY], ["/pricing", "/careers"], [1.0, 1.0])
+    events = _table([0, 0], [AS_OF - US_PER_DAY, AS_OF - US_PER_DAY], ["/pricing", "/careers"], [1.0, 1.0])
     x = FeatureFrame({"web_events": events}, AS_OF).matrix(["web_views_30d", "web_points_30d", "web_eliminating_30d"])
     assert x.tolist() == [[2.0, 0.0, 0.0]]
 

@@ -9,13 +9,13 @@ import pyarrow as pa
 import pytest
 
 from scorecast.client import ScorecastClient
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
 from .fakes import grouped_model, linear_model, segment_model, write_model
 
-DAY_US = 86_400_000_000
 AS_OF_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
 
@@ -34,7 +34,7 @@ def repository(repo_dir: Path) -> ModelRepository:
 
 def make_orders(ids: list, days_before: list[float], amounts: list[float | None], groups: list[str | None]) -> pa.Table:
     """An orders table with timestamps ``days_before`` AS_OF."""
-    ts = [AS_OF_US - int(d * DAY_US) for d in days_before]
+    ts = [AS_OF_US - int(d * US_PER_DAY) for d in days_before]
     return pa.table(
         {
             "contact_id": ids,

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 import pyarrow as pa
+
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.proto import pb
 
-DAY_US = 86_400_000_000
 AS_OF_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -83,7 +84,7 @@ def orders_table(rng: random.Random, n_contacts: int, n_orders: int, string_ids:
     return pa.table(
         {
             "contact_id": pa.array([f"c{i}" for i in ids] if string_ids else ids, pa.string() if string_ids else pa.int64()),
-            "ts": pa.array([AS_OF_US - rng.randrange(0, 800 * DAY_US) for _ in ids], pa.timestamp("us", tz="UTC")),
+            "ts": pa.array([AS_OF_US - rng.randrange(0, 800 * US_PER_DAY) for _ in ids], pa.timestamp("us", tz="UTC")),
             "amount": pa.array([round(rng.uniform(-20, 200), 2) for _ in ids], pa.float64()),
             "product_group": pa.array([rng.choice(GROUPS + ("toys", None)) for _ in ids], pa.string()),
         }
@@ -370,10 +371,10 @@ def _dates(rng: random.Random) -> Case:
     check = None
     allowed = frozenset({OK})
     if kind == "future":
-        array = pa.array([AS_OF_US + rng.randrange(1, 10**6) * DAY_US for _ in range(n)], pa.timestamp("us", tz="UTC"))
+        array = pa.array([AS_OF_US + rng.randrange(1, 10**6) * US_PER_DAY for _ in range(n)], pa.timestamp("us", tz="UTC"))
         check = _no_orders_count
     elif kind == "pre-1970":
-        array = pa.array([-rng.randrange(0, 10**5) * DAY_US - rng.randrange(DAY_US) for _ in range(n)], pa.timestamp("us", tz="UTC"))
+        array = pa.array([-rng.randrange(0, 10**5) * US_PER_DAY - rng.randrange(US_PER_DAY) for _ in range(n)], pa.timestamp("us", tz="UTC"))
     elif kind == "far-future-date32":  # beyond the µs range: refused, or counted as after as_of
         array = pa.array([rng.randrange(2**28, 2**31 - 1) for _ in range(n)], pa.int32()).cast(pa.date32())
         allowed, check = frozenset({OK, INVALID}), _no_orders_count
@@ -395,7 +396,7 @@ def _dates(rng: random.Random) -> Case:
     elif kind == "ms":
         array = pa.array([u // 1000 for u in us], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
     else:
-        array = pa.array([u // DAY_US for u in us], pa.int32()).cast(pa.date32())
+        array = pa.array([u // US_PER_DAY for u in us], pa.int32()).cast(pa.date32())
     table = set_column(orders, "ts", array)
     if check is None and kind in ("future", "pre-1970", "ns", "naive", "other-tz"):
         check = _expected_spend(table.set_column(1, "ts", pa.array(us if kind != "pre-1970" else array.cast(pa.int64()).to_pylist(),
@@ -455,7 +456,7 @@ def _huge_strings(rng: random.Random) -> Case:
     column = rng.choice(["contact_id", "product_group", "sku"])
     orders = pa.table({
         "contact_id": pa.array(big if column == "contact_id" else list(range(n))),
-        "ts": pa.array([AS_OF_US - DAY_US] * n, pa.timestamp("us", tz="UTC")),
+        "ts": pa.array([AS_OF_US - US_PER_DAY] * n, pa.timestamp("us", tz="UTC")),
         "amount": pa.array([1.0] * n),
         "product_group": pa.array(big if column == "product_group" else ["shoes"] * n),
     })
@@ -538,7 +539,7 @@ def _header(rng: random.Random) -> Case:
         header.options.as_of.nanos = rng.choice([0, 999_999_999])
         allowed, match = frozenset({OK, INVALID}), ("as_of",)
     elif kind == "as-of-pre-1970":
-        as_of = -rng.randrange(1, 10**5) * DAY_US
+        as_of = -rng.randrange(1, 10**5) * US_PER_DAY
         header = make_header(["spend", "segments"], as_of)
         allowed, check = frozenset({OK}), _expected_spend(orders, as_of)
     elif kind == "no-as-of":
@@ -726,6 +727,7 @@ def test_invalid_utf8_is_a_malformed_payload() -> None:
     """A stream whose string bytes are not UTF-8 (a flipped bit) is refused when decoded; it was
     INTERNAL (UnicodeDecodeError in the kernels). Full validation also catches bad offsets."""
     import pytest
+
     from scorecast.server.codec import decode_tables
     from scorecast.server.errors import MalformedPayload
 
@@ -743,6 +745,7 @@ def test_names_too_long_to_echo_are_refused() -> None:
     """A 10,000-char score name came back in NOT_FOUND's message, over gRPC's 8 KiB limit on
     status details: the caller saw RESOURCE_EXHAUSTED "Stream removed" instead."""
     import pytest
+
     from scorecast.server.codec import decode_tables
     from scorecast.server.errors import InvalidArgument
     from scorecast.server.pipeline import ScoreSpec, ScoringPipeline

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from scorecast.kernels import InputError
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.server.errors import InvalidArgument, ModelNotFound, ResourceExhausted
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
@@ -96,7 +97,7 @@ def test_request_options_fill_request_features(tmp_path, orders: pa.Table) -> No
     assert batch.column("value.threshold").to_pylist() == [0.5] * 3
     due = batch.column("value.due")
     assert due.type == pa.timestamp("us", tz="UTC")
-    assert due[0].value == AS_OF_US + 365 * 86_400_000_000
+    assert due[0].value == AS_OF_US + 365 * US_PER_DAY
     batch = ScoringPipeline(repo, spec("value", horizon_days=30, churn_threshold=0.25)).score({"orders": orders})
     assert batch.column("value.value").to_pylist() == [60, 30, 0]
     assert batch.column("value.threshold").to_pylist() == [0.25] * 3

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.special import hyp2f1
 
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.tables import TABLES
 from scorecast.training import simulate as sim
 from scorecast.training.simulate import SimulationConfig, group_names, read_truth, simulate_base, write_base
@@ -198,8 +199,8 @@ def test_orders_in_time_order_and_windows(base: sim.SimulatedBase, config: Simul
     end = _end_us(config)
     past, future = _us(base.orders, "ts"), _us(base.future_orders, "ts")
     assert past.max() <= end
-    assert past.min() >= end - config.history_days * 86_400_000_000
-    assert future.min() > end and future.max() <= end + config.future_days * 86_400_000_000
+    assert past.min() >= end - config.history_days * US_PER_DAY
+    assert future.min() > end and future.max() <= end + config.future_days * US_PER_DAY
     assert np.all(np.diff(past) >= 0) and np.all(np.diff(future) >= 0)
     # a real order log, not grouped by contact
     ids = base.orders.column("contact_id").to_numpy()
@@ -236,7 +237,7 @@ def test_dropout_and_alive_consistent(base: sim.SimulatedBase, config: Simulatio
     both = pa.concat_tables([base.orders, base.future_orders])
     last = np.zeros(N, dtype=np.int64)
     np.maximum.at(last, _rows(base, both), _us(both, "ts"))
-    horizon = _end_us(config) + config.future_days * 86_400_000_000
+    horizon = _end_us(config) + config.future_days * US_PER_DAY
     gone = buyer & (dropout <= horizon)
     assert gone.sum() > 0.1 * buyer.sum()
     assert np.array_equal(dropout[gone], last[gone])
@@ -249,7 +250,7 @@ def test_truth_counts_match_future_orders(base: sim.SimulatedBase, config: Simul
     """Future counts, spend and per-group counts recompute from future_orders; n_orders from orders."""
     truth, fut = base.truth_contacts, base.future_orders
     rows = _rows(base, fut)
-    days = (_us(fut, "ts") - _end_us(config)) / 86_400_000_000
+    days = (_us(fut, "ts") - _end_us(config)) / US_PER_DAY
     for window in (90, 365):
         got = np.bincount(rows[days <= window], minlength=N)
         assert np.array_equal(got, truth.column(f"n_future_orders_{window}d").to_numpy()), window
@@ -299,7 +300,7 @@ def test_bg_nbd_repeat_purchases_match_closed_form() -> None:
     first = _us(base.truth_contacts, "first_order_ts")
     both = pa.concat_tables([base.orders, base.future_orders])
     rows, ts = _rows(base, both), _us(both, "ts")
-    repeat = (ts > first[rows]) & (ts <= first[rows] + int(t * 86_400_000_000))
+    repeat = (ts > first[rows]) & (ts <= first[rows] + int(t * US_PER_DAY))
     x = np.bincount(rows[repeat], minlength=config.n_contacts)
     n = x.size
     r, alpha, a, b = config.r, config.alpha, config.a, config.b
@@ -320,7 +321,7 @@ def test_alive_at_end_matches_bg_nbd_p_alive(base: sim.SimulatedBase, config: Si
     rows, ts = _rows(base, orders), _us(orders, "ts")
     last = np.zeros(N, dtype=np.int64)
     np.maximum.at(last, rows, ts)
-    day = 86_400_000_000
+    day = US_PER_DAY
     first = _us(truth, "first_order_ts")[buyer]
     x = truth.column("n_orders").to_numpy()[buyer] - 1
     t_x = (last[buyer] - first) / day

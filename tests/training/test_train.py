@@ -15,6 +15,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import METADATA_KEY, ModelMetadata
 from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import MIN_BUYERS, train
@@ -90,7 +91,7 @@ def test_versions_increase(base: Path, tmp_path: Path) -> None:
 def _tiny_base(tmp_path: Path, n_buyers: int, with_group: bool = True) -> Path:
     rng = np.random.default_rng(0)
     ids = rng.integers(0, n_buyers, n_buyers * 3)
-    ts = pa.array(1_700_000_000_000_000 + rng.integers(0, 300 * 86_400_000_000, ids.size), pa.timestamp("us", tz="UTC"))
+    ts = pa.array(1_700_000_000_000_000 + rng.integers(0, 300 * US_PER_DAY, ids.size), pa.timestamp("us", tz="UTC"))
     columns = {"contact_id": ids, "ts": ts, "amount": rng.uniform(1, 100, ids.size)}
     if with_group:
         columns["product_group"] = rng.choice(["a", "b"], ids.size)

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from scorecast.kernels import FeatureFrame
+from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web_config import load_web_config
 from scorecast.tables import TABLES
 from scorecast.training.metrics import roc_auc
@@ -53,7 +54,7 @@ def test_web_events_follow_the_table_spec(train_base: SimulatedBase) -> None:
     assert web is not None and set(web.column_names) == set(TABLES["web_events"].columns)
     end_us = int(train_base.config.end.timestamp() * 1_000_000)
     ts = web["ts"].cast(pa.int64()).to_numpy()
-    assert ts.max() <= end_us and ts.min() >= end_us - train_base.config.web_days * 86_400_000_000
+    assert ts.max() <= end_us and ts.min() >= end_us - train_base.config.web_days * US_PER_DAY
     assert (np.diff(ts) >= 0).all()
     duration = web["duration_s"]
     assert pc.min(duration).as_py() >= 0 and 0 < duration.null_count < 0.05 * web.num_rows
