@@ -29,7 +29,6 @@ import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.kernels import FeatureFrame
-from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .bg_nbd import BetaGeoModel

@@ -44,7 +44,6 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
-from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from .lead_rules import RuleSet

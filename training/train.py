@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from scorecast.base import read_table, table_names
 from scorecast.kernels import FeatureFrame, order_feature_names
-from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web_config import load_web_config
 from scorecast.metadata import REQUEST_PREFIX
 
