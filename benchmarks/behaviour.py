@@ -42,15 +42,15 @@ import numba
 import onnxruntime
 import pyarrow as pa
 from table import Column, print_columns
+
+from scorecast.base import BaseChunks, table_names
+from scorecast.client import ScorecastClient
+from scorecast.process import ServerProcess as Server
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import input_columns
 from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
-
-from scorecast.base import BaseChunks, table_names
-from scorecast.client import ScorecastClient
-from scorecast.process import ServerProcess as Server
 
 SCORES = ("engagement", "pressure", "interests", "web_heat", "segments")
 TABLES_NEEDED = ("contacts", "orders", "campaigns", "email_events", "web_events")

@@ -46,17 +46,17 @@ import onnxruntime
 import pyarrow as pa
 from rfm_engines import compare_rfm
 from table import Column, print_columns
+
+from scorecast.base import BaseChunks, read_table
+from scorecast.client import ScorecastClient
 from scorecast.kernels import FeatureFrame
+from scorecast.metadata import INPUT_NAME
+from scorecast.process import ServerProcess as Server
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import input_columns, rescore
 from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
-
-from scorecast.base import BaseChunks, read_table
-from scorecast.process import ServerProcess as Server
-from scorecast.client import ScorecastClient
-from scorecast.metadata import INPUT_NAME
 
 SCORES = ("rfm", "affinity")
 ORT_BATCH = 50_000

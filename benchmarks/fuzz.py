@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import grpc
+
 from scorecast.process import ServerProcess
 from scorecast.proto import rpc
-
 from tests.server.fakes import grouped_model, linear_model, segment_model, write_model
 from tests.server.test_fuzz import (
     MAX_ROWS_PER_CHUNK,

@@ -47,13 +47,13 @@ import numpy as np
 import pyarrow as pa
 from e2e import SCORES, base_as_of, ensure_base, ensure_models, log, stream
 from table import Column, print_columns
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
-from scorecast.server.repository import ModelRepository
-from scorecast.server.rescore import input_columns
 
 from scorecast.base import BaseChunks
 from scorecast.client import _chunk, header
 from scorecast.process import ServerProcess
+from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.server.repository import ModelRepository
+from scorecast.server.rescore import input_columns
 
 # ---------------------------------------------------------------------------------------------
 # server CPU from /proc

@@ -43,9 +43,9 @@ import pyarrow.compute as pc
 from scorecast.base import read_table
 from scorecast.client import encode_table, header
 from scorecast.metadata import METADATA_KEY, ModelMetadata
+from scorecast.model_store import write_model
 from scorecast.process import ServerProcess
 from scorecast.proto import pb, rpc
-from scorecast.training.onnx_export import save_model
 from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
 
@@ -124,7 +124,7 @@ def _bump_version(models: Path, score: str, version: int) -> Path:
     prop = next(p for p in model.metadata_props if p.key == METADATA_KEY)
     meta = ModelMetadata.from_json(prop.value)
     prop.value = ModelMetadata(**{**meta.__dict__, "version": str(version)}).to_json()
-    return save_model(model, models / score / f"{version}.onnx")
+    return write_model(model, models / score / f"{version}.onnx")
 
 
 def main() -> int:

@@ -31,10 +31,9 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scorecast.model_store import write_model
 from scorecast.server.runtime import OnnxModel
 from scorecast.training.affinity import fit_affinity
-from scorecast.training.onnx_export import save_model
-
 from tests.training.test_affinity import synthetic_base
 
 GROUPS = ("apparel", "beauty", "books", "electronics", "garden", "grocery", "shoes", "toys")
@@ -61,7 +60,7 @@ def main() -> None:
     holdout = X[args.train_rows :]
 
     with tempfile.TemporaryDirectory(prefix="scorecast-trees-") as tmp:
-        path = save_model(model.to_onnx(version="1", **TIMES), Path(tmp) / "affinity.onnx")
+        path = write_model(model.to_onnx(version="1", **TIMES), Path(tmp) / "affinity.onnx")
         forms = {form: OnnxModel.load(path, args.device, args.threads, tree_form=form) for form in ("native", "gemm")}
     if forms["gemm"].tree_form != "gemm":
         raise SystemExit("the GEMM form was refused at load (see the log): nothing to compare")

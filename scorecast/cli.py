@@ -160,9 +160,9 @@ def cmd_score(args: argparse.Namespace) -> None:
     import grpc
     from tqdm import tqdm
 
+    from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
-    from scorecast.output import AtomicParquetWriter
 
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
@@ -222,11 +222,11 @@ def cmd_top(args: argparse.Namespace) -> None:
     import grpc
     import pyarrow as pa
 
+    from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
     from scorecast.filters import CONTACTS, FEATURES, parse_filter
     from scorecast.kernels import required_columns
-    from scorecast.output import AtomicParquetWriter
 
     if (args.data is None) == (args.base_path is None):
         raise ValueError("give either --data (a local base, streamed) or --base-path (a base folder on the server)")

@@ -84,9 +84,9 @@ def _truth_value(scores_path: Path, base: Path, as_of: datetime) -> list[tuple[s
 
 def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     """Run the whole path on simulated data and print what it measured."""
+    from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
-    from scorecast.output import AtomicParquetWriter
     from scorecast.process import ServerProcess
     from scorecast.server.rescore import input_columns
     from scorecast.training.simulate import SimulationConfig, simulate_base, write_base

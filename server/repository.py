@@ -13,32 +13,19 @@ its reason stays in ``failures`` for ``GetModel`` to report.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
+
 from .errors import ModelLoadError, ModelNotFound
 from .runtime import DEFAULT_MAX_MODEL_BYTES, OnnxModel
 
-__all__ = ["ModelRepository", "ReloadReport", "model_path"]
+__all__ = ["ModelRepository", "ReloadReport"]
 
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-
-
-def model_path(root: Path, score: str, version: str) -> Path:
-    """Where a score's version lives in a repository folder."""
-    for what, value in (("score", score), ("version", version)):
-        if not _NAME.match(value):
-            raise ValueError(f"{what} {value!r} is not a valid name (letters, digits, _ . -)")
-    return root / score / f"{version}.onnx"
-
-
-def version_key(version: str) -> tuple[int, int | str]:
-    """Numeric versions sort as numbers, after any non-numeric ones."""
-    return (1, int(version)) if version.isdigit() else (0, version)
 
 
 # (mtime_ns, size, inode): a file whose stamp is unchanged is not loaded again
@@ -131,7 +118,7 @@ class ModelRepository:
     def fingerprint(self) -> dict[Path, _Stamp]:
         """Stamp of every model file now in the folder (cheap: one stat per file)."""
         stamps = {}
-        for path in self.root.glob("*/*.onnx"):
+        for path in self.root.glob(f"*/*{MODEL_SUFFIX}"):
             try:
                 st = path.stat()
             except FileNotFoundError:  # removed between glob and stat
@@ -186,8 +173,11 @@ class ModelRepository:
             return report
 
     def _load(self, path: Path, score: str, version: str) -> OnnxModel:
-        if not _NAME.match(score) or not _NAME.match(version):
-            raise ModelLoadError(path, "score and version names are letters, digits, _ . - only")
+        try:
+            check_name("score", score)
+            check_name("version", version)
+        except ValueError as exc:
+            raise ModelLoadError(path, str(exc)) from None
         model = OnnxModel.load(path, **self._session_args)
         if model.meta.score != score or model.meta.version != version:
             raise ModelLoadError(path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}")

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scorecast.atomic import AtomicParquetWriter
 from scorecast.base import BaseChunks
 from scorecast.kernels import required_columns
 from scorecast.metadata import REQUEST_PREFIX
-from scorecast.output import AtomicParquetWriter
 
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository

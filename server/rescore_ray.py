@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from numba import njit
 
+from scorecast.atomic import new_dir
 from scorecast.base import open_table, table_names
 from scorecast.tables import CONTACT_ID
 
@@ -222,17 +221,13 @@ def rescore_ray(
             "has_contacts": "contacts" in read,
         },
     )
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    try:
-        scored.write_parquet(str(tmp), compression="zstd")
-        rows = ds.dataset(tmp, format="parquet").count_rows() if tmp.exists() else 0
+    with new_dir(out) as tmp:
+        target = tmp / "data"  # Ray writes into a folder of its own
+        scored.write_parquet(str(target), compression="zstd")
+        rows = ds.dataset(target, format="parquet").count_rows() if target.exists() else 0
         if rows == 0:
             raise ValueError(f"nothing to write to {out}: no contact was scored")
-        if out.exists():  # a previous result: moved aside, then removed once the new one is in place
-            os.rename(out, old)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        for part in target.iterdir():
+            os.rename(part, tmp / part.name)
+        target.rmdir()
     return RescoreResult(rows=rows, chunks=n_buckets, seconds={})

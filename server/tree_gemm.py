@@ -36,12 +36,13 @@ row (:attr:`GemmRewrite.bytes_per_row`) lets the runtime score large batches in 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from scorecast.onnx_graph import GraphBuilder
 
 __all__ = [
     "MAX_BYTES_PER_ROW",
@@ -256,32 +257,7 @@ def _parse(node: onnx.NodeProto) -> tuple[_Ensemble, dict[str, object]]:
     return ensemble, attrs
 
 
-class _Builder:
-    """Collects the nodes and initializers of one replacement subgraph."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._n = 0
-
-    def const(self, name: str, array: np.ndarray) -> str:
-        full = f"{self.prefix}{name}"
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), full))
-        return full
-
-    def op(self, op_type: str, inputs: Iterable[str], output: str | None = None, **attrs: object) -> str:
-        self._n += 1
-        out = output or f"{self.prefix}{op_type.lower()}_{self._n}"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=f"{self.prefix}n{self._n}_{op_type}", **attrs))
-        return out
-
-    @property
-    def parameter_bytes(self) -> int:
-        return sum(len(t.raw_data) for t in self.initializers)
-
-
-def _decisions(b: _Builder, x: str, e: _Ensemble) -> str:
+def _decisions(b: GraphBuilder, x: str, e: _Ensemble) -> str:
     """Float 0/1 decisions ``[n_trees, N, K]``: node true (step 1 of the module docstring)."""
     groups = [m for m in _MODES if (e.mode == m).any()]
     parts: list[str] = []
@@ -289,8 +265,8 @@ def _decisions(b: _Builder, x: str, e: _Ensemble) -> str:
     for g, m in enumerate(groups):
         slots = np.flatnonzero(e.mode == m)
         order.append(slots)
-        xg = b.op("Gather", [x, b.const(f"feature_{g}", e.feature[slots])], axis=1)
-        t = b.const(f"threshold_{g}", e.threshold[slots])
+        xg = b.op("Gather", [x, b.const(name=f"feature_{g}", value=e.feature[slots])], axis=1)
+        t = b.const(name=f"threshold_{g}", value=e.threshold[slots])
         if m == "BRANCH_NEQ":
             decision = b.op("Not", [b.op("Equal", [xg, t])])
         else:
@@ -299,26 +275,26 @@ def _decisions(b: _Builder, x: str, e: _Ensemble) -> str:
         if tracks.any():
             nan = b.op("IsNaN", [xg])
             if not tracks.all():
-                nan = b.op("And", [nan, b.const(f"missing_true_{g}", tracks)])
+                nan = b.op("And", [nan, b.const(name=f"missing_true_{g}", value=tracks)])
             decision = b.op("Or", [decision, nan])
         parts.append(b.op("Cast", [decision], to=TensorProto.FLOAT))
     flat = parts[0] if len(parts) == 1 else b.op("Concat", parts, axis=1)
     if len(parts) > 1:  # back from mode-grouped order to slot order
         inverse = np.argsort(np.concatenate(order)).astype(np.int64)
-        flat = b.op("Gather", [flat, b.const("slot_order", inverse)], axis=1)
-    shaped = b.op("Reshape", [flat, b.const("decision_shape", np.array([-1, e.n_trees, e.K], dtype=np.int64))])
+        flat = b.op("Gather", [flat, b.const(name="slot_order", value=inverse)], axis=1)
+    shaped = b.op("Reshape", [flat, b.const(name="decision_shape", value=np.array([-1, e.n_trees, e.K], dtype=np.int64))])
     return b.op("Transpose", [shaped], perm=[1, 0, 2])
 
 
-def _raw_scores(b: _Builder, x: str, e: _Ensemble) -> str:
+def _raw_scores(b: GraphBuilder, x: str, e: _Ensemble) -> str:
     """Summed leaf values ``[N, n_outputs]`` (steps 2 and 3), before base values."""
     decisions = _decisions(b, x, e)
-    matched = b.op("Sub", [b.op("MatMul", [decisions, b.const("C", e.path)]), b.const("D", e.count[:, None, :])])
+    matched = b.op("Sub", [b.op("MatMul", [decisions, b.const(name="C", value=e.path)]), b.const(name="D", value=e.count[:, None, :])])
     leaf = b.op("ArgMax", [matched], axis=2, keepdims=0)  # [n_trees, N]
     offsets = (np.arange(e.n_trees, dtype=np.int64) * e.L)[:, None]
-    rows = b.op("Add", [leaf, b.const("leaf_offset", offsets)])
-    values = b.op("Gather", [b.const("E", e.values), rows], axis=0)  # [n_trees, N, n_outputs]
-    return b.op("ReduceSum", [values, b.const("tree_axis", np.array([0], dtype=np.int64))], keepdims=0)
+    rows = b.op("Add", [leaf, b.const(name="leaf_offset", value=offsets)])
+    values = b.op("Gather", [b.const(name="E", value=e.values), rows], axis=0)  # [n_trees, N, n_outputs]
+    return b.op("ReduceSum", [values, b.const(name="tree_axis", value=np.array([0], dtype=np.int64))], keepdims=0)
 
 
 def _bytes_per_row(e: _Ensemble) -> int:
@@ -326,7 +302,7 @@ def _bytes_per_row(e: _Ensemble) -> int:
     return 4 * e.n_trees * (5 * e.K + 2 * e.L + 2 + 2 * e.values.shape[1])
 
 
-def _regressor(b: _Builder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str, object], raw: str) -> None:
+def _regressor(b: GraphBuilder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str, object], raw: str) -> None:
     n_targets = e.values.shape[1]
     transform = _text(attrs.get("post_transform", b"NONE"))
     if transform != "NONE":
@@ -340,13 +316,13 @@ def _regressor(b: _Builder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str,
         raise UnsupportedTree(e.name, f"{len(base)} base_values for {n_targets} targets")
     score = raw
     if aggregate == "AVERAGE":
-        score = b.op("Div", [score, b.const("n_trees", np.array(e.n_trees, dtype=np.float32))])
+        score = b.op("Div", [score, b.const(name="n_trees", value=np.array(e.n_trees, dtype=np.float32))])
     if len(base):
-        score = b.op("Add", [score, b.const("base_values", base)])
+        score = b.op("Add", [score, b.const(name="base_values", value=base)])
     b.op("Identity", [score], output=node.output[0])
 
 
-def _classifier(b: _Builder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str, object], raw: str, label_used: bool) -> None:
+def _classifier(b: GraphBuilder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str, object], raw: str, label_used: bool) -> None:
     """ONNX Runtime's TreeAggregatorClassifier layouts that are reproduced exactly."""
     n_classes = e.values.shape[1]
     transform = _text(attrs.get("post_transform", b"NONE"))
@@ -355,7 +331,7 @@ def _classifier(b: _Builder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str
     int_labels = attrs.get("classlabels_int64s")
     if label_used and not int_labels:
         raise UnsupportedTree(e.name, "its string label output is used")
-    labels = b.const("labels", np.asarray(int_labels, dtype=np.int64)) if label_used else ""
+    labels = b.const(name="labels", value=np.asarray(int_labels, dtype=np.int64)) if label_used else ""
     used_classes = {int(j) for j in np.flatnonzero(e.has_value.any(axis=0))}
     label: str | None = None
     if n_classes == 2 and used_classes <= {0} and len(base) <= 1:
@@ -364,13 +340,13 @@ def _classifier(b: _Builder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str
         # or σ(s), and the label flips at s > 0.5 (ONNX Runtime's _set_score_binary).
         if transform not in ("NONE", "LOGISTIC"):
             raise UnsupportedTree(e.name, f"post_transform {transform} on a binary classifier")
-        s = b.op("Slice", [raw, *(b.const(k, np.array([v], np.int64)) for k, v in (("s0", 0), ("s1", 1), ("ax", 1)))])
+        s = b.op("Slice", [raw, *(b.const(name=k, value=np.array([v], np.int64)) for k, v in (("s0", 0), ("s1", 1), ("ax", 1)))])
         if len(base):
-            s = b.op("Add", [s, b.const("base_values", base)])
+            s = b.op("Add", [s, b.const(name="base_values", value=base)])
         all_positive = bool((np.asarray(e.weights) >= 0).all())
         if all_positive:
             p = b.op("Sigmoid", [s]) if transform == "LOGISTIC" else s
-            z = b.op("Concat", [b.op("Sub", [b.const("one", np.array(1, np.float32)), p]), p], axis=1)
+            z = b.op("Concat", [b.op("Sub", [b.const(name="one", value=np.array(1, np.float32)), p]), p], axis=1)
             cut = 0.5
         elif transform == "LOGISTIC":
             z = b.op("Concat", [b.op("Sigmoid", [b.op("Neg", [s])]), b.op("Sigmoid", [s])], axis=1)
@@ -378,14 +354,14 @@ def _classifier(b: _Builder, node: onnx.NodeProto, e: _Ensemble, attrs: dict[str
         else:
             raise UnsupportedTree(e.name, "binary classifier with mixed-sign weights and post_transform NONE")
         if label_used:
-            positive = b.op("Greater", [s, b.const("cut", np.array(cut, np.float32))])
-            index = b.op("Squeeze", [b.op("Cast", [positive], to=TensorProto.INT64), b.const("sq", np.array([1], np.int64))])
+            positive = b.op("Greater", [s, b.const(name="cut", value=np.array(cut, np.float32))])
+            index = b.op("Squeeze", [b.op("Cast", [positive], to=TensorProto.INT64), b.const(name="sq", value=np.array([1], np.int64))])
             label = b.op("Gather", [labels, index], axis=0)
     elif n_classes > 2 and (len(base) == n_classes or (len(base) == 0 and e.has_value[e.count.reshape(-1) < _NO_LEAF].all())):
         # Multiclass: every class has a score (base value or a weight at every leaf).
         if transform not in ("NONE", "LOGISTIC", "SOFTMAX"):
             raise UnsupportedTree(e.name, f"post_transform {transform} on a multiclass classifier")
-        scores = b.op("Add", [raw, b.const("base_values", base)]) if len(base) else raw
+        scores = b.op("Add", [raw, b.const(name="base_values", value=base)]) if len(base) else raw
         if label_used:
             label = b.op("Gather", [labels, b.op("ArgMax", [scores], axis=1, keepdims=0)], axis=0)
         z = {"NONE": lambda: scores, "LOGISTIC": lambda: b.op("Sigmoid", [scores]), "SOFTMAX": lambda: b.op("Softmax", [scores], axis=1)}[transform]()
@@ -436,7 +412,7 @@ def to_gemm(model: onnx.ModelProto) -> GemmRewrite:
         per_row = _bytes_per_row(ensemble)
         if per_row > MAX_BYTES_PER_ROW:
             raise UnsupportedTree(name, f"needs ~{per_row:,} bytes per row > MAX_BYTES_PER_ROW={MAX_BYTES_PER_ROW:,}")
-        b = _Builder(f"gemm{k}_")
+        b = GraphBuilder(f"gemm{k}_")
         raw = _raw_scores(b, node.input[0], ensemble)
         if node.op_type == "TreeEnsembleRegressor":
             _regressor(b, node, ensemble, attrs, raw)

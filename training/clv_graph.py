@@ -63,11 +63,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from scorecast.metadata import INPUT_NAME
-
-from .onnx_export import TARGET_OPSET
+from scorecast.onnx_graph import GraphBuilder, make_model
 
 __all__ = [
     "CUDA_OPS",
@@ -123,27 +122,14 @@ def tanh_sinh_nodes(
     return log_p, log_q, log_w
 
 
-class _Builder:
-    """Tiny helper to emit nodes and initializers with unique names."""
+class _Builder(GraphBuilder):
+    """GraphBuilder with float64 constants by default, varargs ``op`` and the arithmetic of the formulas."""
 
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._n = 0
+    def const(self, value: float | np.ndarray, hint: str = "c", dtype: type = np.float64) -> str:  # type: ignore[override]
+        return super().const(value, hint, dtype)
 
-    def name(self, hint: str) -> str:
-        self._n += 1
-        return f"{hint}_{self._n}"
-
-    def const(self, value: float | np.ndarray, hint: str = "c", dtype: type = np.float64) -> str:
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: object) -> str:
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
-        return out
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: object) -> str:  # type: ignore[override]
+        return super().op(op_type, inputs, hint=hint, **attrs)
 
     # arithmetic shorthands
     def add(self, a: str, b: str) -> str:
@@ -318,10 +304,9 @@ def _finish(g: _Builder, outputs: dict[str, str], name: str) -> onnx.ModelProto:
         name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, len(_ROLES)])],
         outs,
-        initializer=g.inits,
+        initializer=g.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-    model.ir_version = 9  # ONNX Runtime >= 1.15 reads IR 9
+    model = make_model(graph)
     onnx.checker.check_model(model, full_check=True)
     return model
 

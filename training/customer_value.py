@@ -30,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model, merged_opsets
 
 from .bg_nbd import BetaGeoModel
 from .clv_graph import bgnbd_graph, pareto_nbd_graph
@@ -204,8 +205,7 @@ def _wrap(
         outputs,
         initializer=list(graph.initializer) + inits,
     )
-    model = helper.make_model(new_graph, opset_imports=list(inner.opset_import))
-    model.ir_version = inner.ir_version
+    model = make_model(new_graph, merged_opsets(inner))
     onnx.checker.check_model(model)
     return model
 

@@ -16,9 +16,10 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.linear_model import LogisticRegression
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
 from .metrics import expected_calibration_error, roc_auc
-from .onnx_export import TARGET_OPSET, attach_metadata, feature_matrix
+from .onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["ENGAGEMENT_FEATURES", "EngagementModel", "fit_engagement"]
 
@@ -268,8 +269,7 @@ class EngagementModel:
             ],
             initializer=[numpy_helper.from_array(v, k) for k, v in init.items()],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 8
+        model = make_model(graph)
         return model
 
     def _check_fitted(self) -> None:

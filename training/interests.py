@@ -15,8 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.kernels.email_features import DEFAULT_CLICK_WEIGHT, DEFAULT_HALF_LIFE_DAYS, KEYWORD_PREFIX
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
-from .onnx_export import TARGET_OPSET, attach_metadata, feature_matrix
+from .onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["InterestsModel", "fit_interests", "keyword_features"]
 
@@ -140,8 +141,7 @@ class InterestsModel:
             ],
             initializer=[numpy_helper.from_array(v, k) for k, v in init.items()],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 8
+        model = make_model(graph)
         return model
 
     def _check_fitted(self) -> None:

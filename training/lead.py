@@ -45,10 +45,11 @@ from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
 from .lead_rules import RuleSet
 from .metrics import expected_calibration_error, lift_at, roc_auc
-from .onnx_export import TARGET_OPSET, _float32_at_most, attach_metadata
+from .onnx_export import attach_metadata, float32_at_most
 
 __all__ = [
     "CONVERSION_KIND",
@@ -418,8 +419,7 @@ def _graph(model: LeadModel, all_features: list[str], rules: RuleSet | None) -> 
         ],
         initializer=init,
     )
-    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-    model_proto.ir_version = 8
+    model_proto = make_model(graph)
     return model_proto
 
 
@@ -432,8 +432,8 @@ def _rule_nodes(rules: RuleSet, all_features: list[str], const) -> list[onnx.Nod
         for f in pred.features:
             A[used.index(f), p] = 1.0
     R = len(rules.predicates)
-    low = np.array([[-_float32_at_most(-p.low) if math.isfinite(p.low) else -np.inf for p in preds]], np.float32)
-    high = np.array([[_float32_at_most(p.high) if math.isfinite(p.high) else np.inf for p in preds]], np.float32)
+    low = np.array([[-float32_at_most(-p.low) if math.isfinite(p.low) else -np.inf for p in preds]], np.float32)
+    high = np.array([[float32_at_most(p.high) if math.isfinite(p.high) else np.inf for p in preds]], np.float32)
     points = np.array([[*rules.points, *[0.0] * len(rules.filters)]], np.float32)
     bits = np.array([[*(1 << i for i in range(R)), *[0] * len(rules.filters)]], np.int32)
     when_hit = np.array([[0.0] * R + [1.0 if w else 0.0 for w in rules.filter_excludes_when]], np.float32)

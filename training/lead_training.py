@@ -11,9 +11,11 @@ import onnx
 import pyarrow.compute as pc
 
 from scorecast.base import read_table
+from scorecast.model_store import find_model, next_version, store_model
 
 from .lead import DEFAULT_TIER_THRESHOLDS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
 from .lead_rules import RuleSet, load_rules
+from .onnx_export import read_metadata
 
 __all__ = ["fit_lead_base", "read_lead_tables", "replace_rules"]
 
@@ -54,10 +56,6 @@ def replace_rules(models: Path, rules_path: Path, version: str | None = None) ->
     """Write a new version of the lead model (newest, or ``version``) with the rules of
     ``rules_path`` (checked against the vocabulary stored in the model); no refit: the
     scorecard, its validation and its training dates are kept."""
-    from .onnx_export import read_metadata, save_model
-    from .report import find_model
-    from .train import next_version
-
     source = find_model(models, "lead", version)
     model = onnx.load(source)
     meta = read_metadata(model)
@@ -86,4 +84,4 @@ def replace_rules(models: Path, rules_path: Path, version: str | None = None) ->
         metrics={k: v for k, v in meta.metrics.items() if k != "auc:rules"},
         params=params,
     )
-    return save_model(scorecard.to_onnx(new_meta, rules), models / "lead" / f"{new_version}.onnx")
+    return store_model(models, "lead", new_version, scorecard.to_onnx(new_meta, rules))

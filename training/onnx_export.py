@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,20 +34,18 @@ from onnx.compose import add_prefix_graph
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
+from scorecast.onnx_graph import TARGET_OPSET, make_model, merged_opsets
 
 __all__ = [
-    "TARGET_OPSET",
     "attach_metadata",
+    "fixed_hist_gradient_boosting_export",
+    "float32_at_most",
     "feature_matrix",
     "group_classifiers_to_onnx",
     "hist_gradient_boosting_to_onnx",
     "read_metadata",
-    "save_model",
 ]
 
-# Pinned so a library upgrade never changes the exported graphs silently; ONNX Runtime
-# >= 1.14 runs both.
-TARGET_OPSET: dict[str, int] = {"": 18, "ai.onnx.ml": 3}
 
 _PROBABILITY_OUTPUT = "probability"
 # skl2onnx patches a module attribute: two concurrent conversions must not interleave.
@@ -150,31 +145,7 @@ def read_metadata(model: onnx.ModelProto) -> ModelMetadata:
     raise ValueError(f"model has no {METADATA_KEY!r} metadata property")
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
-    """Check ``model`` and write it to ``path`` atomically; returns the path.
-
-    The bytes go to a temporary file in the same folder, then ``os.replace`` moves it into
-    place, so a reader (the server's model repository) never sees a partial file, and
-    nothing is left behind on error.
-    """
-    path = Path(path)
-    onnx.checker.check_model(model, full_check=True)
-    data = model.SerializeToString()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _float32_at_most(value: float) -> float:
+def float32_at_most(value: float) -> float:
     """The largest float32 that is ``<= value`` (``value`` itself when representable)."""
     f = np.float32(value)
     if float(f) > float(value):  # compare in float64: a Python float would be cast to float32
@@ -183,7 +154,7 @@ def _float32_at_most(value: float) -> float:
 
 
 @contextlib.contextmanager
-def _fixed_hist_gradient_boosting_export() -> Iterator[None]:
+def fixed_hist_gradient_boosting_export() -> Iterator[None]:
     """Patch skl2onnx's ``tree_ensemble.add_node`` for the two defects in the module docstring.
 
     Scoped to the ``with`` block and serialised by a lock: importing this module changes
@@ -198,7 +169,7 @@ def _fixed_hist_gradient_boosting_export() -> Iterator[None]:
         # positional layout of add_node: (attr_pairs, is_classifier, tree_id, tree_weight,
         # node_id, feature_id, mode, value, ...)
         if len(args) > 7 and args[6] == "BRANCH_LEQ":
-            args = (*args[:7], _float32_at_most(args[7]), *args[8:])
+            args = (*args[:7], float32_at_most(args[7]), *args[8:])
         return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
 
     with _PATCH_LOCK:
@@ -230,8 +201,7 @@ def group_classifiers_to_onnx(
     nodes: list[onnx.NodeProto] = []
     inits = list(initializers)
     columns: list[str] = []
-    opsets: dict[str, int] = {}
-    ir_version = 0
+    converted: list[onnx.ModelProto] = []
     for i, estimator in enumerate(estimators):
         sub = hist_gradient_boosting_to_onnx(estimator, n_features, name=f"g{i}")
         graph = add_prefix_graph(sub.graph, f"g{i}_", rename_inputs=False)  # all read `features`
@@ -243,9 +213,7 @@ def group_classifiers_to_onnx(
             nodes.extend(extra_nodes)
             inits.extend(extra_inits)
         columns.append(column)
-        for imp in sub.opset_import:
-            opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
-        ir_version = max(ir_version, sub.ir_version)
+        converted.append(sub)
     nodes.append(helper.make_node("Concat", columns, [output], axis=1, name="concat_groups"))
     graph = helper.make_graph(
         nodes,
@@ -254,9 +222,7 @@ def group_classifiers_to_onnx(
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, [None, len(estimators)])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
-    model.ir_version = ir_version
-    return model
+    return make_model(graph, merged_opsets(*converted))
 
 
 def hist_gradient_boosting_to_onnx(
@@ -280,7 +246,7 @@ def hist_gradient_boosting_to_onnx(
     if getattr(estimator, "is_categorical_", None) is not None and np.any(estimator.is_categorical_):
         raise ValueError("categorical features are not supported by the ONNX export")
 
-    with _fixed_hist_gradient_boosting_export():
+    with fixed_hist_gradient_boosting_export():
         converted = convert_sklearn(
             estimator,
             name=name,
@@ -313,10 +279,4 @@ def _class1_probability(converted: onnx.ModelProto) -> onnx.ModelProto:
         [helper.make_tensor_value_info(_PROBABILITY_OUTPUT, TensorProto.FLOAT, [None, 1])],
         initializer=[*graph.initializer, starts, ends, axes],
     )
-    # skl2onnx may list a domain twice in opset_import; keep one entry per domain
-    opsets: dict[str, int] = {}
-    for imp in converted.opset_import:
-        opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
-    model = helper.make_model(new_graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
-    model.ir_version = converted.ir_version
-    return model
+    return make_model(new_graph, merged_opsets(converted))

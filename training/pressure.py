@@ -13,8 +13,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
-from .onnx_export import TARGET_OPSET, attach_metadata, feature_matrix
+from .onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["PRESSURE_FEATURES", "PressureModel", "fit_pressure", "min_gap_days"]
 
@@ -219,8 +220,7 @@ class PressureModel:
             ],
             initializer=[numpy_helper.from_array(v, k) for k, v in init.items()],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 8
+        model = make_model(graph)
         return model
 
     def _check_fitted(self) -> None:

@@ -35,8 +35,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import TARGET_OPSET, make_model, merged_opsets
 
-from .onnx_export import TARGET_OPSET, _fixed_hist_gradient_boosting_export, attach_metadata, hist_gradient_boosting_to_onnx
+from .onnx_export import attach_metadata, fixed_hist_gradient_boosting_export, hist_gradient_boosting_to_onnx
 from .simulate_products import SEGMENTS
 
 __all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit_promo_appetence", "promo_features"]
@@ -352,14 +353,10 @@ class PromoAppetenceModel:
             outputs,
             initializer=inits,
         )
-        opsets: dict[str, int] = {}
-        for sub in (m_model, tau_model):
-            for imp in sub.opset_import:
-                opsets[imp.domain] = max(imp.version, opsets.get(imp.domain, 0))
-        opsets[""] = max(opsets.get("", 0), TARGET_OPSET[""])
-        opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), TARGET_OPSET["ai.onnx.ml"])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
-        model.ir_version = max(m_model.ir_version, tau_model.ir_version)
+        opsets = merged_opsets(m_model, tau_model)
+        for domain, version in TARGET_OPSET.items():
+            opsets[domain] = max(opsets.get(domain, 0), version)
+        model = make_model(graph, opsets)
         return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of))
 
 
@@ -368,7 +365,7 @@ def _regressor_to_onnx(estimator: HistGradientBoostingRegressor, n_features: int
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    with _fixed_hist_gradient_boosting_export():
+    with fixed_hist_gradient_boosting_export():
         return convert_sklearn(
             estimator, name="tau", initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))], target_opset=TARGET_OPSET
         )

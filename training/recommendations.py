@@ -38,8 +38,9 @@ from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
 from scorecast.kernels.sku_features import sku_history_names, sku_strings
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
-from .onnx_export import TARGET_OPSET, attach_metadata
+from .onnx_export import attach_metadata
 
 __all__ = ["MAX_K", "MAX_SKUS", "RecommendationModel", "fit_recommendations", "ranking_metrics"]
 
@@ -296,8 +297,7 @@ class RecommendationModel:
             ],
             initializer=inits,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 9
+        model = make_model(graph)
         return attach_metadata(
             model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of, metrics=metrics)
         )

@@ -12,37 +12,20 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import onnx
 
+from scorecast.atomic import write_text
 from scorecast.metadata import ModelMetadata
+from scorecast.model_store import find_model
 
 from .onnx_export import read_metadata
 
-__all__ = ["find_model", "render_report", "write_report"]
+__all__ = ["render_report", "write_report"]
 
 _TIER_COLOURS = {"low": "#9aa5b1", "medium": "#f0b429", "high": "#2f8132"}
-
-
-def find_model(models: Path, score: str, version: str | None = None) -> Path:
-    """``models/<score>/<version>.onnx``; the highest numeric version when none is given."""
-    folder = models / score
-    if not folder.is_dir():
-        known = sorted(p.name for p in models.iterdir() if p.is_dir()) if models.is_dir() else []
-        raise FileNotFoundError(f"no score {score!r} in {models} (scores there: {known})")
-    if version is not None:
-        path = folder / f"{version}.onnx"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist")
-        return path
-    versions = sorted((p for p in folder.glob("*.onnx") if p.stem.isdigit()), key=lambda p: int(p.stem))
-    if not versions:
-        raise FileNotFoundError(f"no model versions in {folder}")
-    return versions[-1]
 
 
 def _png(fig: Any) -> str:
@@ -183,15 +166,5 @@ def write_report(models: Path, score: str, out: Path, version: str | None = None
     page = render_report(meta)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a report is for reading
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(out, page)
     return out

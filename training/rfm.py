@@ -9,8 +9,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
-from .onnx_export import TARGET_OPSET, attach_metadata, feature_matrix
+from .onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["RFM_FEATURES", "SEGMENTS", "SEGMENT_MAP", "RfmModel", "fit_rfm"]
 
@@ -229,8 +230,7 @@ class RfmModel:
             [helper.make_tensor_value_info(OUTPUT, TensorProto.INT32, [None, 5])],
             initializer=initializers,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 8  # what opset 18 needs; ONNX Runtime >= 1.14 reads it
+        model = make_model(graph)
         return model
 
     def _check_fitted(self) -> None:

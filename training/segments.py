@@ -26,8 +26,9 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
-from .onnx_export import TARGET_OPSET, attach_metadata, feature_matrix
+from .onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["K_CANDIDATES", "SEGMENT_INPUTS", "SegmentsModel", "fit_segments"]
 
@@ -259,8 +260,7 @@ class SegmentsModel:
             [helper.make_tensor_value_info(OUTPUT, TensorProto.INT32, [None, 1])],
             initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 8
+        model = make_model(graph)
         return model
 
     def _check_fitted(self) -> None:

@@ -30,9 +30,6 @@ the truth (per-contact latent parameters and future counts, the future orders, t
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from scorecast.atomic import new_dir
 from scorecast.kernels.time_units import US_PER_DAY
 
 from .simulate_email import EmailConfig, simulate_email
@@ -607,59 +605,22 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
         files["promotions.parquet"] = base.promotions
     if base.promotion_truth is not None:
         files[f"{TRUTH_DIR}/promotions.parquet"] = base.promotion_truth
-    # a sibling, so the final rename stays on one filesystem and is atomic
-    tmp = _sibling(out_dir, "tmp")
-    try:
+    with new_dir(out_dir) as tmp:
         (tmp / TRUTH_DIR).mkdir()
         total = sum(t.num_rows for t in files.values())
         with tqdm(total=total, unit="row", unit_scale=True, desc="writing base", disable=not progress) as bar:
             for name, table in files.items():
-                _write_parquet(table, tmp / name, bar)
+                write_parquet(table, tmp / name, bar)
         (tmp / "base.json").write_text(json.dumps(base.metadata(), indent=2) + "\n")
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
-def _write_parquet(table: pa.Table, path: Path, bar: tqdm) -> None:
+def write_parquet(table: pa.Table, path: Path, bar: tqdm) -> None:
+    """Write ``table`` as zstd Parquet in row groups of ``ROW_GROUP_SIZE``, advancing ``bar``."""
     with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
         for start in range(0, max(table.num_rows, 1), ROW_GROUP_SIZE):
             chunk = table.slice(start, ROW_GROUP_SIZE)
             writer.write_table(chunk, row_group_size=ROW_GROUP_SIZE)
             bar.update(chunk.num_rows)
-
-
-def _sibling(path: Path, tag: str) -> Path:
-    """A new hidden folder beside ``path``; made with mkdir, not mkdtemp, so that the umask
-    and not mkdtemp's 0700 sets the permissions the final base folder keeps."""
-    for _ in range(100):
-        candidate = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.{tag}"
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"no free temporary name beside {path}")
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    if not dst.exists():
-        os.rename(src, dst)
-        return
-    if not any(dst.iterdir()):
-        os.replace(src, dst)  # rename(2) replaces an empty directory in one step
-        return
-    # a non-empty folder cannot be replaced in one rename: move it aside first, so that at
-    # every moment dst is either the old base or the new one
-    old = _sibling(dst, "old")
-    os.replace(dst, old / "base")
-    try:
-        os.rename(src, dst)
-    except BaseException:
-        os.replace(old / "base", dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_truth(out_dir: Path | str) -> dict[str, pa.Table]:

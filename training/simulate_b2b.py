@@ -24,7 +24,6 @@ on the leads the lead model holds out) and
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,10 +34,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from scorecast.atomic import new_dir
 from scorecast.kernels.time_units import US_PER_DAY
 
 from .metrics import roc_auc
-from .simulate import _replace_dir, _sibling, _write_parquet
+from .simulate import write_parquet
 
 __all__ = ["B2BConfig", "SimulatedLeads", "read_lead_truth", "simulate_b2b", "write_b2b"]
 
@@ -314,19 +314,14 @@ def write_b2b(base: SimulatedLeads, out_dir: Path | str, *, progress: bool = Fal
         "web_events.parquet": base.web_events,
         "truth/leads.parquet": base.truth,
     }
-    tmp = _sibling(out_dir, "tmp")
-    try:
+    with new_dir(out_dir) as tmp:
         (tmp / "truth").mkdir()
         with tqdm(
             total=sum(t.num_rows for t in files.values()), unit="row", unit_scale=True, desc="writing base", disable=not progress
         ) as bar:
             for name, table in files.items():
-                _write_parquet(table, tmp / name, bar)
+                write_parquet(table, tmp / name, bar)
         (tmp / "truth" / "metadata.json").write_text(json.dumps(base.metadata(), indent=2) + "\n")
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_lead_truth(out_dir: Path | str) -> tuple[pa.Table, dict[str, Any]]:

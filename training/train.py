@@ -24,17 +24,18 @@ from scorecast.base import read_table, table_names
 from scorecast.kernels import FeatureFrame, order_feature_names
 from scorecast.kernels.web_config import load_web_config
 from scorecast.metadata import REQUEST_PREFIX
+from scorecast.model_store import next_version, store_model
 
 from .affinity import fit_affinity
 from .customer_value import CustomerValueModels, fit_customer_value
 from .email_scores import EMAIL_SCORES, email_tables, fit_email_score
-from .onnx_export import PROBE_ROWS, add_probe, read_metadata, save_model
+from .onnx_export import PROBE_ROWS, add_probe, read_metadata
 from .product_scores import fit_product_score
 from .rfm import RFM_FEATURES, fit_rfm
 from .segments import SEGMENT_INPUTS, fit_segments
 from .web_heat import WEB_HEAT_FEATURES, fit_web_heat
 
-__all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "next_version", "train"]
+__all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,6 @@ MIN_BUYERS = 500
 # classifier and a holdout AUC worth serving (the holdout then sees >= 10 of each).
 MIN_POSITIVES = 50
 MAX_GROUPS = 50
-
-
-def next_version(root: Path, score: str) -> str:
-    """One more than the highest numeric version of ``score`` in the repository ("1" if none)."""
-    versions = [int(p.stem) for p in (root / score).glob("*.onnx") if p.stem.isdigit()]
-    return str(max(versions, default=0) + 1)
 
 
 def _as_us(value: datetime) -> int:
@@ -143,11 +138,7 @@ def _default_scores(data: Path) -> list[str]:
 
 def _write(out: Path, built: list) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for score, version, onnx_model in built:
-        (out / score).mkdir(exist_ok=True)
-        written.append(save_model(onnx_model, out / score / f"{version}.onnx"))
-    return written
+    return [store_model(out, score, version, onnx_model) for score, version, onnx_model in built]
 
 
 def _probe_rows(tables: dict[str, pa.Table], as_of: datetime, model: onnx.ModelProto) -> np.ndarray:

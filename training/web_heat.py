@@ -25,8 +25,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
+from scorecast.onnx_graph import make_model
 
-from .onnx_export import TARGET_OPSET, attach_metadata, feature_matrix
+from .onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["HEAT_CATEGORIES", "WEB_HEAT_FEATURES", "WebHeatModel", "fit_web_heat"]
 
@@ -208,8 +209,7 @@ class WebHeatModel:
             ],
             initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TARGET_OPSET[""])])
-        model.ir_version = 8
+        model = make_model(graph)
         return model
 
     def _check_fitted(self) -> None:

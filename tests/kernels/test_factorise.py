@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from numpy.testing import assert_array_equal
+
 from scorecast.kernels.factorise import _factorise, factorise_int64
 
 INT64 = np.iinfo(np.int64)

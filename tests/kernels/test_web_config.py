@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from scorecast.kernels.web_config import load_web_config, parse_web_config
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from scorecast.model_store import model_path
 from scorecast.server.errors import ModelNotFound
-from scorecast.server.repository import ModelRepository, model_path
+from scorecast.server.repository import ModelRepository
 
 from .fakes import linear_model, write_model
 

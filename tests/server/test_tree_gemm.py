@@ -17,6 +17,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+
+from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata, OutputSpec
+from scorecast.model_store import write_model
 from scorecast.server import runtime
 from scorecast.server.runtime import CUDA, IO_BINDING_MIN_ROWS, OnnxModel
 from scorecast.server.tree_gemm import (
@@ -28,9 +31,6 @@ from scorecast.server.tree_gemm import (
     tree_nodes,
 )
 from scorecast.training.affinity import fit_affinity
-from scorecast.training.onnx_export import save_model
-
-from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata, OutputSpec
 
 from ..training.test_affinity import synthetic_base
 
@@ -270,7 +270,7 @@ def affinity() -> tuple[onnx.ModelProto, np.ndarray]:
 def affinity_path(tmp_path: Path, affinity: tuple[onnx.ModelProto, np.ndarray]) -> Path:
     path = tmp_path / "affinity" / "1.onnx"
     path.parent.mkdir()
-    return save_model(affinity[0], path)
+    return write_model(affinity[0], path)
 
 
 def test_affinity_model_parity(affinity: tuple[onnx.ModelProto, np.ndarray]) -> None:

@@ -15,8 +15,8 @@ import onnxruntime as ort
 import pytest
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
+from scorecast.model_store import write_model
 from scorecast.training.affinity import AffinityModel, fit_affinity
-from scorecast.training.onnx_export import save_model
 
 TOLERANCE = 1e-5
 GROUPS = ("shoes", "beauty", "books")
@@ -123,7 +123,7 @@ def test_split_and_subsample(base: tuple[np.ndarray, list[str], dict[str, np.nda
 
 def test_metadata_round_trips_through_a_saved_file(model: AffinityModel, onnx_model: onnx.ModelProto, tmp_path: Path) -> None:
     """The saved file carries the metadata: one float32 output per group, metrics, params."""
-    path = save_model(onnx_model, tmp_path / "affinity.onnx")
+    path = write_model(onnx_model, tmp_path / "affinity.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = ModelMetadata.from_json(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
     assert meta == model.metadata(version="1", **TIMES)

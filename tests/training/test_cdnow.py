@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from scorecast.training.bg_nbd import BetaGeoModel
 from scorecast.training.cdnow import (
     CALIBRATION_END,

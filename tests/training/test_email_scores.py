@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow.parquet as pq
 import pytest
+
 from scorecast.kernels import FeatureFrame
 from scorecast.metadata import METADATA_KEY, ModelMetadata
 from scorecast.training.email_scores import fit_email_score, keyword_vocabulary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import integrate, stats
+
 from scorecast.training.cdnow import load_cdnow_summary
 from scorecast.training.gamma_gamma import GammaGammaModel
 

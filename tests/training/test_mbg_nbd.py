@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from scipy.optimize import brentq
+
 from scorecast.training.bg_nbd import BetaGeoModel
 from scorecast.training.cdnow import load_cdnow_summary
 from scorecast.training.mbg_nbd import ModifiedBetaGeoModel

@@ -19,13 +19,13 @@ from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata, OutputSpec
+from scorecast.model_store import write_model
 from scorecast.training import onnx_export
 from scorecast.training.onnx_export import (
     attach_metadata,
     feature_matrix,
     hist_gradient_boosting_to_onnx,
     read_metadata,
-    save_model,
 )
 
 TOLERANCE = 1e-5
@@ -68,7 +68,7 @@ def _session(model: onnx.ModelProto) -> ort.InferenceSession:
 def test_metadata_round_trips_through_a_saved_file(tmp_path: Path) -> None:
     """build -> save -> ONNX Runtime custom_metadata_map -> from_json gives the same metadata."""
     meta = _meta()
-    path = save_model(attach_metadata(_sum_model(), meta), tmp_path / "total.onnx")
+    path = write_model(attach_metadata(_sum_model(), meta), tmp_path / "total.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert ModelMetadata.from_json(session.get_modelmeta().custom_metadata_map[METADATA_KEY]) == meta
     assert read_metadata(onnx.load(path)) == meta
@@ -120,21 +120,21 @@ def test_save_model_refuses_an_invalid_model_and_writes_nothing(tmp_path: Path) 
     model = _sum_model()
     model.graph.node[0].op_type = "NoSuchOp"
     with pytest.raises(onnx.checker.ValidationError):
-        save_model(model, tmp_path / "bad.onnx")
+        write_model(model, tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_save_model_leaves_the_old_file_and_no_temp_on_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure while moving into place keeps the previous version and removes the temp file."""
     path = tmp_path / "total.onnx"
-    save_model(attach_metadata(_sum_model(), _meta(version="1")), path)
+    write_model(attach_metadata(_sum_model(), _meta(version="1")), path)
 
     def fail(src: str, dst: str) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        save_model(attach_metadata(_sum_model(), _meta(version="2")), path)
+        write_model(attach_metadata(_sum_model(), _meta(version="2")), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["total.onnx"]
     assert read_metadata(onnx.load(path)).version == "1"
 
@@ -192,7 +192,7 @@ def nan_classifier(nan_data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> HistG
 
 def test_unpatched_skl2onnx_fails_on_hist_gradient_boosting(nan_classifier: HistGradientBoostingClassifier) -> None:
     """Pins the upstream defect our conversion works around (skl2onnx 1.20, protobuf 7): if
-    this starts passing, skl2onnx is fixed and the cast in _fixed_hist_gradient_boosting_export
+    this starts passing, skl2onnx is fixed and the cast in fixed_hist_gradient_boosting_export
     can go (the threshold fix is separate and has its own test)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
@@ -294,6 +294,6 @@ def test_float32_at_most() -> None:
     """The stored threshold is the largest float32 not above the float64 one."""
     low = np.float32(1) + np.float32(2**-23)
     mid = (float(low) + float(np.nextafter(low, np.float32(2)))) / 2
-    assert onnx_export._float32_at_most(mid) == float(low)
-    assert onnx_export._float32_at_most(0.5) == 0.5
-    assert onnx_export._float32_at_most(-mid) == float(-np.nextafter(low, np.float32(2)))
+    assert onnx_export.float32_at_most(mid) == float(low)
+    assert onnx_export.float32_at_most(0.5) == 0.5
+    assert onnx_export.float32_at_most(-mid) == float(-np.nextafter(low, np.float32(2)))

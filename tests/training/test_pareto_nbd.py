@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import pytest
 from scipy import stats
+
 from scorecast.training.cdnow import load_cdnow_summary
 from scorecast.training.pareto_nbd import ParetoNBDModel
 

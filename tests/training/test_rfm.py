@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
-from scorecast.training.onnx_export import save_model
+from scorecast.model_store import write_model
 from scorecast.training.rfm import RFM_FEATURES, SEGMENT_MAP, SEGMENTS, RfmModel, fit_rfm
 
 NAMES = ["recency_days", "frequency", "monetary", "tenure_days"]
@@ -126,7 +126,7 @@ def test_segment_map_names_every_segment() -> None:
 def test_metadata_round_trips_through_a_saved_file(tmp_path: Path) -> None:
     """The saved file carries the metadata; outputs say where each value is and what 0 means."""
     model = fit_rfm(_hand_base(), NAMES)
-    path = save_model(model.to_onnx(version="2026-01-02", **TIMES), tmp_path / "rfm.onnx")
+    path = write_model(model.to_onnx(version="2026-01-02", **TIMES), tmp_path / "rfm.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = ModelMetadata.from_json(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
     assert meta == model.metadata(version="2026-01-02", **TIMES)

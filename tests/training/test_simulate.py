@@ -532,7 +532,7 @@ def test_failed_write_leaves_nothing(
     if existing:
         out.mkdir()
         (out / "old.txt").write_text("old")
-    real = sim._write_parquet
+    real = sim.write_parquet
     calls = []
 
     def failing(table: pa.Table, path: Path, bar: object) -> None:
@@ -541,7 +541,7 @@ def test_failed_write_leaves_nothing(
             raise OSError("disk full")
         real(table, path, bar)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sim, "_write_parquet", failing)
+    monkeypatch.setattr(sim, "write_parquet", failing)
     with pytest.raises(OSError, match="disk full"):
         write_base(small_base, out, overwrite=existing)
     if existing:

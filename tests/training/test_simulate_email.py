@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+
 from scorecast.training import simulate as sim
 from scorecast.training.simulate import SimulationConfig
 from scorecast.training.simulate_email import EMAIL_EVENTS, EmailConfig

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scorecast.output import AtomicParquetWriter
+from scorecast.atomic import AtomicParquetWriter
 
 BATCH = pa.record_batch({"contact_id": [1, 2], "x.value": pa.array([0.5, 0.25], pa.float32())})
 
@@ -71,3 +71,52 @@ def test_stale_partial_of_a_dead_process_is_removed(tmp_path: Path) -> None:
     with AtomicParquetWriter(target) as writer:
         writer.write(BATCH)
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "scores.parquet"]
+
+
+def test_write_bytes_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:
+    from scorecast.atomic import write_bytes
+
+    target = tmp_path / "m.onnx"
+    write_bytes(target, b"old")
+    write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    assert target.stat().st_mode & 0o044  # readable by others under the usual umask, not mkstemp's 0600
+
+
+def test_new_dir_swaps_in_or_leaves_the_old_folder(tmp_path: Path) -> None:
+    from scorecast.atomic import new_dir
+
+    out = tmp_path / "base"
+    with new_dir(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (out / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError, match="midway"), new_dir(out) as tmp:
+        (tmp / "b.txt").write_text("2")
+        raise RuntimeError("midway")
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["base"]
+    with new_dir(out) as tmp:
+        (tmp / "c.txt").write_text("3")
+    assert [p.name for p in out.iterdir()] == ["c.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["base"]
+
+
+def test_replace_dir_restores_the_old_folder_when_the_swap_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from scorecast import atomic
+
+    out, new = tmp_path / "out", tmp_path / "new"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError("rename refused")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(OSError, match="rename refused"):
+        atomic.replace_dir(new, out)
+    assert [p.name for p in out.iterdir()] == ["old.txt"]

@@ -1,6 +1,12 @@
-"""Write score batches to one Parquet file atomically: all of it, or nothing.
+"""Atomic writes: a file or folder appears whole at its final path, or not at all.
 
-Batches go to a temporary file beside the target, which is renamed over the target only when
+The one writer of everything scorecast leaves on disk: model files (``write_bytes`` through
+``scorecast.model_store``), reports, simulated bases (``new_dir``: a hidden sibling folder
+swapped into place by ``replace_dir``) and score outputs (``AtomicParquetWriter``). Data is
+fsynced before the rename and the folder after it, so a crash never leaves a renamed file
+whose bytes are not on disk.
+
+``AtomicParquetWriter``: batches go to a temporary file beside the target, which is renamed over the target only when
 every batch is written; on any error (or interruption) it is removed, so a reader never sees a
 partial result. On Linux the temporary file is unnamed (``O_TMPFILE``) until that moment, so
 even a process killed by SIGKILL leaves nothing behind: the kernel frees the file with the
@@ -10,15 +16,20 @@ process is removed by the next writer of the same target.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["AtomicParquetWriter"]
+__all__ = ["AtomicParquetWriter", "fsync_dir", "new_dir", "replace_dir", "sibling_dir", "write_bytes", "write_text"]
 
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
@@ -64,13 +75,119 @@ class AtomicParquetWriter:
                 if self._writer is None:
                     raise ValueError(f"nothing to write to {self.path}: no batch was scored")
                 if self._fd is not None:
+                    os.fsync(self._fd)
                     _link(self._fd, self.tmp)
+                else:
+                    _fsync_file(self.tmp)
                 os.replace(self.tmp, self.path)
+                fsync_dir(self.path.parent)
         finally:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
             self.tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename); returns the path.
+
+    The file gets the umask's permissions (not mkstemp's 0600); nothing is left on error.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """``write_bytes`` of ``text`` in UTF-8."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (where the platform can open a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sibling_dir(path: Path, tag: str) -> Path:
+    """A new hidden folder beside ``path`` (same file system, so a rename is atomic); made
+    with mkdir, not mkdtemp, so that the umask and not mkdtemp's 0700 sets its permissions."""
+    for _ in range(100):
+        candidate = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.{tag}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move folder ``src`` to ``dst``; at every moment ``dst`` is the old folder or the new one."""
+    _fsync_tree(src)
+    if not dst.exists():
+        os.rename(src, dst)
+    elif not any(dst.iterdir()):
+        os.replace(src, dst)  # rename(2) replaces an empty directory in one step
+    else:
+        # a non-empty folder cannot be replaced in one rename: move it aside first
+        old = sibling_dir(dst, "old")
+        os.replace(dst, old / "previous")
+        try:
+            os.rename(src, dst)
+        except BaseException:
+            os.replace(old / "previous", dst)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    fsync_dir(dst.parent)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            _fsync_file(path)
+        elif path.is_dir():
+            fsync_dir(path)
+
+
+@contextlib.contextmanager
+def new_dir(dst: Path) -> Iterator[Path]:
+    """``with new_dir(dst) as tmp:`` fill ``tmp``; it replaces ``dst`` when the block succeeds,
+    and is removed when it fails."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = sibling_dir(dst, "tmp")
+    try:
+        yield tmp
+        replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _unnamed_file(folder: Path) -> int | None:
