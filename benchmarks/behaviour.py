@@ -49,7 +49,7 @@ from scorecast.process import ServerProcess as Server
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import input_columns
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
 
 SCORES = ("engagement", "pressure", "interests", "web_heat", "segments")

@@ -55,7 +55,7 @@ from scorecast.process import ServerProcess as Server
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import input_columns, rescore
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
 
 SCORES = ("rfm", "affinity")

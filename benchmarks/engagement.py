@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from scorecast.kernels import FeatureFrame
 from scorecast.kernels.time_units import US_PER_DAY
-from scorecast.training.simulate_email import KEYWORDS, EmailConfig, simulate_email
+from scorecast.training.simulate.email import KEYWORDS, EmailConfig, simulate_email
 
 log = logging.getLogger("benchmarks.engagement")
 

@@ -33,7 +33,7 @@ from scorecast.client import ScorecastClient  # noqa: E402
 from scorecast.process import ServerProcess  # noqa: E402
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline  # noqa: E402
 from scorecast.server.repository import ModelRepository  # noqa: E402
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base  # noqa: E402
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base  # noqa: E402
 from scorecast.training.train import train  # noqa: E402
 
 SCORE = ("recommendations",)

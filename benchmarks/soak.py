@@ -46,7 +46,7 @@ from scorecast.metadata import METADATA_KEY, ModelMetadata
 from scorecast.model_store import write_model
 from scorecast.process import ServerProcess
 from scorecast.proto import pb, rpc
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
 
 SCORES = ["rfm", "affinity", "clv", "churn"]

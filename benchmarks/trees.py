@@ -31,10 +31,11 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.training.test_affinity import synthetic_base
+
 from scorecast.model_store import write_model
 from scorecast.server.runtime import OnnxModel
-from scorecast.training.affinity import fit_affinity
-from tests.training.test_affinity import synthetic_base
+from scorecast.training.scores.affinity import fit_affinity
 
 GROUPS = ("apparel", "beauty", "books", "electronics", "garden", "grocery", "shoes", "toys")
 TIMES = {"trained_at": "2026-01-02T00:00:00+00:00", "data_as_of": "2026-01-01T00:00:00+00:00"}

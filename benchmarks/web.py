@@ -37,8 +37,8 @@ from scorecast.kernels import FeatureFrame
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web_config import CATEGORIES, load_web_config
 from scorecast.kernels.web_features import WEB_FEATURES
-from scorecast.training.simulate import SimulationConfig
-from scorecast.training.simulate_web import simulate_web
+from scorecast.training.simulate.retail import SimulationConfig
+from scorecast.training.simulate.web import simulate_web
 
 log = logging.getLogger("benchmarks.web")
 

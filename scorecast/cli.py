@@ -44,7 +44,7 @@ def _groups(text: str) -> list[str]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
-    from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+    from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
     start = time.perf_counter()
     base = simulate_base(SimulationConfig(n_contacts=args.contacts, seed=args.seed, id_type=args.id_type))
@@ -53,7 +53,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_simulate_b2b(args: argparse.Namespace) -> None:
-    from scorecast.training.simulate_b2b import B2BConfig, simulate_b2b, write_b2b
+    from scorecast.training.simulate.b2b import B2BConfig, simulate_b2b, write_b2b
 
     base = simulate_b2b(B2BConfig(n_contacts=args.contacts, seed=args.seed))
     write_b2b(base, args.out, progress=True, overwrite=args.overwrite)
@@ -69,7 +69,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_lead_rules(args: argparse.Namespace) -> None:
-    from scorecast.training.lead_training import replace_rules
+    from scorecast.training.lead.training import replace_rules
 
     print(f"wrote {replace_rules(args.models, args.rules, args.version)}")
 
@@ -83,7 +83,7 @@ def _tiers(text: str) -> tuple[int, int]:
 
 
 def cmd_cdnow(args: argparse.Namespace) -> None:
-    from scorecast.training.cdnow import write_cdnow_base
+    from scorecast.training.simulate.cdnow import write_cdnow_base
 
     write_cdnow_base(args.out, overwrite=args.overwrite)
     print(f"wrote the CDNOW sample (2,357 customers, 6,919 orders, 1997-01-01..1998-06-30) into {args.out}")

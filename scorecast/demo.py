@@ -89,7 +89,7 @@ def run_demo(n_contacts: int, seed: int, workdir: Path) -> None:
     from scorecast.client import ScorecastClient
     from scorecast.process import ServerProcess
     from scorecast.server.rescore import input_columns
-    from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+    from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
     from scorecast.training.train import train
 
     workdir.mkdir(parents=True, exist_ok=True)

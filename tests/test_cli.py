@@ -126,8 +126,8 @@ def test_cdnow_train_and_rescore(tmp_path: Path) -> None:
     rescore: the same result), and the served expected repeat purchases over the 39 holdout weeks beat the naive rate on the real holdout."""
     import numpy as np
 
-    from scorecast.training.cdnow import CALIBRATION_END, HOLDOUT_END, load_cdnow_transactions
-    from scorecast.training.clv_validation import repeat_summary
+    from scorecast.training.clv.validation import repeat_summary
+    from scorecast.training.simulate.cdnow import CALIBRATION_END, HOLDOUT_END, load_cdnow_transactions
 
     base, models, out = tmp_path / "cdnow", tmp_path / "models", tmp_path / "scores.parquet"
     assert main(["cdnow", "--out", str(base)]) == 0

@@ -11,10 +11,10 @@ import pyarrow.compute as pc
 from scorecast.base import read_table
 from scorecast.kernels import FeatureFrame
 
-from .email_data import email_rows, next_send, open_rate_by_gap
-from .engagement import ENGAGEMENT_FEATURES, EngagementModel, fit_engagement
-from .interests import InterestsModel, fit_interests, keyword_features
-from .pressure import PRESSURE_FEATURES, PressureModel, fit_pressure
+from .scores.email_events import email_rows, next_send, open_rate_by_gap
+from .scores.engagement import ENGAGEMENT_FEATURES, EngagementModel, fit_engagement
+from .scores.interests import InterestsModel, fit_interests, keyword_features
+from .scores.pressure import PRESSURE_FEATURES, PressureModel, fit_pressure
 
 __all__ = ["EMAIL_HORIZON_DAYS", "EMAIL_SCORES", "MAX_KEYWORDS", "email_tables", "fit_email_score", "keyword_vocabulary"]
 

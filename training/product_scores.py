@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 from scorecast.base import read_table
 from scorecast.kernels import FeatureFrame, order_feature_names, timestamps_us
 
-from .cross_sell import CrossSellModel
-from .promo_appetence import fit_promo_appetence
-from .recommendations import fit_recommendations
+from .scores.cross_sell import CrossSellModel
+from .scores.promo_appetence import fit_promo_appetence
+from .scores.recommendations import fit_recommendations
 
 __all__ = ["CROSS_SELL_HORIZON_DAYS", "fit_product_score"]
 

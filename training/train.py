@@ -26,14 +26,14 @@ from scorecast.kernels.web_config import load_web_config
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.model_store import next_version, store_model
 
-from .affinity import fit_affinity
-from .customer_value import CustomerValueModels, fit_customer_value
 from .email_scores import EMAIL_SCORES, email_tables, fit_email_score
 from .onnx_export import PROBE_ROWS, add_probe, read_metadata
 from .product_scores import fit_product_score
-from .rfm import RFM_FEATURES, fit_rfm
-from .segments import SEGMENT_INPUTS, fit_segments
-from .web_heat import WEB_HEAT_FEATURES, fit_web_heat
+from .scores.affinity import fit_affinity
+from .scores.customer_value import CustomerValueModels, fit_customer_value
+from .scores.rfm import RFM_FEATURES, fit_rfm
+from .scores.segments import SEGMENT_INPUTS, fit_segments
+from .scores.web_heat import WEB_HEAT_FEATURES, fit_web_heat
 
 __all__ = ["MIN_BUYERS", "MIN_POSITIVES", "SCORES", "train"]
 
@@ -88,7 +88,7 @@ def train(
     web_cfg = load_web_config(web_config or DEFAULT_WEB_CONFIG)  # before any data: fail fast
     lead = None
     if "lead" in scores:
-        from .lead_training import fit_lead_base
+        from .lead.training import fit_lead_base
 
         fitted, lead_as_of, lead_tables = fit_lead_base(data, as_of, lead_rules, tier_thresholds)
         when = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "data_as_of": lead_as_of.isoformat()}

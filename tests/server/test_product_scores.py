@@ -13,11 +13,11 @@ from threadpoolctl import threadpool_limits
 from scorecast.client import ScorecastClient
 from scorecast.server.app import start_server
 from scorecast.server.config import ServerSettings
-from scorecast.training.simulate import write_base
-from scorecast.training.simulate_products import SEGMENTS
+from scorecast.training.simulate.products import SEGMENTS
+from scorecast.training.simulate.retail import write_base
 from scorecast.training.train import PRODUCT_SCORES, train
 
-from ..training.product_base import product_base
+from ..training.scores.product_base import product_base
 
 pytestmark = pytest.mark.slow
 

@@ -30,9 +30,9 @@ from scorecast.server.tree_gemm import (
     to_gemm,
     tree_nodes,
 )
-from scorecast.training.affinity import fit_affinity
+from scorecast.training.scores.affinity import fit_affinity
 
-from ..training.test_affinity import synthetic_base
+from ..training.scores.test_affinity import synthetic_base
 
 TOLERANCE = 1e-5
 HAS_CUDA = CUDA in ort.get_available_providers()

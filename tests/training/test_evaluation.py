@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scorecast.training.metrics import expected_calibration_error, lift_at, roc_auc
+from scorecast.training.evaluation import expected_calibration_error, lift_at, roc_auc
 
 
 def test_roc_auc_hand_computed() -> None:

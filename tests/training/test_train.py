@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from scorecast.kernels import FeatureFrame
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import METADATA_KEY, ModelMetadata
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import MIN_BUYERS, train
 
 

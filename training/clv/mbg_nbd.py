@@ -14,7 +14,7 @@ __all__ = ["ModifiedBetaGeoModel"]
 class ModifiedBetaGeoModel(_BetaGeoBase):
     r"""The MBG/NBD model ("modified BG/NBD", Batislam, Denizel & Filiztekin 2007).
 
-    The BG/NBD model ([2], :class:`~scorecast.training.bg_nbd.BetaGeoModel`) with one change:
+    The BG/NBD model ([2], :class:`~scorecast.training.clv.bg_nbd.BetaGeoModel`) with one change:
     a customer may also drop out right after the *first* purchase (time 0), so a customer
     with no repeat purchase is not certainly alive. Assumptions, per customer:
 

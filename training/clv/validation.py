@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 from scorecast.kernels import FeatureFrame
 
-from .cdnow import CALIBRATION_END, HOLDOUT_END
+from ..simulate.cdnow import CALIBRATION_END, HOLDOUT_END
 
 __all__ = ["NAIVE", "holdout_metrics", "holdout_table", "repeat_summary"]
 

@@ -47,9 +47,9 @@ from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .lead_rules import RuleSet
-from .metrics import expected_calibration_error, lift_at, roc_auc
-from .onnx_export import attach_metadata, float32_at_most
+from ..evaluation import expected_calibration_error, lift_at, roc_auc
+from ..onnx_export import attach_metadata, float32_at_most
+from .rules import RuleSet
 
 __all__ = [
     "CONVERSION_KIND",

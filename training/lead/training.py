@@ -13,9 +13,9 @@ import pyarrow.compute as pc
 from scorecast.base import read_table
 from scorecast.model_store import find_model, next_version, store_model
 
-from .lead import DEFAULT_TIER_THRESHOLDS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
-from .lead_rules import RuleSet, load_rules
-from .onnx_export import read_metadata
+from ..onnx_export import read_metadata
+from .rules import RuleSet, load_rules
+from .scorecard import DEFAULT_TIER_THRESHOLDS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
 
 __all__ = ["fit_lead_base", "read_lead_tables", "replace_rules"]
 

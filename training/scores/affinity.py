@@ -16,8 +16,8 @@ from sklearn.preprocessing import StandardScaler
 
 from scorecast.metadata import ModelMetadata, OutputSpec
 
-from .metrics import expected_calibration_error, lift_at, roc_auc
-from .onnx_export import attach_metadata, feature_matrix, group_classifiers_to_onnx
+from ..evaluation import expected_calibration_error, lift_at, roc_auc
+from ..onnx_export import attach_metadata, feature_matrix, group_classifiers_to_onnx
 
 __all__ = ["AffinityModel", "fit_affinity"]
 

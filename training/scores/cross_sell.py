@@ -25,8 +25,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
-from .metrics import lift_at, roc_auc
-from .onnx_export import attach_metadata, group_classifiers_to_onnx
+from ..evaluation import lift_at, roc_auc
+from ..onnx_export import attach_metadata, group_classifiers_to_onnx
 
 __all__ = ["TOP_FRACTION", "CrossSellModel"]
 

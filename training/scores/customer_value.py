@@ -32,13 +32,13 @@ from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model, merged_opsets
 
-from .bg_nbd import BetaGeoModel
-from .clv_graph import bgnbd_graph, pareto_nbd_graph
-from .clv_validation import holdout_metrics
-from .gamma_gamma import GammaGammaModel
-from .mbg_nbd import ModifiedBetaGeoModel
-from .onnx_export import attach_metadata
-from .pareto_nbd import ParetoNBDModel
+from ..clv.bg_nbd import BetaGeoModel
+from ..clv.gamma_gamma import GammaGammaModel
+from ..clv.graph import bgnbd_graph, pareto_nbd_graph
+from ..clv.mbg_nbd import ModifiedBetaGeoModel
+from ..clv.pareto_nbd import ParetoNBDModel
+from ..clv.validation import holdout_metrics
+from ..onnx_export import attach_metadata
 
 __all__ = ["CustomerValueModels", "fit_customer_value"]
 

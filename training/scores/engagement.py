@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .metrics import expected_calibration_error, roc_auc
-from .onnx_export import attach_metadata, feature_matrix
+from ..evaluation import expected_calibration_error, roc_auc
+from ..onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["ENGAGEMENT_FEATURES", "EngagementModel", "fit_engagement"]
 

@@ -17,7 +17,7 @@ from scorecast.kernels.email_features import DEFAULT_CLICK_WEIGHT, DEFAULT_HALF_
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .onnx_export import attach_metadata, feature_matrix
+from ..onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["InterestsModel", "fit_interests", "keyword_features"]
 

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .onnx_export import attach_metadata, feature_matrix
+from ..onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["PRESSURE_FEATURES", "PressureModel", "fit_pressure", "min_gap_days"]
 

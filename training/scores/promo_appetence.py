@@ -37,8 +37,8 @@ from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import TARGET_OPSET, make_model, merged_opsets
 
-from .onnx_export import attach_metadata, fixed_hist_gradient_boosting_export, hist_gradient_boosting_to_onnx
-from .simulate_products import SEGMENTS
+from ..onnx_export import attach_metadata, fixed_hist_gradient_boosting_export, hist_gradient_boosting_to_onnx
+from ..simulate.products import SEGMENTS
 
 __all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit_promo_appetence", "promo_features"]
 
@@ -194,7 +194,7 @@ class PromoAppetenceModel:
             "n_holdout": float(hold.sum()),
             "treated_share": float(t.mean()),
         }
-        from .uplift_metrics import uplift_metrics
+        from ..evaluation import uplift_metrics
 
         m, tau, e = self._fit_r(X[train], t[train], y[train])
         arms = [self._classifier().fit(X[train & (t == a)], y[train & (t == a)]) for a in (False, True)]

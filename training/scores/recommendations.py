@@ -40,7 +40,7 @@ from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .onnx_export import attach_metadata
+from ..onnx_export import attach_metadata
 
 __all__ = ["MAX_K", "MAX_SKUS", "RecommendationModel", "fit_recommendations", "ranking_metrics"]
 

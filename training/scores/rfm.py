@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .onnx_export import attach_metadata, feature_matrix
+from ..onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["RFM_FEATURES", "SEGMENTS", "SEGMENT_MAP", "RfmModel", "fit_rfm"]
 

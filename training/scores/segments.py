@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from .onnx_export import attach_metadata, feature_matrix
+from ..onnx_export import attach_metadata, feature_matrix
 
 __all__ = ["K_CANDIDATES", "SEGMENT_INPUTS", "SegmentsModel", "fit_segments"]
 

@@ -37,8 +37,8 @@ from tqdm import tqdm
 from scorecast.atomic import new_dir
 from scorecast.kernels.time_units import US_PER_DAY
 
-from .metrics import roc_auc
-from .simulate import write_parquet
+from ..evaluation import roc_auc
+from .retail import write_parquet
 
 __all__ = ["B2BConfig", "SimulatedLeads", "read_lead_truth", "simulate_b2b", "write_b2b"]
 
@@ -129,7 +129,7 @@ class SimulatedLeads:
     def bayes_auc_holdout(self) -> float:
         """The same on the leads ``scorecast train`` holds out for lead (``lead.holdout_mask``,
         seed 0, over the contacts in table order: no lead here converted before the cutoff)."""
-        from .lead import holdout_mask
+        from ..lead.scorecard import holdout_mask
 
         test = holdout_mask(self.truth.num_rows, 0)
         return roc_auc(self.truth["converted"].to_numpy()[test], self.truth["p_true"].to_numpy()[test])

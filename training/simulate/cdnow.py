@@ -32,7 +32,7 @@ __all__ = [
     "write_cdnow_base",
 ]
 
-DATASETS = Path(__file__).parent / "datasets"
+DATASETS = Path(__file__).parents[1] / "datasets"
 
 CALIBRATION_START = datetime(1997, 1, 1, tzinfo=UTC)
 # Days are the time grain: an order "on 1997-09-30" is stamped at its midnight, so it is in the
@@ -102,5 +102,5 @@ def write_cdnow_base(out: Path, overwrite: bool = False) -> None:
     pq.write_table(orders, out / "orders.parquet")
     ids = pc.unique(orders["contact_id"])
     pq.write_table(pa.table({"contact_id": ids}), out / "contacts.parquet")
-    meta = {"as_of": HOLDOUT_END.isoformat(), "n_contacts": len(ids), "generator": "scorecast.training.cdnow", "source": "datasets/PROVENANCE.md"}
+    meta = {"as_of": HOLDOUT_END.isoformat(), "n_contacts": len(ids), "generator": "scorecast.training.simulate.cdnow", "source": "datasets/PROVENANCE.md"}
     (out / "base.json").write_text(json.dumps(meta, indent=2))

@@ -1,6 +1,6 @@
 """The product side of the simulator: per-contact taste for SKUs, repeat purchases, promotions.
 
-Called by :func:`scorecast.training.simulate.simulate_base`; kept apart so the purchase-time
+Called by :func:`scorecast.training.simulate.retail.simulate_base`; kept apart so the purchase-time
 and spend processes stay as they are.
 
 - **Taste.** Each contact has a latent vector ``u ~ N(0, I / dim)`` and each SKU a vector

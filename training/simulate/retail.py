@@ -43,9 +43,9 @@ from tqdm import tqdm
 from scorecast.atomic import new_dir
 from scorecast.kernels.time_units import US_PER_DAY
 
-from .simulate_email import EmailConfig, simulate_email
-from .simulate_products import ProductConfig, promotion_campaigns, promotion_truth, promotions_table, taste_skus
-from .simulate_web import simulate_web
+from .email import EmailConfig, simulate_email
+from .products import ProductConfig, promotion_campaigns, promotion_truth, promotions_table, taste_skus
+from .web import simulate_web
 
 __all__ = [
     "GENERATOR",

@@ -1,6 +1,6 @@
 """Simulated web visits (``web_events``) whose behaviour heats before a conversion.
 
-Called by :func:`scorecast.training.simulate.simulate_base` when ``SimulationConfig.web``:
+Called by :func:`scorecast.training.simulate.retail.simulate_base` when ``SimulationConfig.web``:
 
 - **Visitors.** A share ``web_visitor_share`` of contacts browse the site; each has a session
   rate ``~ Gamma(1, web_session_rate)`` per day and makes ``Poisson(rate * web_days)``
@@ -34,7 +34,7 @@ import pyarrow as pa
 from scorecast.kernels.time_units import US_PER_DAY
 
 if TYPE_CHECKING:
-    from .simulate import SimulationConfig
+    from .retail import SimulationConfig
 
 __all__ = ["PAGE_CATEGORIES", "page_catalogue", "simulate_web"]
 

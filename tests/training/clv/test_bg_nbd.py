@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 from scipy.optimize import brentq
 
-from scorecast.training.bg_nbd import BetaGeoModel
-from scorecast.training.cdnow import load_cdnow_summary
+from scorecast.training.clv.bg_nbd import BetaGeoModel
+from scorecast.training.simulate.cdnow import load_cdnow_summary
 
 # Fader, Hardie & Lee (2005), section 4 / Table 1: CDNOW, weeks, calibration weeks 1-39.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from scorecast.training.cdnow import load_cdnow_summary
-from scorecast.training.gamma_gamma import GammaGammaModel
+from scorecast.training.clv.gamma_gamma import GammaGammaModel
+from scorecast.training.simulate.cdnow import load_cdnow_summary
 
 PUBLISHED = {
     "p": 6.25,

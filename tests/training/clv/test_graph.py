@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate
 from scipy.special import expit, hyp2f1
 
-from scorecast.training.clv_graph import bgnbd_graph, pareto_nbd_graph
+from scorecast.training.clv.graph import bgnbd_graph, pareto_nbd_graph
 
 RTOL = 1e-6  # float32 outputs: ~6e-8 is the rounding floor
 

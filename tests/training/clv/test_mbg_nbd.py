@@ -9,9 +9,9 @@ import pytest
 from scipy import stats
 from scipy.optimize import brentq
 
-from scorecast.training.bg_nbd import BetaGeoModel
-from scorecast.training.cdnow import load_cdnow_summary
-from scorecast.training.mbg_nbd import ModifiedBetaGeoModel
+from scorecast.training.clv.bg_nbd import BetaGeoModel
+from scorecast.training.clv.mbg_nbd import ModifiedBetaGeoModel
+from scorecast.training.simulate.cdnow import load_cdnow_summary
 
 # lifetimes' ModifiedBetaGeoFitter test (there checked against BTYDplus) on CDNOW, weeks.
 KNOWN = {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}

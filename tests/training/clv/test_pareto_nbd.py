@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorecast.training.cdnow import load_cdnow_summary
-from scorecast.training.pareto_nbd import ParetoNBDModel
+from scorecast.training.clv.pareto_nbd import ParetoNBDModel
+from scorecast.training.simulate.cdnow import load_cdnow_summary
 
 # Fader, Hardie & Lee (2005), Table 1: Pareto/NBD on CDNOW, weeks 1-39.
 PUBLISHED = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scorecast.training.lead_rules import MAX_RULES, RuleConfigError, load_rules, parse_rules
+from scorecast.training.lead.rules import MAX_RULES, RuleConfigError, load_rules, parse_rules
 
 ATTRS = {"country": "string", "industry": "string", "employees": "number", "annual_volume": "number"}
 KINDS = ["email_open", "demo_request"]

@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 import pytest
 
 from scorecast.kernels import FeatureFrame
-from scorecast.training.lead import MIN_CONVERSIONS, MIN_LEADS, LeadModel, base_vocabulary, fit_lead
-from scorecast.training.lead_rules import parse_rules
-from scorecast.training.metrics import roc_auc
-from scorecast.training.simulate_b2b import B2BConfig, simulate_b2b
+from scorecast.training.evaluation import roc_auc
+from scorecast.training.lead.rules import parse_rules
+from scorecast.training.lead.scorecard import MIN_CONVERSIONS, MIN_LEADS, LeadModel, base_vocabulary, fit_lead
+from scorecast.training.simulate.b2b import B2BConfig, simulate_b2b
 
 RULES = {
     "rules": [

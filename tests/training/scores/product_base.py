@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from scorecast.training.simulate import SimulatedBase, SimulationConfig, simulate_base
+from scorecast.training.simulate.retail import SimulatedBase, SimulationConfig, simulate_base
 
 N_CONTACTS = 12_000
 

@@ -16,7 +16,7 @@ import pytest
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from scorecast.model_store import write_model
-from scorecast.training.affinity import AffinityModel, fit_affinity
+from scorecast.training.scores.affinity import AffinityModel, fit_affinity
 
 TOLERANCE = 1e-5
 GROUPS = ("shoes", "beauty", "books")

@@ -11,8 +11,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
-from scorecast.training.cross_sell import CrossSellModel
 from scorecast.training.product_scores import fit_cross_sell
+from scorecast.training.scores.cross_sell import CrossSellModel
 
 from .product_base import product_base
 

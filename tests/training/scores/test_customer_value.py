@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from scorecast.kernels import FeatureFrame
-from scorecast.training.customer_value import CANDIDATES, CHURN_FEATURES, CLV_FEATURES, MIN_CUSTOMERS, fit_customer_value
-from scorecast.training.simulate import SimulationConfig, simulate_base
-from scorecast.training.simulate_products import ProductConfig
+from scorecast.training.scores.customer_value import CANDIDATES, CHURN_FEATURES, CLV_FEATURES, MIN_CUSTOMERS, fit_customer_value
+from scorecast.training.simulate.products import ProductConfig
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 TIMES = {"version": "1", "trained_at": "2026-01-02T00:00:00+00:00", "data_as_of": AS_OF.isoformat()}
@@ -97,8 +97,8 @@ def test_thin_base_is_refused() -> None:
 def test_fits_recover_the_simulators_parameters() -> None:
     """On a base drawn from BG/NBD + Gamma-Gamma, the fits recover the generating parameters
     (within 15 %: 20k contacts leave a few % of sampling error, the rest is the day grid)."""
-    from scorecast.training.bg_nbd import BetaGeoModel
-    from scorecast.training.gamma_gamma import GammaGammaModel
+    from scorecast.training.clv.bg_nbd import BetaGeoModel
+    from scorecast.training.clv.gamma_gamma import GammaGammaModel
 
     config = SimulationConfig(n_contacts=20_000, seed=9, products=ProductConfig(n_campaigns=0))  # campaigns perturb BG/NBD
     sim = simulate_base(config)

@@ -16,8 +16,8 @@ import pytest
 from scorecast.kernels import FeatureFrame
 from scorecast.metadata import METADATA_KEY, ModelMetadata
 from scorecast.training.email_scores import fit_email_score, keyword_vocabulary
-from scorecast.training.metrics import expected_calibration_error, roc_auc
-from scorecast.training.simulate import SimulationConfig, simulate_base, write_base
+from scorecast.training.evaluation import expected_calibration_error, roc_auc
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
 
 pytestmark = pytest.mark.slow

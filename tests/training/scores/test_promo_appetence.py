@@ -12,9 +12,9 @@ from numpy.testing import assert_allclose
 from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
-from scorecast.training.promo_appetence import PromoAppetenceModel, fit_promo_appetence
-from scorecast.training.simulate_products import SEGMENTS
-from scorecast.training.uplift_metrics import qini_curve, uplift_metrics
+from scorecast.training.evaluation import qini_curve, uplift_metrics
+from scorecast.training.scores.promo_appetence import PromoAppetenceModel, fit_promo_appetence
+from scorecast.training.simulate.products import SEGMENTS
 
 from .product_base import product_base
 

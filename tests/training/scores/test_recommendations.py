@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame, InputError
 from scorecast.kernels.sku_features import sku_history_names
-from scorecast.training.recommendations import RecommendationModel, fit_recommendations, ranking_metrics
+from scorecast.training.scores.recommendations import RecommendationModel, fit_recommendations, ranking_metrics
 
 from .product_base import product_base
 
@@ -133,7 +133,7 @@ def test_any_retailer_orders_integer_skus_string_ids_no_optional_columns() -> No
 
 
 def test_partial_top_k_equals_a_stable_full_sort() -> None:
-    from scorecast.training.recommendations import _top
+    from scorecast.training.scores.recommendations import _top
 
     rng = np.random.default_rng(0)
     for _ in range(30):

@@ -11,7 +11,7 @@ import pytest
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from scorecast.model_store import write_model
-from scorecast.training.rfm import RFM_FEATURES, SEGMENT_MAP, SEGMENTS, RfmModel, fit_rfm
+from scorecast.training.scores.rfm import RFM_FEATURES, SEGMENT_MAP, SEGMENTS, RfmModel, fit_rfm
 
 NAMES = ["recency_days", "frequency", "monetary", "tenure_days"]
 TIMES = {"trained_at": "2026-01-02T00:00:00+00:00", "data_as_of": "2026-01-01T00:00:00+00:00"}
@@ -170,7 +170,7 @@ def test_unfitted_model_says_so() -> None:
 def test_rfm_on_simulated_base() -> None:
     """On the simulator's base every named segment occurs and the graph equals predict()."""
     from scorecast.kernels import FeatureFrame
-    from scorecast.training.simulate import SimulationConfig, simulate_base
+    from scorecast.training.simulate.retail import SimulationConfig, simulate_base
 
     sim = simulate_base(SimulationConfig(n_contacts=60_000, seed=4))
     as_of_us = int(sim.config.end.timestamp() * 1_000_000)

@@ -17,13 +17,13 @@ from scorecast.kernels import FeatureFrame
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.kernels.web_config import load_web_config
 from scorecast.tables import TABLES
-from scorecast.training.metrics import roc_auc
-from scorecast.training.segments import SEGMENT_INPUTS, SegmentsModel
-from scorecast.training.simulate import SimulatedBase, SimulationConfig, simulate_base
-from scorecast.training.web_heat import HEAT_CATEGORIES, WEB_HEAT_FEATURES, fit_web_heat
+from scorecast.training.evaluation import roc_auc
+from scorecast.training.scores.segments import SEGMENT_INPUTS, SegmentsModel
+from scorecast.training.scores.web_heat import HEAT_CATEGORIES, WEB_HEAT_FEATURES, fit_web_heat
+from scorecast.training.simulate.retail import SimulatedBase, SimulationConfig, simulate_base
 
 N = 20_000
-CONFIG = load_web_config(Path(__file__).parents[2] / "training" / "web_config.json")
+CONFIG = load_web_config(Path(__file__).parents[3] / "training" / "web_config.json")
 
 
 def _features(base: SimulatedBase, names: list[str] | tuple[str, ...]) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from scorecast.kernels import FeatureFrame
-from scorecast.training.metrics import roc_auc
-from scorecast.training.simulate_b2b import (
+from scorecast.training.evaluation import roc_auc
+from scorecast.training.simulate.b2b import (
     EXCLUDED_COUNTRIES,
     TRUE_BEHAVIOUR,
     B2BConfig,

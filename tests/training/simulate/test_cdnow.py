@@ -9,8 +9,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from scorecast.training.bg_nbd import BetaGeoModel
-from scorecast.training.cdnow import (
+from scorecast.training.clv.bg_nbd import BetaGeoModel
+from scorecast.training.clv.mbg_nbd import ModifiedBetaGeoModel
+from scorecast.training.clv.pareto_nbd import ParetoNBDModel
+from scorecast.training.clv.validation import NAIVE, holdout_table, repeat_summary
+from scorecast.training.simulate.cdnow import (
     CALIBRATION_END,
     CALIBRATION_START,
     HOLDOUT_END,
@@ -19,9 +22,6 @@ from scorecast.training.cdnow import (
     load_cdnow_transactions,
     write_cdnow_base,
 )
-from scorecast.training.clv_validation import NAIVE, holdout_table, repeat_summary
-from scorecast.training.mbg_nbd import ModifiedBetaGeoModel
-from scorecast.training.pareto_nbd import ParetoNBDModel
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_our_summary_equals_the_published_one(orders: pa.Table) -> None:
 
 
 def test_published_summary_files_agree() -> None:
-    from scorecast.training.cdnow import DATASETS
+    from scorecast.training.simulate.cdnow import DATASETS
 
     plain = pd.read_csv(DATASETS / "cdnow_customers_summary.csv")
     s = load_cdnow_summary()

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from scorecast.training import simulate as sim
-from scorecast.training.simulate import SimulationConfig
-from scorecast.training.simulate_email import EMAIL_EVENTS, EmailConfig
+from scorecast.training.simulate import retail as sim
+from scorecast.training.simulate.email import EMAIL_EVENTS, EmailConfig
+from scorecast.training.simulate.retail import SimulationConfig
 
 
 @pytest.fixture(scope="module")

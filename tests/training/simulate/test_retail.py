@@ -21,9 +21,9 @@ from scipy.special import hyp2f1
 
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.tables import TABLES
-from scorecast.training import simulate as sim
-from scorecast.training.simulate import SimulationConfig, group_names, read_truth, simulate_base, write_base
-from scorecast.training.simulate_products import ProductConfig
+from scorecast.training.simulate import retail as sim
+from scorecast.training.simulate.products import ProductConfig
+from scorecast.training.simulate.retail import SimulationConfig, group_names, read_truth, simulate_base, write_base
 
 N = 20_000
 TS = pa.timestamp("us", tz="UTC")
