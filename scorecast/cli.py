@@ -136,8 +136,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from scorecast.server.app import serve
     from scorecast.server.logs import configure
+    from scorecast.server.processes import serve
 
     settings = _settings(args)
     configure(settings.log_format, logging.INFO if args.verbose else logging.WARNING)
