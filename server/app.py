@@ -114,15 +114,7 @@ def _publish_models(metrics: ServerMetrics, repository: ModelRepository) -> None
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
-        repository = ModelRepository.load(
-            settings.models,
-            settings.device,
-            settings.intra_op_threads,
-            settings.inter_op_threads,
-            settings.ort_spinning,
-            max_model_bytes=settings.max_model_bytes,
-            tree_form=settings.tree_form,
-        )
+        repository = ModelRepository.load(settings.models, settings.session_options)
     if not repository.scores:
         problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
         raise RuntimeError(f"no model to serve in {settings.models}: {problems}")
