@@ -117,7 +117,7 @@ def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, ch
     """Medians of gRPC, in-process and read rounds, the in-process stage split, server peak RSS."""
     as_of = base_as_of(base)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
-    repository = ModelRepository.load(models, "cpu", 0)
+    repository = ModelRepository.load(models)
     columns = input_columns(f for s in SCORES for f in repository.get(s).meta.features)
     log(f"input columns: {columns}")
     start = time.perf_counter()

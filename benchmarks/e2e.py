@@ -150,7 +150,7 @@ def throughput(
 ) -> tuple[list[dict], dict]:
     as_of = base_as_of(base)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
-    repository = ModelRepository.load(models, "cpu", 0)
+    repository = ModelRepository.load(models)
     plans = [repository.get(s) for s in SCORES]
     columns = input_columns(f for m in plans for f in m.meta.features)
 

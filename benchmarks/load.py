@@ -224,7 +224,7 @@ def stream_cases(configs: list[Config], chunks: list[dict[str, pa.Table]], model
     """The whole base over one Score stream per configuration, taking turns with the in-process pipeline."""
     n = sum(len(c["contacts"]) for c in chunks)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
-    repository = ModelRepository.load(models, "cpu", 0)
+    repository = ModelRepository.load(models)
 
     def in_process() -> int:
         pipeline = ScoringPipeline(repository, spec)
@@ -302,7 +302,7 @@ def main() -> None:
     base = ensure_base(workdir / f"base-{n}-seed{args.seed}", n, args.seed)
     models = ensure_models(workdir / f"models-{n}-seed{args.seed}", base, n, args.seed)
     as_of = base_as_of(base)
-    repository = ModelRepository.load(models, "cpu", 0)
+    repository = ModelRepository.load(models)
     columns = input_columns(f for s in SCORES for f in repository.get(s).meta.features)
     del repository
     chunks = list(BaseChunks(base, columns, chunk_contacts=args.chunk_contacts))

@@ -34,6 +34,7 @@ from scorecast.process import ServerProcess  # noqa: E402
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline  # noqa: E402
 from scorecast.server.repository import ModelRepository  # noqa: E402
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base  # noqa: E402
+from scorecast.server.runtime import SessionOptions  # noqa: E402
 from scorecast.training.train import train  # noqa: E402
 
 SCORE = ("recommendations",)
@@ -72,7 +73,7 @@ def main() -> None:
     as_of = base_as_of(base)
     as_of_us = int(as_of.timestamp() * 1_000_000)
 
-    repository = ModelRepository.load(models, args.device, 0)
+    repository = ModelRepository.load(models, SessionOptions(device=args.device))
     meta = repository.get("recommendations").meta
     columns: dict[str, list[str]] = {}
     with ServerProcess(models, args.workdir, ["--device", args.device]) as server:

@@ -180,7 +180,7 @@ def main() -> None:
     models = ensure_models(workdir / f"models-{n}-seed{args.seed}", base, n, args.seed)
     as_of = base_as_of(base)
     as_of_us = int(as_of.timestamp() * 1_000_000)
-    repository = ModelRepository.load(models, "cpu", 0)
+    repository = ModelRepository.load(models)
     columns = input_columns(f for s in SCORES for f in repository.get(s).meta.features)
     assert set(columns) <= {"orders", "contacts"}, columns  # the Flight layout below carries these two
     chunks = list(BaseChunks(base, columns, chunk_contacts=args.chunk_contacts))

@@ -31,10 +31,10 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.training.test_affinity import synthetic_base
+from tests.training.scores.test_affinity import synthetic_base
 
 from scorecast.model_store import write_model
-from scorecast.server.runtime import OnnxModel
+from scorecast.server.runtime import OnnxModel, SessionOptions
 from scorecast.training.scores.affinity import fit_affinity
 
 GROUPS = ("apparel", "beauty", "books", "electronics", "garden", "grocery", "shoes", "toys")
@@ -62,7 +62,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="scorecast-trees-") as tmp:
         path = write_model(model.to_onnx(version="1", **TIMES), Path(tmp) / "affinity.onnx")
-        forms = {form: OnnxModel.load(path, args.device, args.threads, tree_form=form) for form in ("native", "gemm")}
+        forms = {form: OnnxModel.load(path, SessionOptions(args.device, args.threads, tree_form=form)) for form in ("native", "gemm")}
     if forms["gemm"].tree_form != "gemm":
         raise SystemExit("the GEMM form was refused at load (see the log): nothing to compare")
     print(f"providers {forms['gemm'].providers}; gemm slices of {forms['gemm'].rows_per_run:,} rows")

@@ -136,8 +136,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from scorecast.server.app import serve
     from scorecast.server.logs import configure
+    from scorecast.server.processes import serve
 
     settings = _settings(args)
     configure(settings.log_format, logging.INFO if args.verbose else logging.WARNING)
@@ -192,6 +192,7 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     from scorecast.server.pipeline import ScoreSpec
     from scorecast.server.repository import ModelRepository
     from scorecast.server.rescore import rescore
+    from scorecast.server.runtime import SessionOptions
 
     start = time.perf_counter()
     as_of = args.as_of or datetime.now(UTC)
@@ -205,14 +206,13 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         uplift_threshold=args.uplift_threshold,
         buy_threshold=args.buy_threshold,
     )
+    options = SessionOptions(device=args.device, intra_op_threads=args.intra_op_threads, tree_form=args.tree_form)
     if args.engine == "ray":
         from scorecast.server.rescore_ray import rescore_ray
 
-        result = rescore_ray(
-            args.models, args.data, spec, args.out, args.chunk_contacts, args.device, args.intra_op_threads, args.ray_actors, progress=True
-        )
+        result = rescore_ray(args.models, args.data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
     else:
-        repository = ModelRepository.load(args.models, args.device, args.intra_op_threads, tree_form=args.tree_form)
+        repository = ModelRepository.load(args.models, options)
         result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
     print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")

@@ -1,7 +1,7 @@
 """Build and run the gRPC server: scorecast.v1, health (per model), reflection, metrics.
 
-``serve`` loads the repository, warms every model and kernel on a tiny synthetic chunk, and
-only then reports SERVING. While it runs, a poller reloads the repository when its files
+``start_server`` loads the repository, warms every model and kernel on a tiny synthetic chunk,
+and only then reports SERVING (``processes.serve`` runs it until a signal). While it runs, a poller reloads the repository when its files
 change (``reload_interval_s``; ``ReloadModels`` does the same on demand) and health follows
 the scores served. On SIGTERM or SIGINT it reports NOT_SERVING, stops taking new calls, and
 lets in-flight streams finish within ``grace_s``.
@@ -10,7 +10,6 @@ lets in-flight streams finish within ``grace_s``.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from concurrent import futures
@@ -119,15 +118,7 @@ def _publish_models(metrics: ServerMetrics, repository: ModelRepository) -> None
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
-        repository = ModelRepository.load(
-            settings.models,
-            settings.device,
-            settings.intra_op_threads,
-            settings.inter_op_threads,
-            settings.ort_spinning,
-            max_model_bytes=settings.max_model_bytes,
-            tree_form=settings.tree_form,
-        )
+        repository = ModelRepository.load(settings.models, settings.session_options)
     if not repository.scores:
         problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
         raise RuntimeError(f"no model to serve in {settings.models}: {problems}")
@@ -178,23 +169,3 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     log.info("serving %s on %s:%d (%s; %s%s)", repository.scores, settings.host, port, settings.device, security, metrics_at)
     return running
 
-
-def serve(settings: ServerSettings) -> None:
-    """Run until SIGTERM/SIGINT, then shut down gracefully."""
-    if settings.processes > 1:
-        from .processes import serve_processes
-
-        serve_processes(settings)
-        return
-    running = start_server(settings)
-    if settings.port_file is not None:
-        tmp = settings.port_file.with_suffix(".tmp")
-        tmp.write_text(str(running.port))
-        tmp.replace(settings.port_file)  # readers never see a half-written port
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f"scorecast serving {', '.join(running.repository.scores)} on {settings.host}:{running.port}", flush=True)
-    stop.wait()
-    log.info("shutting down: in-flight calls have %.0fs to finish", settings.grace_s)
-    running.stop(settings.grace_s)

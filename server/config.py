@@ -15,6 +15,7 @@ from typing import Any
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb
 
 from .security import load_tokens
+from .runtime import DEFAULT_MAX_MODEL_BYTES, SessionOptions
 from .tree_gemm import TREE_FORMS
 
 __all__ = ["DEVICES", "ServerSettings"]
@@ -72,7 +73,7 @@ class ServerSettings:
     admin_methods: tuple[str, ...] = ()
     """scorecast.v1 methods (e.g. ``GetModel``; comma-separated in env) that need the admin role
     besides ``ReloadModels``, which always does."""
-    max_model_bytes: int = 1 << 30
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
     """Largest model file loaded; a bigger one is refused (and reported) without being parsed."""
     reload_interval_s: float = 10.0
     """How often the repository folder is checked for new, changed or removed model files; 0: never
@@ -108,6 +109,18 @@ class ServerSettings:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port!r}")
         self._check_security()
+
+    @property
+    def session_options(self) -> SessionOptions:
+        """How the server builds every model's ONNX Runtime session."""
+        return SessionOptions(
+            device=self.device,
+            intra_op_threads=self.intra_op_threads,
+            inter_op_threads=self.inter_op_threads,
+            spinning=self.ort_spinning,
+            tree_form=self.tree_form,
+            max_model_bytes=self.max_model_bytes,
+        )
 
     def _check_security(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

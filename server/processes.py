@@ -1,4 +1,4 @@
-"""``scorecast serve --processes N``: N server processes accepting on one port (SO_REUSEPORT).
+"""``scorecast serve``: one server until a signal, or N processes on one port (SO_REUSEPORT).
 
 Each process has its own GIL, repository and ONNX Runtime sessions; the kernel spreads new
 connections over them. The parent starts the children with ``spawn`` (never fork: a forked
@@ -17,9 +17,11 @@ import socket
 import threading
 from dataclasses import replace
 
+from .app import start_server
 from .config import ServerSettings
+from .logs import configure
 
-__all__ = ["serve_processes"]
+__all__ = ["serve", "serve_processes"]
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +36,6 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 
 
 def _child(settings: ServerSettings, ready: mp.synchronize.Event, stop: mp.synchronize.Event, log_level: int) -> None:
-    from .app import start_server
-    from .logs import configure
-
     configure(settings.log_format, log_level)  # spawned: the parent's logging set-up is not inherited
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -88,3 +87,22 @@ def serve_processes(settings: ServerSettings) -> None:
             if process.is_alive():
                 process.kill()
                 process.join()
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    if settings.processes > 1:
+        serve_processes(settings)
+        return
+    running = start_server(settings)
+    if settings.port_file is not None:
+        tmp = settings.port_file.with_suffix(".tmp")
+        tmp.write_text(str(running.port))
+        tmp.replace(settings.port_file)  # readers never see a half-written port
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"scorecast serving {', '.join(running.repository.scores)} on {settings.host}:{running.port}", flush=True)
+    stop.wait()
+    log.info("shutting down: in-flight calls have %.0fs to finish", settings.grace_s)
+    running.stop(settings.grace_s)

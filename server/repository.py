@@ -21,7 +21,7 @@ from pathlib import Path
 from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
 
 from .errors import ModelLoadError, ModelNotFound
-from .runtime import DEFAULT_MAX_MODEL_BYTES, OnnxModel
+from .runtime import OnnxModel, SessionOptions
 
 __all__ = ["ModelRepository", "ReloadReport"]
 
@@ -57,46 +57,19 @@ class ReloadReport:
 class ModelRepository:
     """Loaded models by score and version, plus the files that failed to load and why."""
 
-    def __init__(
-        self,
-        root: Path,
-        device: str = "cpu",
-        intra_op_threads: int = 0,
-        inter_op_threads: int = 0,
-        spinning: bool = False,
-        *,
-        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
-        tree_form: str = "auto",
-    ) -> None:
+    def __init__(self, root: Path, options: SessionOptions = SessionOptions()) -> None:
         self.root = root
-        self._session_args = {
-            "device": device,
-            "intra_op_threads": intra_op_threads,
-            "inter_op_threads": inter_op_threads,
-            "spinning": spinning,
-            "max_bytes": max_model_bytes,
-            "tree_form": tree_form,
-        }
+        self.options = options
         self._snapshot = _Snapshot({}, {}, {})
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
     @classmethod
-    def load(
-        cls,
-        root: Path,
-        device: str = "cpu",
-        intra_op_threads: int = 0,
-        inter_op_threads: int = 0,
-        spinning: bool = False,
-        *,
-        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
-        tree_form: str = "auto",
-    ) -> ModelRepository:
+    def load(cls, root: Path, options: SessionOptions = SessionOptions()) -> ModelRepository:
         """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped.
-        The session arguments go to every model (``OnnxModel.load``), now and on reloads."""
+        ``options`` build every model's session (``OnnxModel.load``), now and on reloads."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
-        repo = cls(root, device, intra_op_threads, inter_op_threads, spinning, max_model_bytes=max_model_bytes, tree_form=tree_form)
+        repo = cls(root, options)
         repo.reload()
         return repo
 
@@ -178,7 +151,7 @@ class ModelRepository:
             check_name("version", version)
         except ValueError as exc:
             raise ModelLoadError(path, str(exc)) from None
-        model = OnnxModel.load(path, **self._session_args)
+        model = OnnxModel.load(path, self.options)
         if model.meta.score != score or model.meta.version != version:
             raise ModelLoadError(path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}")
         return model

@@ -40,6 +40,7 @@ from scorecast.tables import CONTACT_ID
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .rescore import RescoreResult, input_columns
+from .runtime import SessionOptions
 
 __all__ = ["BucketScorer", "bucket_of", "rescore_ray", "tag_buckets"]
 
@@ -110,8 +111,8 @@ def tag_buckets(batch: pa.Table, table: str, n_buckets: int) -> pa.Table:
 class BucketScorer:
     """A Ray actor: loads the models once, then scores one bucket (all tables of its contacts) per call."""
 
-    def __init__(self, models: str, device: str, intra_op_threads: int, spec: ScoreSpec, has_contacts: bool) -> None:
-        self.pipeline = ScoringPipeline(ModelRepository.load(Path(models), device, intra_op_threads), spec)
+    def __init__(self, models: str, options: SessionOptions, spec: ScoreSpec, has_contacts: bool) -> None:
+        self.pipeline = ScoringPipeline(ModelRepository.load(Path(models), options), spec)
         self.has_contacts = has_contacts
 
     def __call__(self, group: pa.Table) -> pa.Table:
@@ -155,8 +156,7 @@ def rescore_ray(
     spec: ScoreSpec,
     out: Path,
     chunk_contacts: int = 50_000,
-    device: str = "cpu",
-    intra_op_threads: int = 0,
+    options: SessionOptions = SessionOptions(),
     concurrency: int | None = None,
     progress: bool = False,
 ) -> RescoreResult:
@@ -164,7 +164,7 @@ def rescore_ray(
 
     Uses the Ray cluster this process is connected to, else starts one as ``ray.init()`` does
     (``RAY_ADDRESS`` names an existing cluster). ``concurrency``: scoring actors (default: the
-    cluster's CPUs, each actor running ONNX Runtime with ``intra_op_threads``).
+    cluster's CPUs, each actor's ONNX Runtime sessions built with ``options``).
     """
     try:
         import ray
@@ -179,7 +179,7 @@ def rescore_ray(
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     # Checked here, before any Ray work: unknown scores or bad options fail at once.
-    repository = ModelRepository.load(models, device, intra_op_threads)
+    repository = ModelRepository.load(models, options)
     pipeline = ScoringPipeline(repository, spec)
     columns = input_columns(f for m in pipeline.models for f in m.meta.features)
     present = table_names(base)
@@ -215,8 +215,7 @@ def rescore_ray(
         num_cpus=1,
         fn_constructor_kwargs={
             "models": str(models.resolve()),
-            "device": device,
-            "intra_op_threads": intra_op_threads,
+            "options": options,
             "spec": spec,
             "has_contacts": "contacts" in read,
         },

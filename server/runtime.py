@@ -28,7 +28,7 @@ from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from .errors import ModelLoadError
 from .tree_gemm import TREE_FORMS, UnsupportedTree, probe_rows, to_gemm, tree_nodes
 
-__all__ = ["TREE_FORMS", "OnnxModel", "providers_for"]
+__all__ = ["TREE_FORMS", "OnnxModel", "SessionOptions", "providers_for"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,38 @@ def providers_for(device: str) -> list[str]:
     return [CUDA, CPU]
 
 
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How every model's ONNX Runtime session is built (from ``ServerSettings.session_options``).
+
+    ``intra_op_threads``/``inter_op_threads``: ONNX Runtime's pools (0: its default);
+    ``spinning``: whether its intra-op threads spin between runs instead of sleeping (see
+    ``ServerSettings.ort_spinning``); ``max_model_bytes``: the largest file accepted;
+    ``tree_form``: see ``ServerSettings.tree_form``.
+    """
+
+    device: str = "cpu"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    spinning: bool = False
+    tree_form: str = "auto"
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+
+    def __post_init__(self) -> None:
+        if self.tree_form not in TREE_FORMS:
+            raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {self.tree_form!r}")
+
+    def ort(self) -> ort.SessionOptions:
+        """ONNX Runtime's own options object for one session."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        options.log_severity_level = 3  # CUDA fallback notices for tree operators are expected
+        return options
+
+
 @dataclass
 class OnnxModel:
     """A loaded model version: session, metadata and where it came from."""
@@ -82,42 +114,20 @@ class OnnxModel:
     """Batches above this many rows run in slices (GEMM form's working memory)."""
 
     @classmethod
-    def load(
-        cls,
-        path: Path,
-        device: str = "cpu",
-        intra_op_threads: int = 0,
-        inter_op_threads: int = 0,
-        spinning: bool = False,
-        *,
-        max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
-        tree_form: str = "auto",
-    ) -> OnnxModel:
-        """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable.
-
-        ``intra_op_threads``/``inter_op_threads``: ONNX Runtime's pools (0: its default);
-        ``spinning``: whether its intra-op threads spin between runs instead of sleeping (see
-        ``ServerSettings.ort_spinning``); ``max_bytes``: the largest file accepted; ``tree_form``:
-        see ``ServerSettings.tree_form``.
-        """
-        if tree_form not in TREE_FORMS:
-            raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {tree_form!r}")
+    def load(cls, path: Path, options: SessionOptions = SessionOptions()) -> OnnxModel:
+        """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
         start = time.perf_counter()
-        proto = _check_file(path, max_bytes)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = inter_op_threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        options.log_severity_level = 3  # CUDA fallback notices for tree operators are expected
-        providers = providers_for(device)
+        proto = _check_file(path, options.max_model_bytes)
+        session_options = options.ort()
+        providers = providers_for(options.device)
         source: str | bytes = str(path)
         rows_per_run = None
-        if tree_form == "gemm" or (tree_form == "auto" and device == "cuda"):
-            gemm = _gemm_form(path, proto, options)
+        if options.tree_form == "gemm" or (options.tree_form == "auto" and options.device == "cuda"):
+            gemm = _gemm_form(path, proto, session_options)
             if gemm is not None:
                 source, rows_per_run = gemm
         try:
-            session = ort.InferenceSession(source, sess_options=options, providers=providers)
+            session = ort.InferenceSession(source, sess_options=session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelLoadError(path, f"ONNX Runtime refused it: {exc}") from None
         raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)

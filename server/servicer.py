@@ -15,16 +15,15 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from scorecast.base import BaseChunks
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
@@ -36,16 +35,16 @@ from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
-from .topn import TopNQuery, TopNScan, resolve_base
+from .topn import BASE_CHUNK_CONTACTS, TopNQuery, TopNScan, resolve_base
 
 __all__ = ["ScorecastServicer", "handle_errors", "model_info", "spec_from_header"]
 
-TOPN_CHUNK_CONTACTS = 50_000
-"""Contacts per chunk when TopN reads a base by path and the header does not say."""
 TOPN_RESPONSE_ROWS = 200_000
 """Rows per TopNResponse: a few MB each, well under the message limit."""
 
 log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -239,27 +238,15 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def Score(self, request_iterator: Iterator[pb.ScoreRequest], context: grpc.ServicerContext) -> Iterator[pb.ScoreResponse]:
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("kind") != "header":
-            got = "end of stream" if first is None else "a chunk"
-            raise InvalidArgument("Score stream", got, "the first message must be a header")
-        pipeline = self._pipeline(first.header)
+        pipeline = self._pipeline(_header(request_iterator, "Score"))
         call = _call.get()
-        total = 0
-        for index, message in enumerate(request_iterator):
-            if not context.is_active():  # cancelled or past its deadline: no more work for it
-                log.info("Score stream stopped at chunk %d: the caller is gone", index)
-                return
-            if message.WhichOneof("kind") != "chunk":
-                raise InvalidArgument(f"Score stream message {index + 1}", "a header", "only the first message is a header")
-            try:
-                batch = pipeline.score(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
-            except InputError as exc:
-                raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
-            total += batch.num_rows
-            call.rows = total
-            if self.max_rows_per_request is not None and total > self.max_rows_per_request:
-                raise ResourceExhausted("contacts in one Score stream", total, self.max_rows_per_request, "max_rows_per_request")
+
+        def score(tables: Mapping[str, pa.Table]) -> pa.RecordBatch:
+            batch = pipeline.score(tables)
+            call.rows += batch.num_rows
+            return batch
+
+        for index, batch in self._chunks(request_iterator, context, "Score", score, lambda: call.rows):
             yield pb.ScoreResponse(
                 chunk_index=index, rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline) if index == 0 else []
             )
@@ -277,11 +264,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def TopN(self, request_iterator: Iterator[pb.TopNRequest], context: grpc.ServicerContext) -> Iterator[pb.TopNResponse]:
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("kind") != "header":
-            got = "end of stream" if first is None else "a chunk"
-            raise InvalidArgument("TopN stream", got, "the first message must be a header")
-        head = first.header
+        head = _header(request_iterator, "TopN")
         query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_rows_per_request)
         spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
         scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
@@ -289,43 +272,67 @@ class ScorecastServicer(rpc.ScorecastServicer):
             base = resolve_base(head.base_path, self.base_roots, "header.base_path")
             if next(request_iterator, None) is not None:
                 raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
-            chunk_contacts = head.chunk_contacts or TOPN_CHUNK_CONTACTS
-            if not 0 < chunk_contacts <= self.max_rows_per_chunk:
-                raise InvalidArgument("header.chunk_contacts", chunk_contacts, f"must be in 1..{self.max_rows_per_chunk} (max_rows_per_chunk)")
-            try:
-                chunks = BaseChunks(base, scan.input_columns(), chunk_contacts=chunk_contacts)
-                for tables in chunks:
-                    if not context.is_active():
-                        log.info("TopN stopped: the caller is gone")
-                        return
-                    scan.add(tables)
-            except (InputError, ScorecastError):
-                raise
-            except (ValueError, OSError, pa.ArrowException) as exc:  # a base that is no valid base
-                raise InvalidArgument("header.base_path", head.base_path, f"cannot be read as a base: {exc}") from None
+            chunk_contacts = head.chunk_contacts or BASE_CHUNK_CONTACTS
+            if not scan.scan_base(base, chunk_contacts, named=head.base_path, where="header.", active=context.is_active):
+                log.info("TopN stopped: the caller is gone")
+                return
         else:
-            for index, message in enumerate(request_iterator):
-                if not context.is_active():
-                    log.info("TopN stream stopped at chunk %d: the caller is gone", index)
-                    return
-                if message.WhichOneof("kind") != "chunk":
-                    raise InvalidArgument(f"TopN stream message {index + 1}", "a header", "only the first message is a header")
-                try:
-                    scan.add(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
-                except InputError as exc:
-                    raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
-                if self.max_rows_per_request is not None and scan.scanned > self.max_rows_per_request:
-                    raise ResourceExhausted("contacts in one TopN stream", scan.scanned, self.max_rows_per_request, "max_rows_per_request")
-        result = scan.result()
-        models = _models(scan.pipeline)
-        for start in range(0, max(result.num_rows, 1), TOPN_RESPONSE_ROWS):
-            part = result.slice(start, TOPN_RESPONSE_ROWS)
-            batch = part.combine_chunks().to_batches()[0] if part.num_rows else pa.RecordBatch.from_pylist([], schema=part.schema)
-            first_part = start == 0
-            yield pb.TopNResponse(
-                rows=part.num_rows,
-                contacts=encode_batch(batch),
-                scanned=scan.scanned if first_part else 0,
-                matched=scan.matched if first_part else 0,
-                models=models if first_part else [],
-            )
+            for _ in self._chunks(request_iterator, context, "TopN", scan.add, lambda: scan.scanned):
+                pass
+            if not context.is_active():
+                return
+        yield from _topn_responses(scan)
+
+    def _chunks(
+        self,
+        requests: Iterator[Any],
+        context: grpc.ServicerContext,
+        method: str,
+        work: Callable[[Mapping[str, pa.Table]], _R],
+        scanned: Callable[[], int],
+    ) -> Iterator[tuple[int, _R]]:
+        """The chunks after the header, each decoded and given to ``work``: (index, its result).
+
+        Stops when the caller is gone; InputError names the chunk; past ``max_rows_per_request``
+        contacts (``scanned()`` after each chunk) the call is RESOURCE_EXHAUSTED.
+        """
+        for index, message in enumerate(requests):
+            if not context.is_active():  # cancelled or past its deadline: no more work for it
+                log.info("%s stream stopped at chunk %d: the caller is gone", method, index)
+                return
+            if message.WhichOneof("kind") != "chunk":
+                raise InvalidArgument(f"{method} stream message {index + 1}", "a header", "only the first message is a header")
+            try:
+                result = work(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
+            except InputError as exc:
+                raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
+            total = scanned()
+            if self.max_rows_per_request is not None and total > self.max_rows_per_request:
+                raise ResourceExhausted(f"contacts in one {method} stream", total, self.max_rows_per_request, "max_rows_per_request")
+            yield index, result
+
+
+def _header(requests: Iterator[Any], method: str) -> Any:
+    """The stream's first message's header; INVALID_ARGUMENT if it starts otherwise."""
+    first = next(requests, None)
+    if first is None or first.WhichOneof("kind") != "header":
+        got = "end of stream" if first is None else "a chunk"
+        raise InvalidArgument(f"{method} stream", got, "the first message must be a header")
+    return first.header
+
+
+def _topn_responses(scan: TopNScan) -> Iterator[pb.TopNResponse]:
+    """The selected rows in messages of at most TOPN_RESPONSE_ROWS; counts and models in the first."""
+    result = scan.result()
+    models = _models(scan.pipeline)
+    for start in range(0, max(result.num_rows, 1), TOPN_RESPONSE_ROWS):
+        part = result.slice(start, TOPN_RESPONSE_ROWS)
+        batch = part.combine_chunks().to_batches()[0] if part.num_rows else pa.RecordBatch.from_pylist([], schema=part.schema)
+        first_part = start == 0
+        yield pb.TopNResponse(
+            rows=part.num_rows,
+            contacts=encode_batch(batch),
+            scanned=scan.scanned if first_part else 0,
+            matched=scan.matched if first_part else 0,
+            models=models if first_part else [],
+        )

@@ -11,12 +11,13 @@ null or NaN are never selected.
 ``TopNScan`` feeds it from chunks of contacts: it scores each chunk with the one
 ``ScoringPipeline``, adds the ``contacts.<attribute>`` and ``features.<name>`` columns the
 filter reads, applies the compiled filter (``scorecast.filters``) and keeps the running top N.
-The servicer's ``TopN`` and in-process callers (benchmarks) both use it.
+It reads a base folder itself (``scan_base``, after ``resolve_base`` checked the path) or takes
+chunks from its caller. The servicer's ``TopN`` and in-process callers (benchmarks) both use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,15 +27,18 @@ import pyarrow.compute as pc
 
 from scorecast.base import BaseChunks
 from scorecast.filters import CONTACTS, FEATURES, Clause, FilterError, compile_filter, parse_column, parse_filter
-from scorecast.kernels import FeatureFrame, required_columns
+from scorecast.kernels import FeatureFrame, InputError, required_columns
 from scorecast.tables import CONTACT_ID, TABLES
 
-from .errors import BaseNotFound, InvalidArgument, PathNotAllowed
+from .errors import BaseNotFound, InvalidArgument, PathNotAllowed, ScorecastError
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .rescore import input_columns
 
-__all__ = ["RunningTopN", "TopNQuery", "TopNScan", "resolve_base", "top_n"]
+__all__ = ["BASE_CHUNK_CONTACTS", "RunningTopN", "TopNQuery", "TopNScan", "resolve_base", "top_n"]
+
+BASE_CHUNK_CONTACTS = 50_000
+"""Contacts per chunk when a base is read by path and the caller does not say."""
 
 
 class RunningTopN:
@@ -257,10 +261,32 @@ class TopNScan:
                 raise InvalidArgument(exc.field, exc.clause, exc.reason) from None
         return self._compiled[1]
 
-    def scan_base(self, base: Path, chunk_contacts: int = 50_000) -> None:
-        """Add every chunk of a base folder (``BaseChunks``)."""
-        for tables in BaseChunks(base, self.input_columns(), chunk_contacts=chunk_contacts):
-            self.add(tables)
+    def scan_base(
+        self,
+        base: Path,
+        chunk_contacts: int = BASE_CHUNK_CONTACTS,
+        *,
+        named: str | None = None,
+        where: str = "",
+        active: Callable[[], bool] = lambda: True,
+    ) -> bool:
+        """Add every chunk of a base folder (``BaseChunks``) while ``active()``; False if it stopped early.
+
+        A base that cannot be read is InvalidArgument on ``{where}base_path`` (shown as ``named``).
+        """
+        limit = self.pipeline.max_rows
+        if not 0 < chunk_contacts <= (chunk_contacts if limit is None else limit):
+            raise InvalidArgument(f"{where}chunk_contacts", chunk_contacts, f"must be in 1..{limit} (max_rows_per_chunk)")
+        try:
+            for tables in BaseChunks(base, self.input_columns(), chunk_contacts=chunk_contacts):
+                if not active():
+                    return False
+                self.add(tables)
+        except (InputError, ScorecastError):
+            raise
+        except (ValueError, OSError, pa.ArrowException) as exc:  # a base that is no valid base
+            raise InvalidArgument(f"{where}base_path", named or str(base), f"cannot be read as a base: {exc}") from None
+        return True
 
 
 def resolve_base(path: str, roots: Sequence[Path], field: str = "base_path") -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from scorecast.server.config import ServerSettings
+from scorecast.server.runtime import SessionOptions
 
 
 def test_env_then_overrides() -> None:
@@ -50,8 +51,18 @@ def test_onnx_runtime_thread_settings_reach_the_sessions(repo_dir: Path) -> None
     env = {"SCORECAST_INTRA_OP_THREADS": "1", "SCORECAST_INTER_OP_THREADS": "1", "SCORECAST_ORT_SPINNING": "off"}
     settings = ServerSettings.load(env=env, models=repo_dir)
     assert (settings.intra_op_threads, settings.inter_op_threads, settings.ort_spinning) == (1, 1, False)
-    repository = ModelRepository.load(settings.models, "cpu", settings.intra_op_threads, settings.inter_op_threads, settings.ort_spinning)
+    repository = ModelRepository.load(settings.models, settings.session_options)
     for model in repository.defaults():
         options = model.session.get_session_options()
         assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_session_options_carry_every_onnx_setting() -> None:
+    """ServerSettings builds one SessionOptions value holding all six session settings."""
+    env = {"SCORECAST_INTRA_OP_THREADS": "3", "SCORECAST_INTER_OP_THREADS": "2", "SCORECAST_ORT_SPINNING": "on", "SCORECAST_TREE_FORM": "gemm"}
+    options = ServerSettings.load(env=env, max_model_bytes=1234).session_options
+    assert options == SessionOptions(
+        device="cpu", intra_op_threads=3, inter_op_threads=2, spinning=True, tree_form="gemm", max_model_bytes=1234
+    )
+    assert "intra_op_threads=3" in repr(options) and "tree_form='gemm'" in repr(options)

@@ -24,6 +24,7 @@ from scorecast.proto import SERVICE_NAME
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
+from scorecast.server.runtime import SessionOptions
 
 from .conftest import AS_OF_US
 from .fakes import linear_model, segment_model, write_model
@@ -225,10 +226,10 @@ def test_reload_needs_admin_role(root: Path, tmp_path: Path) -> None:
 # --- model-file checks ------------------------------------------------------------------
 
 
-def _reason(root: Path, model_or_bytes: onnx.ModelProto | bytes, **load: object) -> str:
+def _reason(root: Path, model_or_bytes: onnx.ModelProto | bytes, options: SessionOptions = SessionOptions()) -> str:
     path = root / "spend" / "9.onnx"
     path.write_bytes(model_or_bytes if isinstance(model_or_bytes, bytes) else model_or_bytes.SerializeToString())
-    repo = ModelRepository.load(root, **load)  # type: ignore[arg-type]
+    repo = ModelRepository.load(root, options)
     assert repo.versions("spend") == ["1"]
     return repo.failures[path]
 
@@ -236,7 +237,7 @@ def _reason(root: Path, model_or_bytes: onnx.ModelProto | bytes, **load: object)
 def test_oversized_file_is_refused_unparsed(root: Path) -> None:
     limit = (root / "spend" / "1.onnx").stat().st_size + 100
     big = _with_params(linear_model(version="9"), notes="x" * 10_000)
-    assert f"over the limit of {limit} (setting max_model_bytes)" in _reason(root, big, max_model_bytes=limit)
+    assert f"over the limit of {limit} (setting max_model_bytes)" in _reason(root, big, SessionOptions(max_model_bytes=limit))
 
 
 def test_foreign_operator_set_is_refused(root: Path) -> None:

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from scorecast.metadata import METADATA_KEY, ModelMetadata, OutputSpec
 from scorecast.server import runtime
-from scorecast.server.runtime import CUDA, OnnxModel, providers_for
+from scorecast.server.runtime import CUDA, OnnxModel, SessionOptions, providers_for
 
 from .fakes import linear_model, write_model
 
@@ -35,7 +35,7 @@ def test_cuda_absent_is_a_clear_error() -> None:
 def test_cuda_matches_cpu(tmp_path: Path) -> None:
     """The CUDA session (with IO binding above its row threshold) gives the CPU's results."""
     path = write_model(tmp_path, linear_model())
-    cpu, gpu = OnnxModel.load(path, "cpu"), OnnxModel.load(path, "cuda")
+    cpu, gpu = OnnxModel.load(path, SessionOptions("cpu")), OnnxModel.load(path, SessionOptions("cuda"))
     assert gpu.providers[0] == CUDA
     x = np.random.default_rng(0).random((50_000, 2), dtype=np.float32)
     np.testing.assert_allclose(gpu.run(x)["value"], cpu.run(x)["value"], rtol=1e-5)
@@ -43,7 +43,7 @@ def test_cuda_matches_cpu(tmp_path: Path) -> None:
 
 def test_run_returns_named_outputs(tmp_path: Path) -> None:
     """run() maps the metadata's ONNX outputs to arrays."""
-    model = OnnxModel.load(write_model(tmp_path, linear_model(weights=(2.0, 1.0))), "cpu")
+    model = OnnxModel.load(write_model(tmp_path, linear_model(weights=(2.0, 1.0))))
     out = model.run(np.array([[1, 2], [3, 4]], dtype=np.float32))
     np.testing.assert_allclose(out["value"][:, 0], [4, 10])
     assert model.load_seconds > 0
@@ -67,7 +67,7 @@ def test_io_binding_path_keeps_output_names(tmp_path: Path, monkeypatch: pytest.
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
-    loaded = OnnxModel.load(write_model(tmp_path, model), "cpu")
+    loaded = OnnxModel.load(write_model(tmp_path, model))
     monkeypatch.setattr(runtime, "CUDA", runtime.CPU)  # take the binding branch on the CPU session
     x = np.random.default_rng(0).random((runtime.IO_BINDING_MIN_ROWS + 5, 2), dtype=np.float32)
     out = loaded.run(x)
@@ -76,3 +76,9 @@ def test_io_binding_path_keeps_output_names(tmp_path: Path, monkeypatch: pytest.
     loaded.rows_per_run = 12_000  # slices (as for the GEMM form): the first bound, the second not
     out = loaded.run(np.concatenate([x, x]))
     np.testing.assert_array_equal(out["a_plus"], np.concatenate([x, x]) + 1)
+
+
+def test_session_options_refuse_an_unknown_tree_form() -> None:
+    """A tree form the runtime does not know fails when the options are built, naming it."""
+    with pytest.raises(ValueError, match="tree_form must be one of .* got 'dense'"):
+        SessionOptions(tree_form="dense")

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata, OutputSpec
 from scorecast.model_store import write_model
 from scorecast.server import runtime
-from scorecast.server.runtime import CUDA, IO_BINDING_MIN_ROWS, OnnxModel
+from scorecast.server.runtime import CUDA, IO_BINDING_MIN_ROWS, OnnxModel, SessionOptions
 from scorecast.server.tree_gemm import (
     TREE_OPS,
     GemmRewrite,
@@ -288,9 +288,9 @@ def test_affinity_model_parity(affinity: tuple[onnx.ModelProto, np.ndarray]) -> 
 def test_runtime_serves_gemm_form_on_request(affinity_path: Path, affinity: tuple[onnx.ModelProto, np.ndarray]) -> None:
     """tree_form='gemm' on the CPU serves the rewritten graph (and slices big batches);
     'auto' on the CPU keeps the native TreeEnsemble."""
-    native = OnnxModel.load(affinity_path, "cpu", tree_form="native")
-    auto = OnnxModel.load(affinity_path, "cpu", tree_form="auto")
-    gemm = OnnxModel.load(affinity_path, "cpu", tree_form="gemm")
+    native = OnnxModel.load(affinity_path, SessionOptions(tree_form="native"))
+    auto = OnnxModel.load(affinity_path, SessionOptions(tree_form="auto"))
+    gemm = OnnxModel.load(affinity_path, SessionOptions(tree_form="gemm"))
     assert (native.tree_form, auto.tree_form, gemm.tree_form) == ("native", "native", "gemm")
     assert native.rows_per_run is None and gemm.rows_per_run is not None and gemm.rows_per_run >= 1024
     x = affinity[1]
@@ -317,7 +317,7 @@ def test_parity_failure_keeps_native(
 
     monkeypatch.setattr(runtime, "to_gemm", off_by_a_little)
     with caplog.at_level(logging.WARNING, logger="scorecast.server.runtime"):
-        model = OnnxModel.load(affinity_path, "cpu", tree_form="gemm")
+        model = OnnxModel.load(affinity_path, SessionOptions(tree_form="gemm"))
     assert model.tree_form == "native" and model.rows_per_run is None
     assert "keeping the native tree form: output 'probabilities' of the GEMM form differs by up to" in caplog.text
 
@@ -335,7 +335,7 @@ def test_unsupported_trees_keep_native(tmp_path: Path, caplog: pytest.LogCapture
     path.parent.mkdir()
     onnx.save(model, path)
     with caplog.at_level(logging.WARNING, logger="scorecast.server.runtime"):
-        loaded = OnnxModel.load(path, "cpu", tree_form="gemm")
+        loaded = OnnxModel.load(path, SessionOptions(tree_form="gemm"))
     assert loaded.tree_form == "native"
     assert "aggregate_function MAX" in caplog.text
 
@@ -345,8 +345,8 @@ def test_unsupported_trees_keep_native(tmp_path: Path, caplog: pytest.LogCapture
 def test_affinity_on_cuda_matches_cpu(affinity_path: Path, affinity: tuple[onnx.ModelProto, np.ndarray]) -> None:
     """Served on CUDA (trees in GEMM form, IO binding above IO_BINDING_MIN_ROWS): the CPU's
     probabilities, for small and large batches."""
-    cpu = OnnxModel.load(affinity_path, "cpu")
-    gpu = OnnxModel.load(affinity_path, "cuda")
+    cpu = OnnxModel.load(affinity_path, SessionOptions("cpu"))
+    gpu = OnnxModel.load(affinity_path, SessionOptions("cuda"))
     assert gpu.providers[0] == CUDA and gpu.tree_form == "gemm"
     holdout = affinity[1]
     rows = np.random.default_rng(1).integers(0, len(holdout), 3 * IO_BINDING_MIN_ROWS)
