@@ -24,7 +24,7 @@ def test_wheel_has_only_the_scorecast_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"scorecast", next(t for t in tops if t.endswith(".dist-info"))}
-    for module in ("kernels/rfm.py", "server/servicer.py", "training/simulate.py", "proto/scorecast_pb2.py", "proto/scorecast.proto", "cli.py", "training/datasets/CDNOW_sample.txt"):
+    for module in ("kernels/rfm.py", "server/servicer.py", "training/simulate/retail.py", "training/scores/rfm.py", "training/clv/bg_nbd.py", "training/lead/scorecard.py", "model_store.py", "proto/scorecast_pb2.py", "proto/scorecast.proto", "cli.py", "training/datasets/CDNOW_sample.txt"):
         assert f"scorecast/{module}" in names
     assert not any("/tests/" in n or n.startswith("tests/") for n in names)
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
