@@ -31,7 +31,7 @@ from .repository import ModelRepository, ReloadReport
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
 
-__all__ = ["RunningServer", "serve", "start_server", "warm_up"]
+__all__ = ["RunningServer", "start_server", "warm_up"]
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb
 
-from .security import load_tokens
 from .runtime import DEFAULT_MAX_MODEL_BYTES, SessionOptions
+from .security import load_tokens
 from .tree_gemm import TREE_FORMS
 
 __all__ = ["DEVICES", "ServerSettings"]

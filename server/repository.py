@@ -21,7 +21,7 @@ from pathlib import Path
 from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
 
 from .errors import ModelLoadError, ModelNotFound
-from .runtime import OnnxModel, SessionOptions
+from .runtime import DEFAULT_SESSION_OPTIONS, OnnxModel, SessionOptions
 
 __all__ = ["ModelRepository", "ReloadReport"]
 
@@ -57,14 +57,14 @@ class ReloadReport:
 class ModelRepository:
     """Loaded models by score and version, plus the files that failed to load and why."""
 
-    def __init__(self, root: Path, options: SessionOptions = SessionOptions()) -> None:
+    def __init__(self, root: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> None:
         self.root = root
         self.options = options
         self._snapshot = _Snapshot({}, {}, {})
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
     @classmethod
-    def load(cls, root: Path, options: SessionOptions = SessionOptions()) -> ModelRepository:
+    def load(cls, root: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> ModelRepository:
         """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped.
         ``options`` build every model's session (``OnnxModel.load``), now and on reloads."""
         if not root.is_dir():

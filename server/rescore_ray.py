@@ -40,7 +40,7 @@ from scorecast.tables import CONTACT_ID
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .rescore import RescoreResult, input_columns
-from .runtime import SessionOptions
+from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
 __all__ = ["BucketScorer", "bucket_of", "rescore_ray", "tag_buckets"]
 
@@ -156,7 +156,7 @@ def rescore_ray(
     spec: ScoreSpec,
     out: Path,
     chunk_contacts: int = 50_000,
-    options: SessionOptions = SessionOptions(),
+    options: SessionOptions = DEFAULT_SESSION_OPTIONS,
     concurrency: int | None = None,
     progress: bool = False,
 ) -> RescoreResult:

@@ -100,6 +100,10 @@ class SessionOptions:
         return options
 
 
+DEFAULT_SESSION_OPTIONS = SessionOptions()
+"""CPU, ONNX Runtime's own thread counts, no spinning, ``tree_form`` auto."""
+
+
 @dataclass
 class OnnxModel:
     """A loaded model version: session, metadata and where it came from."""
@@ -114,7 +118,7 @@ class OnnxModel:
     """Batches above this many rows run in slices (GEMM form's working memory)."""
 
     @classmethod
-    def load(cls, path: Path, options: SessionOptions = SessionOptions()) -> OnnxModel:
+    def load(cls, path: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> OnnxModel:
         """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
         start = time.perf_counter()
         proto = _check_file(path, options.max_model_bytes)

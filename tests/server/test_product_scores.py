@@ -15,7 +15,8 @@ from scorecast.server.app import start_server
 from scorecast.server.config import ServerSettings
 from scorecast.training.simulate.products import SEGMENTS
 from scorecast.training.simulate.retail import write_base
-from scorecast.training.train import PRODUCT_SCORES, train
+from scorecast.training.run import PRODUCT_SCORES
+from scorecast.training.train import train
 
 from ..training.scores.product_base import product_base
 

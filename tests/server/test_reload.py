@@ -24,7 +24,7 @@ from scorecast.proto import SERVICE_NAME
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
-from scorecast.server.runtime import SessionOptions
+from scorecast.server.runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
 from .conftest import AS_OF_US
 from .fakes import linear_model, segment_model, write_model
@@ -226,7 +226,7 @@ def test_reload_needs_admin_role(root: Path, tmp_path: Path) -> None:
 # --- model-file checks ------------------------------------------------------------------
 
 
-def _reason(root: Path, model_or_bytes: onnx.ModelProto | bytes, options: SessionOptions = SessionOptions()) -> str:
+def _reason(root: Path, model_or_bytes: onnx.ModelProto | bytes, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> str:
     path = root / "spend" / "9.onnx"
     path.write_bytes(model_or_bytes if isinstance(model_or_bytes, bytes) else model_or_bytes.SerializeToString())
     repo = ModelRepository.load(root, options)

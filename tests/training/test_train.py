@@ -18,7 +18,8 @@ from scorecast.kernels import FeatureFrame
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import METADATA_KEY, ModelMetadata
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
-from scorecast.training.train import MIN_BUYERS, train
+from scorecast.training.run import MIN_BUYERS
+from scorecast.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +158,11 @@ def test_every_model_carries_a_parity_probe_the_server_replays(models: Path, tmp
         OnnxModel.load(bad)
 
 
-def test_every_score_has_one_fitter() -> None:
-    """The registry covers every score train knows (lead is fitted on its own base first)."""
+def test_the_registry_names_each_score_once_and_its_model_says_so() -> None:
+    """Every served score has one fitter, and the grouping for defaults names only known scores."""
     from scorecast.training import train as train_module
+    from scorecast.training.run import PRODUCT_SCORES
 
-    assert set(train_module._FITTERS) == set(train_module.SCORES) - {"lead"}
+    groups = (*train_module.RETAIL_SCORES, *train_module.WEB_SCORES, *train_module.EMAIL_SCORES, *PRODUCT_SCORES, "lead")
+    assert sorted(groups) == sorted(train_module.SCORES)
+    assert all(callable(fit) for fit in train_module.SCORES.values())

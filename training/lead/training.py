@@ -14,10 +14,11 @@ from scorecast.base import read_table
 from scorecast.model_store import find_model, next_version, store_model
 
 from ..onnx_export import read_metadata
+from ..run import Fitted, TrainingRun
 from .rules import RuleSet, load_rules
 from .scorecard import DEFAULT_TIER_THRESHOLDS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
 
-__all__ = ["fit_lead_base", "read_lead_tables", "replace_rules"]
+__all__ = ["fit", "fit_lead_base", "read_lead_tables", "replace_rules"]
 
 
 def read_lead_tables(data: Path) -> dict:
@@ -50,6 +51,13 @@ def fit_lead_base(
         rules = load_rules(rules_path, vocab["attributes"], vocab["kinds"], vocab["pages"])  # type: ignore[arg-type]
     fitted = fit_lead(tables, as_of, rules, tier_thresholds=tuple(tier_thresholds or DEFAULT_TIER_THRESHOLDS))
     return fitted, as_of, tables
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``lead`` for ``scorecast train``: fitted on the run's B2B tables and as-of (default: the
+    last interaction), with the run's rules file and tier cuts."""
+    fitted, as_of, tables = fit_lead_base(run.data, run.as_of_given, run.lead_rules, run.tier_thresholds)
+    return Fitted(fitted.to_onnx(**run.times(version, as_of)), tables, as_of)
 
 
 def replace_rules(models: Path, rules_path: Path, version: str | None = None) -> Path:

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import onnx
+import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from scorecast.kernels import FeatureFrame, order_feature_names
 from scorecast.metadata import ModelMetadata, OutputSpec
 
 from ..evaluation import expected_calibration_error, lift_at, roc_auc
 from ..onnx_export import attach_metadata, feature_matrix, group_classifiers_to_onnx
+from ..run import Fitted, TrainingRun, as_us, require_buyers
 
-__all__ = ["AffinityModel", "fit_affinity"]
+__all__ = ["AFFINITY_HORIZON_DAYS", "MAX_GROUPS", "MIN_POSITIVES", "AffinityModel", "fit", "fit_affinity"]
+
+log = logging.getLogger(__name__)
+
+AFFINITY_HORIZON_DAYS = 90
+# A group needs this many buyers in the label window, and as many non-buyers, for a
+# classifier and a holdout AUC worth serving (the holdout then sees >= 10 of each).
+MIN_POSITIVES = 50
+MAX_GROUPS = 50
+
 
 OUTPUT = "probabilities"  # the graph's one output: float32 [N, n_groups]
 
@@ -287,3 +301,39 @@ def fit_affinity(
 ) -> AffinityModel:
     """Fit an :class:`AffinityModel`; ``params`` are its other keyword parameters."""
     return AffinityModel(horizon_days=horizon_days, random_state=random_state, **params).fit(X, feature_names, labels)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``affinity`` for ``scorecast train``: features as of ``as_of - horizon``, labels what each
+    contact bought in each group in ``(as_of - horizon, as_of]``."""
+    tables, as_of = run.tables, run.as_of
+    orders = tables["orders"]
+    if "product_group" not in orders.column_names:
+        raise ValueError("affinity needs orders.product_group, which this base does not have")
+    cutoff = as_of - timedelta(days=AFFINITY_HORIZON_DAYS)
+    before = FeatureFrame(tables, as_us(cutoff))
+    n_buyers = require_buyers(
+        before.matrix(["frequency"])[:, 0], f"affinity: orders up to {cutoff.date()} (as_of - {AFFINITY_HORIZON_DAYS} days)"
+    )
+    counts = pc.value_counts(orders["product_group"].combine_chunks().drop_null())
+    by_volume = sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts), key=lambda vc: (-vc[1], vc[0]))
+    candidates = [g for g, _ in by_volume[:MAX_GROUPS]]
+    # labels: did the contact buy in G in (cutoff, as_of]? Same kernel, two reference times.
+    after = FeatureFrame(tables, as_us(as_of), contact_ids=before.contact_ids)
+    count_names = [f"group_count:{g}" for g in candidates]
+    bought = (after.matrix(count_names) - before.matrix(count_names)) > 0
+    n = bought.shape[0]
+    positives = bought.sum(axis=0)
+    groups = [g for g, k in zip(candidates, positives, strict=True) if MIN_POSITIVES <= k <= n - MIN_POSITIVES]
+    skipped = sorted(set(candidates) - set(groups))
+    if skipped:
+        log.warning("affinity: groups %s have fewer than %d buyers (or non-buyers) in the label window; not modelled", skipped, MIN_POSITIVES)
+    if not groups:
+        raise ValueError(
+            f"affinity: no product group has {MIN_POSITIVES}+ buyers in ({cutoff.date()}, {as_of.date()}] "
+            f"among {n_buyers} buyers; a longer or larger base is needed"
+        )
+    names = order_feature_names(groups)
+    labels = {g: bought[:, candidates.index(g)] for g in groups}
+    model = fit_affinity(before.matrix(names), names, labels, horizon_days=AFFINITY_HORIZON_DAYS)
+    return Fitted(model.to_onnx(**run.times(version, as_of)), tables, as_of)

@@ -15,20 +15,28 @@ group-popularity baseline (each pair scored by its group's discovery rate in tra
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import onnx
 from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from scorecast.kernels import FeatureFrame, order_feature_names, timestamps_us
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from ..evaluation import lift_at, roc_auc
 from ..onnx_export import attach_metadata, group_classifiers_to_onnx
+from ..run import Fitted, TrainingRun, as_us
 
-__all__ = ["TOP_FRACTION", "CrossSellModel"]
+log = logging.getLogger(__name__)
+
+__all__ = ["CROSS_SELL_HORIZON_DAYS", "TOP_FRACTION", "CrossSellModel", "fit", "fit_cross_sell"]
 
 TOP_FRACTION = 0.05
 """Lift is measured in this top share: a 50k-contact campaign in a 1M base."""
@@ -168,3 +176,64 @@ class CrossSellModel:
         estimators = [self.estimators_[g] for g in self.groups_]
         model = group_classifiers_to_onnx(estimators, len(self.features_), "cross_sell", "probabilities", null_existing_buyers, shared)
         return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of))
+
+
+CROSS_SELL_HORIZON_DAYS = 90
+MIN_NEW_BUYERS = 50
+MAX_GROUPS = 50
+
+
+def _features(orders: pa.Table, groups: list[str]) -> list[str]:
+    """The affinity features, less the amount ones when the base has no amounts."""
+    names = order_feature_names(groups)
+    if "amount" not in orders.column_names:
+        names = [n for n in names if n not in ("monetary", "total_amount")]
+    return names
+
+
+def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: int = CROSS_SELL_HORIZON_DAYS) -> CrossSellModel:
+    """Labels: first purchase in G in (as_of - horizon, as_of], features as of its start."""
+    orders = tables["orders"]
+    if "product_group" not in orders.column_names:
+        raise ValueError("cross_sell needs orders.product_group, which this base does not have")
+    cutoff = as_of - timedelta(days=horizon_days)
+    if "contacts" not in tables:
+        # Rows would be whoever ordered by as_of, and contacts first seen in the label window
+        # would all be easy positives: the rows are the contacts with an order by the cutoff.
+        early = orders.filter(pa.array(timestamps_us(orders.column("ts"), "orders.ts") <= as_us(cutoff)))
+        rows = FeatureFrame({"orders": early}, as_us(cutoff)).contact_ids
+        tables = {"orders": orders.filter(pc.is_in(orders.column("contact_id"), value_set=rows))}
+        before = FeatureFrame(tables, as_us(cutoff), contact_ids=rows)
+    else:
+        before = FeatureFrame(tables, as_us(cutoff))
+    counts = pc.value_counts(orders["product_group"].combine_chunks().drop_null())
+    by_volume = sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts), key=lambda vc: (-vc[1], vc[0]))
+    candidates = [g for g, _ in by_volume[:MAX_GROUPS]]
+    after = FeatureFrame(tables, as_us(as_of), contact_ids=before.contact_ids)
+    names = _features(orders, candidates)
+    X = before.matrix(names)
+    count_names = [f"group_count:{g}" for g in candidates]
+    was = X[:, [names.index(c) for c in count_names]] > 0
+    now = after.matrix(count_names) > 0
+    new_buyers = now & ~was
+    groups = [
+        g for i, g in enumerate(candidates) if MIN_NEW_BUYERS <= new_buyers[:, i].sum() <= (~was[:, i]).sum() - MIN_NEW_BUYERS
+    ]
+    skipped = sorted(set(candidates) - set(groups))
+    if skipped:
+        log.warning(
+            "cross_sell: groups %s have fewer than %d new buyers in the label window; not modelled", skipped, MIN_NEW_BUYERS
+        )
+    if not groups:
+        raise ValueError(
+            f"cross_sell: no product group has {MIN_NEW_BUYERS}+ new buyers in ({cutoff.date()}, {as_of.date()}]; a longer or larger base is needed"
+        )
+    names = _features(orders, groups)
+    X = before.matrix(names)
+    labels = {g: new_buyers[:, candidates.index(g)] for g in groups}
+    return CrossSellModel(horizon_days=horizon_days).fit(X, names, labels)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``cross_sell`` for ``scorecast train``."""
+    return Fitted(fit_cross_sell(run.tables, run.as_of).to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

@@ -39,8 +39,9 @@ from ..clv.mbg_nbd import ModifiedBetaGeoModel
 from ..clv.pareto_nbd import ParetoNBDModel
 from ..clv.validation import holdout_metrics
 from ..onnx_export import attach_metadata
+from ..run import Fitted, TrainingRun
 
-__all__ = ["CustomerValueModels", "fit_customer_value"]
+__all__ = ["CustomerValueModels", "fit_churn", "fit_clv", "fit_customer_value"]
 
 REPEAT_FEATURES = ("repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary")
 CLV_FEATURES = (*REPEAT_FEATURES, "request:horizon_days", "request:churn_threshold", "total_amount")
@@ -271,3 +272,17 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     spenders = spenders[_sample(len(spenders), seed=2)]
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
     return CustomerValueModels(chosen, purchase, churn, spend, metrics, holdout_days)
+
+
+def _models(run: TrainingRun) -> CustomerValueModels:
+    return run.shared("customer_value", lambda: fit_customer_value(run.tables, run.as_of))
+
+
+def fit_clv(run: TrainingRun, version: str) -> Fitted:
+    """``clv`` for ``scorecast train`` (the BTYD fit is shared with churn)."""
+    return Fitted(_models(run).clv_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)
+
+
+def fit_churn(run: TrainingRun, version: str) -> Fitted:
+    """``churn`` for ``scorecast train`` (the BTYD fit is shared with clv)."""
+    return Fitted(_models(run).churn_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

@@ -8,20 +8,25 @@ features as of ``as_of - horizon`` and the reaction to each contact's first send
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from collections.abc import Sequence
 
 import numpy as np
 import onnx
+import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.linear_model import LogisticRegression
 
+from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..evaluation import expected_calibration_error, roc_auc
 from ..onnx_export import attach_metadata, feature_matrix
+from ..run import Fitted, TrainingRun, as_us
+from .email_events import email_rows, next_send
 
-__all__ = ["ENGAGEMENT_FEATURES", "EngagementModel", "fit_engagement"]
+__all__ = ["EMAIL_HORIZON_DAYS", "ENGAGEMENT_FEATURES", "EngagementModel", "fit", "fit_engagement", "fit_from_tables"]
 
 _RF = ("email_days_since_open", "email_opens_365d", "email_days_since_click", "email_clicks_365d")
 _P = (
@@ -289,3 +294,24 @@ def fit_engagement(
 ) -> EngagementModel:
     """Fit an :class:`EngagementModel` (see its ``fit``)."""
     return EngagementModel(horizon_days=horizon_days).fit(X_now, X_cutoff, feature_names, sent, opened, clicked)
+
+
+EMAIL_HORIZON_DAYS = 30
+
+
+def fit_from_tables(tables: dict[str, pa.Table], as_of: datetime) -> EngagementModel:
+    """Features as of ``as_of`` and ``as_of - horizon``; labels: each contact's next send in the horizon."""
+    now = FeatureFrame(tables, as_us(as_of))
+    cutoff = as_of - timedelta(days=EMAIL_HORIZON_DAYS)
+    before = FeatureFrame(tables, as_us(cutoff), contact_ids=now.contact_ids)
+    labels = next_send(email_rows(now), len(now), as_us(cutoff), as_us(as_of))
+    names = list(ENGAGEMENT_FEATURES)
+    return fit_engagement(
+        now.matrix(names), before.matrix(names), names, labels.sent, labels.opened, labels.clicked, horizon_days=EMAIL_HORIZON_DAYS
+    )
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``engagement`` for ``scorecast train``."""
+    tables = run.email_tables()
+    return Fitted(fit_from_tables(tables, run.as_of).to_onnx(**run.times(version, run.as_of)), tables, run.as_of)

@@ -7,19 +7,24 @@ model carries, so serving computes the same weights). The graph is a TopK over t
 
 from __future__ import annotations
 
+from datetime import datetime
 from collections.abc import Sequence
 
 import numpy as np
 import onnx
+import pyarrow as pa
+import pyarrow.compute as pc
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.kernels.email_features import DEFAULT_CLICK_WEIGHT, DEFAULT_HALF_LIFE_DAYS, KEYWORD_PREFIX
+from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata, feature_matrix
+from ..run import Fitted, TrainingRun, as_us
 
-__all__ = ["InterestsModel", "fit_interests", "keyword_features"]
+__all__ = ["MAX_KEYWORDS", "InterestsModel", "fit", "fit_from_tables", "fit_interests", "keyword_features", "keyword_vocabulary"]
 
 INTERESTS = "interests"  # int32 [N, K]: keyword codes, -1 where the weight is 0
 WEIGHTS = "weights"  # float32 [N, K]
@@ -160,3 +165,32 @@ def fit_interests(
 ) -> InterestsModel:
     """Fit an :class:`InterestsModel` on the keyword weights ``X`` (computed with its feature params)."""
     return InterestsModel(keywords, k=k, half_life_days=half_life_days, click_weight=click_weight).fit(X, feature_names)
+
+
+MAX_KEYWORDS = 50
+
+
+def keyword_vocabulary(campaigns: pa.Table | None, limit: int = MAX_KEYWORDS) -> list[str]:
+    """The campaigns' keywords, most frequent first (ties by name), at most ``limit``."""
+    if campaigns is None or "keywords" not in campaigns.column_names:
+        raise ValueError("interests need campaigns.keywords, which this base does not have")
+    counts = pc.value_counts(pc.list_flatten(campaigns["keywords"].combine_chunks()).drop_null())
+    ranked = sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts), key=lambda vc: (-vc[1], vc[0]))
+    if not ranked:
+        raise ValueError("interests: no campaign has a keyword")
+    return [k for k, _ in ranked[:limit]]
+
+
+def fit_from_tables(tables: dict[str, pa.Table], as_of: datetime, *, k: int = 3) -> InterestsModel:
+    """Keyword weights as of ``as_of`` over the campaigns' vocabulary; top ``k`` served."""
+    keywords = keyword_vocabulary(tables.get("campaigns"))
+    model = InterestsModel(keywords, k=k)
+    names = keyword_features(keywords)
+    return fit_interests(FeatureFrame(tables, as_us(as_of)).matrix(names, model.feature_params), names, keywords, k=k)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``interests`` for ``scorecast train`` (``run.interest_k`` keywords per contact)."""
+    tables = run.email_tables()
+    model = fit_from_tables(tables, run.as_of, k=run.interest_k)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), tables, run.as_of)

@@ -6,18 +6,23 @@ sends after which the base opens about as often as after a long pause (see :func
 
 from __future__ import annotations
 
+from datetime import datetime
 from collections.abc import Sequence
 
 import numpy as np
 import onnx
+import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 
+from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata, feature_matrix
+from ..run import Fitted, TrainingRun, as_us
+from .email_events import email_rows, open_rate_by_gap
 
-__all__ = ["PRESSURE_FEATURES", "PressureModel", "fit_pressure", "min_gap_days"]
+__all__ = ["PRESSURE_FEATURES", "PressureModel", "fit", "fit_from_tables", "fit_pressure", "min_gap_days"]
 
 PRESSURE_FEATURES: tuple[str, ...] = (
     "email_sends_7d",
@@ -233,3 +238,16 @@ def fit_pressure(
 ) -> PressureModel:
     """Fit a :class:`PressureModel` (see its ``fit``)."""
     return PressureModel().fit(X, feature_names, sends_by_gap, open_rate_by_gap)
+
+
+def fit_from_tables(tables: dict[str, pa.Table], as_of: datetime) -> PressureModel:
+    """Open rates by days since the previous send, up to ``as_of``."""
+    now = FeatureFrame(tables, as_us(as_of))
+    sends, rates = open_rate_by_gap(email_rows(now), as_us(as_of))
+    return fit_pressure(now.matrix(list(PRESSURE_FEATURES)), list(PRESSURE_FEATURES), sends, rates)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``pressure`` for ``scorecast train``."""
+    tables = run.email_tables()
+    return Fitted(fit_from_tables(tables, run.as_of).to_onnx(**run.times(version, run.as_of)), tables, run.as_of)

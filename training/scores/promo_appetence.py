@@ -39,8 +39,9 @@ from scorecast.onnx_graph import TARGET_OPSET, make_model, merged_opsets
 
 from ..onnx_export import attach_metadata, fixed_hist_gradient_boosting_export, hist_gradient_boosting_to_onnx
 from ..simulate.products import SEGMENTS
+from ..run import Fitted, TrainingRun
 
-__all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit_promo_appetence", "promo_features"]
+__all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit", "fit_promo_appetence", "promo_features"]
 
 _BASE_FEATURES = ("recency_days", "frequency", "tenure_days", "repeat_frequency", "repeat_recency_days", "age_days")
 THRESHOLD_FEATURES = ("request:uplift_threshold", "request:buy_threshold")
@@ -354,8 +355,8 @@ class PromoAppetenceModel:
             initializer=inits,
         )
         opsets = merged_opsets(m_model, tau_model)
-        for domain, version in TARGET_OPSET.items():
-            opsets[domain] = max(opsets.get(domain, 0), version)
+        for domain, opset in TARGET_OPSET.items():
+            opsets[domain] = max(opsets.get(domain, 0), opset)
         model = make_model(graph, opsets)
         return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of))
 
@@ -377,3 +378,10 @@ def fit_promo_appetence(tables: dict[str, pa.Table], as_of: datetime, **params: 
     features = promo_features(tables["orders"])
     X, t, y, contact = campaign_rows(tables, as_of, window, features)
     return PromoAppetenceModel(**params).fit(X, features, t, y, contact)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``promo_appetence`` for ``scorecast train``: needs the base's ``promotions`` table."""
+    promotions = run.read("promotions", ["campaign_id", "ts", "treated"])
+    tables = {**run.tables, "promotions": promotions} if promotions is not None else run.tables
+    return Fitted(fit_promo_appetence(tables, run.as_of).to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

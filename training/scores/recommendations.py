@@ -41,8 +41,9 @@ from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX, ModelMetadata, Output
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata
+from ..run import Fitted, TrainingRun
 
-__all__ = ["MAX_K", "MAX_SKUS", "RecommendationModel", "fit_recommendations", "ranking_metrics"]
+__all__ = ["MAX_K", "MAX_SKUS", "RecommendationModel", "fit", "fit_recommendations", "ranking_metrics"]
 
 MAX_K = 50
 MAX_SKUS = 50_000
@@ -454,3 +455,9 @@ def _holdout(
         metrics[f"{name}ndcg_at_{k}"] = m["ndcg"]
     metrics["n_eval_contacts"] = float(warm.size)
     return metrics
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``recommendations`` for ``scorecast train``, with its holdout metrics."""
+    model, metrics = fit_recommendations(run.tables, run.as_of)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of), metrics=metrics), run.tables, run.as_of)

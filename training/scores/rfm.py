@@ -8,12 +8,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata, feature_matrix
+from ..run import Fitted, TrainingRun, as_us, require_buyers
 
-__all__ = ["RFM_FEATURES", "SEGMENTS", "SEGMENT_MAP", "RfmModel", "fit_rfm"]
+__all__ = ["RFM_FEATURES", "SEGMENTS", "SEGMENT_MAP", "RfmModel", "fit", "fit_rfm"]
 
 RFM_FEATURES: tuple[str, str, str] = ("recency_days", "frequency", "monetary")
 
@@ -246,3 +248,10 @@ def _segment_table() -> np.ndarray:
 def fit_rfm(X: np.ndarray, feature_names: Sequence[str], *, quantiles: Sequence[float] = _DEFAULT_QUANTILES) -> RfmModel:
     """Fit an :class:`RfmModel` on the feature matrix ``X`` whose columns are ``feature_names``."""
     return RfmModel(quantiles=quantiles).fit(X, feature_names)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``rfm`` for ``scorecast train``: quintile edges of the buyers as of the run's as-of."""
+    X = FeatureFrame(run.tables, as_us(run.as_of)).matrix(RFM_FEATURES)
+    require_buyers(X[:, RFM_FEATURES.index("frequency")], f"rfm as of {run.as_of.date()}")
+    return Fitted(fit_rfm(X, RFM_FEATURES).to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

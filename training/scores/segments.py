@@ -25,12 +25,14 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
+from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata, feature_matrix
+from ..run import Fitted, TrainingRun, as_us
 
-__all__ = ["K_CANDIDATES", "SEGMENT_INPUTS", "SegmentsModel", "fit_segments"]
+__all__ = ["K_CANDIDATES", "SEGMENT_INPUTS", "SegmentsModel", "fit", "fit_segments"]
 
 # (feature, fill for NaN: "beyond" = past the largest training value, else a number,
 #  words for a centroid below / above the base mean)
@@ -271,3 +273,11 @@ class SegmentsModel:
 def fit_segments(X: np.ndarray, feature_names: Sequence[str], **params: object) -> SegmentsModel:
     """Fit a :class:`SegmentsModel` on ``X`` whose columns are ``feature_names``."""
     return SegmentsModel(**params).fit(X, feature_names)  # type: ignore[arg-type]
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``segments`` for ``scorecast train``: k-means on order (and, where present, web) features."""
+    names = [i[0] for i in SEGMENT_INPUTS]
+    X = FeatureFrame(run.tables, as_us(run.as_of)).matrix(names, {"web": run.web_config})
+    model = fit_segments(X, names, feature_params={"web": run.web_config})
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

@@ -24,12 +24,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata, feature_matrix
+from ..run import Fitted, TrainingRun, as_us
 
-__all__ = ["HEAT_CATEGORIES", "WEB_HEAT_FEATURES", "WebHeatModel", "fit_web_heat"]
+__all__ = ["HEAT_CATEGORIES", "WEB_HEAT_FEATURES", "WebHeatModel", "fit", "fit_web_heat"]
 
 WEB_HEAT_FEATURES: tuple[str, ...] = (
     "web_views_30d",
@@ -236,3 +238,12 @@ def _heat(block: np.ndarray, cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.nda
 def fit_web_heat(X: np.ndarray, feature_names: Sequence[str], web_config: Mapping[str, Any]) -> WebHeatModel:
     """Fit a :class:`WebHeatModel` on the feature matrix ``X`` whose columns are ``feature_names``."""
     return WebHeatModel(web_config).fit(X, feature_names)
+
+
+def fit(run: TrainingRun, version: str) -> Fitted:
+    """``web_heat`` for ``scorecast train``, with the run's page configuration."""
+    if "web_events" not in run.tables:
+        raise ValueError("web_heat needs web_events, which this base does not have")
+    X = FeatureFrame(run.tables, as_us(run.as_of)).matrix(WEB_HEAT_FEATURES, {"web": run.web_config})
+    model = fit_web_heat(X, WEB_HEAT_FEATURES, run.web_config)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

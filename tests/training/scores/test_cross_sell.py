@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame
-from scorecast.training.product_scores import fit_cross_sell
+from scorecast.training.scores.cross_sell import fit_cross_sell
 from scorecast.training.scores.cross_sell import CrossSellModel
 
 from .product_base import product_base

@@ -15,7 +15,8 @@ import pytest
 
 from scorecast.kernels import FeatureFrame
 from scorecast.metadata import METADATA_KEY, ModelMetadata
-from scorecast.training.email_scores import fit_email_score, keyword_vocabulary
+from scorecast.training.scores import engagement, interests, pressure
+from scorecast.training.scores.interests import keyword_vocabulary
 from scorecast.training.evaluation import expected_calibration_error, roc_auc
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
@@ -70,7 +71,11 @@ def test_onnx_matches_numpy_models(base: Path) -> None:
     as_of = _as_of(base)
     frame = FeatureFrame(tables, _as_of_us(base))
     for score in EMAIL:
-        model = fit_email_score(score, tables, as_of, interest_k=4)
+        model = {
+            "engagement": lambda: engagement.fit_from_tables(tables, as_of),
+            "pressure": lambda: pressure.fit_from_tables(tables, as_of),
+            "interests": lambda: interests.fit_from_tables(tables, as_of, k=4),
+        }[score]()
         params = model.metadata(version="1", trained_at="t", data_as_of="d").params.get("feature_params")
         X = frame.matrix(list(model.features), params)
         session = ort.InferenceSession(model.to_onnx(version="1", trained_at="t", data_as_of="d").SerializeToString())

@@ -1,0 +1,128 @@
+"""What one ``scorecast train`` run shares among the score fitters.
+
+A fitter (``fit(run, version) -> Fitted`` in each ``scores/`` module and ``lead/training``)
+asks the run for the base's tables; they are read once, with only the columns the requested
+scores use, and whatever several scores share (the clv/churn fit) is made once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import onnx
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scorecast.base import read_table
+
+__all__ = ["MIN_BUYERS", "PRODUCT_SCORES", "WEB_FEATURE_SCORES", "Fitted", "TrainingRun", "as_us", "require_buyers"]
+
+# Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
+# 500 buyers leaves ~100 for the metrics).
+MIN_BUYERS = 500
+PRODUCT_SCORES = ("recommendations", "cross_sell", "promo_appetence")
+"""Trained when named (``--scores``); not by default, so bases without SKUs or campaigns train.
+When one is requested, the orders' sku and promo columns are read for every score of the run."""
+WEB_FEATURE_SCORES = ("web_heat", "segments")
+"""When one is requested, the base's web_events join the tables of every score of the run."""
+
+T = TypeVar("T")
+
+
+def as_us(value: datetime) -> int:
+    """``value`` as integer microseconds since the epoch."""
+    return int(value.timestamp() * 1_000_000)
+
+
+def require_buyers(frequency: Any, what: str) -> int:
+    """The number of contacts with orders; ValueError naming ``what`` below ``MIN_BUYERS``."""
+    n = int((frequency > 0).sum())
+    if n < MIN_BUYERS:
+        raise ValueError(f"{what}: only {n} contacts with orders, need at least {MIN_BUYERS} to fit and validate")
+    return n
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted score: its ONNX model with metadata, and the tables and as-of time its features
+    were computed from (the parity probe recomputes a few rows from them)."""
+
+    model: onnx.ModelProto
+    tables: dict[str, pa.Table]
+    as_of: datetime
+
+
+@dataclass
+class TrainingRun:
+    """One training run over the base folder ``data`` for the requested ``scores``."""
+
+    data: Path
+    scores: Sequence[str]
+    as_of_given: datetime | None
+    trained_at: str
+    web_config: dict
+    interest_k: int = 3
+    lead_rules: Path | None = None
+    tier_thresholds: Sequence[int] | None = None
+    _shared: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, computed on first use and kept for the other scores of the run."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
+    def times(self, version: str, as_of: datetime) -> dict[str, str]:
+        """The version, training time and data as-of a model's metadata records."""
+        return {"version": version, "trained_at": self.trained_at, "data_as_of": as_of.isoformat()}
+
+    @property
+    def tables(self) -> dict[str, pa.Table]:
+        """orders (only the columns features read), contacts and, for web scores, web_events."""
+        return self.shared("tables", self._read_tables)
+
+    @property
+    def as_of(self) -> datetime:
+        """The given as-of time, else the base's last order."""
+        return self.shared("as_of", self._orders_as_of)
+
+    def email_tables(self) -> dict[str, pa.Table]:
+        """``tables`` plus email_events and campaigns; ValueError if the base has no e-mail events."""
+        return self.shared("email_tables", self._read_email_tables)
+
+    def read(self, name: str, columns: Sequence[str]) -> pa.Table | None:
+        """Another table of the base (contact_id plus ``columns``), None when absent."""
+        return read_table(self.data, name, list(columns))
+
+    def _read_tables(self) -> dict[str, pa.Table]:
+        extra = ["sku", "promo"] if set(self.scores) & set(PRODUCT_SCORES) else []
+        orders = read_table(self.data, "orders", ["ts", "amount", "product_group", *extra])  # only what features read
+        if orders is None or orders.num_rows == 0:
+            raise ValueError(f"base {self.data} has no orders (orders.parquet missing or empty): every score needs them")
+        contacts = read_table(self.data, "contacts", [])
+        tables = {"orders": orders} if contacts is None else {"orders": orders, "contacts": contacts}
+        if set(WEB_FEATURE_SCORES) & set(self.scores):
+            web = read_table(self.data, "web_events", ["ts", "page", "duration_s"])
+            if web is not None:
+                tables["web_events"] = web
+        return tables
+
+    def _orders_as_of(self) -> datetime:
+        if self.as_of_given is not None:
+            return self.as_of_given
+        as_of = pc.max(self.tables["orders"]["ts"]).as_py()
+        return as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of
+
+    def _read_email_tables(self) -> dict[str, pa.Table]:
+        events = read_table(self.data, "email_events", ["ts", "campaign_id", "event"])
+        if events is None or events.num_rows == 0:
+            raise ValueError(f"base {self.data} has no email_events (email_events.parquet missing or empty): the e-mail scores need them")
+        out = {**self.tables, "email_events": events}
+        campaigns = read_table(self.data, "campaigns", ["campaign_id", "keywords"])
+        if campaigns is not None:
+            out["campaigns"] = campaigns
+        return out
