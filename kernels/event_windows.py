@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .checks import check_range, column, count_arg, int64_arg, read_only
+from .errors import InputError
 from .time_units import US_PER_DAY
 
 __all__ = ["WindowCounts", "window_counts"]
@@ -33,12 +35,22 @@ class WindowCounts:
     recency_days: np.ndarray
 
 
-@njit(cache=True)
-def _window_counts(codes, ts, categories, weights, use_weights, n_contacts, n_categories, as_of, starts):  # noqa: ANN001, ANN202
+@njit(cache=True, nogil=True)
+def _window_counts(
+    codes: np.ndarray,
+    ts: np.ndarray,
+    categories: np.ndarray,
+    weights: np.ndarray,
+    use_weights: bool,
+    as_of: int,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    last: np.ndarray,
+) -> None:
+    """Fill the zeroed ``counts``/``sums`` and the ``_NEVER``-filled ``last`` (see ``window_counts``)."""
     n_windows = starts.shape[0]
-    counts = np.zeros((n_contacts, n_categories + 1, n_windows), np.float64)
-    sums = np.zeros((n_contacts, n_categories + 1, n_windows), np.float64)
-    last = np.full((n_contacts, n_categories + 1), _NEVER, np.int64)
+    n_categories = counts.shape[1] - 1
     for i in range(codes.shape[0]):
         t = ts[i]
         if t > as_of:
@@ -58,7 +70,6 @@ def _window_counts(codes, ts, categories, weights, use_weights, n_contacts, n_ca
                     counts[row, slot, k] += 1.0
                     if w_ok:
                         sums[row, slot, k] += w
-    return counts, sums, last
 
 
 def window_counts(
@@ -75,19 +86,24 @@ def window_counts(
 
     ``category_codes``: int32 in ``[-1, n_categories)``; -1 counts only in the "all" slot.
     """
-    starts = np.int64(as_of_us) - np.asarray(window_days, np.int64) * US_PER_DAY
+    n_contacts = count_arg(n_contacts, "n_contacts")
+    n_categories = count_arg(n_categories, "n_categories")
+    as_of = int64_arg(as_of_us, "as_of_us")
+    n = np.asarray(codes).shape[0]
+    codes_arr = column(codes, "codes", "iu", np.int32, n)
+    check_range(codes_arr, 0, n_contacts, "codes")
+    ts = column(ts_us, "ts_us", "iu", np.int64, n)
+    cats = column(category_codes, "category_codes", "iu", np.int32, n)
+    check_range(cats, -1, n_categories, "category_codes")
+    days = np.asarray(window_days, np.int64)
+    if days.ndim != 1 or (days <= 0).any():
+        raise InputError("window_days", f"expected positive whole days, got {days.tolist()}")
     use_weights = weights is not None
-    w = np.asarray(weights, np.float64) if use_weights else np.empty(0, np.float64)
-    counts, sums, last = _window_counts(
-        np.asarray(codes, np.int32),
-        np.asarray(ts_us, np.int64),
-        np.asarray(category_codes, np.int32),
-        w,
-        use_weights,
-        int(n_contacts),
-        int(n_categories),
-        np.int64(as_of_us),
-        starts,
-    )
+    w = column(weights, "weights", "fiu", np.float64, n) if use_weights else read_only(np.empty(0, np.float64))
+    starts = as_of - days * US_PER_DAY
+    counts = np.zeros((n_contacts, n_categories + 1, days.shape[0]), np.float64)
+    sums = np.zeros_like(counts)
+    last = np.full((n_contacts, n_categories + 1), _NEVER, np.int64)
+    _window_counts(codes_arr, ts, cats, w, use_weights, as_of, starts, counts, sums, last)
     recency = np.where(last == _NEVER, np.nan, (as_of_us - last.astype(np.float64)) / US_PER_DAY)
     return WindowCounts(counts, sums, recency)
