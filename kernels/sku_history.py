@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["promo_share", "recent_distinct"]
+__all__ = ["decayed_counts", "promo_share", "recent_distinct"]
 
 
 @njit(cache=True)
@@ -54,6 +54,28 @@ def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: in
                 taken += 1
                 if taken == slots:
                     break
+    return out
+
+
+@njit(cache=True)
+def decayed_counts(
+    contact: np.ndarray, ts: np.ndarray, code: np.ndarray, history: np.ndarray, as_of: int, half_life: float
+) -> np.ndarray:
+    """float32 like ``history`` (``recent_distinct``'s output): for each slot, the orders of that
+    slot's code with ``ts <= as_of``, each counted ``0.5 ** ((as_of - ts) / half_life)``
+    (µs); 0 for an empty slot."""
+    out = np.zeros(history.shape, np.float32)
+    for i in range(contact.size):
+        c = contact[i]
+        if ts[i] > as_of or code[i] < 0:
+            continue
+        value = np.float32(code[i])
+        for j in range(history.shape[1]):
+            if history[c, j] < 0:
+                break
+            if history[c, j] == value:
+                out[c, j] += np.float32(0.5 ** ((as_of - ts[i]) / half_life))
+                break
     return out
 
 
