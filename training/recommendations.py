@@ -1,23 +1,33 @@
 """The ``recommendations`` score: the K SKUs each contact is most likely to buy next.
 
-Method (chosen by measurement, see ``RecommendationModel``): PureSVD item factors. The
-contact x SKU purchase matrix (binary, each SKU column scaled by ``count^-popularity_damping``
-so that best-sellers do not fill every factor) is factorised by a truncated SVD; a contact's
-score for SKU j is ``sum over its history h of w_slot(h) * V_h . V_j`` plus a popularity prior
-``beta * log(1 + count_j) / log(1 + max count)``, its history being its ``history_slots`` most
-recent distinct SKUs (``sku_history:<slot>``, the one feature pipeline). Cold contacts (no
-history) get the prior alone: the most popular SKUs, flagged by the ``cold`` output.
+Method: repeat + explore (see ``RecommendationModel``), blended per base on a time holdout.
+Explore: PureSVD item factors (the contact x SKU bought matrix, each column scaled by
+``count^-popularity_damping``, truncated SVD); the contact's vector is the sum of its history's
+factor rows weighted ``decay^slot``. Repeat: a time-decayed personal frequency (each order of a
+history SKU weighted ``0.5 ** (age / half_life_days)``, ``sku_weight:<slot>``), normalised by
+the contact's largest, as TIFU-KNN's personal vector (Hu et al., SIGIR 2020). Plus a popularity
+prior ``beta * log(1 + sales_j) / log(1 + max sales)``, sales optionally time-decayed (what
+sells now). The history is the ``history_slots`` most recent distinct SKUs
+(``sku_history:<slot>``, the one feature pipeline). Cold contacts get the prior alone, flagged
+by the ``cold`` output.
 
 The served graph (ONNX, CPU or CUDA): Gather the history's factor rows, weighted ReduceSum,
-MatMul with the item factors (an initializer), add the prior, optionally mask the history
-(``request:exclude_bought``), TopK. Ties go to the lower SKU code, and SKU codes are in
-descending popularity order, so a tie goes to the more popular SKU, in ONNX and in
-:meth:`RecommendationModel.recommend` alike.
+MatMul with the item factors (an initializer, O(SKUs x factors)), add the prior, then one
+ScatterElements onto the history's SKUs: the repeat weight, or -inf when
+``request:exclude_bought`` (default learned, stored in ``request_defaults``), TopK. Memory per
+run: the rows x SKUs scores of ``max_batch_rows`` rows, never a SKUs x SKUs matrix. Ties go
+to the lower SKU code, and SKU codes are in descending popularity order, so a tie goes to the
+more popular SKU, in ONNX and in :meth:`RecommendationModel.recommend` alike.
 
-Holdout: orders up to ``as_of - holdout_days`` train a model whose top K is compared with
-what each contact bought in ``(as_of - holdout_days, as_of]`` (recall@K, NDCG@K), next to
-global popularity and item-item co-occurrence (cosine) on the same histories; the served
-model is then refitted on every order up to ``as_of``.
+Holdout: orders up to ``as_of - holdout_days`` train a model; the contacts who bought before and
+in ``(as_of - holdout_days, as_of]`` are split in two halves. The blend (``GRID`` x
+``HALF_LIVES``: explore weight, prior weight and decay, repeat weight, exclusion) is chosen on
+one half by NDCG@K; on the other, recall@K and NDCG@K of the chosen blend and of every simple
+baseline (``rec_baselines``: popularity, popularity among unseen items, personal frequency,
+item-item) go into the metrics, with ``holdout_repeat_share`` (the share of holdout purchases
+the contact had bought before). When a baseline beats the blend, a warning says so and the
+graph serves that baseline's settings where it can express it (``params["served"]``); the
+served model is then refitted on every order up to ``as_of``.
 """
 
 from __future__ import annotations
