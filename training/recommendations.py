@@ -557,8 +557,10 @@ def _holdout(
     put("", chosen_top)
     rows = counts[warm[report]]
     similarity = rec_baselines.cosine(counts)
+    step = max(1, _SCORE_ELEMENTS // n_items)  # dense rows x SKUs scores, chunked as the model's
     for name, top_fn in rec_baselines.BASELINES.items():
-        put(f"{name}_", top_fn(rows, k, similarity) if name == "item_item" else top_fn(rows, k))
+        extra = (similarity,) if name == "item_item" else ()
+        put(f"{name}_", np.concatenate([top_fn(rows[lo : lo + step], k, *extra) for lo in range(0, rows.shape[0], step)]))
     best, best_ndcg = rec_baselines.best_baseline(metrics, k)
     blend = grid[chosen_at]
     chosen.update(blend)
