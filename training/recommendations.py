@@ -60,6 +60,8 @@ MAX_SKUS = 50_000
 EXCLUDE_OPTION = "exclude_bought"
 _SCORE_ELEMENTS = 8_000_000  # rows x SKUs of one ONNX run: ~32 MB of scores, whatever the catalogue
 _TINY = 1e-12
+HISTORY_SLOTS_RANGE = (50, 400)
+"""Fewest and most history slots ``fit_recommendations`` picks (``_history_slots``)."""
 
 
 @dataclass
@@ -408,6 +410,18 @@ def _vocabulary(names: pa.Array, ts: np.ndarray, as_of_us: int, max_skus: int) -
     return [values[i] for i in order[:max_skus]]
 
 
+def _history_slots(contact: np.ndarray, sku: np.ndarray, mask: np.ndarray) -> int:
+    """History slots covering the distinct SKUs of 95 % of the buyers, within
+    ``HISTORY_SLOTS_RANGE``: an exclusion that masks only the 50 latest of 200 films seen
+    would recommend the 150 others again."""
+    keep = mask & (sku >= 0)
+    pairs = np.unique(contact[keep].astype(np.int64) * (int(sku.max()) + 1) + sku[keep])
+    per_contact = np.bincount(pairs // (int(sku.max()) + 1))
+    per_contact = per_contact[per_contact > 0]
+    wanted = int(np.ceil(np.quantile(per_contact, 0.95))) if per_contact.size else 0
+    return int(np.clip(wanted, *HISTORY_SLOTS_RANGE))
+
+
 def _prior(orders: _Orders, n_items: int, as_of_us: int, half_life_days: float | None) -> np.ndarray:
     """float32 popularity prior in [0, 1]: ``log(1 + sales_j) / log(1 + max sales)``, each sale
     up to ``as_of_us`` weighted ``0.5 ** (age / half_life_days)`` (1 when None)."""
@@ -477,6 +491,8 @@ def fit_recommendations(
     skus = _vocabulary(names, ts, cutoff, max_skus)
     if len(skus) >= 2:
         sku = category_codes(names, skus, "orders.sku")
+        if "history_slots" not in params:
+            params = {**params, "history_slots": _history_slots(contact, sku, ts <= cutoff)}
         model = RecommendationModel(**params).fit(skus, _Orders(contact, sku, ts, len(ids)), cutoff)
         later = (ts > cutoff) & (ts <= as_of_us) & (sku >= 0)
         earlier = (ts <= cutoff) & (sku >= 0)

@@ -57,7 +57,7 @@ def served_against_baselines(name: str, test_days: int, **params: object) -> tup
     similarity = rec_baselines.cosine(counts)
     for baseline, top in rec_baselines.BASELINES.items():
         table[baseline] = ranking_metrics(top(rows, K, similarity) if baseline == "item_item" else top(rows, K), relevant, K)
-    return table, {"served": model.served_, "exclude_bought": model.exclude_bought, **metrics}
+    return table, {"served": model.served_, "exclude_bought": model.exclude_bought, "n_test_contacts": warm.size, **metrics}
 
 
 @pytest.mark.slow
@@ -76,7 +76,7 @@ def test_instacart_served_beats_personal_frequency() -> None:
 def test_movielens_served_beats_popularity_among_unseen() -> None:
     """Ratings of a real movie catalogue (no repeats): exclusion of seen titles is learned, and
     the served blend beats popularity among unseen titles, the strongest baseline."""
-    table, info = served_against_baselines("movielens100k_sample", 60, history_slots=400)
+    table, info = served_against_baselines("movielens100k_sample", 60)
     assert info["exclude_bought"] and info["holdout_repeat_share"] == 0.0
     assert max(rec_baselines.BASELINES, key=lambda b: table[b]["ndcg"]) == "popularity_unseen", table
     for baseline in rec_baselines.BASELINES:
