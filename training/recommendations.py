@@ -461,7 +461,14 @@ BASELINE_SETTINGS: dict[str, dict[str, Any]] = {
     "popularity": {"prior_half_life_days": None, "explore": 0.0, "beta": 1.0, "repeat_boost": 0.0, "exclude_bought": False},
     "popularity_unseen": {"prior_half_life_days": None, "explore": 0.0, "beta": 1.0, "repeat_boost": 0.0, "exclude_bought": True},
     # undecayed counts, the most-bought first, popularity (monotone in the prior) breaking ties
-    "personal_frequency": {"prior_half_life_days": None, "explore": 0.0, "beta": 1e-3, "repeat_boost": 1.0, "exclude_bought": False, "half_life_days": 1e9},
+    "personal_frequency": {
+        "prior_half_life_days": None,
+        "explore": 0.0,
+        "beta": 1e-3,
+        "repeat_boost": 1.0,
+        "exclude_bought": False,
+        "half_life_days": 1e9,
+    },
 }
 """The baselines the graph can serve itself, when one beats the blend on the holdout."""
 
@@ -505,7 +512,9 @@ def fit_recommendations(
             warm = np.sort(rng.choice(warm, max_eval_contacts, replace=False))
         if warm.size:
             orders = _Orders(contact, sku, ts, len(ids))
-            metrics.update(_holdout(tables, model, orders, ids, earlier, later, warm, cutoff, chosen, params, max_select_contacts))
+            metrics.update(
+                _holdout(tables, model, orders, ids, earlier, later, warm, cutoff, chosen, params, max_select_contacts)
+            )
             metrics["holdout_days"] = float(holdout_days)
     skus = _vocabulary(names, ts, as_of_us, max_skus)
     if len(skus) < 2:
@@ -540,7 +549,9 @@ def _holdout(
     relevant = [np.unique(relevant_rows.indices[relevant_rows.indptr[c] : relevant_rows.indptr[c + 1]]) for c in warm]
     counts = sp.csr_matrix((np.ones(int(earlier.sum())), (contact[earlier], sku[earlier])), shape=(n, n_items))
     counts.sum_duplicates()
-    repeats = sum(np.isin(rel, counts.indices[counts.indptr[c] : counts.indptr[c + 1]]).sum() for c, rel in zip(warm, relevant, strict=True))
+    repeats = sum(
+        np.isin(rel, counts.indices[counts.indptr[c] : counts.indptr[c + 1]]).sum() for c, rel in zip(warm, relevant, strict=True)
+    )
     # selection on even positions (at most max_select), report on odd ones: the reported
     # blend was not tuned on them
     select = np.arange(warm.size) % 2 == 0 if warm.size >= 2 else np.ones(warm.size, bool)
@@ -584,7 +595,11 @@ def _holdout(
         if best in BASELINE_SETTINGS:
             log.warning(
                 "recommendations: the blend (NDCG@%d %.4f) does not beat %s (%.4f) on the holdout; serving %s",
-                k, metrics[f"ndcg_at_{k}"], best, best_ndcg, best,
+                k,
+                metrics[f"ndcg_at_{k}"],
+                best,
+                best_ndcg,
+                best,
             )
             chosen.update(BASELINE_SETTINGS[best], served=best)
             metrics[f"blend_recall_at_{k}"], metrics[f"blend_ndcg_at_{k}"] = metrics[f"recall_at_{k}"], metrics[f"ndcg_at_{k}"]
@@ -593,7 +608,11 @@ def _holdout(
         else:
             log.warning(
                 "recommendations: the blend (NDCG@%d %.4f) does not beat %s (%.4f) on the holdout, which the graph "
-                "cannot serve; serving the blend", k, metrics[f"ndcg_at_{k}"], best, best_ndcg,
+                "cannot serve; serving the blend",
+                k,
+                metrics[f"ndcg_at_{k}"],
+                best,
+                best_ndcg,
             )
     metrics["beats_best_baseline"] = float(metrics[f"ndcg_at_{k}"] > best_ndcg)
     metrics["holdout_repeat_share"] = float(repeats / max(sum(r.size for r in relevant), 1))

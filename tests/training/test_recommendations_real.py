@@ -49,7 +49,9 @@ def served_against_baselines(name: str, test_days: int, **params: object) -> tup
     x = frame.matrix([*sku_history_names(h), *sku_weight_names(h)], {"skus": model.skus_, "half_life_days": model.half_life_days})
     exclude = model.exclude_bought  # the learned default, as the server fills it
     x = np.hstack([x, np.full((len(x), 1), float(exclude), np.float32)])
-    session = ort.InferenceSession(model.to_onnx(version="1", trained_at="t", data_as_of="t", metrics=metrics).SerializeToString())
+    session = ort.InferenceSession(
+        model.to_onnx(version="1", trained_at="t", data_as_of="t", metrics=metrics).SerializeToString()
+    )
     items = session.run(["items"], {"features": x})[0]
     served = np.where(np.isnan(items), -1, items).astype(np.int64)
     rows = counts[warm]

@@ -63,8 +63,8 @@ def instacart(wheel: str) -> pa.Table:
     ].sort_values(["user_id", "order_number"])
     orders["day"] = orders["days_since_prior_order"].fillna(0).groupby(orders["user_id"]).cumsum()
     orders["day"] -= orders.groupby("user_id")["day"].transform("max")
-    orders["ts"] = INSTACART_LAST_ORDER + pd.to_timedelta(orders["day"], unit="D") + pd.to_timedelta(
-        orders["order_hour_of_day"], unit="h"
+    orders["ts"] = (
+        INSTACART_LAST_ORDER + pd.to_timedelta(orders["day"], unit="D") + pd.to_timedelta(orders["order_hour_of_day"], unit="h")
     )
     frame = frame.merge(orders[["user_id", "order_number", "ts"]], on=["user_id", "order_number"])
     frame = frame.sort_values(["ts", "user_id", "add_to_cart_order"])
