@@ -3,6 +3,9 @@
     sku_history:<slot>   vocabulary code (as a float) of the contact's (slot+1)-th most recent
                          distinct SKU, slot = 0, 1, …; -1 when it bought fewer distinct SKUs
                          (or none) of the vocabulary
+    sku_weight:<slot>    the orders of that slot's SKU, each weighted by
+                         ``0.5 ** (age / params["half_life_days"])``: a time-decayed personal
+                         frequency; 0 for an empty slot
     promo_share          share of the contact's orders flagged promo; NaN without orders (or
                          without a known promo flag)
 
@@ -23,14 +26,15 @@ import pyarrow.compute as pc
 
 from .arrow import category_codes
 from .errors import InputError
-from .sku_history import promo_share, recent_distinct
+from .sku_history import decayed_counts, promo_share, recent_distinct
 
 if TYPE_CHECKING:
     from .features import FeatureFrame
 
-__all__ = ["SKUS", "SkuFeatures", "sku_history_names", "sku_strings"]
+__all__ = ["SKUS", "SkuFeatures", "sku_history_names", "sku_strings", "sku_weight_names"]
 
 _HISTORY = "sku_history"
+_WEIGHT = "sku_weight"
 _PROMO = "promo_share"
 MAX_SLOTS = 1000
 """Most history slots a model may ask for (a bound on the per-frame block)."""
@@ -41,9 +45,14 @@ def sku_history_names(slots: int) -> list[str]:
     return [f"{_HISTORY}:{i}" for i in range(slots)]
 
 
-def _slot(name: str) -> int | None:
+def sku_weight_names(slots: int) -> list[str]:
+    """``sku_weight:0`` … ``sku_weight:<slots-1>``."""
+    return [f"{_WEIGHT}:{i}" for i in range(slots)]
+
+
+def _slot(name: str, family: str = _HISTORY) -> int | None:
     feature, sep, slot = name.partition(":")
-    if feature != _HISTORY or not sep or not slot.isdigit() or (len(slot) > 1 and slot[0] == "0"):
+    if feature != family or not sep or not slot.isdigit() or (len(slot) > 1 and slot[0] == "0"):
         return None
     value = int(slot)
     return value if value < MAX_SLOTS else None
@@ -67,10 +76,10 @@ class SkuFeatures:
     """The SKU family; the vocabulary codes of a frame's orders are computed once per vocabulary."""
 
     table = "orders"
-    patterns: tuple[str, ...] = (f"{_HISTORY}:<slot>", _PROMO)
+    patterns: tuple[str, ...] = (f"{_HISTORY}:<slot>", f"{_WEIGHT}:<slot>", _PROMO)
 
     def knows(self, name: str) -> bool:
-        return name == _PROMO or _slot(name) is not None
+        return name == _PROMO or _slot(name) is not None or _slot(name, _WEIGHT) is not None
 
     def columns(self, name: str) -> set[str]:
         extra = "promo" if name == _PROMO else "sku"
@@ -79,14 +88,21 @@ class SkuFeatures:
     def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         columns: list[np.ndarray] = []
         slots = [_slot(name) for name in names]
-        history = None
-        if any(s is not None for s in slots):
-            history = self._history(frame, max(s for s in slots if s is not None) + 1, params)
+        weight_slots = [_slot(name, _WEIGHT) for name in names]
+        history = weights = None
+        wanted = [s for s in (*slots, *weight_slots) if s is not None]
+        if wanted:
+            history = self._history(frame, max(wanted) + 1, params)
+        if any(s is not None for s in weight_slots):
+            weights = self._weights(frame, history, params)
         share = self._promo_share(frame) if _PROMO in names else None
-        for slot in slots:
+        for slot, weight_slot in zip(slots, weight_slots, strict=True):
             if slot is not None:
                 assert history is not None
                 columns.append(history[:, slot])
+            elif weight_slot is not None:
+                assert weights is not None
+                columns.append(weights[:, weight_slot])
             else:
                 assert share is not None
                 columns.append(share)
@@ -111,6 +127,19 @@ class SkuFeatures:
             out = recent_distinct(codes, ts, sku_codes, n, frame.as_of_us, slots)
         frame.cache[key] = (skus, out)  # the list is kept so its id() is never reused
         return out
+
+    def _weights(self, frame: FeatureFrame, history: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+        half_life = params.get("half_life_days")
+        if not isinstance(half_life, (int, float)) or not half_life > 0:
+            raise ValueError(f"sku_weight features need params['half_life_days'] > 0, got {half_life!r}")
+        codes = frame.codes("orders")
+        if codes is None:
+            return np.zeros(history.shape, np.float32)
+        names = sku_strings(frame.column("orders", "sku", "feature sku_weight"), "orders.sku")
+        sku_codes = category_codes(names, params["skus"], "orders.sku")
+        return decayed_counts(
+            codes, frame.timestamps("orders"), sku_codes, history, frame.as_of_us, float(half_life) * 86_400_000_000
+        )
 
     def _promo_share(self, frame: FeatureFrame) -> np.ndarray:
         if "orders.promo_share" in frame.cache:
@@ -137,7 +166,9 @@ class SkuFeatures:
                 "promo": pa.array([True, None, False]),
             }
         )
-        frame_type({"orders": orders}, 2).matrix([*sku_history_names(2), _PROMO], {"skus": ["a", "b"]})
+        frame_type({"orders": orders}, 2).matrix(
+            [*sku_history_names(2), *sku_weight_names(2), _PROMO], {"skus": ["a", "b"], "half_life_days": 30.0}
+        )
 
 
 SKUS = SkuFeatures()

@@ -10,9 +10,10 @@ import numpy as np
 from numba import njit
 
 from .checks import check_range, column, count_arg, int64_arg
+from .errors import InputError
 from .grouping import contact_offsets
 
-__all__ = ["promo_share", "recent_distinct"]
+__all__ = ["decayed_counts", "promo_share", "recent_distinct"]
 
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
@@ -68,6 +69,44 @@ def _recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: i
                 if taken == slots:
                     break
     return out
+
+
+def decayed_counts(
+    contact: np.ndarray, ts: np.ndarray, code: np.ndarray, history: np.ndarray, as_of: int, half_life: float
+) -> np.ndarray:
+    """float32 like ``history`` (``recent_distinct``'s output): for each slot, the orders of that
+    slot's code with ``ts <= as_of``, each counted ``0.5 ** ((as_of - ts) / half_life)``
+    (µs); 0 for an empty slot."""
+    as_of = int64_arg(as_of, "as_of_us")
+    history = np.ascontiguousarray(history, dtype=np.float32)
+    if history.ndim != 2:
+        raise InputError("history", f"expected a 2-D array (contacts x slots), got shape {history.shape}")
+    if not half_life > 0:
+        raise InputError("half_life", f"expected a positive duration in microseconds, got {half_life!r}")
+    contact = column(contact, "orders.contact_id codes", "iu", np.int64, np.asarray(contact).shape[0])
+    check_range(contact, 0, history.shape[0], "orders.contact_id codes")
+    ts = column(ts, "orders.ts", "iu", np.int64, contact.shape[0])
+    code = column(code, "orders.sku codes", "iu", np.int64, contact.shape[0])
+    out = np.zeros(history.shape, np.float32)
+    _decayed_counts(contact, ts, code, history, as_of, float(half_life), out)
+    return out
+
+
+@njit(cache=True)
+def _decayed_counts(
+    contact: np.ndarray, ts: np.ndarray, code: np.ndarray, history: np.ndarray, as_of: int, half_life: float, out: np.ndarray
+) -> None:
+    for i in range(contact.size):
+        c = contact[i]
+        if ts[i] > as_of or code[i] < 0:
+            continue
+        value = np.float32(code[i])
+        for j in range(history.shape[1]):
+            if history[c, j] < 0:
+                break
+            if history[c, j] == value:
+                out[c, j] += np.float32(0.5 ** ((as_of - ts[i]) / half_life))
+                break
 
 
 def promo_share(contact: np.ndarray, ts: np.ndarray, promo: np.ndarray, n: int, as_of: int) -> np.ndarray:

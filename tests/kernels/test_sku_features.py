@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from scorecast.kernels import FeatureFrame, InputError, required_columns
-from scorecast.kernels.sku_features import sku_history_names
+from scorecast.kernels.sku_features import sku_history_names, sku_weight_names
 from scorecast.kernels.time_units import US_PER_DAY
 
 T0 = 1_700_000_000_000_000
@@ -92,3 +92,29 @@ def test_errors_and_columns() -> None:
         required_columns(["sku_history:01"])
     assert required_columns(["sku_history:3"]) == {"orders.contact_id", "orders.ts", "orders.sku"}
     assert required_columns(["promo_share"]) == {"orders.contact_id", "orders.ts", "orders.promo"}
+
+
+def test_sku_weight_is_the_time_decayed_count_of_each_history_slot() -> None:
+    """Random orders: each slot's weight equals sum 0.5^(age/half-life) over that SKU's orders
+    up to as_of (pandas reference); 0 for empty slots; the half-life is required."""
+    rng = np.random.default_rng(3)
+    orders = _random_orders(rng, 3_000, 40, 25)
+    skus = [f"S{k}" for k in range(20)]
+    as_of, slots, half_life = T0 + 45 * US_PER_DAY, 6, 10.0
+    frame = FeatureFrame({"orders": orders}, as_of)
+    x = frame.matrix([*sku_history_names(slots), *sku_weight_names(slots)], {"skus": skus, "half_life_days": half_life})
+    history, weights = x[:, :slots], x[:, slots:]
+    df = orders.set_column(1, "ts", orders.column("ts").cast(pa.int64())).to_pandas()
+    df = df[(df.ts <= as_of) & df.sku.isin(skus)]
+    ids = frame.contact_ids.to_pylist()
+    for row, contact in enumerate(ids):
+        mine = df[df.contact_id == contact]
+        for slot in range(slots):
+            code = int(history[row, slot])
+            if code < 0:
+                assert weights[row, slot] == 0.0
+                continue
+            ages = (as_of - mine.ts[mine.sku == skus[code]].to_numpy()) / US_PER_DAY
+            assert_allclose(weights[row, slot], (0.5 ** (ages / half_life)).sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="half_life_days"):
+        FeatureFrame({"orders": orders}, as_of).matrix(sku_weight_names(2), {"skus": skus})

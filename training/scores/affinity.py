@@ -80,8 +80,12 @@ class AffinityModel:
     baselines_ : dict[str, Pipeline]
     metrics_ : dict[str, float]
         Holdout metrics: ``auc:G``, ``lift10:G``, ``ece:G``, ``base_rate:G``,
-        ``baseline_auc:G``, ``baseline_lift10:G``, their ``…_mean`` over groups (of those whose
-        holdout has both classes), ``n_train`` and ``n_holdout``.
+        ``baseline_auc:G``, ``baseline_lift10:G``, ``own_group_frequency_auc:G``, their
+        ``…_mean`` over groups (of those whose holdout has both classes), ``n_train`` and
+        ``n_holdout``; over the holdout's (contact, group) pairs: ``pooled_auc`` /
+        ``pooled_lift10`` of the model and the same for the simple baselines group popularity
+        (``group_popularity_…``) and the contact's own purchase count in the group
+        (``own_group_frequency_…``).
     all_nan_features_ : tuple of str
         Features with no value in the training rows (trained as constant 0, so never split on).
     fit_seconds_ : float
@@ -156,6 +160,7 @@ class AffinityModel:
         estimators: dict[str, HistGradientBoostingClassifier] = {}
         baselines: dict[str, Pipeline] = {}
         metrics: dict[str, float] = {"n_train": float(len(train)), "n_holdout": float(len(holdout))}
+        pooled: dict[str, list[np.ndarray]] = {"y": [], "model": [], "group_popularity": [], "own_group_frequency": []}
         for group, y in targets.items():
             y_train, y_holdout = y[train], y[holdout]
             estimator = estimators[group] = self._classifier().fit(X_train, y_train)
@@ -171,7 +176,24 @@ class AffinityModel:
                 metrics[f"ece:{group}"] = expected_calibration_error(y_holdout, p)
                 metrics[f"baseline_auc:{group}"] = roc_auc(y_holdout, b)
                 metrics[f"baseline_lift10:{group}"] = lift_at(y_holdout, b, 0.10)
-        for key in ("auc", "lift10", "ece", "base_rate", "baseline_auc", "baseline_lift10"):
+                # the simple baselines of every product score: the group's popularity (its
+                # training rate, one value per group: it only ranks pairs across groups) and
+                # the contact's own purchase count in the group
+                own = _own_group_count(X_holdout, features, group)
+                if own is not None:
+                    metrics[f"own_group_frequency_auc:{group}"] = roc_auc(y_holdout, own)
+                    pooled["y"].append(y_holdout)
+                    pooled["model"].append(p)
+                    pooled["group_popularity"].append(np.full(p.size, float(y_train.mean())))
+                    pooled["own_group_frequency"].append(own + 1e-6 * float(y_train.mean()))
+        if pooled["y"]:
+            yy = np.concatenate(pooled["y"])
+            for name in ("model", "group_popularity", "own_group_frequency"):
+                scores = np.concatenate(pooled[name])
+                prefix = "pooled" if name == "model" else f"{name}"
+                metrics[f"{prefix}_auc"] = roc_auc(yy, scores)
+                metrics[f"{prefix}_lift10"] = lift_at(yy, scores, 0.10)
+        for key in ("auc", "lift10", "ece", "base_rate", "baseline_auc", "baseline_lift10", "own_group_frequency_auc"):
             values = [metrics[f"{key}:{g}"] for g in targets if f"{key}:{g}" in metrics]
             if values:
                 metrics[f"{key}_mean"] = float(np.mean(values))
@@ -301,6 +323,14 @@ def fit_affinity(
 ) -> AffinityModel:
     """Fit an :class:`AffinityModel`; ``params`` are its other keyword parameters."""
     return AffinityModel(horizon_days=horizon_days, random_state=random_state, **params).fit(X, feature_names, labels)
+
+
+def _own_group_count(X: np.ndarray, features: Sequence[str], group: str) -> np.ndarray | None:
+    """The contacts' ``group_count:G`` (NaN as 0), or None when the model does not read it."""
+    name = f"group_count:{group}"
+    if name not in features:
+        return None
+    return np.nan_to_num(X[:, list(features).index(name)].astype(np.float64))
 
 
 def fit(run: TrainingRun, version: str) -> Fitted:

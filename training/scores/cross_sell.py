@@ -10,7 +10,9 @@ FeatureFrame pass serves both.
 
 Holdout metrics (contacts split at random): per group AUC and lift in the top 5 % (50k
 contacts of a 1M base), and the same pooled over (contact, group) pairs against the
-group-popularity baseline (each pair scored by its group's discovery rate in training).
+group-popularity baseline (each pair scored by its group's discovery rate in training) and the
+contact's own purchase frequency (``frequency``; its own count in G is 0 for every eligible
+pair, so the own-group frequency of ``affinity`` has nothing to rank here).
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class CrossSellModel:
         hold = rng.random(n) < self.holdout_fraction
         estimators: dict[str, HistGradientBoostingClassifier] = {}
         metrics: dict[str, float] = {"n_rows": float(n), "n_holdout": float(hold.sum())}
-        pooled_y, pooled_p, pooled_b = [], [], []
+        pooled_y, pooled_p, pooled_b, pooled_f = [], [], [], []
+        own = features.index("frequency") if "frequency" in features else None
         for group, y in labels.items():
             y = np.asarray(y, bool)
             new = ~(X[:, features.index(f"group_count:{group}")] > 0)
@@ -98,12 +101,18 @@ class CrossSellModel:
                 pooled_y.append(y[holdout])
                 pooled_p.append(p)
                 pooled_b.append(np.full(p.size, rate))
+                if own is not None:
+                    pooled_f.append(np.nan_to_num(X[holdout, own].astype(np.float64)) + 1e-6 * rate)
         if pooled_y:
             yy, pp, bb = np.concatenate(pooled_y), np.concatenate(pooled_p), np.concatenate(pooled_b)
             metrics["pooled_auc"] = roc_auc(yy, pp)
             metrics["pooled_lift_top5"] = lift_at(yy, pp, TOP_FRACTION)
             metrics["group_popularity_auc"] = roc_auc(yy, bb)
             metrics["group_popularity_lift_top5"] = lift_at(yy, bb, TOP_FRACTION)
+            if pooled_f:
+                ff = np.concatenate(pooled_f)
+                metrics["own_frequency_auc"] = roc_auc(yy, ff)
+                metrics["own_frequency_lift_top5"] = lift_at(yy, ff, TOP_FRACTION)
             for key in ("auc", "lift_top5"):
                 values = [v for k, v in metrics.items() if k.startswith(f"{key}:")]
                 metrics[f"{key}_mean"] = float(np.mean(values))

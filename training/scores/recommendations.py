@@ -1,27 +1,38 @@
 """The ``recommendations`` score: the K SKUs each contact is most likely to buy next.
 
-Method (chosen by measurement, see ``RecommendationModel``): PureSVD item factors. The
-contact x SKU purchase matrix (binary, each SKU column scaled by ``count^-popularity_damping``
-so that best-sellers do not fill every factor) is factorised by a truncated SVD; a contact's
-score for SKU j is ``sum over its history h of w_slot(h) * V_h . V_j`` plus a popularity prior
-``beta * log(1 + count_j) / log(1 + max count)``, its history being its ``history_slots`` most
-recent distinct SKUs (``sku_history:<slot>``, the one feature pipeline). Cold contacts (no
-history) get the prior alone: the most popular SKUs, flagged by the ``cold`` output.
+Method: repeat + explore (see ``RecommendationModel``), blended per base on a time holdout.
+Explore: PureSVD item factors (the contact x SKU bought matrix, each column scaled by
+``count^-popularity_damping``, truncated SVD); the contact's vector is the sum of its history's
+factor rows weighted ``decay^slot``. Repeat: a time-decayed personal frequency (each order of a
+history SKU weighted ``0.5 ** (age / half_life_days)``, ``sku_weight:<slot>``), normalised by
+the contact's largest, as TIFU-KNN's personal vector (Hu et al., SIGIR 2020). Plus a popularity
+prior ``beta * log(1 + sales_j) / log(1 + max sales)``, sales optionally time-decayed (what
+sells now). The history is the ``history_slots`` most recent distinct SKUs
+(``sku_history:<slot>``, the one feature pipeline). Cold contacts get the prior alone, flagged
+by the ``cold`` output.
 
 The served graph (ONNX, CPU or CUDA): Gather the history's factor rows, weighted ReduceSum,
-MatMul with the item factors (an initializer), add the prior, optionally mask the history
-(``request:exclude_bought``), TopK. Ties go to the lower SKU code, and SKU codes are in
-descending popularity order, so a tie goes to the more popular SKU, in ONNX and in
-:meth:`RecommendationModel.recommend` alike.
+MatMul with the item factors (an initializer, O(SKUs x factors)), add the prior, then one
+ScatterElements onto the history's SKUs: the repeat weight, or -inf when
+``request:exclude_bought`` (default learned, stored in ``request_defaults``), TopK. Memory per
+run: the rows x SKUs scores of ``max_batch_rows`` rows, never a SKUs x SKUs matrix. Ties go
+to the lower SKU code, and SKU codes are in descending popularity order, so a tie goes to the
+more popular SKU, in ONNX and in :meth:`RecommendationModel.recommend` alike.
 
-Holdout: orders up to ``as_of - holdout_days`` train a model whose top K is compared with
-what each contact bought in ``(as_of - holdout_days, as_of]`` (recall@K, NDCG@K), next to
-global popularity and item-item co-occurrence (cosine) on the same histories; the served
-model is then refitted on every order up to ``as_of``.
+Holdout: orders up to ``as_of - holdout_days`` train a model; the contacts who bought before and
+in ``(as_of - holdout_days, as_of]`` are split in two halves. The blend (``GRID`` x
+``HALF_LIVES``: explore weight, prior weight and decay, repeat weight, exclusion) is chosen on
+one half by NDCG@K; on the other, recall@K and NDCG@K of the chosen blend and of every simple
+baseline (``recommendation_baselines``: popularity, popularity among unseen items, personal frequency,
+item-item) go into the metrics, with ``holdout_repeat_share`` (the share of holdout purchases
+the contact had bought before). When a baseline beats the blend, a warning says so and the
+graph serves that baseline's settings where it can express it (``params["served"]``); the
+served model is then refitted on every order up to ``as_of``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +46,15 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.utils.extmath import randomized_svd
 
 from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
-from scorecast.kernels.sku_features import sku_history_names, sku_strings
+from scorecast.kernels.sku_features import sku_history_names, sku_strings, sku_weight_names
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata
 from ..run import Fitted, TrainingRun
+from . import recommendation_baselines
+from .recommendation_baselines import top_k
 
 __all__ = ["MAX_K", "MAX_SKUS", "RecommendationModel", "fit", "fit_recommendations", "ranking_metrics"]
 
@@ -49,6 +62,9 @@ MAX_K = 50
 MAX_SKUS = 50_000
 EXCLUDE_OPTION = "exclude_bought"
 _SCORE_ELEMENTS = 8_000_000  # rows x SKUs of one ONNX run: ~32 MB of scores, whatever the catalogue
+_TINY = 1e-12
+HISTORY_SLOTS_RANGE = (50, 400)
+"""Fewest and most history slots ``fit_recommendations`` picks (``_history_slots``)."""
 
 
 @dataclass
@@ -79,7 +95,15 @@ def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict
 
 
 class RecommendationModel:
-    """PureSVD item factors with a popularity prior, served as Gather + MatMul + TopK.
+    """Repeat + explore: a time-decayed personal frequency plus PureSVD item factors and a
+    popularity prior, served as Gather + MatMul + ScatterElements + TopK.
+
+    A contact's score for SKU j is ``explore * u . V_j + beta * prior_j`` (``u``: its history's
+    factor rows, weighted ``decay^slot``), plus, for each SKU of its history,
+    ``repeat_boost * w_j / max(w)`` where ``w_j`` counts its orders of j, each weighted
+    ``0.5 ** (age / half_life_days)`` (``sku_weight:<slot>``): TIFU-KNN's personal vector
+    (Hu et al. 2020) next to the factors' neighbours. ``exclude_bought`` (the default of the
+    request option) masks the history instead.
 
     Parameters
     ----------
@@ -92,15 +116,23 @@ class RecommendationModel:
     popularity_damping : float, default=0.5
         Column scaling ``count^-damping`` before the SVD.
     recency_decay : float, default=0.9
-        Weight of the i-th most recent SKU: ``decay^i``.
+        Weight of the i-th most recent SKU in ``u``: ``decay^i``.
+    half_life_days : float, default=90.0
+        Half-life of an order's weight in the personal frequency.
+    explore : float, default=1.0
+        Weight of the factor scores (0: popularity and personal frequency only).
     beta : float, default=0.2
-        Weight of the popularity prior relative to the history's scores.
+        Weight of the popularity prior.
     repeat_boost : float, default=0.3
-        Added to a SKU's score for each time it is in the history, times its slot weight:
-        people re-buy (the low-rank factors alone under-rate a SKU's similarity to itself).
+        Weight of the normalised personal frequency.
+    exclude_bought : bool, default=False
+        Default of ``request:exclude_bought``.
+    prior_half_life_days : float or None, default=None
+        Half-life of a sale in the popularity prior (None: every sale counts 1): what sells
+        now, for catalogues whose new titles take over.
     """
 
-    model_type = "pure-svd"
+    model_type = "repeat-explore"
     score = "recommendations"
 
     def __init__(
@@ -111,21 +143,31 @@ class RecommendationModel:
         history_slots: int = 50,
         popularity_damping: float = 0.5,
         recency_decay: float = 0.9,
+        half_life_days: float = 90.0,
+        explore: float = 1.0,
         beta: float = 0.2,
         repeat_boost: float = 0.3,
+        exclude_bought: bool = False,
+        prior_half_life_days: float | None = None,
         random_state: int = 0,
     ) -> None:
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
         if factors < 1 or history_slots < 1:
             raise ValueError(f"factors and history_slots must be >= 1, got {factors}, {history_slots}")
+        if not half_life_days > 0:
+            raise ValueError(f"half_life_days must be > 0, got {half_life_days}")
         self.k = k
         self.factors = factors
         self.history_slots = history_slots
         self.popularity_damping = popularity_damping
         self.recency_decay = recency_decay
+        self.half_life_days = half_life_days
+        self.explore = explore
         self.beta = beta
         self.repeat_boost = repeat_boost
+        self.exclude_bought = exclude_bought
+        self.prior_half_life_days = prior_half_life_days
         self.random_state = random_state
 
     def fit(self, skus: list[str], orders: _Orders, as_of_us: int) -> RecommendationModel:
@@ -150,32 +192,57 @@ class RecommendationModel:
             item = np.zeros((n_items, 1), np.float32)
         self.skus_ = list(skus)
         self.item_factors_ = np.ascontiguousarray(item)
-        self.prior_ = (np.log1p(counts) / max(np.log1p(counts.max()), 1.0)).astype(np.float32)
+        self.prior_ = _prior(orders, n_items, as_of_us, self.prior_half_life_days)
         self.slot_weights_ = (self.recency_decay ** np.arange(self.history_slots)).astype(np.float32)
         self.k_ = min(self.k, n_items)
+        self.served_ = "model"
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def scores(self, history: np.ndarray, beta: float | None = None, repeat_boost: float | None = None) -> np.ndarray:
-        """float32 ``[n, n_skus]``: every SKU's score for each history row (codes, -1 = none)."""
-        beta = self.beta if beta is None else beta
-        repeat_boost = self.repeat_boost if repeat_boost is None else repeat_boost
+    def parts(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``[n, n_skus]`` factor scores ``u . V_j`` and the history's valid mask."""
         valid = history >= 0
         codes = np.where(valid, history, 0).astype(np.int64)
         weights = (valid * self.slot_weights_[: history.shape[1]]).astype(np.float32)
         user = np.einsum("nh,nhd->nd", weights, self.item_factors_[codes], dtype=np.float32)
-        scores = user @ self.item_factors_.T + np.float32(beta) * self.prior_
+        return user @ self.item_factors_.T, valid
+
+    def scores(
+        self,
+        history: np.ndarray,
+        weights: np.ndarray,
+        *,
+        explore: float | None = None,
+        beta: float | None = None,
+        repeat_boost: float | None = None,
+        exclude_bought: bool | None = None,
+        factor_scores: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """float32 ``[n, n_skus]``: every SKU's score for each row (history codes, -1 = none, and
+        their ``sku_weight``), -inf where excluded; the settings default to the model's."""
+        explore = self.explore if explore is None else explore
+        beta = self.beta if beta is None else beta
+        repeat_boost = self.repeat_boost if repeat_boost is None else repeat_boost
+        exclude = self.exclude_bought if exclude_bought is None else exclude_bought
+        if factor_scores is None:
+            factor_scores = self.parts(history)[0]
+        scores = np.float32(explore) * factor_scores + np.float32(beta) * self.prior_
+        valid = history >= 0
         rows, cols = np.nonzero(valid)
-        scores[rows, codes[rows, cols]] += np.float32(repeat_boost) * weights[rows, cols]  # distinct codes per row
+        codes = history[rows, cols].astype(np.int64)
+        if exclude:
+            scores[rows, codes] = -np.inf
+        else:
+            top = np.maximum(weights.max(axis=1, initial=0.0), np.float32(_TINY))
+            scores[rows, codes] += np.float32(repeat_boost) * (weights[rows, cols] / top[rows])  # distinct per row
         return scores
 
-    def recommend(self, history: np.ndarray, exclude_bought: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, history: np.ndarray, weights: np.ndarray, exclude_bought: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The reference top-K: (SKU codes, scores), ties to the lower code; -inf for excluded."""
-        scores = self.scores(history)
-        if exclude_bought:
-            rows, cols = np.nonzero(history >= 0)
-            scores[rows, history[rows, cols].astype(np.int64)] = -np.inf
-        top = _top(scores, self.k_)  # equal scores: the lower code first, as ONNX TopK
+        scores = self.scores(history, weights, exclude_bought=exclude_bought)
+        top = top_k(scores, self.k_)  # equal scores: the lower code first, as ONNX TopK
         return top, np.take_along_axis(scores, top, axis=1)
 
     def metadata(self, *, version: str, trained_at: str, data_as_of: str, metrics: dict[str, float]) -> ModelMetadata:
@@ -199,21 +266,33 @@ class RecommendationModel:
             score=self.score,
             version=version,
             model_type=self.model_type,
-            features=(*sku_history_names(self.history_slots), f"{REQUEST_PREFIX}{EXCLUDE_OPTION}"),
+            features=(
+                *sku_history_names(self.history_slots),
+                *sku_weight_names(self.history_slots),
+                f"{REQUEST_PREFIX}{EXCLUDE_OPTION}",
+            ),
             outputs=tuple(outputs),
             trained_at=trained_at,
             data_as_of=data_as_of,
-            description=f"the {k} SKUs each contact is most likely to buy next (PureSVD item factors, popularity for cold contacts)",
+            description=(
+                f"the {k} SKUs each contact is most likely to buy next (time-decayed personal frequency + PureSVD item "
+                f"factors + popularity, blended on a time holdout; popularity for cold contacts); served: {self.served_}"
+            ),
             metrics=metrics,
             params={
-                "feature_params": {"skus": list(self.skus_)},
-                "request_defaults": {EXCLUDE_OPTION: 0.0},
+                "feature_params": {"skus": list(self.skus_), "half_life_days": float(self.half_life_days)},
+                "request_defaults": {EXCLUDE_OPTION: float(self.exclude_bought)},
+                "served": self.served_,
                 "k": k,
                 "factors": int(self.item_factors_.shape[1]),
                 "history_slots": self.history_slots,
                 "popularity_damping": self.popularity_damping,
                 "recency_decay": self.recency_decay,
+                "half_life_days": self.half_life_days,
+                "explore": self.explore,
                 "beta": self.beta,
+                "exclude_bought": bool(self.exclude_bought),
+                "prior_half_life_days": self.prior_half_life_days,
                 "repeat_boost": self.repeat_boost,
                 "max_batch_rows": rows,
                 "fit_seconds": round(self.fit_seconds_, 3),
@@ -221,7 +300,8 @@ class RecommendationModel:
         )
 
     def to_onnx(self, *, version: str, trained_at: str, data_as_of: str, metrics: dict[str, float]) -> onnx.ModelProto:
-        """The serving graph (module docstring); input ``features`` = history slots + exclusion flag."""
+        """The serving graph (module docstring); input ``features`` = history slots, their
+        weights, the exclusion flag."""
         h, n_items, k = self.history_slots, len(self.skus_), self.k_
         c = helper.make_tensor
 
@@ -231,13 +311,15 @@ class RecommendationModel:
         inits = [
             # one zero row appended for "no SKU": Gather needs no masking
             const("factors_padded", np.vstack([self.item_factors_, np.zeros((1, self.item_factors_.shape[1]), np.float32)])),
-            const("item_factors_t", np.ascontiguousarray(self.item_factors_.T)),
+            const("item_factors_t", np.ascontiguousarray(np.float32(self.explore) * self.item_factors_.T)),
             const("prior", (np.float32(self.beta) * self.prior_)[None, :]),
             const("slot_weights", self.slot_weights_[None, :]),
-            const("boost_weights", (np.float32(self.repeat_boost) * self.slot_weights_)[None, :]),
+            c("repeat_boost", TensorProto.FLOAT, [], [float(self.repeat_boost)]),
+            c("tiny", TensorProto.FLOAT, [], [_TINY]),
             c("h_start", TensorProto.INT64, [1], [0]),
             c("h_end", TensorProto.INT64, [1], [h]),
-            c("flag_end", TensorProto.INT64, [1], [h + 1]),
+            c("w_end", TensorProto.INT64, [1], [2 * h]),
+            c("flag_end", TensorProto.INT64, [1], [2 * h + 1]),
             c("axis1", TensorProto.INT64, [1], [1]),
             c("axis_last", TensorProto.INT64, [1], [-1]),
             c("zero", TensorProto.FLOAT, [], [0.0]),
@@ -251,7 +333,8 @@ class RecommendationModel:
         ]
         nodes = [
             helper.make_node("Slice", [INPUT_NAME, "h_start", "h_end", "axis1"], ["history"]),
-            helper.make_node("Slice", [INPUT_NAME, "h_end", "flag_end", "axis1"], ["flag"]),
+            helper.make_node("Slice", [INPUT_NAME, "h_end", "w_end", "axis1"], ["history_w"]),
+            helper.make_node("Slice", [INPUT_NAME, "w_end", "flag_end", "axis1"], ["flag"]),
             helper.make_node("GreaterOrEqual", ["history", "zero"], ["valid"]),
             helper.make_node("Cast", ["valid"], ["valid_f"], to=TensorProto.FLOAT),
             helper.make_node("Cast", ["history"], ["history_i"], to=TensorProto.INT64),
@@ -273,6 +356,11 @@ class RecommendationModel:
             helper.make_node("Where", ["valid", "history_i", "first_code"], ["codes_safe"]),
             helper.make_node("Or", ["valid", "first_valid"], ["valid_eff"]),  # empty slot: slot 0's
             helper.make_node("And", ["valid_eff", "exclude"], ["masked"]),
+            # personal frequency normalised by the row's largest: repeat_boost * w / max(w)
+            helper.make_node("ReduceMax", ["history_w", "axis1"], ["w_max_raw"], keepdims=1),
+            helper.make_node("Max", ["w_max_raw", "tiny"], ["w_max"]),
+            helper.make_node("Div", ["history_w", "w_max"], ["w_norm"]),
+            helper.make_node("Mul", ["w_norm", "repeat_boost"], ["boost_weights"]),
             helper.make_node("Mul", ["valid_f", "boost_weights"], ["boost_valid"]),
             helper.make_node("Slice", ["boost_valid", "h_start", "first_end", "axis1"], ["boost_first"]),
             helper.make_node("Where", ["valid", "boost_valid", "boost_first"], ["boost"]),
@@ -290,7 +378,7 @@ class RecommendationModel:
         graph = helper.make_graph(
             nodes,
             "recommendations",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, h + 1])],
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, 2 * h + 1])],
             [
                 helper.make_tensor_value_info("items", TensorProto.FLOAT, [None, k]),
                 helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, k]),
@@ -324,42 +412,69 @@ def _vocabulary(names: pa.Array, ts: np.ndarray, as_of_us: int, max_skus: int) -
     return [values[i] for i in order[:max_skus]]
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Codes of the k highest scores per row, by descending score then ascending code (as a
-    stable argsort of -scores, and as ONNX TopK), without sorting whole rows."""
-    n, width = scores.shape
-    k = min(k, width)
-    if k == width:
-        return np.argsort(-scores, axis=1, kind="stable")
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-    rows, cols = np.nonzero(scores >= kth)  # the top k and every tie at the boundary
-    order = np.lexsort((cols, -scores[rows, cols], rows))
-    rows, cols = rows[order], cols[order]
-    starts = np.searchsorted(rows, np.arange(n))
-    take = starts[:, None] + np.arange(k)[None, :]
-    return cols[take]
+def _history_slots(contact: np.ndarray, sku: np.ndarray, mask: np.ndarray) -> int:
+    """History slots covering the distinct SKUs of 95 % of the buyers, within
+    ``HISTORY_SLOTS_RANGE``: an exclusion that masks only the 50 latest of 200 films seen
+    would recommend the 150 others again."""
+    keep = mask & (sku >= 0)
+    pairs = np.unique(contact[keep].astype(np.int64) * (int(sku.max()) + 1) + sku[keep])
+    per_contact = np.bincount(pairs // (int(sku.max()) + 1))
+    per_contact = per_contact[per_contact > 0]
+    wanted = int(np.ceil(np.quantile(per_contact, 0.95))) if per_contact.size else 0
+    return int(np.clip(wanted, *HISTORY_SLOTS_RANGE))
 
 
-def _history(tables: dict[str, pa.Table], contact_ids: pa.Array, as_of_us: int, model: RecommendationModel) -> np.ndarray:
+def _prior(orders: _Orders, n_items: int, as_of_us: int, half_life_days: float | None) -> np.ndarray:
+    """float32 popularity prior in [0, 1]: ``log(1 + sales_j) / log(1 + max sales)``, each sale
+    up to ``as_of_us`` weighted ``0.5 ** (age / half_life_days)`` (1 when None)."""
+    mask = (orders.ts <= as_of_us) & (orders.sku >= 0)
+    weight = None
+    if half_life_days is not None:
+        weight = 0.5 ** ((as_of_us - orders.ts[mask]) / (half_life_days * US_PER_DAY))
+    counts = np.bincount(orders.sku[mask], weights=weight, minlength=n_items).astype(np.float64)
+    return (np.log1p(counts) / max(np.log1p(counts.max()), 1e-12)).astype(np.float32)
+
+
+def _history(
+    tables: dict[str, pa.Table], contact_ids: pa.Array, as_of_us: int, model: RecommendationModel
+) -> tuple[np.ndarray, np.ndarray]:
+    """The history codes and their ``sku_weight`` of ``contact_ids`` as of ``as_of_us``."""
     orders = tables["orders"]
     mine = orders.filter(pc.is_in(orders.column("contact_id"), value_set=contact_ids))
     frame = FeatureFrame({"orders": mine}, as_of_us, contact_ids=contact_ids)
-    return frame.matrix(sku_history_names(model.history_slots), {"skus": model.skus_})
-
-
-def _cooccurrence_top(history: np.ndarray, item_item: sp.csr_matrix, prior: np.ndarray, k: int) -> np.ndarray:
-    """Item-item cosine baseline: sum of the history's similarity rows (+ a tiny popularity tie-break)."""
-    rows, cols = np.nonzero(history >= 0)
-    x = sp.csr_matrix(
-        (np.ones(rows.size), (rows, history[rows, cols].astype(np.int64))), shape=(history.shape[0], item_item.shape[0])
+    h = model.history_slots
+    x = frame.matrix(
+        [*sku_history_names(h), *sku_weight_names(h)], {"skus": model.skus_, "half_life_days": float(model.half_life_days)}
     )
-    scores = np.asarray((x @ item_item).todense()) + 1e-6 * prior
-    return _top(scores, k)
+    return x[:, :h], x[:, h:]
 
 
-GRID = {"beta": (0.05, 0.2, 0.5), "repeat_boost": (0.0, 0.3, 1.0)}
-"""The prior and repeat weights tried on the holdout; the best NDCG is served."""
+GRID = {
+    "prior_half_life_days": (None, 30.0),
+    "explore": (0.0, 1.0),
+    "beta": (0.1, 0.3, 1.0),
+    "exclude_bought": (False, True),
+    "repeat_boost": (0.0, 0.3, 1.0, 3.0),
+}
+"""The blend tried on the time holdout (``repeat_boost`` is moot when the history is excluded)."""
+HALF_LIVES = (30.0, 365.0)
+"""The personal frequency half-lives tried (days)."""
+BASELINE_SETTINGS: dict[str, dict[str, Any]] = {
+    "popularity": {"prior_half_life_days": None, "explore": 0.0, "beta": 1.0, "repeat_boost": 0.0, "exclude_bought": False},
+    "popularity_unseen": {"prior_half_life_days": None, "explore": 0.0, "beta": 1.0, "repeat_boost": 0.0, "exclude_bought": True},
+    # undecayed counts, the most-bought first, popularity (monotone in the prior) breaking ties
+    "personal_frequency": {
+        "prior_half_life_days": None,
+        "explore": 0.0,
+        "beta": 1e-3,
+        "repeat_boost": 1.0,
+        "exclude_bought": False,
+        "half_life_days": 1e9,
+    },
+}
+"""The baselines the graph can serve itself, when one beats the blend on the holdout."""
+
+log = logging.getLogger(__name__)
 
 
 def fit_recommendations(
@@ -368,21 +483,25 @@ def fit_recommendations(
     *,
     holdout_days: int = 30,
     max_eval_contacts: int = 20_000,
+    max_select_contacts: int = 2_000,
     max_skus: int = MAX_SKUS,
     **params: Any,
 ) -> tuple[RecommendationModel, dict[str, float]]:
-    """Holdout metrics and the choice of ``beta`` / ``repeat_boost`` (module docstring), then
-    the served model fitted on every order up to ``as_of``."""
+    """Holdout metrics and the blend (``GRID`` x ``HALF_LIVES``, module docstring), then the
+    served model fitted on every order up to ``as_of``: the blend, or the best simple baseline
+    the graph can serve when that beats it (``params["served"]``, logged)."""
     from scorecast.kernels import category_codes
 
     as_of_us = int(as_of.timestamp() * 1_000_000)
     cutoff = as_of_us - holdout_days * US_PER_DAY
     _, contact, names, ts, ids = _orders(tables)
     metrics: dict[str, float] = {}
-    chosen: dict[str, float] = {}
+    chosen: dict[str, Any] = {}
     skus = _vocabulary(names, ts, cutoff, max_skus)
     if len(skus) >= 2:
         sku = category_codes(names, skus, "orders.sku")
+        if "history_slots" not in params:
+            params = {**params, "history_slots": _history_slots(contact, sku, ts <= cutoff)}
         model = RecommendationModel(**params).fit(skus, _Orders(contact, sku, ts, len(ids)), cutoff)
         later = (ts > cutoff) & (ts <= as_of_us) & (sku >= 0)
         earlier = (ts <= cutoff) & (sku >= 0)
@@ -394,67 +513,143 @@ def fit_recommendations(
             rng = np.random.default_rng(model.random_state)
             warm = np.sort(rng.choice(warm, max_eval_contacts, replace=False))
         if warm.size:
-            metrics.update(_holdout(tables, model, ids, contact, sku, earlier, later, warm, cutoff, chosen, params))
+            orders = _Orders(contact, sku, ts, len(ids))
+            metrics.update(
+                _holdout(tables, model, orders, ids, earlier, later, warm, cutoff, chosen, params, max_select_contacts)
+            )
             metrics["holdout_days"] = float(holdout_days)
     skus = _vocabulary(names, ts, as_of_us, max_skus)
     if len(skus) < 2:
         raise ValueError(f"recommendations: only {len(skus)} distinct SKUs in orders up to {as_of}; need at least 2")
     sku = category_codes(names, skus, "orders.sku")
+    served = chosen.pop("served", "model")
     model = RecommendationModel(**{**params, **chosen}).fit(skus, _Orders(contact, sku, ts, len(ids)), as_of_us)
+    model.served_ = served
     return model, metrics
 
 
 def _holdout(
     tables: dict[str, pa.Table],
     model: RecommendationModel,
+    orders: _Orders,
     ids: pa.Array,
-    contact: np.ndarray,
-    sku: np.ndarray,
     earlier: np.ndarray,
     later: np.ndarray,
     warm: np.ndarray,
     cutoff: int,
-    chosen: dict[str, float],
+    chosen: dict[str, Any],
     params: dict[str, Any],
+    max_select: int,
 ) -> dict[str, float]:
-    """recall@K and NDCG@K of the model (over ``GRID`` unless fixed by ``params``), popularity
-    and item-item co-occurrence, on the holdout purchases of the ``warm`` contacts."""
+    """recall@K and NDCG@K on the holdout purchases of the ``warm`` contacts: the blend chosen
+    on one half of them (``GRID`` x ``HALF_LIVES`` unless fixed by ``params``), measured with
+    every ``recommendation_baselines`` baseline on the other half. Fills ``chosen`` with the blend, or
+    with a servable baseline's settings when one beats it."""
     n, n_items, k = len(ids), len(model.skus_), model.k_
+    contact, sku = orders.contact, orders.sku
     relevant_rows = sp.csr_matrix((np.ones(int(later.sum())), (contact[later], sku[later])), shape=(n, n_items))
     relevant = [np.unique(relevant_rows.indices[relevant_rows.indptr[c] : relevant_rows.indptr[c + 1]]) for c in warm]
-    history = _history(tables, ids.take(pa.array(warm)), cutoff, model)
-    bought = sp.csr_matrix((np.ones(int(earlier.sum())), (contact[earlier], sku[earlier])), shape=(n, n_items))
-    bought.data[:] = 1.0
-    co = (bought.T @ bought).tocsr().astype(np.float64)
-    norms = np.sqrt(np.maximum(co.diagonal(), 1.0))
-    item_item = (sp.diags(1 / norms) @ co @ sp.diags(1 / norms)).tocsr()
+    counts = sp.csr_matrix((np.ones(int(earlier.sum())), (contact[earlier], sku[earlier])), shape=(n, n_items))
+    counts.sum_duplicates()
+    repeats = sum(
+        np.isin(rel, counts.indices[counts.indptr[c] : counts.indptr[c + 1]]).sum() for c, rel in zip(warm, relevant, strict=True)
+    )
+    # selection on even positions (at most max_select), report on odd ones: the reported
+    # blend was not tuned on them
+    select = np.arange(warm.size) % 2 == 0 if warm.size >= 2 else np.ones(warm.size, bool)
+    report = ~select if warm.size >= 2 else select
+    select &= np.cumsum(select) <= max_select
+    half_lives = [params["half_life_days"]] if "half_life_days" in params else HALF_LIVES
+    fixed = {name: params[name] for name in GRID if name in params}
     grid = [
-        (b, r)
-        for b in ([params["beta"]] if "beta" in params else GRID["beta"])
-        for r in ([params["repeat_boost"]] if "repeat_boost" in params else GRID["repeat_boost"])
+        {"half_life_days": hl, "prior_half_life_days": p, "explore": e, "beta": b, "repeat_boost": r, "exclude_bought": x}
+        for hl in half_lives
+        for p in ([fixed["prior_half_life_days"]] if "prior_half_life_days" in fixed else GRID["prior_half_life_days"])
+        for e in ([fixed["explore"]] if "explore" in fixed else GRID["explore"])
+        for b in ([fixed["beta"]] if "beta" in fixed else GRID["beta"])
+        for x in ([fixed["exclude_bought"]] if "exclude_bought" in fixed else GRID["exclude_bought"])
+        for r in ([fixed["repeat_boost"]] if "repeat_boost" in fixed else GRID["repeat_boost"])
+        if not (x and r != GRID["repeat_boost"][0] and "repeat_boost" not in fixed)
     ]
-    tops: dict[tuple[float, float], list[np.ndarray]] = {g: [] for g in grid}
-    cooc = []
-    step = max(1, _SCORE_ELEMENTS // n_items)
-    for lo in range(0, warm.size, step):
-        part = history[lo : lo + step]
-        for b, r in grid:
-            tops[(b, r)].append(_top(model.scores(part, b, r), k))
-        cooc.append(_cooccurrence_top(part, item_item, model.prior_, k))
-    results = {g: ranking_metrics(np.concatenate(t), relevant, k) for g, t in tops.items()}
-    best = max(grid, key=lambda g: (results[g]["ndcg"], -grid.index(g)))
-    chosen.update(beta=best[0], repeat_boost=best[1])
+    rel_select = [r for r, s in zip(relevant, select, strict=True) if s]
+    rel_report = [r for r, s in zip(relevant, report, strict=True) if s]
+    tops = _grid_tops(tables, model, orders, ids.take(pa.array(warm[select])), cutoff, grid)
+    chosen_at = max(range(len(grid)), key=lambda i: (ranking_metrics(tops[i], rel_select, k)["ndcg"], -i))
+    chosen_top = _grid_tops(tables, model, orders, ids.take(pa.array(warm[report])), cutoff, [grid[chosen_at]])[0]
     metrics: dict[str, float] = {}
-    popular = np.tile(np.arange(k), (warm.size, 1))  # codes are in popularity order
-    for name, m in (
-        ("", results[best]),
-        ("popularity_", ranking_metrics(popular, relevant, k)),
-        ("cooccurrence_", ranking_metrics(np.concatenate(cooc), relevant, k)),
-    ):
-        metrics[f"{name}recall_at_{k}"] = m["recall"]
-        metrics[f"{name}ndcg_at_{k}"] = m["ndcg"]
-    metrics["n_eval_contacts"] = float(warm.size)
+
+    def put(prefix: str, top: np.ndarray) -> None:
+        m = ranking_metrics(top, rel_report, k)
+        metrics[f"{prefix}recall_at_{k}"] = m["recall"]
+        metrics[f"{prefix}ndcg_at_{k}"] = m["ndcg"]
+
+    put("", chosen_top)
+    rows = counts[warm[report]]
+    similarity = recommendation_baselines.cosine(counts)
+    step = max(1, _SCORE_ELEMENTS // n_items)  # dense rows x SKUs scores, chunked as the model's
+    for name, top_fn in recommendation_baselines.BASELINES.items():
+        extra = (similarity,) if name == "item_item" else ()
+        put(f"{name}_", np.concatenate([top_fn(rows[lo : lo + step], k, *extra) for lo in range(0, rows.shape[0], step)]))
+    best, best_ndcg = recommendation_baselines.best_baseline(metrics, k)
+    blend = grid[chosen_at]
+    chosen.update(blend)
+    if best_ndcg > metrics[f"ndcg_at_{k}"]:
+        if best in BASELINE_SETTINGS:
+            log.warning(
+                "recommendations: the blend (NDCG@%d %.4f) does not beat %s (%.4f) on the holdout; serving %s",
+                k,
+                metrics[f"ndcg_at_{k}"],
+                best,
+                best_ndcg,
+                best,
+            )
+            chosen.update(BASELINE_SETTINGS[best], served=best)
+            metrics[f"blend_recall_at_{k}"], metrics[f"blend_ndcg_at_{k}"] = metrics[f"recall_at_{k}"], metrics[f"ndcg_at_{k}"]
+            metrics[f"recall_at_{k}"] = metrics[f"{best}_recall_at_{k}"]
+            metrics[f"ndcg_at_{k}"] = best_ndcg
+        else:
+            log.warning(
+                "recommendations: the blend (NDCG@%d %.4f) does not beat %s (%.4f) on the holdout, which the graph "
+                "cannot serve; serving the blend",
+                k,
+                metrics[f"ndcg_at_{k}"],
+                best,
+                best_ndcg,
+            )
+    metrics["beats_best_baseline"] = float(metrics[f"ndcg_at_{k}"] > best_ndcg)
+    metrics["holdout_repeat_share"] = float(repeats / max(sum(r.size for r in relevant), 1))
+    metrics["n_eval_contacts"] = float(report.sum())
+    metrics["n_select_contacts"] = float(select.sum())
     return metrics
+
+
+def _grid_tops(
+    tables: dict[str, pa.Table],
+    model: RecommendationModel,
+    orders: _Orders,
+    contact_ids: pa.Array,
+    cutoff: int,
+    grid: list[dict[str, Any]],
+) -> list[np.ndarray]:
+    """Top-K codes of every setting in ``grid`` for ``contact_ids``, in score-sized chunks."""
+    n_items, k = len(model.skus_), model.k_
+    step = max(1, _SCORE_ELEMENTS // n_items)
+    out: list[list[np.ndarray]] = [[] for _ in grid]
+    by_half_life: dict[float, list[int]] = {}
+    for i, g in enumerate(grid):
+        by_half_life.setdefault(g["half_life_days"], []).append(i)
+    priors = {p: _prior(orders, n_items, cutoff, p) for p in {g["prior_half_life_days"] for g in grid}}
+    for half_life, members in by_half_life.items():
+        model.half_life_days = half_life
+        history, weights = _history(tables, contact_ids, cutoff, model)
+        for lo in range(0, len(history), step):
+            part, w = history[lo : lo + step], weights[lo : lo + step]
+            factor_scores = model.parts(part)[0]
+            for i in members:
+                g = {key: v for key, v in grid[i].items() if key not in ("half_life_days", "prior_half_life_days")}
+                model.prior_ = priors[grid[i]["prior_half_life_days"]]
+                out[i].append(top_k(model.scores(part, w, factor_scores=factor_scores, **g), k))
+    return [np.concatenate(t) if t else np.zeros((0, k), np.int64) for t in out]
 
 
 def fit(run: TrainingRun, version: str) -> Fitted:

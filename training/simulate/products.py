@@ -9,7 +9,12 @@ and spend processes stay as they are.
   that who bought what predicts what they buy next beyond global popularity.
 - **Repeat purchases.** Each contact has a repeat tendency ``rho ~ Beta(repeat_a,
   repeat_b)``: each order after the first re-buys, with probability ``rho``, a SKU of a
-  uniformly drawn earlier order of the same contact (its group follows).
+  uniformly drawn earlier order of the same contact (its group follows). ``GROCERY`` is a
+  repeat-heavy base (mean ``rho`` 0.8). With ``no_repeat`` (a catalogue: films, books) there
+  are no repeats and each draw leaves out the SKUs the contact already has: the first of its
+  ``NO_REPEAT_CANDIDATES`` Gumbel top draws (a sample without replacement from the same taste
+  distribution) it has not bought, else the group's first SKU it has not bought, else (it
+  has bought the whole group) the first draw: a repeat, only then.
 - **Promotion campaigns.** ``n_campaigns`` past campaigns at ``end - k * campaign_spacing_days``
   (k = 1…); each targets a random ``target_share`` of the contacts who bought before it and
   treats half of them at random (the others are the control group), recorded in the
@@ -34,11 +39,12 @@ from numba import njit
 
 from scorecast.kernels.time_units import US_PER_DAY
 
-__all__ = ["ProductConfig", "SEGMENTS", "promotion_campaigns", "taste_skus", "uplift_segments"]
+__all__ = ["GROCERY", "NO_REPEAT", "ProductConfig", "SEGMENTS", "promotion_campaigns", "taste_skus", "uplift_segments"]
 
 SEGMENTS = ("persuadable", "sure_thing", "lost_cause", "do_not_disturb")
 """Promotion segments, in the order of their integer codes."""
 
+NO_REPEAT_CANDIDATES = 16
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -50,6 +56,8 @@ class ProductConfig:
     taste_scale: float = 1.5
     repeat_a: float = 1.0
     repeat_b: float = 4.0
+    no_repeat: bool = False
+    """A catalogue base: nobody buys a SKU twice (module docstring)."""
     n_campaigns: int = 3
     campaign_spacing_days: int = 60
     window_days: int = 30
@@ -77,6 +85,12 @@ class ProductConfig:
         for name in ("taste_scale", "repeat_a", "repeat_b", "uplift_threshold"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+
+GROCERY = ProductConfig(repeat_a=8.0, repeat_b=2.0)
+"""A repeat-heavy grocery-like base: most orders re-buy an earlier SKU."""
+NO_REPEAT = ProductConfig(no_repeat=True)
+"""A catalogue base (films, books): nobody buys a SKU twice."""
 
 
 def uplift_segments(p_treated: np.ndarray, p_control: np.ndarray, uplift_threshold: float, buy_threshold: float) -> np.ndarray:
@@ -109,7 +123,8 @@ def taste_skus(
     v = rng.normal(0.0, 1.0, (n_groups, per_group, dim)).astype(np.float32)
     rho = rng.beta(config.repeat_a, config.repeat_b, n_contacts)
     log_pop = np.log(np.maximum(sku_popularity, 1e-300)).astype(np.float32)
-    sku = np.empty(group.size, np.int64)
+    m = min(NO_REPEAT_CANDIDATES, per_group) if config.no_repeat else 1
+    sku = np.empty((group.size, m), np.int64)
     # bounded memory: at most ~4M logits at once whatever the catalogue
     step = max(1, 4_000_000 // per_group)
     for g in range(n_groups):
@@ -118,10 +133,57 @@ def taste_skus(
             part = rows[lo : lo + step]
             logits = log_pop[g] + config.taste_scale * (u[contact[part]] @ v[g].T)
             logits += rng.gumbel(size=logits.shape).astype(np.float32)
-            sku[part] = g * per_group + np.argmax(logits, axis=1)
+            if m == 1:
+                sku[part, 0] = g * per_group + np.argmax(logits, axis=1)
+            else:
+                best = np.argpartition(-logits, m - 1, axis=1)[:, :m]
+                ranked = np.take_along_axis(best, np.argsort(-np.take_along_axis(logits, best, axis=1), axis=1), axis=1)
+                sku[part] = g * per_group + ranked
     order = np.lexsort((t, contact))
-    _repeat(sku, order, contact, rho, rng.random(group.size), rng.random(group.size))
-    return sku, sku // per_group, rho
+    if config.no_repeat:
+        rho = np.zeros(n_contacts)
+        chosen = _first_unbought(sku, order, contact, per_group)
+    else:
+        chosen = sku[:, 0]
+        _repeat(chosen, order, contact, rho, rng.random(group.size), rng.random(group.size))
+    return chosen, chosen // per_group, rho
+
+
+@njit(cache=True)
+def _bought(out, order, start, k, value):  # noqa: ANN001, ANN202
+    for q in range(start, k):
+        if out[order[q]] == value:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _first_unbought(candidates, order, contact, per_group):  # noqa: ANN001, ANN202
+    """In each contact's time order, the first candidate it has not bought yet (module docstring)."""
+    out = np.full(candidates.shape[0], -1, np.int64)
+    start = 0
+    n = order.size
+    while start < n:
+        c = contact[order[start]]
+        end = start
+        while end < n and contact[order[end]] == c:
+            end += 1
+        for k in range(start, end):
+            e = order[k]
+            for j in range(candidates.shape[1]):
+                if not _bought(out, order, start, k, candidates[e, j]):
+                    out[e] = candidates[e, j]
+                    break
+            if out[e] < 0:
+                first = (candidates[e, 0] // per_group) * per_group
+                for value in range(first, first + per_group):
+                    if not _bought(out, order, start, k, value):
+                        out[e] = value
+                        break
+            if out[e] < 0:
+                out[e] = candidates[e, 0]
+        start = end
+    return out
 
 
 @njit(cache=True)

@@ -111,6 +111,17 @@ def test_model_beats_the_recency_frequency_baseline(model: AffinityModel) -> Non
     assert metrics["ece_mean"] < 0.05
 
 
+
+def test_model_beats_group_popularity_and_own_group_frequency(model: AffinityModel) -> None:
+    """The simple baselines of every product score, pooled over (contact, group) pairs."""
+    m = model.metrics_
+    for group in GROUPS:
+        assert m[f"auc:{group}"] > m[f"own_group_frequency_auc:{group}"]
+    for baseline in ("group_popularity", "own_group_frequency"):
+        assert m["pooled_auc"] > m[f"{baseline}_auc"], baseline
+        assert m["pooled_lift10"] > m[f"{baseline}_lift10"], baseline
+
+
 def test_split_and_subsample(base: tuple[np.ndarray, list[str], dict[str, np.ndarray]]) -> None:
     """20 % holdout; training rows capped at max_train_rows; seeded, so refitting repeats."""
     X, names, labels = base

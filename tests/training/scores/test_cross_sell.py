@@ -32,6 +32,8 @@ def test_beats_group_popularity(model: CrossSellModel) -> None:
     m = model.metrics_
     assert m["pooled_auc"] > m["group_popularity_auc"] + 0.03
     assert m["pooled_lift_top5"] > m["group_popularity_lift_top5"]
+    assert m["pooled_auc"] > m["own_frequency_auc"]
+    assert m["pooled_lift_top5"] > m["own_frequency_lift_top5"]
     assert min(v for k, v in m.items() if k.startswith("auc:")) > 0.55
 
 
