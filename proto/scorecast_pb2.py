@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fscorecast.proto\x12\x0cscorecast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.scorecast.v1.ModelInfo\"1\n\x0fGetModelRequest\x12\r\n\x05score\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.scorecast.v1.ModelInfo\"\xd5\x04\n\tModelInfo\x12\r\n\x05score\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x03(\t\x12)\n\x07outputs\x18\x05 \x03(\x0b\x32\x18.scorecast.v1.OutputInfo\x12.\n\ntrained_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndata_as_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chorizon_days\x18\x08 \x01(\x05\x12\x35\n\x07metrics\x18\t \x03(\x0b\x32$.scorecast.v1.ModelInfo.MetricsEntry\x12\x13\n\x0bparams_json\x18\n \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\x12\r\n\x05ready\x18\x0c \x01(\x08\x12\x11\n\tproviders\x18\r \x03(\t\x12\x1a\n\x12\x61vailable_versions\x18\x0e \x03(\t\x12\x15\n\rinput_columns\x18\x0f \x03(\t\x12\x44\n\x0f\x66\x61iled_versions\x18\x10 \x03(\x0b\x32+.scorecast.v1.ModelInfo.FailedVersionsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x35\n\x13\x46\x61iledVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"R\n\nOutputInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ncategories\x18\x04 \x03(\t\"\xc6\x02\n\x0cScoreOptions\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chorizon_days\x18\x02 \x01(\x05\x12\x16\n\x0eproduct_groups\x18\x03 \x03(\t\x12\x45\n\x0emodel_versions\x18\x04 \x03(\x0b\x32-.scorecast.v1.ScoreOptions.ModelVersionsEntry\x12\x17\n\x0f\x63hurn_threshold\x18\x05 \x01(\x01\x12\x16\n\x0e\x65xclude_bought\x18\x06 \x01(\x08\x12\x18\n\x10uplift_threshold\x18\x07 \x01(\x01\x12\x15\n\rbuy_threshold\x18\x08 \x01(\x01\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x0bScoreHeader\x12\x0e\n\x06scores\x18\x01 \x03(\t\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ScoreOptions\"u\n\x0c\x43ontactChunk\x12\x36\n\x06tables\x18\x01 \x03(\x0b\x32&.scorecast.v1.ContactChunk.TablesEntry\x1a-\n\x0bTablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"p\n\x0cScoreRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.scorecast.v1.ScoreHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ContactChunkH\x00\x42\x06\n\x04kind\"j\n\rScoreResponse\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x03\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0e\n\x06scores\x18\x03 \x01(\x0c\x12&\n\x06models\x18\x04 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\"*\n\x08ModelRef\x12\r\n\x05score\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"i\n\x11ScoreBatchRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.scorecast.v1.ScoreHeader\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ContactChunk\"Z\n\x12ScoreBatchResponse\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0e\n\x06scores\x18\x02 \x01(\x0c\x12&\n\x06models\x18\x03 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\"\x15\n\x13ReloadModelsRequest\"+\n\x0bLoadFailure\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xa5\x01\n\x14ReloadModelsResponse\x12&\n\x06loaded\x18\x01 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\x12(\n\x08unloaded\x18\x02 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\x12+\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x19.scorecast.v1.LoadFailure\x12\x0e\n\x06scores\x18\x04 \x03(\t\"\x8a\x01\n\nTopNHeader\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x03\x12\r\n\x05where\x18\x03 \x03(\t\x12+\n\x07options\x18\x04 \x01(\x0b\x32\x1a.scorecast.v1.ScoreOptions\x12\x11\n\tbase_path\x18\x05 \x01(\t\x12\x16\n\x0e\x63hunk_contacts\x18\x06 \x01(\x03\"n\n\x0bTopNRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x18.scorecast.v1.TopNHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ContactChunkH\x00\x42\x06\n\x04kind\"x\n\x0cTopNResponse\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x10\n\x08\x63ontacts\x18\x02 \x01(\x0c\x12\x0f\n\x07scanned\x18\x03 \x01(\x03\x12\x0f\n\x07matched\x18\x04 \x01(\x03\x12&\n\x06models\x18\x05 \x03(\x0b\x32\x16.scorecast.v1.ModelRef2\xd8\x03\n\tScorecast\x12O\n\nListModels\x12\x1f.scorecast.v1.ListModelsRequest\x1a .scorecast.v1.ListModelsResponse\x12I\n\x08GetModel\x12\x1d.scorecast.v1.GetModelRequest\x1a\x1e.scorecast.v1.GetModelResponse\x12\x44\n\x05Score\x12\x1a.scorecast.v1.ScoreRequest\x1a\x1b.scorecast.v1.ScoreResponse(\x01\x30\x01\x12O\n\nScoreBatch\x12\x1f.scorecast.v1.ScoreBatchRequest\x1a .scorecast.v1.ScoreBatchResponse\x12U\n\x0cReloadModels\x12!.scorecast.v1.ReloadModelsRequest\x1a\".scorecast.v1.ReloadModelsResponse\x12\x41\n\x04TopN\x12\x19.scorecast.v1.TopNRequest\x1a\x1a.scorecast.v1.TopNResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fscorecast.proto\x12\x0cscorecast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.scorecast.v1.ModelInfo\"1\n\x0fGetModelRequest\x12\r\n\x05score\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.scorecast.v1.ModelInfo\"\xd5\x04\n\tModelInfo\x12\r\n\x05score\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x03(\t\x12)\n\x07outputs\x18\x05 \x03(\x0b\x32\x18.scorecast.v1.OutputInfo\x12.\n\ntrained_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndata_as_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chorizon_days\x18\x08 \x01(\x05\x12\x35\n\x07metrics\x18\t \x03(\x0b\x32$.scorecast.v1.ModelInfo.MetricsEntry\x12\x13\n\x0bparams_json\x18\n \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\x12\r\n\x05ready\x18\x0c \x01(\x08\x12\x11\n\tproviders\x18\r \x03(\t\x12\x1a\n\x12\x61vailable_versions\x18\x0e \x03(\t\x12\x15\n\rinput_columns\x18\x0f \x03(\t\x12\x44\n\x0f\x66\x61iled_versions\x18\x10 \x03(\x0b\x32+.scorecast.v1.ModelInfo.FailedVersionsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x35\n\x13\x46\x61iledVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"R\n\nOutputInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ncategories\x18\x04 \x03(\t\"\xde\x02\n\x0cScoreOptions\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chorizon_days\x18\x02 \x01(\x05\x12\x16\n\x0eproduct_groups\x18\x03 \x03(\t\x12\x45\n\x0emodel_versions\x18\x04 \x03(\x0b\x32-.scorecast.v1.ScoreOptions.ModelVersionsEntry\x12\x17\n\x0f\x63hurn_threshold\x18\x05 \x01(\x01\x12\x1b\n\x0e\x65xclude_bought\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x10uplift_threshold\x18\x07 \x01(\x01\x12\x15\n\rbuy_threshold\x18\x08 \x01(\x01\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x11\n\x0f_exclude_bought\"J\n\x0bScoreHeader\x12\x0e\n\x06scores\x18\x01 \x03(\t\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ScoreOptions\"u\n\x0c\x43ontactChunk\x12\x36\n\x06tables\x18\x01 \x03(\x0b\x32&.scorecast.v1.ContactChunk.TablesEntry\x1a-\n\x0bTablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"p\n\x0cScoreRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.scorecast.v1.ScoreHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ContactChunkH\x00\x42\x06\n\x04kind\"j\n\rScoreResponse\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x03\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0e\n\x06scores\x18\x03 \x01(\x0c\x12&\n\x06models\x18\x04 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\"*\n\x08ModelRef\x12\r\n\x05score\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"i\n\x11ScoreBatchRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.scorecast.v1.ScoreHeader\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ContactChunk\"Z\n\x12ScoreBatchResponse\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0e\n\x06scores\x18\x02 \x01(\x0c\x12&\n\x06models\x18\x03 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\"\x15\n\x13ReloadModelsRequest\"+\n\x0bLoadFailure\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xa5\x01\n\x14ReloadModelsResponse\x12&\n\x06loaded\x18\x01 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\x12(\n\x08unloaded\x18\x02 \x03(\x0b\x32\x16.scorecast.v1.ModelRef\x12+\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x19.scorecast.v1.LoadFailure\x12\x0e\n\x06scores\x18\x04 \x03(\t\"\x8a\x01\n\nTopNHeader\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x03\x12\r\n\x05where\x18\x03 \x03(\t\x12+\n\x07options\x18\x04 \x01(\x0b\x32\x1a.scorecast.v1.ScoreOptions\x12\x11\n\tbase_path\x18\x05 \x01(\t\x12\x16\n\x0e\x63hunk_contacts\x18\x06 \x01(\x03\"n\n\x0bTopNRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x18.scorecast.v1.TopNHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.scorecast.v1.ContactChunkH\x00\x42\x06\n\x04kind\"x\n\x0cTopNResponse\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x10\n\x08\x63ontacts\x18\x02 \x01(\x0c\x12\x0f\n\x07scanned\x18\x03 \x01(\x03\x12\x0f\n\x07matched\x18\x04 \x01(\x03\x12&\n\x06models\x18\x05 \x03(\x0b\x32\x16.scorecast.v1.ModelRef2\xd8\x03\n\tScorecast\x12O\n\nListModels\x12\x1f.scorecast.v1.ListModelsRequest\x1a .scorecast.v1.ListModelsResponse\x12I\n\x08GetModel\x12\x1d.scorecast.v1.GetModelRequest\x1a\x1e.scorecast.v1.GetModelResponse\x12\x44\n\x05Score\x12\x1a.scorecast.v1.ScoreRequest\x1a\x1b.scorecast.v1.ScoreResponse(\x01\x30\x01\x12O\n\nScoreBatch\x12\x1f.scorecast.v1.ScoreBatchRequest\x1a .scorecast.v1.ScoreBatchResponse\x12U\n\x0cReloadModels\x12!.scorecast.v1.ReloadModelsRequest\x1a\".scorecast.v1.ReloadModelsResponse\x12\x41\n\x04TopN\x12\x19.scorecast.v1.TopNRequest\x1a\x1a.scorecast.v1.TopNResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,37 +57,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OUTPUTINFO']._serialized_start=861
   _globals['_OUTPUTINFO']._serialized_end=943
   _globals['_SCOREOPTIONS']._serialized_start=946
-  _globals['_SCOREOPTIONS']._serialized_end=1272
-  _globals['_SCOREOPTIONS_MODELVERSIONSENTRY']._serialized_start=1220
-  _globals['_SCOREOPTIONS_MODELVERSIONSENTRY']._serialized_end=1272
-  _globals['_SCOREHEADER']._serialized_start=1274
-  _globals['_SCOREHEADER']._serialized_end=1348
-  _globals['_CONTACTCHUNK']._serialized_start=1350
-  _globals['_CONTACTCHUNK']._serialized_end=1467
-  _globals['_CONTACTCHUNK_TABLESENTRY']._serialized_start=1422
-  _globals['_CONTACTCHUNK_TABLESENTRY']._serialized_end=1467
-  _globals['_SCOREREQUEST']._serialized_start=1469
-  _globals['_SCOREREQUEST']._serialized_end=1581
-  _globals['_SCORERESPONSE']._serialized_start=1583
-  _globals['_SCORERESPONSE']._serialized_end=1689
-  _globals['_MODELREF']._serialized_start=1691
-  _globals['_MODELREF']._serialized_end=1733
-  _globals['_SCOREBATCHREQUEST']._serialized_start=1735
-  _globals['_SCOREBATCHREQUEST']._serialized_end=1840
-  _globals['_SCOREBATCHRESPONSE']._serialized_start=1842
-  _globals['_SCOREBATCHRESPONSE']._serialized_end=1932
-  _globals['_RELOADMODELSREQUEST']._serialized_start=1934
-  _globals['_RELOADMODELSREQUEST']._serialized_end=1955
-  _globals['_LOADFAILURE']._serialized_start=1957
-  _globals['_LOADFAILURE']._serialized_end=2000
-  _globals['_RELOADMODELSRESPONSE']._serialized_start=2003
-  _globals['_RELOADMODELSRESPONSE']._serialized_end=2168
-  _globals['_TOPNHEADER']._serialized_start=2171
-  _globals['_TOPNHEADER']._serialized_end=2309
-  _globals['_TOPNREQUEST']._serialized_start=2311
-  _globals['_TOPNREQUEST']._serialized_end=2421
-  _globals['_TOPNRESPONSE']._serialized_start=2423
-  _globals['_TOPNRESPONSE']._serialized_end=2543
-  _globals['_SCORECAST']._serialized_start=2546
-  _globals['_SCORECAST']._serialized_end=3018
+  _globals['_SCOREOPTIONS']._serialized_end=1296
+  _globals['_SCOREOPTIONS_MODELVERSIONSENTRY']._serialized_start=1225
+  _globals['_SCOREOPTIONS_MODELVERSIONSENTRY']._serialized_end=1277
+  _globals['_SCOREHEADER']._serialized_start=1298
+  _globals['_SCOREHEADER']._serialized_end=1372
+  _globals['_CONTACTCHUNK']._serialized_start=1374
+  _globals['_CONTACTCHUNK']._serialized_end=1491
+  _globals['_CONTACTCHUNK_TABLESENTRY']._serialized_start=1446
+  _globals['_CONTACTCHUNK_TABLESENTRY']._serialized_end=1491
+  _globals['_SCOREREQUEST']._serialized_start=1493
+  _globals['_SCOREREQUEST']._serialized_end=1605
+  _globals['_SCORERESPONSE']._serialized_start=1607
+  _globals['_SCORERESPONSE']._serialized_end=1713
+  _globals['_MODELREF']._serialized_start=1715
+  _globals['_MODELREF']._serialized_end=1757
+  _globals['_SCOREBATCHREQUEST']._serialized_start=1759
+  _globals['_SCOREBATCHREQUEST']._serialized_end=1864
+  _globals['_SCOREBATCHRESPONSE']._serialized_start=1866
+  _globals['_SCOREBATCHRESPONSE']._serialized_end=1956
+  _globals['_RELOADMODELSREQUEST']._serialized_start=1958
+  _globals['_RELOADMODELSREQUEST']._serialized_end=1979
+  _globals['_LOADFAILURE']._serialized_start=1981
+  _globals['_LOADFAILURE']._serialized_end=2024
+  _globals['_RELOADMODELSRESPONSE']._serialized_start=2027
+  _globals['_RELOADMODELSRESPONSE']._serialized_end=2192
+  _globals['_TOPNHEADER']._serialized_start=2195
+  _globals['_TOPNHEADER']._serialized_end=2333
+  _globals['_TOPNREQUEST']._serialized_start=2335
+  _globals['_TOPNREQUEST']._serialized_end=2445
+  _globals['_TOPNRESPONSE']._serialized_start=2447
+  _globals['_TOPNRESPONSE']._serialized_end=2567
+  _globals['_SCORECAST']._serialized_start=2570
+  _globals['_SCORECAST']._serialized_end=3042
 # @@protoc_insertion_point(module_scope)

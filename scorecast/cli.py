@@ -276,7 +276,13 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
     p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
     p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
-    p.add_argument("--exclude-bought", action="store_true", help="recommendations: leave out SKUs the contact already bought")
+    bought = p.add_mutually_exclusive_group()
+    bought.add_argument(
+        "--exclude-bought", dest="exclude_bought", action="store_true", default=None, help="recommendations: leave out SKUs the contact already bought"
+    )
+    bought.add_argument(
+        "--include-bought", dest="exclude_bought", action="store_false", help="recommendations: keep them (default: what the model learned)"
+    )
     p.add_argument("--uplift-threshold", type=float, default=0.0, help="promo_appetence: |uplift| for persuadable / do-not-disturb (0: model default 0.05)")
     p.add_argument("--buy-threshold", type=float, default=0.0, help="promo_appetence: P(buy | no promo) for a sure thing (0: model default 0.5)")
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")

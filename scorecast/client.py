@@ -51,7 +51,7 @@ def header(
     product_groups: Sequence[str] = (),
     model_versions: Mapping[str, str] | None = None,
     churn_threshold: float = 0.0,
-    exclude_bought: bool = False,
+    exclude_bought: bool | None = None,
     uplift_threshold: float = 0.0,
     buy_threshold: float = 0.0,
 ) -> pb.ScoreHeader:
@@ -61,10 +61,11 @@ def header(
         product_groups=list(product_groups),
         model_versions=dict(model_versions or {}),
         churn_threshold=churn_threshold,
-        exclude_bought=exclude_bought,
         uplift_threshold=uplift_threshold,
         buy_threshold=buy_threshold,
     )
+    if exclude_bought is not None:
+        options.exclude_bought = exclude_bought
     if as_of is not None:
         if as_of.tzinfo is None:
             raise ValueError(f"as_of must be timezone-aware, got {as_of!r}")

@@ -39,7 +39,7 @@ class ScoreSpec:
     product_groups: tuple[str, ...] = ()
     model_versions: Mapping[str, str] = field(default_factory=dict)
     churn_threshold: float = 0.0
-    exclude_bought: bool = False
+    exclude_bought: bool | None = None  # None: the model's learned default
     uplift_threshold: float = 0.0
     buy_threshold: float = 0.0
 
@@ -55,11 +55,13 @@ class ScoreSpec:
 
     def request_option(self, name: str, meta: ModelMetadata) -> float:
         """The value of a ``request:<name>`` feature: the request's option, else the model's default."""
-        options = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold, "exclude_bought": float(self.exclude_bought)}
+        options = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold, "exclude_bought": self.exclude_bought}
         options |= {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold}
-        value = options.get(name)
-        if value is None:
+        if name not in options:
             raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", f"this server fills only {', '.join(options)}")
+        value = options[name]
+        if name == "exclude_bought" and value is not None:
+            return float(value)  # false is an answer here, not "unset"
         if not value:
             defaults = meta.params.get("request_defaults", {})
             value = meta.horizon_days if name == "horizon_days" and name not in defaults else defaults.get(name)

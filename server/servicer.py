@@ -152,7 +152,7 @@ def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
         product_groups=tuple(options.product_groups),
         model_versions=dict(options.model_versions),
         churn_threshold=options.churn_threshold,
-        exclude_bought=options.exclude_bought,
+        exclude_bought=options.exclude_bought if options.HasField("exclude_bought") else None,
         uplift_threshold=options.uplift_threshold,
         buy_threshold=options.buy_threshold,
     )

@@ -100,3 +100,19 @@ def test_bought_items_come_back_without_the_option(client: ScorecastClient) -> N
     recs = table.select([f"recommendations.rec_{i}" for i in range(1, 11)]).to_pandas()
     overlap = [bool(set(recs.iloc[r]) & bought[c]) for r, c in enumerate(table.column("contact_id").to_pylist()) if c in bought]
     assert np.mean(overlap) > 0.5
+
+
+def test_include_bought_overrides_the_learned_default_over_grpc(client: ScorecastClient) -> None:
+    """exclude_bought=False reaches the model as 0 (proto presence), not as 'use the default':
+    then some contacts are recommended SKUs they bought; with True, none is."""
+    base = product_base()
+    chunk = _chunk()
+    bought = chunk["orders"].to_pandas().groupby("contact_id").sku.agg(set).to_dict()
+
+    def repeats(exclude: bool) -> int:
+        table = pa.Table.from_batches([client.score_batch(chunk, ["recommendations"], as_of=base.config.end, exclude_bought=exclude)])
+        recs = table.select([f"recommendations.rec_{i}" for i in range(1, 11)]).to_pandas()
+        return sum(len(set(recs.iloc[r]) & bought.get(c, set())) for r, c in enumerate(table.column("contact_id").to_pylist()))
+
+    assert repeats(True) == 0
+    assert repeats(False) > 0
