@@ -30,7 +30,9 @@ from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
 
 from .codec import decode_tables, encode_batch
+from .config import ServerSettings
 from .errors import InvalidArgument, ResourceExhausted, ScorecastError
+from .limits import DecodeBudget, check_base_bytes
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -66,7 +68,8 @@ def _status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, InputError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     log.exception("%s failed unexpectedly", method)
-    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+    # The exception's text may hold server paths or data: it stays in the log, found by the request id.
+    return grpc.StatusCode.INTERNAL, f"internal error in {method} (request id {request_id.get()}); the server log has the details"
 
 
 def _begin(context: grpc.ServicerContext) -> tuple[str, _Call, float]:
@@ -206,6 +209,10 @@ class ScorecastServicer(rpc.ScorecastServicer):
         metrics: ServerMetrics | None = None,
         reload: Callable[[], ReloadReport] | None = None,
         base_roots: tuple[Path, ...] = (),
+        *,
+        budget: DecodeBudget | None = None,
+        max_topn_n: int | None = None,
+        max_base_bytes: int | None = None,
     ) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
@@ -213,6 +220,10 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.metrics = metrics
         self._reload = reload or repository.reload
         self.base_roots = base_roots
+        defaults = ServerSettings()
+        self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
+        self.max_topn_n = max_topn_n or defaults.max_topn_n
+        self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
 
     def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
@@ -233,7 +244,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
         pipeline = self._pipeline(request.header)
-        batch = pipeline.score(decode_tables(request.chunk.tables))
+        batch = pipeline.score(decode_tables(request.chunk.tables, self.budget))
         _call.get().rows = batch.num_rows
         return pb.ScoreBatchResponse(rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline))
 
@@ -253,7 +264,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
             if message.WhichOneof("kind") != "chunk":
                 raise InvalidArgument(f"Score stream message {index + 1}", "a header", "only the first message is a header")
             try:
-                batch = pipeline.score(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
+                batch = pipeline.score(decode_tables(message.chunk.tables, self.budget, field=f"chunk[{index}].tables"))
             except InputError as exc:
                 raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
             total += batch.num_rows
@@ -282,7 +293,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
             got = "end of stream" if first is None else "a chunk"
             raise InvalidArgument("TopN stream", got, "the first message must be a header")
         head = first.header
-        query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_rows_per_request)
+        query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_topn_n)
         spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
         scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
         if head.base_path:
@@ -293,11 +304,13 @@ class ScorecastServicer(rpc.ScorecastServicer):
             if not 0 < chunk_contacts <= self.max_rows_per_chunk:
                 raise InvalidArgument("header.chunk_contacts", chunk_contacts, f"must be in 1..{self.max_rows_per_chunk} (max_rows_per_chunk)")
             try:
+                check_base_bytes(base, scan.input_columns(), self.max_base_bytes, "header.base_path")
                 chunks = BaseChunks(base, scan.input_columns(), chunk_contacts=chunk_contacts)
                 for tables in chunks:
                     if not context.is_active():
                         log.info("TopN stopped: the caller is gone")
                         return
+                    self.budget.check_read(tables, "header.base_path")
                     scan.add(tables)
             except (InputError, ScorecastError):
                 raise
@@ -311,7 +324,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
                 if message.WhichOneof("kind") != "chunk":
                     raise InvalidArgument(f"TopN stream message {index + 1}", "a header", "only the first message is a header")
                 try:
-                    scan.add(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
+                    scan.add(decode_tables(message.chunk.tables, self.budget, field=f"chunk[{index}].tables"))
                 except InputError as exc:
                     raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
                 if self.max_rows_per_request is not None and scan.scanned > self.max_rows_per_request:

@@ -139,7 +139,7 @@ class TopNQuery:
         if n <= 0:
             raise InvalidArgument("n", n, "must be > 0")
         if max_n is not None and n > max_n:
-            raise InvalidArgument("n", n, f"at most {max_n} (setting max_rows_per_request)")
+            raise InvalidArgument("n", n, f"at most {max_n} (setting max_topn_n)")
         for clause in clauses:
             if clause.namespace == FEATURES:
                 name = clause.column.split(".", 1)[1]
@@ -276,6 +276,8 @@ def resolve_base(path: str, roots: Sequence[Path], field: str = "base_path") -> 
             path,
             "cannot be read: this server reads no base by path (setting base_roots is empty); stream the base instead",
         )
+    if any(not ch.isprintable() for ch in path) or len(path.encode("utf-8", "surrogatepass")) > 4096:
+        raise InvalidArgument(field, path[:200], "must be a printable path of at most 4096 bytes (no NUL or control characters)")
     given = Path(path)
     if not given.is_absolute():
         raise InvalidArgument(field, path, "must be an absolute path on the server")

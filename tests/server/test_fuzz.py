@@ -727,16 +727,17 @@ def test_invalid_utf8_is_a_malformed_payload() -> None:
     INTERNAL (UnicodeDecodeError in the kernels). Full validation also catches bad offsets."""
     import pytest
     from scorecast.server.codec import decode_tables
+    from scorecast.server.limits import DecodeBudget
     from scorecast.server.errors import MalformedPayload
 
     ids = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(np.array([0, 1], np.int32).tobytes()), pa.py_buffer(b"\xf5")])
     data = encode(pa.table({"contact_id": ids, "ts": pa.array([0], pa.timestamp("us", tz="UTC"))}))
     with pytest.raises(MalformedPayload, match=r"^chunk\.tables\['orders'\]: not a readable Arrow IPC stream"):
-        decode_tables({"orders": data})
+        decode_tables({"orders": data}, DecodeBudget(1 << 30, 10**8))
     # The same in a column name: pyarrow raised UnicodeDecodeError reading the schema.
     bad_name = encode(pa.table({"contact_id": [1]})).replace(b"contact_id", b"contact\xf5id")
     with pytest.raises(MalformedPayload, match=r"^chunk\.tables\['orders'\]: not a readable Arrow IPC stream"):
-        decode_tables({"orders": bad_name})
+        decode_tables({"orders": bad_name}, DecodeBudget(1 << 30, 10**8))
 
 
 def test_names_too_long_to_echo_are_refused() -> None:
@@ -744,6 +745,7 @@ def test_names_too_long_to_echo_are_refused() -> None:
     status details: the caller saw RESOURCE_EXHAUSTED "Stream removed" instead."""
     import pytest
     from scorecast.server.codec import decode_tables
+    from scorecast.server.limits import DecodeBudget
     from scorecast.server.errors import InvalidArgument
     from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 
@@ -752,5 +754,5 @@ def test_names_too_long_to_echo_are_refused() -> None:
             ScoringPipeline(None, spec)  # refused before the repository is asked
         assert len(str(info.value)) < 200
     with pytest.raises(InvalidArgument) as info:
-        decode_tables({"t" * 100_000: b""})
+        decode_tables({"t" * 100_000: b""}, DecodeBudget(1 << 30, 10**8))
     assert len(str(info.value)) < 400
