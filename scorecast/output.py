@@ -18,7 +18,7 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["AtomicParquetWriter"]
+__all__ = ["AtomicParquetWriter", "fsync_path"]
 
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
@@ -63,14 +63,28 @@ class AtomicParquetWriter:
             if exc_type is None:
                 if self._writer is None:
                     raise ValueError(f"nothing to write to {self.path}: no batch was scored")
+                # Data on disk before the name: after a crash the path holds the old file or the whole new one.
                 if self._fd is not None:
+                    os.fsync(self._fd)
                     _link(self._fd, self.tmp)
+                else:
+                    fsync_path(self.tmp)
                 os.replace(self.tmp, self.path)
+                fsync_path(self.path.parent)
         finally:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
             self.tmp.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename in it), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unnamed_file(folder: Path) -> int | None:

@@ -36,13 +36,14 @@ import pyarrow.dataset as ds
 from numba import njit
 
 from scorecast.base import open_table, table_names
+from scorecast.output import fsync_path
 from scorecast.tables import CONTACT_ID
 
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .rescore import RescoreResult, input_columns
 
-__all__ = ["BucketScorer", "bucket_of", "rescore_ray", "tag_buckets"]
+__all__ = ["BucketScorer", "bucket_of", "rescore_ray", "swap_into_place", "tag_buckets"]
 
 _BUCKET, _TABLE, _PAYLOAD = "bucket", "table", "payload"
 
@@ -223,16 +224,35 @@ def rescore_ray(
         },
     )
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
     try:
         scored.write_parquet(str(tmp), compression="zstd")
-        rows = ds.dataset(tmp, format="parquet").count_rows() if tmp.exists() else 0
-        if rows == 0:
-            raise ValueError(f"nothing to write to {out}: no contact was scored")
-        if out.exists():  # a previous result: moved aside, then removed once the new one is in place
-            os.rename(out, old)
-        os.rename(tmp, out)
+        rows = swap_into_place(tmp, out, n_contacts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return RescoreResult(rows=rows, chunks=n_buckets, seconds={})
+
+
+def swap_into_place(tmp: Path, out: Path, expected_rows: int) -> int:
+    """Check that the Parquet dataset ``tmp`` holds ``expected_rows`` rows, flush it to disk and
+    rename it to ``out``; a previous ``out`` is restored if the swap fails. Returns the rows."""
+    rows = ds.dataset(tmp, format="parquet").count_rows() if tmp.exists() else 0
+    if rows == 0:
+        raise ValueError(f"nothing to write to {out}: no contact was scored")
+    if rows != expected_rows:
+        raise ValueError(f"the result has {rows} rows but the base {expected_rows} contacts; {out} is left as it was")
+    for file in [*tmp.rglob("*"), tmp]:  # data and entries on disk before the name
+        fsync_path(file)
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    moved = False
+    try:
+        if out.exists():  # a previous result: moved aside, removed once the new one is in place
+            os.rename(out, old)
+            moved = True
+        os.rename(tmp, out)
+    except BaseException:
+        if moved:
+            os.rename(old, out)  # the previous result stays the result
+        raise
+    fsync_path(out.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return rows
