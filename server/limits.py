@@ -78,8 +78,8 @@ class DecodeBudget:
                 self._add(message, table, where)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise MalformedPayload(where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-        except struct.error:
-            raise MalformedPayload(where, "a message header that is not a valid Arrow flatbuffer") from None
+        except struct.error as exc:
+            raise MalformedPayload(where, f"a message header that does not describe its body ({exc})") from None
 
     def check_read(self, tables: Mapping[str, pa.Table], field: str) -> None:
         """The same budget for tables read from disk (a base read by path), one chunk at a time."""
@@ -133,11 +133,12 @@ def _decoded_bytes(flat: _Flat, batch: int, body: pa.Buffer | None) -> int:
     vector = flat.deref(buffers_at)
     count = struct.unpack_from("<I", flat.data, vector)[0]
     compressed = flat.field(batch, 3) is not None
+    body_size = body.size if body is not None else 0
     total = 0
     for i in range(count):
         offset, length = _BUFFER.unpack_from(flat.data, vector + 4 + i * _BUFFER.size)
-        if length < 0 or offset < 0:
-            raise struct.error("negative buffer")
+        if length < 0 or offset < 0 or offset + length > body_size:
+            raise struct.error(f"buffer {i} at {offset}+{length} is outside the {body_size}-byte body")
         if compressed and length >= 8:
             stated = struct.unpack_from("<q", body, offset)[0]  # type: ignore[arg-type]
             total += length - 8 if stated == -1 else max(stated, 0)
