@@ -2,7 +2,7 @@
 
 ``handle_errors`` wraps every call: it maps our exceptions to status codes (ScorecastError
 carries its own, kernels' InputError is INVALID_ARGUMENT, anything else is INTERNAL with the
-traceback logged, and the server keeps serving), gives the call a request id (the caller's
+traceback logged and only the request id told to the caller, and the server keeps serving), gives the call a request id (the caller's
 ``x-request-id`` or a new one, returned in trailing metadata and put on every log line), and
 records it in the server's metrics with one summary log line.
 """
