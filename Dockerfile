@@ -3,6 +3,11 @@
 #   docker build -t scorecast:cuda --build-arg DEVICE=cuda \
 #       --build-arg BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 .
 #   docker run -p 50051:50051 -v $PWD/models:/models scorecast
+# The image listens on 0.0.0.0, where `serve` refuses to run in the clear unless told: the
+# default CMD below says --insecure (for a trusted network or a TLS-terminating sidecar). To
+# secure it, give arguments that replace the CMD, e.g. tokens and TLS:
+#   docker run -p 50051:50051 -v $PWD/models:/models -v $PWD/secrets:/secrets:ro scorecast \
+#       --tokens-file /secrets/tokens.json --tls-cert /secrets/server.pem --tls-key /secrets/server.key
 ARG BASE=python:3.11-slim
 FROM ${BASE}
 ARG DEVICE=cpu
@@ -35,3 +40,5 @@ EXPOSE 50051
 USER nobody
 # exec form: SIGTERM reaches the server, which drains in-flight streams before exiting
 ENTRYPOINT ["scorecast", "serve", "--models", "/models"]
+# Serving in the clear is explicit; any arguments given to `docker run` replace this one.
+CMD ["--insecure"]

@@ -28,6 +28,8 @@ from scorecast.process import ServerProcess
 from scorecast.proto import rpc
 from tests.server.fakes import grouped_model, linear_model, segment_model, write_model
 from tests.server.test_fuzz import (
+    MAX_DECODED_BYTES_PER_CHUNK,
+    MAX_EVENT_ROWS_PER_CHUNK,
     MAX_ROWS_PER_CHUNK,
     MAX_ROWS_PER_REQUEST,
     generate_cases,
@@ -37,11 +39,17 @@ from tests.server.test_fuzz import (
 
 
 def start_server(workdir: Path) -> ServerProcess:
-    """The fake models in a temp repository, served with the fuzz test's row limits."""
+    """The fake models in a temp repository, served with the fuzz test's row and decode limits."""
     models = workdir / "models"
     for model in (linear_model(), grouped_model(), segment_model()):
         write_model(models, model)
-    env = {"SCORECAST_MAX_ROWS_PER_CHUNK": str(MAX_ROWS_PER_CHUNK), "SCORECAST_MAX_ROWS_PER_REQUEST": str(MAX_ROWS_PER_REQUEST)}
+    env = {
+        "SCORECAST_MAX_ROWS_PER_CHUNK": str(MAX_ROWS_PER_CHUNK),
+        "SCORECAST_MAX_ROWS_PER_REQUEST": str(MAX_ROWS_PER_REQUEST),
+        "SCORECAST_MAX_DECODED_BYTES_PER_CHUNK": str(MAX_DECODED_BYTES_PER_CHUNK),
+        "SCORECAST_MAX_EVENT_ROWS_PER_CHUNK": str(MAX_EVENT_ROWS_PER_CHUNK),
+        "SCORECAST_RELOAD_INTERVAL_S": "0",
+    }
     return ServerProcess(models, workdir, env=env)
 
 

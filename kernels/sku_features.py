@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from .arrow import category_codes
 from .errors import InputError
 from .sku_history import decayed_counts, promo_share, recent_distinct
+from .time_units import US_PER_DAY
 
 if TYPE_CHECKING:
     from .features import FeatureFrame
@@ -138,7 +139,7 @@ class SkuFeatures:
         names = sku_strings(frame.column("orders", "sku", "feature sku_weight"), "orders.sku")
         sku_codes = category_codes(names, params["skus"], "orders.sku")
         return decayed_counts(
-            codes, frame.timestamps("orders"), sku_codes, history, frame.as_of_us, float(half_life) * 86_400_000_000
+            codes, frame.timestamps("orders"), sku_codes, history, frame.as_of_us, float(half_life) * US_PER_DAY
         )
 
     def _promo_share(self, frame: FeatureFrame) -> np.ndarray:

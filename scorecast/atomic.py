@@ -163,6 +163,7 @@ def replace_dir(src: Path, dst: Path) -> None:
             os.rename(src, dst)
         except BaseException:
             os.replace(old / "previous", dst)
+            old.rmdir()
             raise
         shutil.rmtree(old, ignore_errors=True)
     fsync_dir(dst.parent)

@@ -132,6 +132,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         metrics_port=getattr(args, "metrics_port", None),
         log_format=getattr(args, "log_format", None),
         base_roots=tuple(args.base_roots) if getattr(args, "base_roots", None) else None,
+        insecure=getattr(args, "insecure", None),
     )
 
 
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reload-interval", type=float, default=None, help="seconds between repository checks (default 10; 0: only ReloadModels)")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port (default -1: none; 0: any)")
     p.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON with request ids")
+    p.add_argument("--insecure", action="store_true", default=None, help="serve a non-loopback --host with neither TLS nor tokens (explicitly)")
     p.add_argument("--base-root", dest="base_roots", type=Path, action="append", default=None, help="folder TopN may read bases from by path (repeatable; default: none)")
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")

@@ -24,14 +24,16 @@ from scorecast import kernels
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.proto import SERVICE_NAME, pb, rpc
 
+from .admission import RESERVED_THREADS, AdmissionInterceptor
 from .config import ServerSettings
+from .limits import DecodeBudget
 from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
 
-__all__ = ["RunningServer", "start_server", "warm_up"]
+__all__ = ["RunningServer", "channel_options", "start_server", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,24 @@ def _publish_models(metrics: ServerMetrics, repository: ModelRepository) -> None
     metrics.models(served, len(repository.failures))
 
 
+def channel_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """gRPC core options: message limits, keepalive pings, connection age."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1),  # grpc's Linux default, stated: `--processes N` relies on it
+        ("grpc.keepalive_time_ms", int(settings.keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if settings.max_connection_age_s > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
+        ]
+    return options
+
+
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
     if repository is None:
@@ -125,20 +145,27 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     warm_seconds = warm_up(repository)
     log.info("warmed up %d models in %.2fs", len(repository.scores), warm_seconds)
 
-    limits = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.so_reuseport", 1),  # grpc's Linux default, stated: `--processes N` relies on it
-    ]
-    interceptors = []
+    # Admission first: it wraps whatever the token check answers, so a refused call holds no slot.
+    interceptors: list[grpc.ServerInterceptor] = [AdmissionInterceptor(settings.max_workers, settings.max_streams, settings.idle_timeout_s)]
     if settings.tokens_file is not None:
-        interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=limits, interceptors=interceptors)
+        plaintext = settings.tls_cert is None
+        interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods, plaintext))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers + RESERVED_THREADS), options=channel_options(settings), interceptors=interceptors
+    )
     metrics = ServerMetrics()
     health_servicer = health.HealthServicer()
     running = RunningServer(server, 0, health_servicer, repository, metrics, None, threading.Event(), threading.Lock())
     servicer = ScorecastServicer(
-        repository, settings.max_rows_per_chunk, settings.max_rows_per_request, metrics, running.reload, settings.base_roots
+        repository,
+        settings.max_rows_per_chunk,
+        settings.max_rows_per_request,
+        metrics,
+        running.reload,
+        settings.base_roots,
+        budget=DecodeBudget(settings.max_decoded_bytes_per_chunk, settings.max_event_rows_per_chunk),
+        max_topn_n=settings.max_topn_n,
+        max_base_bytes=settings.max_base_bytes,
     )
     rpc.add_ScorecastServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -163,6 +190,8 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     security = ("TLS" + (" + client certificates" if settings.tls_client_ca else "")) if settings.tls_cert else "plaintext"
     security += ", tokens" if settings.tokens_file else ", no tokens"
+    if settings.insecure and settings.tls_cert is None and settings.tokens_file is None:
+        log.warning("serving %s in the clear with no tokens (setting insecure): anyone who reaches the port can call it", settings.host)
     if settings.reload_interval_s > 0:
         threading.Thread(target=running._poll, args=(settings.reload_interval_s,), name="scorecast-reload", daemon=True).start()
     metrics_at = f", metrics on :{running.metrics_port}" if running.metrics_port is not None else ""

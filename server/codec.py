@@ -9,6 +9,7 @@ import pyarrow as pa
 from scorecast.tables import TABLES
 
 from .errors import InvalidArgument, MalformedPayload
+from .limits import DecodeBudget
 
 __all__ = ["decode_tables", "encode_batch"]
 
@@ -17,16 +18,20 @@ _MAX_NAME = 100
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions()
 
 
-def decode_tables(payload: Mapping[str, bytes], field: str = "chunk.tables") -> dict[str, pa.Table]:
-    """Decode a chunk's ``tables`` map; unknown table names and unreadable bytes are refused."""
+def decode_tables(payload: Mapping[str, bytes], budget: DecodeBudget, field: str = "chunk.tables") -> dict[str, pa.Table]:
+    """Decode a chunk's ``tables`` map within ``budget`` (for the whole chunk); unknown table names,
+    unreadable bytes and tables over the budget are refused before anything is decompressed."""
     tables: dict[str, pa.Table] = {}
+    budget = budget.fresh()
     for name, data in payload.items():
         shown = name if len(name) <= _MAX_NAME else f"{name[:_MAX_NAME]}…"  # status details are metadata (8 KiB)
         where = f"{field}[{shown!r}]"
         if name not in TABLES:
             raise InvalidArgument(where, shown, f"known tables are {sorted(TABLES)}")
+        buffer = pa.py_buffer(data)
+        budget.check(buffer, name, where)
         try:
-            with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+            with pa.ipc.open_stream(buffer) as reader:
                 table = reader.read_all()
             # Full validation (offsets, UTF-8) costs a pass over the bytes; without it a corrupt
             # stream reaches the kernels (UnicodeDecodeError, or reads past a buffer).

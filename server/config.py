@@ -7,6 +7,7 @@ comes from the environment (containers) or the command line.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from .runtime import DEFAULT_MAX_MODEL_BYTES, SessionOptions
 from .security import load_tokens
 from .tree_gemm import TREE_FORMS
 
-__all__ = ["DEVICES", "ServerSettings"]
+__all__ = ["DEVICES", "ServerSettings", "is_loopback"]
 
 DEVICES = ("cpu", "cuda")
 LOG_FORMATS = ("text", "json")
@@ -46,8 +47,35 @@ class ServerSettings:
     """Most contacts one chunk (or one ScoreBatch) may hold; more is RESOURCE_EXHAUSTED."""
     max_rows_per_request: int = 500_000_000
     """Most contacts one Score stream may hold in total; more is RESOURCE_EXHAUSTED."""
+    max_decoded_bytes_per_chunk: int = 256 * 1024 * 1024
+    """Most bytes the tables of one chunk (or ScoreBatch) may take once decoded and decompressed
+    (lz4/zstd IPC); checked from the IPC headers before decompressing; more is RESOURCE_EXHAUSTED."""
+    max_event_rows_per_chunk: int = 10_000_000
+    """Most rows the tables of one chunk (orders, events, … all together) may hold; more is
+    RESOURCE_EXHAUSTED, before any feature work."""
     max_workers: int = 8
-    """gRPC handler threads: the most requests served at once."""
+    """Most scorecast.v1 calls served at once (one handler thread each); more are RESOURCE_EXHAUSTED
+    at once. Health and reflection have threads of their own, so they answer when all are busy."""
+    max_streams: int = 4
+    """Most Score and TopN streams open at once (below ``max_workers``, so slow or idle streams
+    always leave threads to unary calls); more are RESOURCE_EXHAUSTED at once."""
+    idle_timeout_s: float = 60.0
+    """A Score or TopN stream that sends no message for this long is ended (DEADLINE_EXCEEDED)."""
+    keepalive_s: float = 60.0
+    """Seconds between the server's HTTP/2 pings on a connection (dead peers are dropped)."""
+    keepalive_timeout_s: float = 20.0
+    """How long a keepalive ping may go unanswered before the connection is closed."""
+    max_connection_age_s: float = 0.0
+    """Connections older than this are asked to go away (GOAWAY; clients reconnect); 0: no limit."""
+    max_connection_age_grace_s: float = 300.0
+    """After ``max_connection_age_s``, how long calls in flight on the connection may still run."""
+    insecure: bool = False
+    """Allow serving a non-loopback ``host`` with neither TLS nor tokens (say so explicitly)."""
+    max_topn_n: int = 1_000_000
+    """Largest ``n`` a TopN call may ask for."""
+    max_base_bytes: int = 16 * 1024**3
+    """Most bytes on disk of the tables TopN reads from a base by path (``base_path``); more is
+    RESOURCE_EXHAUSTED before reading. Each chunk read is held to the per-chunk budgets too."""
     intra_op_threads: int = 0
     """ONNX Runtime threads per session run; 0 lets ONNX Runtime use every core."""
     inter_op_threads: int = 0
@@ -100,9 +128,17 @@ class ServerSettings:
             raise ValueError(f"reload_interval_s must be >= 0, got {self.reload_interval_s!r}")
         if not -1 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be in -1..65535, got {self.metrics_port!r}")
-        for name in ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes", "processes"):
+        positive = ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes", "processes",
+                    "max_decoded_bytes_per_chunk", "max_event_rows_per_chunk", "max_streams", "max_topn_n", "max_base_bytes", "idle_timeout_s",
+                    "keepalive_s", "keepalive_timeout_s")
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_streams >= self.max_workers:
+            raise ValueError(f"max_streams ({self.max_streams}) must be below max_workers ({self.max_workers}): streams must leave threads to other calls")
+        for name in ("max_connection_age_s", "max_connection_age_grace_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("intra_op_threads", "inter_op_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: ONNX Runtime's default), got {getattr(self, name)!r}")
@@ -140,6 +176,11 @@ class ServerSettings:
                 raise ValueError(f"{name} {str(path)!r}: not a PEM file")
         if self.tokens_file is not None:
             load_tokens(self.tokens_file, "tokens_file")
+        if not self.insecure and self.tls_cert is None and self.tokens_file is None and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address and neither TLS (tls_cert, tls_key) nor tokens (tokens_file) are set: "
+                "anyone who can reach the port could score and read models; set them, or --insecure (SCORECAST_INSECURE=1) to serve in the clear"
+            )
         methods = pb.DESCRIPTOR.services_by_name["Scorecast"].methods_by_name
         unknown = [m for m in self.admin_methods if m not in methods]
         if unknown:
@@ -156,6 +197,17 @@ class ServerSettings:
                 values[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].default)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) only reaches this machine."""
+    bare = host.strip().strip("[]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False  # another name, or "" (every address)
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:

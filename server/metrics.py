@@ -13,7 +13,10 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["ServerMetrics"]
+__all__ = ["UNKNOWN_SCORE", "ServerMetrics"]
+
+UNKNOWN_SCORE = "unknown"
+"""The one label value of every requested score the server does not serve (bounded label sets)."""
 
 # Latency buckets from one-contact requests (~1 ms) to million-contact streams (minutes).
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -41,19 +44,23 @@ class ServerMetrics:
         self.model_load_failures = Gauge("scorecast_model_load_failures", "Model files that failed to load", registry=r)
         self.reloads = Counter("scorecast_reloads", "Repository reloads by result (changed, unchanged, failed)", ["result"], registry=r)
         self._http: WSGIServer | None = None
+        self._served: frozenset[str] = frozenset()
+
+    def _label(self, score: str) -> str:
+        return score if score in self._served else UNKNOWN_SCORE
 
     def call(self, method: str, code: str, seconds: float, scores: Iterable[str] = ()) -> None:
         """Record one finished call."""
         self.requests.labels(method, code).inc()
         self.latency.labels(method).observe(seconds)
         if code != "OK":
-            for score in scores:
-                self.score_errors.labels(score, code).inc()
+            for label in {self._label(score) for score in scores}:
+                self.score_errors.labels(label, code).inc()
 
     def scored(self, scores: Iterable[str], rows: int) -> None:
         """Record ``rows`` contacts scored for each score."""
         for score in scores:
-            self.rows.labels(score).inc(rows)
+            self.rows.labels(self._label(score)).inc(rows)
 
     def stages(self, seconds: Mapping[str, float]) -> None:
         """Add a request's time per pipeline stage."""
@@ -61,12 +68,16 @@ class ServerMetrics:
             self.stage_seconds.labels(stage).inc(value)
 
     def models(self, loaded: Iterable[tuple[str, str, float]], failures: int) -> None:
-        """Set the served models (score, version, load seconds) and the failure count."""
+        """Set the served models (score, version, load seconds) and the failure count; only their
+        scores are label values of the per-score metrics."""
         self.model_load_seconds.clear()
         n = 0
+        served = set()
         for score, version, seconds in loaded:
             self.model_load_seconds.labels(score, version).set(seconds)
+            served.add(score)
             n += 1
+        self._served = frozenset(served)
         self.models_served.set(n)
         self.model_load_failures.set(failures)
 

@@ -22,7 +22,7 @@ Ray is an optional dependency (``scorecast[ray]``), imported only here, only whe
 from __future__ import annotations
 
 import math
-import os
+import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from numba import njit
 
-from scorecast.atomic import new_dir
+from scorecast.atomic import replace_dir, sibling_dir
 from scorecast.base import open_table, table_names
 from scorecast.tables import CONTACT_ID
 
@@ -42,7 +42,7 @@ from .repository import ModelRepository
 from .rescore import RescoreResult, input_columns
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["BucketScorer", "bucket_of", "rescore_ray", "tag_buckets"]
+__all__ = ["BucketScorer", "bucket_of", "rescore_ray", "swap_into_place", "tag_buckets"]
 
 _BUCKET, _TABLE, _PAYLOAD = "bucket", "table", "payload"
 
@@ -220,13 +220,23 @@ def rescore_ray(
             "has_contacts": "contacts" in read,
         },
     )
-    with new_dir(out) as tmp:
-        target = tmp / "data"  # Ray writes into a folder of its own
-        scored.write_parquet(str(target), compression="zstd")
-        rows = ds.dataset(target, format="parquet").count_rows() if target.exists() else 0
-        if rows == 0:
-            raise ValueError(f"nothing to write to {out}: no contact was scored")
-        for part in target.iterdir():
-            os.rename(part, tmp / part.name)
-        target.rmdir()
+    tmp = sibling_dir(out, "partial")
+    try:
+        scored.write_parquet(str(tmp), compression="zstd")
+        rows = swap_into_place(tmp, out, n_contacts)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return RescoreResult(rows=rows, chunks=n_buckets, seconds={})
+
+
+def swap_into_place(tmp: Path, out: Path, expected_rows: int) -> int:
+    """Check that the Parquet dataset ``tmp`` holds ``expected_rows`` rows, then move it to
+    ``out`` (``atomic.replace_dir``: flushed first; a previous ``out`` stays if the swap fails).
+    Returns the rows."""
+    rows = ds.dataset(tmp, format="parquet").count_rows() if tmp.exists() else 0
+    if rows == 0:
+        raise ValueError(f"nothing to write to {out}: no contact was scored")
+    if rows != expected_rows:
+        raise ValueError(f"the result has {rows} rows but the base {expected_rows} contacts; {out} is left as it was")
+    replace_dir(tmp, out)
+    return rows

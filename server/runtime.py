@@ -121,10 +121,10 @@ class OnnxModel:
     def load(cls, path: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> OnnxModel:
         """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
         start = time.perf_counter()
-        proto = _check_file(path, options.max_model_bytes)
+        proto, data = _check_file(path, options.max_model_bytes)
         session_options = options.ort()
         providers = providers_for(options.device)
-        source: str | bytes = str(path)
+        source: str | bytes = data  # the bytes that were checked: a file swapped since cannot skip the checks
         rows_per_run = None
         if options.tree_form == "gemm" or (options.tree_form == "auto" and options.device == "cuda"):
             gemm = _gemm_form(path, proto, session_options)
@@ -187,17 +187,19 @@ class OnnxModel:
         return sorted({o.onnx_output for o in self.meta.outputs})
 
 
-def _check_file(path: Path, max_bytes: int) -> onnx.ModelProto:
+def _check_file(path: Path, max_bytes: int) -> tuple[onnx.ModelProto, bytes]:
     """Size and operator sets, before ONNX Runtime parses anything else of the file; returns
-    the parsed model (the GEMM rewrite reads it too)."""
+    the parsed model (the GEMM rewrite reads it too) and the bytes it was parsed from (the
+    session is built from them, not from the path again)."""
     try:
-        size = path.stat().st_size
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)  # never more than the limit, whatever stat said
     except OSError as exc:
         raise ModelLoadError(path, f"cannot read it: {exc.strerror or exc}") from None
-    if size > max_bytes:
-        raise ModelLoadError(path, f"{size} bytes is over the limit of {max_bytes} (setting max_model_bytes)")
+    if len(data) > max_bytes:
+        raise ModelLoadError(path, f"more than {max_bytes} bytes is over the limit of {max_bytes} (setting max_model_bytes)")
     try:
-        proto = onnx.load_model(str(path), load_external_data=False)
+        proto = onnx.load_model_from_string(data)
     except Exception as exc:  # DecodeError and friends: a truncated or foreign file
         raise ModelLoadError(path, f"not an ONNX model: {type(exc).__name__}: {exc}") from None
     for opset in proto.opset_import:
@@ -207,10 +209,26 @@ def _check_file(path: Path, max_bytes: int) -> onnx.ModelProto:
         low = MIN_OPSET if domain == "" else 1
         if not low <= opset.version <= OPSET_LIMITS[domain]:
             raise ModelLoadError(path, f"operator set {domain or 'ai.onnx'} version {opset.version} is outside {low}..{OPSET_LIMITS[domain]}")
-    external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    external = _external_tensors(proto.graph)
     if external:
-        raise ModelLoadError(path, f"initializers {external[:3]} live in external files; a model must be one file")
-    return proto
+        raise ModelLoadError(path, f"tensors {external[:3]} live in external files; a model must be one file")
+    return proto, data
+
+
+def _external_tensors(graph: onnx.GraphProto) -> list[str]:
+    """Names of the tensors of ``graph`` stored in external files: initializers, sparse
+    initializers, tensor attributes (Constant nodes and others), and the same in every subgraph."""
+    tensors = [*graph.initializer, *(s.values for s in graph.sparse_initializer), *(s.indices for s in graph.sparse_initializer)]
+    subgraphs = []
+    for node in graph.node:
+        for attribute in node.attribute:
+            tensors += [attribute.t, *attribute.tensors, attribute.sparse_tensor.values, attribute.sparse_tensor.indices]
+            tensors += [t for s in attribute.sparse_tensors for t in (s.values, s.indices)]
+            subgraphs += [attribute.g, *attribute.graphs]
+    names = [t.name or "(unnamed)" for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
+    for sub in subgraphs:
+        names += _external_tensors(sub)
+    return names
 
 
 def _check_probe(model: OnnxModel) -> None:

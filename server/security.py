@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "ROLES",
     "Token",
     "TokenAuthInterceptor",
+    "abort_handler",
     "hash_token",
     "load_tokens",
     "server_credentials",
@@ -107,7 +109,7 @@ def server_credentials(cert: Path, key: Path, client_ca: Path | None = None) -> 
     )
 
 
-def _abort_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def abort_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     """A handler of the same kind as ``handler`` that fails at once (the request is never parsed)."""
 
     def abort(_request: Any, context: grpc.ServicerContext) -> None:
@@ -125,8 +127,9 @@ def _abort_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, messag
 class TokenAuthInterceptor(grpc.ServerInterceptor):
     """Checks ``authorization: Bearer <token>`` and the role each method needs."""
 
-    def __init__(self, tokens: Iterable[Token], admin_methods: Iterable[str] = ()) -> None:
+    def __init__(self, tokens: Iterable[Token], admin_methods: Iterable[str] = (), plaintext: bool = False) -> None:
         self.tokens = tuple(tokens)
+        self._warn_plaintext = threading.Event() if plaintext else None
         self.admin_methods = frozenset(f"/{SERVICE_NAME}/{m}" for m in (*ADMIN_METHODS, *admin_methods))
 
     def role_for(self, method: str) -> str | None:
@@ -154,17 +157,20 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         metadata: Mapping[str, Any] = dict(details.invocation_metadata or ())
         value = metadata.get("authorization")
         if not isinstance(value, str) or not value.strip():
-            return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "missing token: send metadata 'authorization: Bearer <token>'")
+            return abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "missing token: send metadata 'authorization: Bearer <token>'")
+        if self._warn_plaintext is not None and not self._warn_plaintext.is_set():
+            self._warn_plaintext.set()  # once per server: the point is made, the log not flooded
+            log.warning("a token came over plaintext (no TLS): anyone on the path can read and reuse it; set tls_cert and tls_key")
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "malformed authorization metadata: expected 'Bearer <token>'")
+            return abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "malformed authorization metadata: expected 'Bearer <token>'")
         found = self._find(token.strip())
         if found is None:
             log.warning("refused %s: unknown token", details.method)
-            return _abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown token")
+            return abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown token")
         if role not in found.roles:
             log.warning("refused %s: token %r lacks role %r", details.method, found.name, role)
-            return _abort_handler(
+            return abort_handler(
                 handler, grpc.StatusCode.PERMISSION_DENIED, f"token {found.name!r} lacks the {role!r} role that {details.method} needs"
             )
         return handler

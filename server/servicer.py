@@ -2,7 +2,7 @@
 
 ``handle_errors`` wraps every call: it maps our exceptions to status codes (ScorecastError
 carries its own, kernels' InputError is INVALID_ARGUMENT, anything else is INTERNAL with the
-traceback logged, and the server keeps serving), gives the call a request id (the caller's
+traceback logged and only the request id told to the caller, and the server keeps serving), gives the call a request id (the caller's
 ``x-request-id`` or a new one, returned in trailing metadata and put on every log line), and
 records it in the server's metrics with one summary log line.
 """
@@ -29,7 +29,9 @@ from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
 
 from .codec import decode_tables, encode_batch
+from .config import ServerSettings
 from .errors import InvalidArgument, ResourceExhausted, ScorecastError
+from .limits import DecodeBudget
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 from .metrics import ServerMetrics
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -65,7 +67,8 @@ def _status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, InputError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     log.exception("%s failed unexpectedly", method)
-    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+    # The exception's text may hold server paths or data: it stays in the log, found by the request id.
+    return grpc.StatusCode.INTERNAL, f"internal error in {method} (request id {request_id.get()}); the server log has the details"
 
 
 def _begin(context: grpc.ServicerContext) -> tuple[str, _Call, float]:
@@ -205,6 +208,10 @@ class ScorecastServicer(rpc.ScorecastServicer):
         metrics: ServerMetrics | None = None,
         reload: Callable[[], ReloadReport] | None = None,
         base_roots: tuple[Path, ...] = (),
+        *,
+        budget: DecodeBudget | None = None,
+        max_topn_n: int | None = None,
+        max_base_bytes: int | None = None,
     ) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
@@ -212,6 +219,10 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.metrics = metrics
         self._reload = reload or repository.reload
         self.base_roots = base_roots
+        defaults = ServerSettings()
+        self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
+        self.max_topn_n = max_topn_n or defaults.max_topn_n
+        self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
 
     def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
@@ -232,7 +243,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
         pipeline = self._pipeline(request.header)
-        batch = pipeline.score(decode_tables(request.chunk.tables))
+        batch = pipeline.score(decode_tables(request.chunk.tables, self.budget))
         _call.get().rows = batch.num_rows
         return pb.ScoreBatchResponse(rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline))
 
@@ -265,7 +276,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
     @handle_errors
     def TopN(self, request_iterator: Iterator[pb.TopNRequest], context: grpc.ServicerContext) -> Iterator[pb.TopNResponse]:
         head = _header(request_iterator, "TopN")
-        query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_rows_per_request)
+        query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_topn_n)
         spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
         scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
         if head.base_path:
@@ -273,7 +284,15 @@ class ScorecastServicer(rpc.ScorecastServicer):
             if next(request_iterator, None) is not None:
                 raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
             chunk_contacts = head.chunk_contacts or BASE_CHUNK_CONTACTS
-            if not scan.scan_base(base, chunk_contacts, named=head.base_path, where="header.", active=context.is_active):
+            if not scan.scan_base(
+                base,
+                chunk_contacts,
+                named=head.base_path,
+                where="header.",
+                active=context.is_active,
+                budget=self.budget,
+                max_base_bytes=self.max_base_bytes,
+            ):
                 log.info("TopN stopped: the caller is gone")
                 return
         else:
@@ -303,7 +322,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
             if message.WhichOneof("kind") != "chunk":
                 raise InvalidArgument(f"{method} stream message {index + 1}", "a header", "only the first message is a header")
             try:
-                result = work(decode_tables(message.chunk.tables, field=f"chunk[{index}].tables"))
+                result = work(decode_tables(message.chunk.tables, self.budget, field=f"chunk[{index}].tables"))
             except InputError as exc:
                 raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
             total = scanned()

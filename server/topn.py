@@ -31,6 +31,7 @@ from scorecast.kernels import FeatureFrame, InputError, required_columns
 from scorecast.tables import CONTACT_ID, TABLES
 
 from .errors import BaseNotFound, InvalidArgument, PathNotAllowed, ScorecastError
+from .limits import DecodeBudget, check_base_bytes
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository
 from .rescore import input_columns
@@ -143,7 +144,7 @@ class TopNQuery:
         if n <= 0:
             raise InvalidArgument("n", n, "must be > 0")
         if max_n is not None and n > max_n:
-            raise InvalidArgument("n", n, f"at most {max_n} (setting max_rows_per_request)")
+            raise InvalidArgument("n", n, f"at most {max_n} (setting max_topn_n)")
         for clause in clauses:
             if clause.namespace == FEATURES:
                 name = clause.column.split(".", 1)[1]
@@ -269,23 +270,31 @@ class TopNScan:
         named: str | None = None,
         where: str = "",
         active: Callable[[], bool] = lambda: True,
+        budget: DecodeBudget | None = None,
+        max_base_bytes: int | None = None,
     ) -> bool:
         """Add every chunk of a base folder (``BaseChunks``) while ``active()``; False if it stopped early.
 
-        A base that cannot be read is InvalidArgument on ``{where}base_path`` (shown as ``named``).
+        A base that cannot be read is InvalidArgument on ``{where}base_path`` (shown as ``named``);
+        one over ``max_base_bytes`` on disk, or a chunk over ``budget``, is RESOURCE_EXHAUSTED.
         """
         limit = self.pipeline.max_rows
         if not 0 < chunk_contacts <= (chunk_contacts if limit is None else limit):
             raise InvalidArgument(f"{where}chunk_contacts", chunk_contacts, f"must be in 1..{limit} (max_rows_per_chunk)")
+        field = f"{where}base_path"
         try:
+            if max_base_bytes is not None:
+                check_base_bytes(base, self.input_columns(), max_base_bytes, field)
             for tables in BaseChunks(base, self.input_columns(), chunk_contacts=chunk_contacts):
                 if not active():
                     return False
+                if budget is not None:
+                    budget.check_read(tables, field)
                 self.add(tables)
         except (InputError, ScorecastError):
             raise
         except (ValueError, OSError, pa.ArrowException) as exc:  # a base that is no valid base
-            raise InvalidArgument(f"{where}base_path", named or str(base), f"cannot be read as a base: {exc}") from None
+            raise InvalidArgument(field, named or str(base), f"cannot be read as a base: {exc}") from None
         return True
 
 
@@ -302,6 +311,8 @@ def resolve_base(path: str, roots: Sequence[Path], field: str = "base_path") -> 
             path,
             "cannot be read: this server reads no base by path (setting base_roots is empty); stream the base instead",
         )
+    if any(not ch.isprintable() for ch in path) or len(path.encode("utf-8", "surrogatepass")) > 4096:
+        raise InvalidArgument(field, path[:200], "must be a printable path of at most 4096 bytes (no NUL or control characters)")
     given = Path(path)
     if not given.is_absolute():
         raise InvalidArgument(field, path, "must be an absolute path on the server")

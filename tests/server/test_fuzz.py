@@ -35,6 +35,8 @@ GROUPS = ("shoes", "books")
 # Limits of the fuzzed server: small, so RESOURCE_EXHAUSTED is cheap to reach.
 MAX_ROWS_PER_CHUNK = 500
 MAX_ROWS_PER_REQUEST = 2_000
+MAX_DECODED_BYTES_PER_CHUNK = 32 * 2**20  # above the 15 MB of the huge-string cases
+MAX_EVENT_ROWS_PER_CHUNK = 20_000
 
 
 @dataclass
@@ -64,10 +66,13 @@ class Outcome:
 # building blocks
 
 
-def encode(table: pa.Table | pa.RecordBatch) -> bytes:
+def encode(table: pa.Table | pa.RecordBatch, compression: str | None = None, batch_rows: int | None = None) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write(table)
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
+        if isinstance(table, pa.Table):
+            writer.write_table(table, max_chunksize=batch_rows)
+        else:
+            writer.write(table)
     return sink.getvalue().to_pybytes()
 
 
@@ -216,6 +221,8 @@ def _garbage_ipc(rng: random.Random) -> Case:
     # A flipped bit may land in data (a value, a padding byte) and leave a valid stream; a cut at a
     # message boundary too: OK is then acceptable, with results that still pass the checks.
     allowed = {INVALID} | ({OK} if kind in ("bitflip", "truncated", "schema-only-truncated") else set())
+    if kind == "bitflip":  # a flipped bit in a batch header can state more rows than a chunk may hold
+        allowed.add(EXHAUSTED)
     return Case("garbage-ipc", f"{kind} bytes in {name}", "ScoreBatch", [batch_request(make_header(["segments"]), tables)],
                 frozenset(allowed), match=(f"chunk.tables['{name}']",) if kind != "bitflip" else ())
 
@@ -486,6 +493,113 @@ def _too_big(rng: random.Random) -> Case:
                 frozenset({EXHAUSTED}), match=("max_rows_per_chunk",))
 
 
+def _compressed(rng: random.Random) -> Case:
+    """lz4/zstd IPC: valid data within the budgets scores as plain IPC would; a bomb over the decoded
+    bytes or event rows of a chunk is RESOURCE_EXHAUSTED naming the table and the setting."""
+    compression = rng.choice(["lz4", "zstd"])
+    kind = rng.choice(["valid", "valid", "bytes-bomb", "rows-bomb", "string-bomb"])
+    scores = pick_scores(rng)
+    if kind == "valid":
+        orders = orders_table(rng, rng.randint(1, 40), rng.randint(1, 200))
+        tables = {"orders": encode(orders, compression, batch_rows=rng.choice([None, 7, 50]))}
+        return Case("compressed", f"{compression} orders of {orders.num_rows} rows", "ScoreBatch",
+                    [batch_request(make_header(scores), tables)], frozenset({OK}), rows=distinct(orders),
+                    check=_expected_spend(orders, AS_OF_US))
+    if kind == "rows-bomb":
+        n = MAX_EVENT_ROWS_PER_CHUNK + rng.randint(1, 5_000)
+        setting = "max_event_rows_per_chunk"
+        orders = pa.table({"contact_id": pa.array(np.ones(n, np.int64)), "ts": pa.array(np.full(n, AS_OF_US - US_PER_DAY), pa.timestamp("us", tz="UTC")),
+                           "amount": pa.array(np.ones(n))})
+    elif kind == "bytes-bomb":
+        n = MAX_EVENT_ROWS_PER_CHUNK - 1  # under the row limit; 2 KB strings make it ~40 MB
+        setting = "max_decoded_bytes_per_chunk"
+        orders = pa.table({"contact_id": pa.array(np.ones(n, np.int64)), "ts": pa.array(np.full(n, AS_OF_US - US_PER_DAY), pa.timestamp("us", tz="UTC")),
+                           "amount": pa.array(np.ones(n)), "sku": pa.array(["x" * 2000] * n)})
+    else:
+        setting = "max_decoded_bytes_per_chunk"
+        orders = pa.table({"contact_id": [1, 2], "ts": pa.array([AS_OF_US - US_PER_DAY] * 2, pa.timestamp("us", tz="UTC")), "amount": [1.0, 2.0],
+                           "sku": ["y" * (MAX_DECODED_BYTES_PER_CHUNK // 2 + 1), "y" * (MAX_DECODED_BYTES_PER_CHUNK // 2 + 1)]})
+    return Case("compressed", f"{compression} {kind}", "ScoreBatch", [batch_request(make_header(scores), {"orders": encode(orders, compression)})],
+                frozenset({EXHAUSTED}), match=("'orders'", setting))
+
+
+def _dictionary(rng: random.Random) -> Case:
+    """Dictionary-encoded columns (several batches, compressed or not): accepted or refused naming
+    the column, never INTERNAL."""
+    orders = orders_table(rng, rng.randint(1, 30), rng.randint(1, 150), string_ids=rng.random() < 0.3)
+    column = rng.choice(["product_group", "contact_id", "sku"])
+    if column == "sku":
+        orders = orders.append_column("sku", pa.array([rng.choice("abc") for _ in range(orders.num_rows)]).dictionary_encode())
+    else:
+        orders = set_column(orders, column, orders.column(column).dictionary_encode())
+    compression = rng.choice([None, "lz4", "zstd"])
+    scores = pick_scores(rng)
+    allowed = {OK} if column == "sku" else {OK, INVALID}
+    return Case("dictionary", f"dictionary orders.{column} ({compression})", "ScoreBatch",
+                [batch_request(make_header(scores), {"orders": encode(orders, compression, batch_rows=rng.choice([None, 10]))})],
+                frozenset(allowed), match=(f"orders.{column}",), rows=distinct(orders) if column != "contact_id" else None)
+
+
+class _Tagged(pa.ExtensionType):
+    """An extension type the server does not know (it reads it as its storage type)."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.int64(), "fuzz.tagged")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> _Tagged:
+        return cls()
+
+
+def _nested(rng: random.Random) -> Case:
+    """Nested and extension types: as extra columns they are ignored (OK); in place of a column a
+    model reads they are INVALID_ARGUMENT naming it."""
+    orders = orders_table(rng, 10, rng.randint(1, 60))
+    n = orders.num_rows
+    arrays = [
+        pa.array([[{"a": i, "b": [1.0, None]}] for i in range(n)]),
+        pa.array([[(str(i), i)] for i in range(n)], pa.map_(pa.string(), pa.int64())),
+        pa.array([[1, 2]] * n, pa.large_list(pa.int64())),
+        pa.array([[1, 2]] * n, pa.list_(pa.int64(), 2)),
+        pa.UnionArray.from_dense(pa.array([0, 1] * (n // 2) + [0] * (n % 2), pa.int8()),
+                                 pa.array([i // 2 for i in range(n)], pa.int32()),
+                                 [pa.array(range(n)), pa.array(["s"] * n)]),
+        pa.ExtensionArray.from_storage(_Tagged(), pa.array(range(n), pa.int64())),
+        pa.array([{"x": {"y": [[1]]}}] * n),
+    ]
+    array = rng.choice(arrays)
+    scores = pick_scores(rng)
+    if rng.random() < 0.5:
+        table = orders.append_column("extra", array)
+        return Case("nested", f"extra column of {array.type}", "ScoreBatch", [batch_request(make_header(scores), {"orders": encode(table)})],
+                    frozenset({OK}), rows=distinct(orders), check=_expected_spend(orders, AS_OF_US))
+    column = rng.choice(sorted(needs(scores)))
+    table = set_column(orders, column, array)
+    # An unknown extension type reaches the server as its storage (int64): a valid id or amount.
+    allowed = {INVALID, OK} if isinstance(array.type, pa.ExtensionType) else {INVALID}
+    return Case("nested", f"orders.{column} as {array.type}", "ScoreBatch", [batch_request(make_header(scores), {"orders": encode(table)})],
+                frozenset(allowed), match=(f"orders.{column}",))
+
+
+def _many(rng: random.Random) -> Case:
+    """Many columns in one table (ignored when not read), or many table names (unknown ones refused)."""
+    orders = orders_table(rng, 10, rng.randint(1, 40))
+    scores = pick_scores(rng)
+    if rng.random() < 0.5:
+        k = rng.choice([100, 1000, 3000])
+        for i in range(k):
+            orders = orders.append_column(f"c{i}", pa.array([float(i)] * orders.num_rows))
+        return Case("many", f"{k} extra columns", "ScoreBatch", [batch_request(make_header(scores), {"orders": encode(orders)})],
+                    frozenset({OK}), rows=distinct(orders.select(["contact_id"])))
+    k = rng.choice([10, 500, 5000])
+    tables = {"orders": encode(orders), **{f"t{i}": b"" for i in range(k)}}
+    return Case("many", f"{k} unknown table names", "ScoreBatch", [batch_request(make_header(scores), tables)],
+                frozenset({INVALID}), match=("known tables are",))
+
+
 def _header(rng: random.Random) -> Case:
     orders = orders_table(rng, 10, 30)
     kind = rng.choice(["unknown-score", "unknown-version", "no-scores", "twice-listed", "bad-horizon", "affinity-horizon",
@@ -597,6 +711,10 @@ CATEGORIES: dict[str, Callable[[random.Random], Case]] = {
     "too-big": _too_big,
     "header": _header,
     "stream": _stream_protocol,
+    "compressed": _compressed,
+    "dictionary": _dictionary,
+    "nested": _nested,
+    "many": _many,
 }
 
 
@@ -673,7 +791,8 @@ def test_fuzz_server(repository) -> None:
     from scorecast.server.app import start_server
     from scorecast.server.config import ServerSettings
 
-    settings = ServerSettings(port=0, max_rows_per_chunk=MAX_ROWS_PER_CHUNK, max_rows_per_request=MAX_ROWS_PER_REQUEST)
+    settings = ServerSettings(port=0, max_rows_per_chunk=MAX_ROWS_PER_CHUNK, max_rows_per_request=MAX_ROWS_PER_REQUEST,
+                              max_decoded_bytes_per_chunk=MAX_DECODED_BYTES_PER_CHUNK, max_event_rows_per_chunk=MAX_EVENT_ROWS_PER_CHUNK)
     running = start_server(settings, repository)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}", options=[("grpc.max_receive_message_length", -1),
@@ -729,16 +848,17 @@ def test_invalid_utf8_is_a_malformed_payload() -> None:
     import pytest
 
     from scorecast.server.codec import decode_tables
+    from scorecast.server.limits import DecodeBudget
     from scorecast.server.errors import MalformedPayload
 
     ids = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(np.array([0, 1], np.int32).tobytes()), pa.py_buffer(b"\xf5")])
     data = encode(pa.table({"contact_id": ids, "ts": pa.array([0], pa.timestamp("us", tz="UTC"))}))
     with pytest.raises(MalformedPayload, match=r"^chunk\.tables\['orders'\]: not a readable Arrow IPC stream"):
-        decode_tables({"orders": data})
+        decode_tables({"orders": data}, DecodeBudget(1 << 30, 10**8))
     # The same in a column name: pyarrow raised UnicodeDecodeError reading the schema.
     bad_name = encode(pa.table({"contact_id": [1]})).replace(b"contact_id", b"contact\xf5id")
     with pytest.raises(MalformedPayload, match=r"^chunk\.tables\['orders'\]: not a readable Arrow IPC stream"):
-        decode_tables({"orders": bad_name})
+        decode_tables({"orders": bad_name}, DecodeBudget(1 << 30, 10**8))
 
 
 def test_names_too_long_to_echo_are_refused() -> None:
@@ -747,6 +867,7 @@ def test_names_too_long_to_echo_are_refused() -> None:
     import pytest
 
     from scorecast.server.codec import decode_tables
+    from scorecast.server.limits import DecodeBudget
     from scorecast.server.errors import InvalidArgument
     from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 
@@ -755,5 +876,5 @@ def test_names_too_long_to_echo_are_refused() -> None:
             ScoringPipeline(None, spec)  # refused before the repository is asked
         assert len(str(info.value)) < 200
     with pytest.raises(InvalidArgument) as info:
-        decode_tables({"t" * 100_000: b""})
+        decode_tables({"t" * 100_000: b""}, DecodeBudget(1 << 30, 10**8))
     assert len(str(info.value)) < 400

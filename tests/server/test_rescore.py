@@ -177,3 +177,37 @@ def test_bucket_of_is_stable_and_spread() -> None:
     assert np.bincount(by_name, minlength=7).min() > 2_500
     with pytest.raises(ValueError, match="integer or a string"):
         bucket_of(pa.array([1.5]), 3)
+
+
+def _dataset(folder: Path, ids: list[int]) -> Path:
+    folder.mkdir()
+    pq.write_table(pa.table({"contact_id": pa.array(ids, pa.int64())}), folder / "part-0.parquet")
+    return folder
+
+
+def test_ray_swap_restores_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the final rename fails, the previous result is back in place; a result whose row count
+    is not the base's contact count never replaces it."""
+    from scorecast.server import rescore_ray
+
+    out = _dataset(tmp_path / "scores.parquet", [1, 2, 3])
+    with pytest.raises(ValueError, match="2 rows but the base 3 contacts"):
+        rescore_ray.swap_into_place(_dataset(tmp_path / "short", [1, 2]), out, 3)
+    assert pq.read_table(out)["contact_id"].to_pylist() == [1, 2, 3]
+
+    new = _dataset(tmp_path / "new", [4, 5, 6])
+    real_rename = os.rename
+
+    def failing_rename(src, dst):  # noqa: ANN001, ANN202
+        if Path(src) == new:
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    with pytest.raises(OSError, match="No space left"):
+        rescore_ray.swap_into_place(new, out, 3)
+    assert pq.read_table(out)["contact_id"].to_pylist() == [1, 2, 3]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no aside folder left
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert rescore_ray.swap_into_place(new, out, 3) == 3
+    assert pq.read_table(out)["contact_id"].to_pylist() == [4, 5, 6]

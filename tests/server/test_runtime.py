@@ -82,3 +82,45 @@ def test_session_options_refuse_an_unknown_tree_form() -> None:
     """A tree form the runtime does not know fails when the options are built, naming it."""
     with pytest.raises(ValueError, match="tree_form must be one of .* got 'dense'"):
         SessionOptions(tree_form="dense")
+
+
+def _external_constant(name: str) -> object:
+    tensor = helper.make_tensor(name, TensorProto.FLOAT, [1], [0.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="/etc/hostname")
+    return helper.make_node("Constant", [], [f"{name}_out"], value=tensor)
+
+
+@pytest.mark.parametrize("where", ["constant", "subgraph"])
+def test_external_data_anywhere_is_refused(tmp_path: Path, where: str) -> None:
+    """A tensor in an external file is refused in a Constant node and inside a subgraph too, not
+    only among the initializers: a model must be one file (external data reads server paths)."""
+    model = linear_model()
+    if where == "constant":
+        model.graph.node.append(_external_constant("ext"))
+    else:
+        branch = helper.make_graph([_external_constant("deep")], "branch", [], [helper.make_tensor_value_info("deep_out", TensorProto.FLOAT, [1])])
+        model.graph.initializer.append(helper.make_tensor("cond", TensorProto.BOOL, [], [True]))
+        model.graph.node.append(helper.make_node("If", ["cond"], ["if_out"], then_branch=branch, else_branch=branch))
+    path = write_model(tmp_path, model)
+    with pytest.raises(runtime.ModelLoadError, match="external files"):
+        OnnxModel.load(path)
+
+
+def test_session_is_built_from_the_checked_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file swapped between the checks and the session cannot skip the checks: the session is
+    built from the bytes that were checked, so it serves the model that was checked."""
+    path = write_model(tmp_path, linear_model(weights=(1.0, 10.0)))
+    swapped = write_model(tmp_path / "other", linear_model(weights=(5.0, 50.0))).read_bytes()
+    checked = runtime._check_file
+
+    def check_then_swap(p: Path, max_bytes: int):  # noqa: ANN202
+        result = checked(p, max_bytes)
+        p.write_bytes(swapped)
+        return result
+
+    monkeypatch.setattr(runtime, "_check_file", check_then_swap)
+    model = OnnxModel.load(path)
+    out = model.run(np.array([[1.0, 1.0]], np.float32))
+    assert np.ravel(next(iter(out.values())))[0] == pytest.approx(11.0)  # 1*1 + 10*1, not 5 + 50

@@ -234,8 +234,8 @@ def test_topn_errors_name_the_clause(
 
 
 def test_topn_bad_n(topn_client: ScorecastClient, base_tables: dict[str, pa.Table]) -> None:
-    """n must be positive and within max_rows_per_request."""
-    for n, message in ((0, "must be > 0"), (2_000_000, "max_rows_per_request")):
+    """n must be positive and within max_topn_n."""
+    for n, message in ((0, "must be > 0"), (2_000_000, "max_topn_n")):
         with pytest.raises(grpc.RpcError) as info:
             topn_client.top("spend.value", n, chunks=split(base_tables, 1000), as_of=AS_OF)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in info.value.details()
@@ -262,11 +262,28 @@ def test_topn_paths_outside_roots_are_refused(topn_client: ScorecastClient, base
         (str(bases / "missing"), grpc.StatusCode.NOT_FOUND, "is not a folder"),
         (str(bases / "empty"), grpc.StatusCode.NOT_FOUND, "holds none of"),
         ("shop", grpc.StatusCode.INVALID_ARGUMENT, "absolute path"),
+        (str(bases / "shop") + "\x00/x", grpc.StatusCode.INVALID_ARGUMENT, "no NUL or control characters"),
+        (str(bases / "shop\nx"), grpc.StatusCode.INVALID_ARGUMENT, "no NUL or control characters"),
+        ("/" + "a" * 5000, grpc.StatusCode.INVALID_ARGUMENT, "at most 4096 bytes"),
     ]
     for path, code, message in cases:
         with pytest.raises(grpc.RpcError) as info:
             topn_client.top("spend.value", 10, base_path=path, as_of=AS_OF)
         assert (info.value.code(), path) == (code, path) and message in info.value.details()
+
+
+def test_topn_by_path_read_budget(repository, bases: Path) -> None:  # noqa: ANN001
+    """A base whose tables take more than max_base_bytes on disk is RESOURCE_EXHAUSTED before reading;
+    a chunk read from it is held to the per-chunk row budget."""
+    for overrides, setting in (({"max_base_bytes": 1000}, "max_base_bytes"), ({"max_event_rows_per_chunk": 10}, "max_event_rows_per_chunk")):
+        running = start_server(ServerSettings(port=0, base_roots=(bases,), **overrides), repository)
+        try:
+            with ScorecastClient(f"127.0.0.1:{running.port}", timeout=30) as client, pytest.raises(grpc.RpcError) as info:
+                client.top("spend.value", 10, base_path=str(bases / "shop"), as_of=AS_OF)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and setting in info.value.details()
+            assert "header.base_path" in info.value.details()
+        finally:
+            running.stop(0)
 
 
 def test_topn_by_path_needs_configured_roots(server: RunningServer) -> None:
