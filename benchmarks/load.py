@@ -310,6 +310,11 @@ def main() -> None:
     load_start = os.getloadavg()
 
     configs = [Config.parse(c) for c in args.config or ["default:1:"]]
+    for config in configs:
+        # a load test queues its callers, it does not probe admission: every caller gets a slot
+        # (the server refuses calls beyond max_workers at once, RESOURCE_EXHAUSTED)
+        if "--max-workers" not in config.args:
+            config.args += ["--max-workers", str(max(max(args.callers) + 1, 8))]
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
         for config in configs:
