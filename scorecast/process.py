@@ -28,12 +28,13 @@ class ServerProcess:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         ready_timeout_s: float = 120.0,
+        verbose: bool = False,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port_file = workdir / f"server-{os.getpid()}-{id(self)}.port"
         self.log = workdir / "server.log"
         self.port_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "scorecast.cli", "serve", "--models", str(models), "--port", "0", "--port-file", str(self.port_file), *args]
+        cmd = [sys.executable, "-m", "scorecast.cli", *(["-v"] if verbose else []), "serve", "--models", str(models), "--port", "0", "--port-file", str(self.port_file), *args]
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + ready_timeout_s
