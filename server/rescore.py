@@ -1,7 +1,10 @@
 """Whole-base rescoring in process: Parquet base in, one Parquet file of scores out.
 
-The same pipeline as the gRPC server (``ScoringPipeline``), fed by ``BaseChunks``: memory is
-bounded by a chunk (plus one spill partition for large bases), and the output is atomic.
+The same pipeline as the gRPC server (``ScoringPipeline``), fed by ``BaseChunks``: memory
+follows the chunk size and the models, not the base's size (a base of more than four chunks is
+split on disk by a hash of contact_id and read a partition at a time), and the output is
+atomic. Rows follow ``contacts.parquet`` for a base read whole, partition by partition for a
+split one: sort by contact_id to compare.
 """
 
 from __future__ import annotations
