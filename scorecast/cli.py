@@ -64,7 +64,7 @@ def cmd_simulate_b2b(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from scorecast.training.report import write_report
 
-    path = write_report(args.models, args.score, args.out, version=args.version)
+    path = write_report(args.models, args.out, score=args.score, version=args.version)
     print(f"wrote {path}")
 
 
@@ -325,10 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=Path, required=True, help="rules configuration (JSON, see README)")
     p.add_argument("--version", default=None, help="lead version to start from (default: the newest)")
 
-    p = command("report", cmd_report, "write a model's validation report as one HTML page with charts")
+    p = command("report", cmd_report, "write the models' validation report as one HTML page with charts (a section per score)")
     p.add_argument("--models", type=Path, required=True, help="model repository folder")
-    p.add_argument("--score", required=True, help="score to report on, e.g. lead")
-    p.add_argument("--version", default=None, help="model version (default: the newest)")
+    p.add_argument("--score", default=None, help="one score to report on, e.g. lead (default: every score's newest version)")
+    p.add_argument("--version", default=None, help="model version, with --score (default: the newest)")
     p.add_argument("--out", type=Path, required=True, help="output HTML file (written atomically)")
 
     device_help = "ONNX Runtime execution provider (default cpu, or SCORECAST_DEVICE)"
