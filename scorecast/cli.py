@@ -64,8 +64,10 @@ def cmd_simulate_b2b(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from scorecast.training.report import write_report
 
-    path = write_report(args.models, args.out, score=args.score, version=args.version)
-    print(f"wrote {path}")
+    headlines = write_report(args.models, args.out, score=args.score, version=args.version)
+    for score, headline in headlines.items():
+        print(f"{score:<16} {headline}")
+    print(f"wrote {args.out}")
 
 
 def cmd_lead_rules(args: argparse.Namespace) -> None:

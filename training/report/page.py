@@ -49,13 +49,15 @@ def _generic(meta: ModelMetadata) -> Section:
     return Section("no report section for this score yet: its holdout metrics follow", table(["metric", "value"], sorted(meta.metrics.items())))
 
 
-def render_page(metas: Sequence[ModelMetadata]) -> str:
-    """One HTML page with a section per model: headline against the baseline, charts, tables."""
+def render_page(metas: Sequence[ModelMetadata]) -> tuple[str, dict[str, str]]:
+    """One HTML page with a section per model (headline against the baseline, charts, tables),
+    and each score's headline."""
     if not metas:
         raise ValueError("no models to report on")
-    parts, index = [], []
+    parts, index, headlines = [], [], {}
     for meta in metas:
         section = SECTIONS.get(meta.score, _generic)(meta)
+        headlines[meta.score] = section.headline
         anchor = html.escape(meta.score)
         index.append(f'<tr><td><a href="#{anchor}">{anchor}</a></td><td>{html.escape(section.headline)}</td></tr>')
         parts.append(f"""<section id="{anchor}"><h2>{anchor} v{html.escape(meta.version)} <span class="muted">({html.escape(meta.model_type)})</span></h2>
@@ -64,26 +66,27 @@ def render_page(metas: Sequence[ModelMetadata]) -> str:
 {len(meta.features)} features{f"; horizon {fmt(meta.horizon_days)} days" if meta.horizon_days else ""}.</p>
 {section.body}</section>""")
     title = "scorecast validation report" if len(metas) > 1 else f"{metas[0].score} v{metas[0].version}: validation report"
-    return f"""<!DOCTYPE html>
+    page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <table><thead><tr><th>score</th><th>headline (holdout, against its baseline)</th></tr></thead><tbody>{"".join(index)}</tbody></table>
 {"".join(parts)}
 </body></html>
 """
+    return page, headlines
 
 
-def write_report(models: Path, out: Path, score: str | None = None, version: str | None = None) -> Path:
+def write_report(models: Path, out: Path, score: str | None = None, version: str | None = None) -> dict[str, str]:
     """Render the report of ``score`` (newest version unless given), or of every score's newest
-    version in the repository, to ``out`` atomically."""
+    version in the repository, to ``out`` atomically; returns each score's headline."""
     if version is not None and score is None:
         raise ValueError("a version needs its score (--score)")
     scores = [score] if score is not None else sorted({s for s, _, _ in model_files(models)}, key=lambda s: (list(SECTIONS) + [s]).index(s))
     if not scores:
         raise FileNotFoundError(f"no models in {models}")
     metas = [read_metadata(onnx.load(find_model(models, s, version), load_external_data=False)) for s in scores]
-    page = render_page(metas)
+    page, headlines = render_page(metas)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
     write_text(out, page)
-    return out
+    return headlines
