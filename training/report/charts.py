@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
 
 __all__ = ["Section", "fmt", "img", "line_chart", "missing", "plt", "png", "report_data", "table"]
 
-MODEL, BASELINE, OTHER, RANDOM = "#1f6feb", "#d1242f", "#8250df", "#888888"
+MODEL, BASELINE, RANDOM = "#1f6feb", "#d1242f", "#888888"
 
 
 @dataclass(frozen=True)

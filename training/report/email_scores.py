@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scorecast.metadata import ModelMetadata
 
-from .charts import missing, report_data, BASELINE, MODEL, Section, fmt, img, plt, png, table
+from .charts import BASELINE, MODEL, Section, fmt, img, missing, plt, png, report_data, table
 
 __all__ = ["engagement", "interests", "pressure"]
 

@@ -6,7 +6,7 @@ import re
 
 from scorecast.metadata import ModelMetadata
 
-from .charts import missing, report_data, BASELINE, MODEL, Section, fmt, img, line_chart, plt, png, table
+from .charts import BASELINE, MODEL, Section, fmt, img, line_chart, missing, plt, png, report_data, table
 
 __all__ = ["promo_appetence", "recommendations"]
 

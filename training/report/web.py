@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scorecast.metadata import ModelMetadata
 
-from .charts import missing, report_data, MODEL, Section, fmt, img, plt, png, table
+from .charts import MODEL, Section, fmt, img, plt, png, report_data, table
 
 __all__ = ["segments", "web_heat"]
 
