@@ -64,8 +64,10 @@ def cmd_simulate_b2b(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from scorecast.training.report import write_report
 
-    path = write_report(args.models, args.score, args.out, version=args.version)
-    print(f"wrote {path}")
+    headlines = write_report(args.models, args.out, score=args.score, version=args.version)
+    for score, headline in headlines.items():
+        print(f"{score:<16} {headline}")
+    print(f"wrote {args.out}")
 
 
 def cmd_lead_rules(args: argparse.Namespace) -> None:
@@ -161,6 +163,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     import grpc
     from tqdm import tqdm
 
+    from scorecast.as_of import default_as_of, warn_if_stale
     from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
@@ -179,6 +182,8 @@ def cmd_score(args: argparse.Namespace) -> None:
                 table, column = qualified.split(".", 1)
                 columns.setdefault(table, []).append(column)
         chunks = BaseChunks(args.data, columns, chunk_contacts=args.chunk_contacts)
+        args.as_of = default_as_of(args.as_of, args.data)
+        warn_if_stale(args.scores, args.as_of, args.data)
         progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
         with AtomicParquetWriter(args.out) as writer:
             for batch in client.score(chunks, args.scores, **_options(args)):
@@ -190,13 +195,15 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
+    from scorecast.as_of import default_as_of, warn_if_stale
     from scorecast.server.pipeline import ScoreSpec
     from scorecast.server.repository import ModelRepository
     from scorecast.server.rescore import rescore
     from scorecast.server.runtime import SessionOptions
 
     start = time.perf_counter()
-    as_of = args.as_of or datetime.now(UTC)
+    as_of = default_as_of(args.as_of, args.data)
+    warn_if_stale(args.scores, as_of, args.data)
     spec = ScoreSpec(
         scores=tuple(args.scores),
         as_of_us=int(as_of.timestamp() * 1_000_000),
@@ -223,6 +230,7 @@ def cmd_top(args: argparse.Namespace) -> None:
     import grpc
     import pyarrow as pa
 
+    from scorecast.as_of import default_as_of, warn_if_stale
     from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
@@ -235,7 +243,10 @@ def cmd_top(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
     security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
-    options = {"as_of": args.as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups, "churn_threshold": args.churn_threshold}
+    local = args.data if args.data is not None else Path(args.base_path) if Path(args.base_path).is_dir() else None  # the server's path may be local too
+    as_of = default_as_of(args.as_of, local)
+    warn_if_stale(dict.fromkeys([args.by.split(".", 1)[0], *(c.namespace for c in clauses)]), as_of, local)
+    options = {"as_of": as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups, "churn_threshold": args.churn_threshold}
     with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
@@ -273,7 +284,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=_scores, required=True, help="comma-separated scores, e.g. rfm,affinity")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: now)")
+    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: the base's own as-of from its base.json, else now)")
     p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
     p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
     p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
@@ -332,10 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=Path, required=True, help="rules configuration (JSON, see README)")
     p.add_argument("--version", default=None, help="lead version to start from (default: the newest)")
 
-    p = command("report", cmd_report, "write a model's validation report as one HTML page with charts")
+    p = command("report", cmd_report, "write the models' validation report as one HTML page with charts (a section per score)")
     p.add_argument("--models", type=Path, required=True, help="model repository folder")
-    p.add_argument("--score", required=True, help="score to report on, e.g. lead")
-    p.add_argument("--version", default=None, help="model version (default: the newest)")
+    p.add_argument("--score", default=None, help="one score to report on, e.g. lead (default: every score's newest version)")
+    p.add_argument("--version", default=None, help="model version, with --score (default: the newest)")
     p.add_argument("--out", type=Path, required=True, help="output HTML file (written atomically)")
 
     device_help = "ONNX Runtime execution provider (default cpu, or SCORECAST_DEVICE)"
@@ -399,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="local base folder, streamed to the server")
     p.add_argument("--base-path", default=None, help="base folder on the server (under its --base-root), read there")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: now)")
+    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: the base's own as-of from its base.json, else now)")
     p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
     p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
     p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["expected_calibration_error", "lift_at", "qini_curve", "roc_auc", "uplift_metrics"]
+__all__ = ["expected_calibration_error", "gains_points", "lift_at", "qini_curve", "reliability_bins", "roc_auc", "uplift_metrics"]
 
 
 def _check(y: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +77,23 @@ def expected_calibration_error(y: ArrayLike, probability: ArrayLike, n_bins: int
     sum_y = np.bincount(bins, weights=y_arr.astype(np.float64), minlength=n_bins)
     # sum over bins of (count / n) * |mean p - mean y|
     return float(np.abs(sum_p - sum_y).sum() / len(p))
+
+
+def gains_points(y: ArrayLike, score: ArrayLike, points: int = 20) -> list[float]:
+    """Cumulative gains: the share of positives among the top 1/points, 2/points, ... 1 by score
+    (ties pro rata, as :func:`lift_at`); point i divided by (i+1)/points is the lift there."""
+    y_arr, _ = _check(y, score)
+    return [round(lift_at(y_arr, score, (i + 1) / points) * (i + 1) / points, 5) for i in range(points)]
+
+
+def reliability_bins(y: ArrayLike, probability: ArrayLike, n_bins: int = 10) -> list[dict[str, float]]:
+    """The reliability diagram on ``n_bins`` equal-count bins of the predicted probability (deciles
+    by default; equal-width bins, as the ECE uses, leave most bins empty for a rare event): per
+    bin its count, mean predicted probability and observed rate."""
+    y_arr, p = _check(y, probability)
+    order = np.argsort(p, kind="stable")
+    return [{"count": int(rows.size), "predicted": float(p[rows].mean()), "observed": float(y_arr[rows].mean())}
+            for rows in np.array_split(order, min(n_bins, p.size)) if rows.size]  # fmt: skip
 
 
 def qini_curve(uplift: np.ndarray, treated: np.ndarray, y: np.ndarray, points: int = 100) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scorecast.training.evaluation import expected_calibration_error, lift_at, roc_auc
+from scorecast.training.evaluation import expected_calibration_error, gains_points, lift_at, reliability_bins, roc_auc
 
 
 def test_roc_auc_hand_computed() -> None:
@@ -76,3 +76,26 @@ def test_calibration_error_is_zero_when_calibrated() -> None:
 def test_errors_name_the_bad_value(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()  # type: ignore[operator]
+
+
+def test_gains_points_end_at_every_positive_and_give_the_lift() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.random(2_000) < 0.1
+    score = y + rng.random(2_000)
+    gains = gains_points(y, score)
+    assert len(gains) == 20 and gains[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(gains) >= 0)
+    assert gains[1] / 0.10 == pytest.approx(lift_at(y, score, 0.10), rel=1e-4)
+    assert gains_points(y, np.zeros(2_000))[9] == pytest.approx(0.5)  # ties pro rata: the random line
+
+
+def test_reliability_bins_are_deciles_that_add_up() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.random(5_000) * 0.2
+    y = rng.random(5_000) < p**2 * 5
+    bins = reliability_bins(y, p)
+    assert [b["count"] for b in bins] == [500] * 10
+    assert sum(b["count"] * b["predicted"] for b in bins) / 5_000 == pytest.approx(p.mean())
+    assert sum(b["count"] * b["observed"] for b in bins) / 5_000 == pytest.approx(y.mean())
+    assert [b["predicted"] for b in bins] == sorted(b["predicted"] for b in bins)
+    assert bins[0]["observed"] < bins[0]["predicted"]  # 5 p**2 is below p under 0.2: over-confident at the bottom

@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from scorecast.kernels import FeatureFrame, order_feature_names
 from scorecast.metadata import ModelMetadata, OutputSpec
 
-from ..evaluation import expected_calibration_error, lift_at, roc_auc
+from ..evaluation import expected_calibration_error, gains_points, lift_at, roc_auc
 from ..onnx_export import attach_metadata, feature_matrix, group_classifiers_to_onnx
 from ..run import Fitted, TrainingRun, as_us, require_buyers
 
@@ -161,6 +161,7 @@ class AffinityModel:
         baselines: dict[str, Pipeline] = {}
         metrics: dict[str, float] = {"n_train": float(len(train)), "n_holdout": float(len(holdout))}
         pooled: dict[str, list[np.ndarray]] = {"y": [], "model": [], "group_popularity": [], "own_group_frequency": []}
+        self.gains_: dict[str, dict[str, list[float]]] = {}  # holdout gains at 5 % steps, for the report
         for group, y in targets.items():
             y_train, y_holdout = y[train], y[holdout]
             estimator = estimators[group] = self._classifier().fit(X_train, y_train)
@@ -176,6 +177,7 @@ class AffinityModel:
                 metrics[f"ece:{group}"] = expected_calibration_error(y_holdout, p)
                 metrics[f"baseline_auc:{group}"] = roc_auc(y_holdout, b)
                 metrics[f"baseline_lift10:{group}"] = lift_at(y_holdout, b, 0.10)
+                self.gains_[group] = {"model": gains_points(y_holdout, p), "baseline": gains_points(y_holdout, b)}
                 # the simple baselines of every product score: the group's popularity (its
                 # training rate, one value per group: it only ranks pairs across groups) and
                 # the contact's own purchase count in the group
@@ -229,6 +231,7 @@ class AffinityModel:
             "fit_seconds": round(self.fit_seconds_, 3),
             "all_nan_features": list(self.all_nan_features_),
             "baseline": "logistic regression on standardised " + ", ".join(_BASELINE_FEATURES) + " (those present)",
+            "report": {"gains": self.gains_},
         }
         return ModelMetadata(
             score=self.score,

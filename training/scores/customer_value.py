@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 import onnx.utils
 import pyarrow as pa
+import pyarrow.compute as pc
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.kernels import FeatureFrame
@@ -72,6 +73,7 @@ class CustomerValueModels:
     spend_model: GammaGammaModel
     metrics: dict[str, float] = field(default_factory=dict)
     holdout_days: int = 0
+    report: dict[str, Any] = field(default_factory=dict)  # small arrays for the validation report
 
     def clv_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """The served ``clv`` model: value, expected orders, P(alive) and the CRM-style extras."""
@@ -107,6 +109,7 @@ class CustomerValueModels:
                 "time_unit": "day",
                 "request_defaults": {"churn_threshold": DEFAULT_CHURN_THRESHOLD},
                 "holdout_days": self.holdout_days,
+                "report": {k: self.report[k] for k in ("by_frequency", "weekly") if k in self.report},
             },
         )
         return attach_metadata(model, meta)
@@ -138,6 +141,7 @@ class CustomerValueModels:
                 "time_unit": "day",
                 "request_defaults": {"churn_threshold": DEFAULT_CHURN_THRESHOLD},
                 "risk_days": CHURN_RISK_DAYS,
+                "report": {k: self.report[k] for k in ("p_alive_histogram",) if k in self.report},
             },
         )
         return attach_metadata(model, meta)
@@ -257,12 +261,16 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     metrics: dict[str, float] = {"n_customers": float(n_customers), "n_repeat_buyers": float(repeaters), "holdout_days": float(holdout_days)}
     naive = np.where(T > 0, x / np.maximum(T, 1e-9), 0.0) * holdout_days
     metrics |= {f"naive:{k}": v for k, v in holdout_metrics(naive, actual).items()}
+    calibrated = {}
     for name, cls in CANDIDATES.items():
-        model = cls().fit(x[fit_rows], t_x[fit_rows], T[fit_rows])
+        model = calibrated[name] = cls().fit(x[fit_rows], t_x[fit_rows], T[fit_rows])
         predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
         metrics |= {f"{name}:{k}": v for k, v in holdout_metrics(predicted, actual).items()}
     chosen = min(CANDIDATES, key=lambda name: metrics[f"{name}:mae"])
     metrics["beats_naive_mae"] = float(metrics[f"{chosen}:mae"] < metrics["naive:mae"])
+    report = _holdout_views(calibrated[chosen], naive, actual, x, t_x, T, holdout_days)
+    ids = frame.contact_ids.take(pa.array(cal_rows))
+    report["weekly"]["actual"] = _weekly_actual(tables["orders"], ids, cutoff, as_of)
 
     rows = np.flatnonzero(customers)
     fit = rows[_sample(len(rows), seed=1)]
@@ -271,7 +279,40 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     spenders = rows[(full[rows, 0] >= 1) & (full[rows, 3] > 0)]
     spenders = spenders[_sample(len(spenders), seed=2)]
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
-    return CustomerValueModels(chosen, purchase, churn, spend, metrics, holdout_days)
+    alive = churn.p_alive(full[fit, 0], full[fit, 1], full[fit, 2])
+    report["p_alive_histogram"] = np.histogram(alive, bins=20, range=(0, 1))[0].tolist()
+    return CustomerValueModels(chosen, purchase, churn, spend, metrics, holdout_days, report)
+
+
+def _holdout_views(model: Any, naive: np.ndarray, actual: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                   holdout_days: int) -> dict[str, Any]:  # fmt: skip
+    """Fader-Hardie's views of the calibration fit: holdout orders by calibration frequency, weekly curve."""
+    predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
+    by_frequency = []
+    for f in range(8):
+        rows = x >= f if f == 7 else x == f
+        if rows.any():
+            by_frequency.append({"x": f, "label": "7+" if f == 7 else str(f), "count": int(rows.sum()),
+                                 "actual": float(actual[rows].mean()), "model": float(predicted[rows].mean()),
+                                 "naive": float(naive[rows].mean())})  # fmt: skip
+    days = [min(7 * k, holdout_days) for k in range(1, -(-holdout_days // 7) + 1)]
+    rate = np.where(T > 0, x / np.maximum(T, 1e-9), 0.0).sum()
+    model_curve = [float(np.sum(model.conditional_expected_purchases(d, x, t_x, T))) for d in days]
+    return {"by_frequency": by_frequency, "weekly": {"days": days, "model": model_curve, "naive": [float(rate * d) for d in days]}}
+
+
+def _weekly_actual(orders: pa.Table, ids: pa.Array, start: datetime, end: datetime) -> list[float]:
+    """Cumulative purchase days of ``ids`` in (start, end], week by week (the holdout's actual curve)."""
+    us = pc.cast(pc.cast(orders["ts"], pa.timestamp("us", "UTC")), pa.int64()).to_numpy(zero_copy_only=False)
+    who = pc.index_in(orders["contact_id"], value_set=ids).to_numpy(zero_copy_only=False)
+    lo, hi = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
+    keep = ~np.isnan(who.astype(np.float64)) & (us > lo) & (us <= hi)
+    day = (us[keep] // 86_400_000_000).astype(np.int64)
+    pairs = np.unique(who[keep].astype(np.int64) * 1_000_000 + day)
+    offset = pairs % 1_000_000 - lo // 86_400_000_000  # days after the cutoff's day, 0..holdout_days
+    weeks = -(-(hi - lo) // (7 * 86_400_000_000))
+    counts = np.bincount(np.minimum(np.maximum(offset - 1, 0) // 7, weeks - 1), minlength=weeks)
+    return np.cumsum(counts).astype(float).tolist()
 
 
 def _models(run: TrainingRun) -> CustomerValueModels:

@@ -21,7 +21,7 @@ from scorecast.kernels import FeatureFrame
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
-from ..evaluation import expected_calibration_error, roc_auc
+from ..evaluation import expected_calibration_error, reliability_bins, roc_auc
 from ..onnx_export import attach_metadata, feature_matrix
 from ..run import Fitted, TrainingRun, as_us
 from .email_events import email_rows, next_send
@@ -127,6 +127,7 @@ class EngagementModel:
         self.intercept_ = np.empty(2)
         self.metrics_: dict[str, float] = {"n_labelled": float(len(labelled)), "n_holdout": float(holdout.sum())}
         recency = {"open": cut[labelled, 0], "click": cut[labelled, 2]}
+        self.reliability_: dict[str, list[dict[str, float]]] = {}  # holdout reliability diagrams, for the report
         for k, what in enumerate(("open", "click")):
             lr = LogisticRegression(C=1.0, max_iter=2000).fit(Z[~holdout], y[~holdout, k])
             self.coef_[:, k] = lr.coef_[0]
@@ -141,6 +142,7 @@ class EngagementModel:
                 f"rate_{what}": float(yh.mean()),
                 f"mean_p_{what}": float(p.mean()),
             }
+            self.reliability_[what] = reliability_bins(yh, p)
         return self
 
     def predict(self, X: np.ndarray, feature_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -201,6 +203,7 @@ class EngagementModel:
                 "coef_click": [float(v) for v in self.coef_[:, 1]],
                 "intercepts": [float(v) for v in self.intercept_],
                 "label": f"reaction to the first send in the {self.horizon_days} days after the training cutoff",
+                "report": {"reliability": self.reliability_},
             },
         )
 

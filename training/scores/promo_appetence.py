@@ -195,7 +195,7 @@ class PromoAppetenceModel:
             "n_holdout": float(hold.sum()),
             "treated_share": float(t.mean()),
         }
-        from ..evaluation import uplift_metrics
+        from ..evaluation import qini_curve, uplift_metrics
 
         m, tau, e = self._fit_r(X[train], t[train], y[train])
         arms = [self._classifier().fit(X[train & (t == a)], y[train & (t == a)]) for a in (False, True)]
@@ -203,9 +203,11 @@ class PromoAppetenceModel:
         ours = self._combine(m.predict_proba(Xh)[:, 1], tau.predict(Xh), e)[0]
         two = arms[1].predict_proba(Xh)[:, 1] - arms[0].predict_proba(Xh)[:, 1]
         random = np.random.default_rng(self.random_state + 1).random(int(hold.sum()))
+        self.qini_: dict[str, list[float]] = {}  # holdout Qini curves at 5 % steps, for the report
         for name, score in (("", ours), ("two_model_", two), ("random_", random)):
             for key, value in uplift_metrics(score, t[hold], y[hold]).items():
                 metrics[f"{name}{key}"] = value
+            self.qini_[name.rstrip("_") or "model"] = [round(float(v), 6) for v in qini_curve(score, t[hold], y[hold], points=20)[1]]
         metrics["holdout_buy_rate_treated"] = float(y[hold & t].mean())
         metrics["holdout_buy_rate_control"] = float(y[hold & ~t].mean())
         # the served model is the one measured (fitted on the training contacts)
@@ -216,6 +218,9 @@ class PromoAppetenceModel:
         self.covers_non_buyers_ = bool(np.sum(~(freq > 0)) >= MIN_ROWS_PER_ARM)
         self.features_ = tuple(feature_names)
         self.metrics_ = metrics
+        segment = self.predict(Xh)["segment"]
+        known = segment[np.isfinite(segment)].astype(np.int64)
+        self.segment_shares_ = {name: float(np.mean(known == i)) if known.size else 0.0 for i, name in enumerate(SEGMENTS)}
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -280,6 +285,7 @@ class PromoAppetenceModel:
                 "request_defaults": {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold},
                 "fit_seconds": round(self.fit_seconds_, 3),
                 "baseline": "two-model: one gradient-boosted classifier per arm, uplift = difference",
+                "report": {"qini": self.qini_, "segment_shares": self.segment_shares_},
             },
         )
 

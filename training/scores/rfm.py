@@ -113,8 +113,15 @@ class RfmModel:
         self.thresholds_ = thresholds
         self.n_contacts_ = len(block)
         self.n_buyers_ = int(buyers.sum())
-        segments = self.predict(block, RFM_FEATURES)[:, 4]
+        scored = self.predict(block, RFM_FEATURES)
+        segments = scored[:, 4]
         counts = np.bincount(segments, minlength=len(SEGMENTS))
+        # the R x FM grid of the buyers (FM = (F + M) // 2, as the segment map reads it): counts and mean spend
+        cell = (scored[buyers, 0] - 1) * 5 + (scored[buyers, 1] + scored[buyers, 2]) // 2 - 1
+        spend = np.nan_to_num(block[buyers, 2].astype(np.float64))
+        n_cell = np.bincount(cell, minlength=25)
+        self.grid_counts_ = n_cell.reshape(5, 5).tolist()
+        self.grid_value_ = np.round(np.bincount(cell, weights=spend, minlength=25) / np.maximum(n_cell, 1), 2).reshape(5, 5).tolist()
         self.segment_shares_ = {name: float(c / len(block)) for name, c in zip(SEGMENTS, counts, strict=True)}
         return self
 
@@ -163,6 +170,7 @@ class RfmModel:
                 "code = 100R + 10F + M; segment = segment_map[R-1][(F+M)//2 - 1]; "
                 "frequency > 0 is false -> all 0 (prospect)",
                 "segment_map": [list(row) for row in SEGMENT_MAP],
+                "report": {"grid_counts": self.grid_counts_, "grid_mean_monetary": self.grid_value_},
             },
         )
 

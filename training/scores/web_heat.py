@@ -18,6 +18,7 @@ page points and categories from the web config the model carries):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ class WebHeatModel:
 
     def __init__(self, web_config: Mapping[str, Any]) -> None:
         self.web_config = dict(web_config)
+        self.report: dict[str, Any] = {}  # small arrays for the validation report (see conversion_by_quartile)
 
     def fit(self, X: np.ndarray, feature_names: Sequence[str]) -> WebHeatModel:
         """Learn the quartile thresholds from the rows of ``X`` (one per contact of the base)."""
@@ -141,6 +143,7 @@ class WebHeatModel:
             params={
                 "feature_params": {"web": cfg},
                 "quartile_thresholds": [float(t) for t in self.thresholds_],
+                "report": self.report,
             },
         )
 
@@ -240,10 +243,25 @@ def fit_web_heat(X: np.ndarray, feature_names: Sequence[str], web_config: Mappin
     return WebHeatModel(web_config).fit(X, feature_names)
 
 
+def conversion_by_quartile(tables: Mapping[str, Any], as_of: datetime, web_config: Mapping[str, Any]) -> list[float]:
+    """The heat's backtest: quartiles (0: no heat, 1-4) as of 30 days before ``as_of``, each
+    with the share of its contacts who ordered in the 30 days that followed."""
+    cutoff = as_of - timedelta(days=30)  # the heat's window (kernels.web_features)
+    before = FeatureFrame(tables, as_us(cutoff))
+    X = before.matrix(WEB_HEAT_FEATURES, {"web": web_config})
+    quartile = fit_web_heat(X, WEB_HEAT_FEATURES, web_config).predict(X, WEB_HEAT_FEATURES)[1][:, 1]
+    orders = {"orders": tables["orders"]}
+    count = [FeatureFrame(orders, as_us(at), contact_ids=before.contact_ids).matrix(["frequency"])[:, 0] for at in (cutoff, as_of)]
+    ordered = np.nan_to_num(count[1]) > np.nan_to_num(count[0])
+    return [float(ordered[quartile == q].mean()) if (quartile == q).any() else 0.0 for q in range(5)]
+
+
 def fit(run: TrainingRun, version: str) -> Fitted:
     """``web_heat`` for ``scorecast train``, with the run's page configuration."""
     if "web_events" not in run.tables:
         raise ValueError("web_heat needs web_events, which this base does not have")
     X = FeatureFrame(run.tables, as_us(run.as_of)).matrix(WEB_HEAT_FEATURES, {"web": run.web_config})
     model = fit_web_heat(X, WEB_HEAT_FEATURES, run.web_config)
+    if "orders" in run.tables:
+        model.report["conversion_by_quartile"] = conversion_by_quartile(run.tables, run.as_of, run.web_config)
     return Fitted(model.to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)

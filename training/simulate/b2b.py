@@ -322,6 +322,8 @@ def write_b2b(base: SimulatedLeads, out_dir: Path | str, *, progress: bool = Fal
             for name, table in files.items():
                 write_parquet(table, tmp / name, bar)
         (tmp / "truth" / "metadata.json").write_text(json.dumps(base.metadata(), indent=2) + "\n")
+        # like a retail base, the folder says its own as-of (the default of score / rescore / top)
+        (tmp / "base.json").write_text(json.dumps({"kind": "b2b", "as_of": base.metadata()["as_of"]}, indent=2) + "\n")
 
 
 def read_lead_truth(out_dir: Path | str) -> tuple[pa.Table, dict[str, Any]]:

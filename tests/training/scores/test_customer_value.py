@@ -130,3 +130,23 @@ def test_every_candidate_can_be_served(fitted, chosen: str) -> None:  # noqa: AN
     f, tx, T = (data[buyers, i] for i in range(3))
     np.testing.assert_allclose(out["p_alive"][buyers, 0], model.p_alive(f, tx, T), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out["expected_orders"][buyers, 0], model.conditional_expected_purchases(365.0, f, tx, T), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_holdout_views_for_the_report(fitted) -> None:  # noqa: ANN001
+    """By-frequency means and the weekly curves add up to the holdout MAE's own totals."""
+    _, models = fitted
+    views = models.report
+    rows = views["by_frequency"]
+    assert [r["x"] for r in rows] == sorted(r["x"] for r in rows) and rows[0]["x"] == 0
+    weekly = views["weekly"]
+    assert len(weekly["days"]) == len(weekly["model"]) == len(weekly["naive"]) == len(weekly["actual"])
+    assert weekly["days"][-1] == models.holdout_days
+    assert np.all(np.diff(weekly["actual"]) >= 0) and np.all(np.diff(weekly["model"]) >= 0)
+    total_actual = sum(r["actual"] * r["count"] for r in rows)
+    total_model = sum(r["model"] * r["count"] for r in rows)
+    assert weekly["actual"][-1] == pytest.approx(total_actual, rel=0.02)
+    assert weekly["model"][-1] == pytest.approx(total_model, rel=1e-6)
+    # the chosen model's total is closer to the truth than the naive rate's
+    assert abs(weekly["model"][-1] - weekly["actual"][-1]) < abs(weekly["naive"][-1] - weekly["actual"][-1])
+    assert sum(views["p_alive_histogram"]) > MIN_CUSTOMERS
