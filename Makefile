@@ -24,7 +24,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest
 
-## proto: regenerate the gRPC stubs from proto/scorecast.proto
+## proto: regenerate the gRPC stubs from proto/*.proto (scorecast.v1 and the Open Inference Protocol)
 proto: $(STAMP)
 	$(PY) proto/generate.py
 
