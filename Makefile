@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+
 .PHONY: demo test test-fast proto bench clean
 
 $(STAMP): pyproject.toml
@@ -12,12 +15,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,bench,ray]'
 	touch $(STAMP)
 
+# tritonclient needs protobuf < 7, the server's venv has 7: a client process of its own, as a
+# KServe user would run (tests/test_clients.py calls it; it skips only when this is absent).
+$(TRITON_STAMP):
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet 'tritonclient[grpc]'
+	touch $(TRITON_STAMP)
+
 ## demo: simulate 1M contacts, train, serve, score them over gRPC, print a summary
 demo: $(STAMP)
 	$(VENV)/bin/scorecast demo
 
 ## test: every test, slow ones included (what CI runs)
-test: $(STAMP)
+test: $(STAMP) $(TRITON_STAMP)
 	$(PY) -m pytest -m 'slow or not slow'
 
 ## test-fast: the fast tests only
@@ -33,4 +43,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/e2e.py
 
 clean:
-	rm -rf $(VENV) demo-data build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) demo-data build *.egg-info
