@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TRITON_VENV ?= .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 
-.PHONY: demo test test-fast proto bench clean
+.PHONY: demo test test-fast proto bench clean node-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ demo: $(STAMP)
 	$(VENV)/bin/scorecast demo
 
 ## test: every test, slow ones included (what CI runs)
-test: $(STAMP) $(TRITON_STAMP)
+test: $(STAMP) $(TRITON_STAMP) node-deps
 	$(PY) -m pytest -m 'slow or not slow'
+
+# The Node.js client's test runs whenever node is installed (CI installs it); without it, it skips.
+node-deps:
+	@if command -v node >/dev/null; then cd clients/node && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "make test: node is not installed: the Node.js client tests (tests/test_clients.py) will SKIP"; fi
 
 ## test-fast: the fast tests only
 test-fast: $(STAMP)

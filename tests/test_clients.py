@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from scorecast.base import BaseChunks
 from scorecast.cli import main
 from scorecast.client import ScorecastClient
 from scorecast.process import ServerProcess
@@ -102,3 +103,50 @@ def test_tritonclient_gets_the_native_scores(score: str, trained: tuple[Path, Pa
             assert got[name].tolist() == ints.fill_null(np.iinfo(got[name].dtype).min).to_pylist(), name
     if score == "rfm":
         assert categorical >= 1  # rfm.segment
+
+
+@pytest.mark.slow
+def test_node_client_gets_the_python_clients_scores(trained: tuple[Path, Path], server: ServerProcess, tmp_path: Path) -> None:
+    """clients/node/example.js streams a simulated base's chunks (Arrow IPC) to Score and gets
+    what the Python client gets, chunk by chunk."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Node.js client is not tested (CI installs it: apt-get install nodejs npm)")
+    if not (NODE_CLIENT / "node_modules").is_dir():
+        pytest.skip(f"{NODE_CLIENT}/node_modules is absent: `make test` runs `npm ci` there")
+    base, scores = trained[0], ["rfm", "clv", "churn"]
+    with ScorecastClient(server.target, timeout=120) as client:
+        columns: dict[str, list[str]] = {"contacts": ["contact_id"]}
+        for score in scores:
+            for name in client.get_model(score).input_columns:
+                table, column = name.split(".", 1)
+                columns.setdefault(table, []).append(column)
+        chunks = list(BaseChunks(base, columns, chunk_contacts=1000))
+        python = [pa.Table.from_batches([b]) for b in client.score(chunks, scores, as_of=AS_OF)]
+    for k, chunk in enumerate(chunks):
+        (tmp_path / "chunks" / f"{k:03d}").mkdir(parents=True)
+        for name, table in chunk.items():
+            with pa.ipc.new_file(tmp_path / "chunks" / f"{k:03d}" / f"{name}.arrow", table.schema) as writer:
+                writer.write_table(table)
+    run = subprocess.run(
+        [node, "example.js", "--target", server.target, "--scores", ",".join(scores), "--as-of", "2026-01-01T00:00:00Z",
+         "--chunks", str(tmp_path / "chunks"), "--out", str(tmp_path / "out")],
+        cwd=NODE_CLIENT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"scored {sum(t.num_rows for t in python)} contacts in {len(chunks)} chunks" in run.stderr
+    node_tables = [pa.ipc.open_file(path).read_all() for path in sorted((tmp_path / "out").glob("*.arrow"))]
+    assert len(node_tables) == len(python) == 3
+    for got, expected in zip(node_tables, python, strict=True):
+        assert got.column_names == expected.column_names
+        for name in expected.column_names:
+            assert got[name].combine_chunks().equals(expected[name].combine_chunks()), name
+
+
+def test_node_example_fails_in_one_line_without_a_server(tmp_path: Path) -> None:
+    """The example's error path: a server that is not there is a one-line failure, exit 1."""
+    node = shutil.which("node")
+    if node is None or not (NODE_CLIENT / "node_modules").is_dir():
+        pytest.skip("node or clients/node/node_modules is absent (`make test` runs `npm ci` when node is installed)")
+    run = subprocess.run([node, "example.js", "--target", "127.0.0.1:1", "--token", "t"], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and run.stderr.startswith("scorecast: ")
