@@ -160,3 +160,13 @@ def test_roles_and_admission_of_oip_methods() -> None:
     assert roles == {"ServerLive": None, "ServerReady": None, "ModelReady": None, "ModelMetadata": "score", "ModelInfer": "score",
                      "ModelStreamInfer": "score"}
     assert ADMITTED_OIP_METHODS == {f"{service}/ModelInfer", f"{service}/ModelStreamInfer"}
+
+
+def test_contacts_tensor_gives_contacts_without_orders_a_row(stub, client: ScorecastClient, orders: pa.Table, contacts: pa.Table) -> None:
+    request = infer_request("spend", orders)
+    request.inputs.add(name="contacts.contact_id", datatype="INT64", shape=[contacts.num_rows])
+    request.raw_input_contents.append(np.asarray(contacts["contact_id"].to_numpy(), "<i8").tobytes())
+    got = outputs(stub.ModelInfer(request))
+    native = client.score_batch({"orders": orders, "contacts": contacts}, ["spend"], as_of=AS_OF)
+    assert got["contact_id"] == native.column("contact_id").to_pylist() == [3, 9, 7, 11]
+    assert got["spend.value"] == pytest.approx(_null_encoded(native.column("spend.value")), nan_ok=True)
