@@ -21,6 +21,7 @@ import grpc
 
 from scorecast import __version__
 from scorecast.kernels import InputError, required_columns
+from scorecast.kernels.contact_features import PREFIX as ATTRIBUTE_PREFIX
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import oip, oip_rpc
 from scorecast.tables import TABLES
@@ -90,9 +91,19 @@ def spec_from_parameters(score: str, version: str, parameters: Any) -> ScoreSpec
 
 
 def model_inputs(model: OnnxModel) -> list[tuple[str, str]]:
-    """The (tensor name, datatype) inputs a model needs: one per table column its features read."""
-    columns = sorted(required_columns(f for f in model.meta.features if not f.startswith(REQUEST_PREFIX)))
-    return [(c, INPUT_DATATYPES[TABLES[c.split(".", 1)[0]].columns[c.split(".", 1)[1]]]) for c in columns]
+    """The (tensor name, datatype) inputs a model needs: one per table column its features read
+    (a contact attribute: BYTES when compared with a value, ``attr:<column>=<value>``, else FP64)."""
+    features = [f for f in model.meta.features if not f.startswith(REQUEST_PREFIX)]
+    columns = required_columns(features)
+    if any(c.startswith("contacts.") for c in columns):
+        columns.add("contacts.contact_id")  # attributes reach their contacts through it
+    compared = {f"contacts.{f.removeprefix(ATTRIBUTE_PREFIX).partition('=')[0]}" for f in features if f.startswith(ATTRIBUTE_PREFIX) and "=" in f}
+    inputs = []
+    for name in sorted(columns):
+        table, column = name.split(".", 1)
+        kind = TABLES[table].columns.get(column)
+        inputs.append((name, INPUT_DATATYPES[kind] if kind else "BYTES" if name in compared else "FP64"))
+    return inputs
 
 
 def model_outputs(model: OnnxModel) -> list[tuple[str, str]]:

@@ -140,7 +140,7 @@ def _null_filled(column: pa.Array) -> tuple[str, np.ndarray | list[bytes]]:
         column = column.cast(pa.int64())
     if pa.types.is_floating(kind):
         return ("FP32" if kind == pa.float32() else "FP64"), column.to_numpy(zero_copy_only=False)
-    numpy = np.dtype(_NUMPY["INT64" if kind == pa.timestamp("us", tz="UTC") or kind == pa.int64() else "INT32"])
+    numpy = np.dtype(_NUMPY["INT64" if pa.types.is_timestamp(kind) or kind == pa.int64() else "INT32"])
     filled = column.fill_null(np.iinfo(numpy).min) if column.null_count else column
     return ("INT64" if numpy.itemsize == 8 else "INT32"), filled.to_numpy(zero_copy_only=False).astype(numpy, copy=False)
 

@@ -4,7 +4,6 @@ Python client's values on a simulated base."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Iterator

@@ -170,3 +170,30 @@ def test_contacts_tensor_gives_contacts_without_orders_a_row(stub, client: Score
     native = client.score_batch({"orders": orders, "contacts": contacts}, ["spend"], as_of=AS_OF)
     assert got["contact_id"] == native.column("contact_id").to_pylist() == [3, 9, 7, 11]
     assert got["spend.value"] == pytest.approx(_null_encoded(native.column("spend.value")), nan_ok=True)
+
+
+def test_metadata_of_a_model_reading_contact_attributes() -> None:
+    """Attributes compared with a value are BYTES, numeric ones FP64, and contacts.contact_id comes with them."""
+    from types import SimpleNamespace
+
+    from scorecast.server.oip import model_inputs
+
+    model = SimpleNamespace(meta=SimpleNamespace(features=("attr:industry=retail", "attr:employees", "frequency", "request:horizon_days")))
+    assert model_inputs(model) == [  # type: ignore[arg-type]
+        ("contacts.contact_id", "INT64"),
+        ("contacts.employees", "FP64"),
+        ("contacts.industry", "BYTES"),
+        ("orders.contact_id", "INT64"),
+        ("orders.ts", "INT64"),
+    ]
+
+
+def test_fp32_numbers_are_accepted(stub, orders: pa.Table) -> None:
+    as_fp64 = outputs(stub.ModelInfer(infer_request("spend", orders)))
+    request = infer_request("spend", orders)
+    request.inputs[2].datatype = "FP32"
+    request.raw_input_contents[2] = orders["amount"].to_numpy().astype("<f4").tobytes()
+    as_fp32 = outputs(stub.ModelInfer(request))
+    assert as_fp32.keys() == as_fp64.keys()
+    for name, values in as_fp64.items():
+        assert as_fp32[name] == pytest.approx(values, nan_ok=True), name
