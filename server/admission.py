@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from scorecast.proto import SERVICE_NAME
+from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME
 
 from .errors import ScorecastError
 from .security import abort_handler
@@ -83,6 +83,11 @@ def idle_limited(requests: Iterator[Any], idle_s: float) -> Iterator[Any]:
         closed.set()
 
 
+ADMITTED_OIP_METHODS = frozenset(f"/{OIP_SERVICE_NAME}/{m}" for m in ("ModelInfer", "ModelStreamInfer"))
+"""Open Inference Protocol calls that score: they take slots like scorecast.v1 calls (the same
+threads do the work); its liveness, readiness and metadata calls stay free, like health checks."""
+
+
 class AdmissionInterceptor(grpc.ServerInterceptor):
     """Slots for scorecast.v1 calls and streams; an idle timeout on request streams."""
 
@@ -117,7 +122,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(details)
-        if handler is None or not details.method.startswith(f"/{SERVICE_NAME}/"):
+        if handler is None or not (details.method.startswith(f"/{SERVICE_NAME}/") or details.method in ADMITTED_OIP_METHODS):
             return handler
         streaming = handler.request_streaming
         admitted = self._admit(streaming)

@@ -1,4 +1,5 @@
-"""Build and run the gRPC server: scorecast.v1, health (per model), reflection, metrics.
+"""Build and run the gRPC server: scorecast.v1, the Open Inference Protocol, health (per model),
+reflection, metrics.
 
 ``start_server`` loads the repository, warms every model and kernel on a tiny synthetic chunk,
 and only then reports SERVING (``processes.serve`` runs it until a signal). While it runs, a poller reloads the repository when its files
@@ -22,12 +23,13 @@ from grpc_reflection.v1alpha import reflection
 
 from scorecast import kernels
 from scorecast.kernels.time_units import US_PER_DAY
-from scorecast.proto import SERVICE_NAME, pb, rpc
+from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME, oip_rpc, pb, rpc
 
 from .admission import RESERVED_THREADS, AdmissionInterceptor
 from .config import ServerSettings
 from .limits import DecodeBudget
 from .metrics import ServerMetrics
+from .oip import OipServicer
 from .pipeline import ScoreSpec, ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
@@ -168,9 +170,10 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         max_base_bytes=settings.max_base_bytes,
     )
     rpc.add_ScorecastServicer_to_server(servicer, server)
+    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(repository, settings.max_rows_per_chunk, servicer.budget, metrics), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{settings.host}:{settings.port}"
     if settings.tls_cert is not None and settings.tls_key is not None:

@@ -27,10 +27,11 @@ from typing import Any
 
 import grpc
 
-from scorecast.proto import SERVICE_NAME
+from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME
 
 __all__ = [
     "ADMIN_METHODS",
+    "OPEN_METHODS",
     "OPEN_SERVICES",
     "ROLES",
     "Token",
@@ -48,6 +49,8 @@ ADMIN_METHODS: frozenset[str] = frozenset({"ReloadModels"})
 """scorecast.v1 methods (short names) that always need the admin role."""
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"})
 """Services callable without a token."""
+OPEN_METHODS = frozenset(f"/{OIP_SERVICE_NAME}/{m}" for m in ("ServerLive", "ServerReady", "ModelReady"))
+"""Open Inference Protocol probes callable without a token, like health; its other calls need ``score``."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -135,7 +138,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
     def role_for(self, method: str) -> str | None:
         """The role ``method`` (``/package.Service/Method``) needs; None if it is open to all."""
         service = method.lstrip("/").split("/", 1)[0]
-        if service in OPEN_SERVICES:
+        if service in OPEN_SERVICES or method in OPEN_METHODS:
             return None
         return "admin" if method in self.admin_methods else "score"
 

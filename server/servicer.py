@@ -39,7 +39,7 @@ from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
 from .topn import BASE_CHUNK_CONTACTS, TopNQuery, TopNScan, resolve_base
 
-__all__ = ["ScorecastServicer", "handle_errors", "model_info", "spec_from_header"]
+__all__ = ["ScorecastServicer", "current_call", "handle_errors", "model_info", "spec_from_header"]
 
 TOPN_RESPONSE_ROWS = 200_000
 """Rows per TopNResponse: a few MB each, well under the message limit."""
@@ -59,6 +59,11 @@ class _Call:
 
 
 _call: contextvars.ContextVar[_Call] = contextvars.ContextVar("scorecast_call")
+
+
+def current_call() -> _Call:
+    """What the running call has done so far (its scores, rows and stage seconds), for its metrics."""
+    return _call.get()
 
 
 def _status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:

@@ -1,4 +1,5 @@
-"""The committed gRPC stubs are exactly what proto/generate.py makes from scorecast.proto."""
+"""The committed gRPC stubs are exactly what proto/generate.py makes from scorecast.proto and
+open_inference.proto."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def test_contract_has_no_repeated_numeric_bulk_fields() -> None:
     text = (ROOT / "proto" / "scorecast.proto").read_text()
     for kind in ("float", "double", "int32", "int64"):
         assert f"repeated {kind}" not in text
+
+
+def test_both_contracts_are_generated(tmp_path: Path) -> None:
+    """The freshness check above covers the Open Inference Protocol stubs too."""
+    names = {p.name for p in _generator().generate(tmp_path)}
+    assert {"scorecast_pb2_grpc.py", "open_inference_pb2.py", "open_inference_pb2_grpc.py"} <= names

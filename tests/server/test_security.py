@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scorecast.client import ScorecastClient
+from scorecast.proto import oip, oip_rpc
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
@@ -154,6 +155,37 @@ def test_health_is_open_without_a_token(token_server: RunningServer) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{token_server.port}") as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_open_inference_protocol_probes_are_open_and_inference_needs_a_token(token_server: RunningServer) -> None:
+    """KServe probes (ServerLive/Ready, ModelReady) need no token; ModelMetadata and ModelInfer need ``score``."""
+    with grpc.insecure_channel(f"127.0.0.1:{token_server.port}") as channel:
+        stub = oip_rpc.GRPCInferenceServiceStub(channel)
+        assert stub.ServerLive(oip.ServerLiveRequest(), timeout=5).live
+        assert stub.ModelReady(oip.ModelReadyRequest(name="spend"), timeout=5).ready
+        code, _ = _status(lambda: stub.ModelInfer(oip.ModelInferRequest(model_name="spend"), timeout=5))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        meta = stub.ModelMetadata(oip.ModelMetadataRequest(name="spend"), timeout=5, metadata=(("authorization", f"Bearer {SCORER}"),))
+        assert meta.name == "spend"
+
+
+NODE_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (NODE_CLIENT / "node_modules").is_dir(),
+                    reason="node or clients/node/node_modules absent (`make test` runs `npm ci` when node is installed)")
+def test_node_client_over_tls_with_a_token(repository: ModelRepository, pki: Path, tokens_file: Path) -> None:
+    """clients/node's --tls-ca and --token options: scores with the right token, UNAUTHENTICATED with another."""
+    for running in _start(repository, tls_cert=pki / "server.pem", tls_key=pki / "server.key", tokens_file=tokens_file):
+        def example(token: str) -> subprocess.CompletedProcess[str]:
+            argv = ["node", "example.js", "--target", f"localhost:{running.port}", "--tls-ca", str(pki / "ca.pem"), "--token", token,
+                    "--scores", "spend", "--as-of", "2026-01-01T00:00:00Z"]
+            return subprocess.run(argv, cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
+
+        good, bad = example(SCORER), example(INTRUDER)
+        assert good.returncode == 0, good.stderr
+        assert good.stdout.splitlines()[0] == "contact_id\tspend.value" and len(good.stdout.splitlines()) == 4
+        assert bad.returncode == 1 and "unknown token" in bad.stderr
 
 
 def test_tls_and_tokens_together(repository: ModelRepository, pki: Path, tokens_file: Path) -> None:
