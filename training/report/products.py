@@ -39,6 +39,9 @@ def recommendations(meta: ModelMetadata) -> Section:
             values = [found[n].get(metric, {}).get(ks[0], 0.0) for n in names]
             bars = ax.bar(names, values, color=[colours.get(n, "#555") for n in names])
             ax.bar_label(bars, fmt="%.3f", fontsize=8)
+            ax.tick_params(axis="x", labelrotation=30)  # five baseline names side by side overlap
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
             ax.set(ylabel=f"{metric}@{ks[0]}", title=f"{metric}@{ks[0]} on the holdout ({int(meta.metrics.get('holdout_days', 0))} days)")
             charts.append(png(fig))
     k = meta.params.get("k", 10)
