@@ -51,18 +51,18 @@ def newest_event(data: Path, tables: Iterable[str] = _EVENT_TABLES) -> datetime 
     return newest
 
 
-def default_as_of(given: datetime | None, data: Path | None, err: TextIO = sys.stderr) -> datetime:
+def default_as_of(given: datetime | None, data: Path | None, err: TextIO | None = None) -> datetime:
     """``given`` if set; else the base's own as-of (said once on ``err``); else now."""
     if given is not None:
         return given
     declared = base_as_of(data) if data is not None else None
     if declared is not None:
-        print(f"as of {declared.isoformat()}, the as-of the base declares; pass --as-of to choose another", file=err)
+        print(f"as of {declared.isoformat()}, the as-of the base declares; pass --as-of to choose another", file=err or sys.stderr)
         return declared
     return datetime.now(UTC)
 
 
-def warn_if_stale(scores: Iterable[str], as_of: datetime, data: Path | None, err: TextIO = sys.stderr) -> bool:
+def warn_if_stale(scores: Iterable[str], as_of: datetime, data: Path | None, err: TextIO | None = None) -> bool:
     """Say once on ``err`` when the windowed scores among ``scores`` would be empty as of ``as_of``
     (the newest event is older than their window); True when it warned."""
     windows = {s: WINDOWED[s] for s in scores if s in WINDOWED}
@@ -77,6 +77,6 @@ def warn_if_stale(scores: Iterable[str], as_of: datetime, data: Path | None, err
             f"warning: the newest event in {data} is {newest.date().isoformat()}, more than {max(windows[s] for s in stale)} days "
             f"before as-of {as_of.date().isoformat()}: {', '.join(stale)} will come out empty; "
             f"pass --as-of {newest.date().isoformat()} to score the base as of its data",
-            file=err,
+            file=err or sys.stderr,
         )
     return bool(stale)

@@ -178,9 +178,14 @@ def _fsync_tree(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def new_dir(dst: Path) -> Iterator[Path]:
+def new_dir(dst: Path, *, overwrite: bool = True) -> Iterator[Path]:
     """``with new_dir(dst) as tmp:`` fill ``tmp``; it replaces ``dst`` when the block succeeds,
-    and is removed when it fails."""
+    and is removed when it fails. Without ``overwrite``, a non-empty ``dst`` is FileExistsError
+    before anything is written."""
+    if dst.exists() and not dst.is_dir():
+        raise FileExistsError(f"{dst} exists and is not a directory")
+    if not overwrite and dst.is_dir() and any(dst.iterdir()):
+        raise FileExistsError(f"{dst} exists and is not empty (pass overwrite=True to replace it)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = sibling_dir(dst, "tmp")
     try:

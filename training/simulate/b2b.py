@@ -303,18 +303,13 @@ def simulate_b2b(config: B2BConfig) -> SimulatedLeads:
 def write_b2b(base: SimulatedLeads, out_dir: Path | str, *, progress: bool = False, overwrite: bool = False) -> None:
     """Write ``base`` as a base folder with ``truth/leads.parquet`` and ``truth/metadata.json``, atomically."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     files = {
         "contacts.parquet": base.contacts,
         "interactions.parquet": base.interactions,
         "web_events.parquet": base.web_events,
         "truth/leads.parquet": base.truth,
     }
-    with new_dir(out_dir) as tmp:
+    with new_dir(out_dir, overwrite=overwrite) as tmp:
         (tmp / "truth").mkdir()
         with tqdm(
             total=sum(t.num_rows for t in files.values()), unit="row", unit_scale=True, desc="writing base", disable=not progress

@@ -586,11 +586,6 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
     Raises ``FileExistsError`` if ``out_dir`` exists and is not empty, unless ``overwrite``.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     files = {
         "contacts.parquet": base.contacts,
         "orders.parquet": base.orders,
@@ -605,7 +600,7 @@ def write_base(base: SimulatedBase, out_dir: Path | str, *, progress: bool = Fal
         files["promotions.parquet"] = base.promotions
     if base.promotion_truth is not None:
         files[f"{TRUTH_DIR}/promotions.parquet"] = base.promotion_truth
-    with new_dir(out_dir) as tmp:
+    with new_dir(out_dir, overwrite=overwrite) as tmp:
         (tmp / TRUTH_DIR).mkdir()
         total = sum(t.num_rows for t in files.values())
         with tqdm(total=total, unit="row", unit_scale=True, desc="writing base", disable=not progress) as bar:
