@@ -1,6 +1,6 @@
 """Behaviour group end to end: engagement, pressure, interests, web_heat, segments over gRPC.
 
-    python benchmarks/behaviour.py --contacts 1000000 --repeats 3 [--workdir DIR] [--skip-read] [--json FILE]
+    python benchmarks/behaviour.py --contacts 1000000 --repeats 3 [--workdir DIR] [--skip-read] [--skip-duckdb] [--json FILE]
 
 A simulated base of N contacts (``SimulationConfig(n_contacts=N, seed=S)``: contacts, orders,
 campaigns, e-mail and web events) and the five scores of the engagement/behaviour group trained
@@ -16,7 +16,12 @@ warm-up pass each:
 - ``grpc-mem``: the same stream over the pre-read chunks, so ``grpc-mem / in-process`` isolates
   the transport;
 - ``read``: ``list(BaseChunks)`` alone (the Parquet read and split ``grpc`` includes).
-  ``--skip-read`` leaves out these last two.
+  ``--skip-read`` leaves out these last two;
+- ``rescore``: ``scorecast rescore``'s function in this process, Parquet base in, Parquet
+  scores out (split on disk, read-ahead, scoring, the atomic write);
+- ``duckdb``: the floor for that, DuckDB only reading the same columns of the same Parquet
+  tables and grouping each event table by contact (``count(*)`` and ``max`` of every column),
+  results fetched as Arrow; all cores, like the rest. ``--skip-duckdb`` leaves out these two.
 
 The server's peak RSS (VmHWM) is read after the last round. Medians over rounds; the ratio
 gRPC / in-process is between medians measured in this run.
@@ -48,7 +53,7 @@ from scorecast.client import ScorecastClient
 from scorecast.process import ServerProcess as Server
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
-from scorecast.server.rescore import input_columns
+from scorecast.server.rescore import input_columns, rescore
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 from scorecast.training.train import train
 
@@ -113,7 +118,29 @@ def base_as_of(base: Path) -> datetime:
 # rounds
 
 
-def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, chunk_contacts: int, with_read: bool) -> dict:
+def duckdb_read_and_group(base: Path, columns: Mapping[str, list[str]]) -> int:
+    """The floor for a whole-base rescore: read the columns and group every table by contact;
+    returns the contacts of the contacts table (as the other cases return their rows)."""
+    import duckdb  # the bench extra: pip install -e '.[bench]'
+
+    contacts = 0
+    with duckdb.connect() as con:
+        con.execute(f"SET threads TO {os.cpu_count() or 1}")
+        for name, wanted in columns.items():
+            source = f"read_parquet('{base / name}.parquet')"
+            if "contact_id" not in wanted:  # a reference table: read whole
+                con.sql(f"SELECT {', '.join(wanted)} FROM {source}").to_arrow_table()
+                continue
+            aggregates = ", ".join(["count(*) AS n"] + [f'max("{c}")' for c in wanted if c != "contact_id"])
+            grouped = con.sql(f"SELECT contact_id, {aggregates} FROM {source} GROUP BY contact_id").to_arrow_table()
+            if name == "contacts":
+                contacts = grouped.num_rows
+    return contacts
+
+
+def throughput(
+    base: Path, models: Path, workdir: Path, n: int, repeats: int, chunk_contacts: int, with_read: bool, with_duckdb: bool
+) -> dict:
     """Medians of gRPC, in-process and read rounds, the in-process stage split, server peak RSS."""
     as_of = base_as_of(base)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
@@ -153,6 +180,10 @@ def throughput(base: Path, models: Path, workdir: Path, n: int, repeats: int, ch
         if with_read:
             cases["grpc-mem"] = lambda: run_stream(chunks)
             cases["read"] = run_read
+        if with_duckdb:
+            out = workdir / "behaviour-rescore.parquet"
+            cases["rescore"] = lambda: rescore(repository, base, spec, out, chunk_contacts=chunk_contacts).rows
+            cases["duckdb"] = lambda: duckdb_read_and_group(base, {"contacts": ["contact_id"], **columns})
         times: dict[str, list[float]] = {name: [] for name in cases}
         log("warm-up pass of every case")
         for name, run in cases.items():
@@ -212,6 +243,16 @@ def table(result: dict, n: int) -> list[dict]:
                 "ratio_of": "read s / gRPC s",
             }
         )
+    if "rescore" in times:
+        rows.append(
+            {
+                "case": "rescore: Parquet base -> Parquet scores, in process",
+                "key": "rescore",
+                "ratio": med["rescore"] / med["duckdb"],
+                "ratio_of": "rescore s / DuckDB s (goal <= 1.5)",
+            }
+        )
+        rows.append({"case": "DuckDB: read the same columns, group by contact", "key": "duckdb", "ratio": None, "ratio_of": ""})
     for r in rows:
         key = r.pop("key")
         r |= {"contacts": n, "median_s": med[key], "contacts_per_s": rate[key], "all_s": times[key]}
@@ -237,6 +278,7 @@ def main() -> None:
     )
     parser.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000, the CLI's)")
     parser.add_argument("--skip-read", action="store_true", help="skip the pre-read gRPC and read-alone cases")
+    parser.add_argument("--skip-duckdb", action="store_true", help="skip the rescore and DuckDB cases")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON there")
     args = parser.parse_args()
     if args.repeats < 1 or args.contacts < 1:
@@ -247,7 +289,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     base, simulate_s = ensure_base(workdir / f"behaviour-base-{n}-seed{args.seed}", n, args.seed)
     models, train_s = ensure_models(workdir / f"behaviour-models-{n}-seed{args.seed}", base, n, args.seed)
-    result = throughput(base, models, workdir, n, args.repeats, args.chunk_contacts, not args.skip_read)
+    result = throughput(base, models, workdir, n, args.repeats, args.chunk_contacts, not args.skip_read, not args.skip_duckdb)
     rows = table(result, n)
 
     versions = {
@@ -257,6 +299,10 @@ def main() -> None:
         "pyarrow": pa.__version__,
         "grpcio": grpc.__version__,
     }
+    if not args.skip_duckdb:
+        import duckdb
+
+        versions["duckdb"] = duckdb.__version__
     machine = {"cores": os.cpu_count(), "platform": platform.platform(), "load_avg": os.getloadavg()}
     stages = result["stages"]
 
@@ -275,6 +321,10 @@ def main() -> None:
     )
     print()
     print_table(rows, header)
+    print()
+    for r in rows:
+        if r["ratio"] is not None:
+            print(f"ratio {r['ratio']:.2f}: {r['ratio_of']}")
     print(f"\ntotal {time.perf_counter() - t0:.0f}s")
     if args.json is not None:
         args.json.write_text(

@@ -26,7 +26,11 @@ from .tables import CONTACT_ID, TABLES
 
 __all__ = ["BaseChunks", "open_table", "read_table", "table_names"]
 
-READ_BATCH_ROWS = 1_000_000
+MAX_PARTITIONS = 256  # files open at once per table during the split; beyond, partitions hold several chunks
+PARTITION_FILL = 0.875  # partitions of ~7/8 of a chunk: hashing spreads them so few overflow one
+# LZ4: half the bytes to write and read back, at a compression speed above the disk's
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+SPLIT_THREADS = 2
 
 
 def open_table(base: Path, name: str) -> ds.Dataset | None:
@@ -63,14 +67,16 @@ class BaseChunks:
     Each contact is in exactly one chunk, with every row of every table it has. The contacts are
     those of ``contacts.parquet`` when the base has one (prospects without orders included),
     else the distinct contact ids of the other tables. ``columns`` says which columns of which
-    tables to read; tables not named (other than contacts) are not read.
+    tables to read; tables not named (other than contacts) are not read. String columns come
+    dictionary-encoded (as Parquet stores them), so moving rows moves integers.
 
     Memory follows the chunk, not the base: a base of more than ``partition_contacts`` contacts
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
-    partition of a hash of its contact_id (Arrow IPC files in a temporary folder); partitions
-    are then read one at a time, the next one read ahead while the current one's chunks are
-    scored. Order: a small base's chunks follow ``contacts.parquet`` (or first appearance); a
-    partitioned base's go partition by partition, in that order within each.
+    partition of a hash of its contact_id, partitions being about a chunk each (Arrow IPC
+    streams in a temporary folder). A chunk is then one partition (or a run of small ones, or
+    part of a large one), read straight from its files, the next one read ahead while the
+    current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
+    appearance); a partitioned base's go partition by partition, in that order within each.
     """
 
     def __init__(
@@ -98,9 +104,12 @@ class BaseChunks:
         datasets = self._datasets()
         # an upper bound on the contacts (exact with a contacts table): sizes the partitions
         bound = max(d.count_rows() for d in datasets.values()) if "contacts" not in datasets else datasets["contacts"].count_rows()
-        self.n_partitions = max(1, math.ceil(bound / self.partition_contacts))
+        per_partition = max(1, int(chunk_contacts * PARTITION_FILL))
+        self.n_partitions = 1 if bound <= self.partition_contacts else min(MAX_PARTITIONS, math.ceil(bound / per_partition))
         self._counts: list[int] | None = None  # contacts per partition, known after the split
         self._tmp: Path | None = None
+        self._held: dict[str, list[pa.Table]] = {}  # the partitions kept in memory, per table
+        self._n_held = 0
 
     @property
     def n_contacts(self) -> int:
@@ -108,13 +117,18 @@ class BaseChunks:
         return sum(self._partition_counts())
 
     def __len__(self) -> int:
-        return max(1, sum(math.ceil(n / self.chunk_contacts) for n in self._partition_counts()))
+        return max(1, sum(math.ceil(n / self.chunk_contacts) for n in self._group_counts()))
 
     def _datasets(self) -> dict[str, ds.Dataset]:
+        """The tables to read, their string columns (other than contact_id) dictionary-encoded."""
         out = {}
-        for name in self.columns:
+        for name, columns in self.columns.items():
             dataset = open_table(self.base, name)
             assert dataset is not None
+            strings = [c for c in columns if c != CONTACT_ID and c in dataset.schema.names and _is_string(dataset.schema.field(c).type)]
+            if strings:
+                options = ds.ParquetReadOptions(dictionary_columns=strings)
+                dataset = ds.dataset(dataset.files, format=ds.ParquetFileFormat(read_options=options))
             out[name] = dataset
         return out
 
@@ -131,6 +145,23 @@ class BaseChunks:
                 self._split_on_disk()
         return self._counts
 
+    def _groups(self) -> list[range]:
+        """Runs of consecutive partitions read as one: a run holds at most a chunk of contacts,
+        unless it is one partition larger than that (then split in memory)."""
+        groups: list[range] = []
+        first, total = 0, 0
+        for part, n in enumerate(self._partition_counts()):
+            if part > first and total + n > self.chunk_contacts:
+                groups.append(range(first, part))
+                first, total = part, 0
+            total += n
+        groups.append(range(first, self.n_partitions))
+        return groups
+
+    def _group_counts(self) -> list[int]:
+        counts = self._partition_counts()
+        return [sum(counts[p] for p in group) for group in self._groups()]
+
     def _read_whole(self) -> dict[str, pa.Table]:
         return {name: dataset.to_table(columns=_present(dataset, self.columns[name])) for name, dataset in self._datasets().items()}
 
@@ -141,13 +172,14 @@ class BaseChunks:
             return
         self._split_on_disk()
         try:
-            # read ahead: the next partition is read while this one's chunks are scored
+            groups = self._groups()
+            # read ahead: the next partitions are read while this chunk is scored
             with ThreadPoolExecutor(1, thread_name_prefix="scorecast-read") as pool:
-                pending = pool.submit(self._read_partition, 0)
-                for part in range(self.n_partitions):
+                pending = pool.submit(self._read_partitions, groups[0])
+                for i in range(len(groups)):
                     tables = pending.result()
-                    if part + 1 < self.n_partitions:
-                        pending = pool.submit(self._read_partition, part + 1)
+                    if i + 1 < len(groups):
+                        pending = pool.submit(self._read_partitions, groups[i + 1])
                     yield from self._chunks(tables, _contact_ids(tables))
         finally:
             self._cleanup()
@@ -155,17 +187,20 @@ class BaseChunks:
     def _chunks(self, tables: dict[str, pa.Table], ids: pa.Array) -> Iterator[dict[str, pa.Table]]:
         """Chunks of the contacts ``ids`` from tables holding only (and all of) those contacts' rows.
 
-        Rows are bucketed by chunk (a stable sort of small chunk numbers: radix, O(n)) and each
-        chunk's rows are gathered only when it is yielded. Within a chunk, rows keep their order.
+        Up to a chunk of contacts, the tables are the chunk. Beyond, rows are bucketed by chunk
+        (a stable sort of small chunk numbers: radix, O(n)) and each chunk's rows are gathered
+        only when it is yielded; within a chunk, rows keep their order.
         """
         if len(ids) == 0:
+            return
+        if len(ids) <= self.chunk_contacts:
+            # rows of a contact missing from ``ids`` stay in: the pipeline's frame refuses them
+            yield tables | self.references | ({} if "contacts" in tables else {"contacts": pa.table({CONTACT_ID: ids})})
             return
         n_chunks = -(-len(ids) // self.chunk_contacts)
         bucketed = {}
         for name, table in tables.items():
-            chunk_of = self._codes(name, table, ids) // self.chunk_contacts
-            order = np.argsort(chunk_of.astype(_bucket_dtype(n_chunks)), kind="stable")
-            bounds = np.searchsorted(chunk_of[order], np.arange(n_chunks + 1))
+            order, bounds = _grouping_order(self._codes(name, table, ids) // self.chunk_contacts, n_chunks)
             bucketed[name] = (table, order, bounds)
         for k in range(n_chunks):
             chunk = {name: table.take(order[bounds[k] : bounds[k + 1]]) for name, (table, order, bounds) in bucketed.items()}
@@ -187,48 +222,104 @@ class BaseChunks:
         return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
     def _split_on_disk(self) -> None:
-        """One streaming pass over every table, appending each row to its partition's file."""
+        """One streaming pass over every table, each row going to its partition: the first
+        ``partition_contacts`` worth of partitions stay in memory, the others go to files."""
         if self._tmp is not None:
             return
         self._tmp = Path(tempfile.mkdtemp(prefix="scorecast-chunks-"))
         # removed after the last partition is read, or when this object goes (a caller that
         # only asked len(), or stopped early), or at exit
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        per_partition = max(1, int(self.chunk_contacts * PARTITION_FILL))
+        self._n_held = min(self.n_partitions, self.partition_contacts // per_partition)
         try:
-            for name, dataset in self._datasets().items():
-                columns = _present(dataset, self.columns[name])
-                schema = pa.schema([dataset.schema.field(c) for c in columns or dataset.schema.names])
-                writers = [pa.ipc.new_file(self._tmp / f"{name}.{p}.arrow", schema) for p in range(self.n_partitions)]
-                try:
-                    for batch in _batches(dataset, columns):
-                        parts = _partition_of(batch[CONTACT_ID], self.n_partitions)
-                        order = np.argsort(parts.astype(_bucket_dtype(self.n_partitions)), kind="stable")
-                        bounds = np.searchsorted(parts[order], np.arange(self.n_partitions + 1))
-                        sorted_batch = batch.take(pa.array(order))
-                        for p in range(self.n_partitions):
-                            if bounds[p + 1] > bounds[p]:
-                                writers[p].write_batch(sorted_batch.slice(bounds[p], bounds[p + 1] - bounds[p]))
-                finally:
-                    for writer in writers:
-                        writer.close()
+            # tables split side by side: Parquet decoding, take and compression release the GIL
+            with ThreadPoolExecutor(SPLIT_THREADS, thread_name_prefix="scorecast-split") as pool:
+                for done in [pool.submit(self._split_table, name, dataset) for name, dataset in self._datasets().items()]:
+                    done.result()
             if self._counts is None:
-                self._counts = [len(_contact_ids(self._read_partition(p, columns_only=True))) for p in range(self.n_partitions)]
+                self._counts = [len(_contact_ids(self._read_partitions(range(p, p + 1), keep=True))) for p in range(self.n_partitions)]
         except BaseException:
             self._cleanup()
             raise
 
-    def _read_partition(self, part: int, columns_only: bool = False) -> dict[str, pa.Table]:
+    def _split_table(self, name: str, dataset: ds.Dataset) -> None:
+        assert self._tmp is not None
+        n, held = self.n_partitions, self._n_held
+        kept: list[list[pa.RecordBatch]] = [[] for _ in range(held)]
+        writers: list[pa.ipc.RecordBatchStreamWriter] = []
+        schema = None
+        try:
+            for batch in _batches(dataset, _present(dataset, self.columns[name])):
+                if schema is None:
+                    batch = _plain_if_large(batch, n)
+                    schema = batch.schema
+                    # streams, not files: each row group brings its own dictionaries
+                    writers = [pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)]
+                else:
+                    batch = _like(batch, schema)
+                order, bounds = _grouping_order(_partition_of(batch[CONTACT_ID], n), n)
+                for p in range(held):  # its own buffers: a slice would keep the whole batch alive
+                    if bounds[p + 1] > bounds[p]:
+                        kept[p].append(batch.take(order[bounds[p] : bounds[p + 1]]))
+                if bounds[n] > bounds[held]:
+                    rest = batch.take(order[bounds[held] :])
+                    for p in range(held, n):
+                        if bounds[p + 1] > bounds[p]:
+                            writers[p - held].write_batch(rest.slice(bounds[p] - bounds[held], bounds[p + 1] - bounds[p]))
+            if schema is None:  # an empty table: empty partitions of its schema
+                columns = _present(dataset, self.columns[name]) or dataset.schema.names
+                schema = pa.schema([dataset.schema.field(c) for c in columns])
+                writers = [pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)]
+        finally:
+            for writer in writers:
+                writer.close()
+        self._held[name] = [pa.Table.from_batches(batches, schema) for batches in kept]
+
+    def _read_partitions(self, parts: range, keep: bool = False) -> dict[str, pa.Table]:
+        """The tables of these partitions; partitions held in memory are let go unless ``keep``."""
         assert self._tmp is not None
         tables = {}
         for name in self.columns:
-            with pa.ipc.open_file(self._tmp / f"{name}.{part}.arrow") as reader:
-                tables[name] = reader.read_all().select([CONTACT_ID]) if columns_only else reader.read_all()
+            read = []
+            for part in parts:
+                if part < self._n_held:
+                    read.append(self._held[name][part])
+                    if not keep:
+                        self._held[name][part] = read[-1].schema.empty_table()
+                    continue
+                with pa.ipc.open_stream(pa.OSFile(str(self._tmp / f"{name}.{part}.arrow"))) as reader:
+                    read.append(reader.read_all())
+            tables[name] = read[0] if len(read) == 1 else pa.concat_tables(read)
         return tables
 
     def _cleanup(self) -> None:
+        self._held.clear()
         if self._tmp is not None:
             self._finalizer()
             self._tmp = None
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _plain_if_large(batch: pa.RecordBatch, n_partitions: int) -> pa.RecordBatch:
+    """The batch with its dictionary columns decoded where the dictionary would outweigh the
+    rows: each partition's stream carries its own copy of every dictionary."""
+    columns = list(batch.columns)
+    for i, column in enumerate(columns):
+        if pa.types.is_dictionary(column.type) and len(column.dictionary) * n_partitions > max(len(column), 1):
+            columns[i] = column.dictionary_decode()
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _like(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with the first batch's choice of dictionary or plain strings per column."""
+    if batch.schema.equals(schema):
+        return batch
+    columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) and not pa.types.is_dictionary(f.type) else c for c, f in zip(batch.columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _batches(dataset: ds.Dataset, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
@@ -239,8 +330,10 @@ def _batches(dataset: ds.Dataset, columns: Sequence[str] | None) -> Iterator[pa.
     pass of a 10M-contact base. Reading row group by row group keeps one row group in memory,
     whatever the table's size.
     """
+    options = dataset.format.read_options if isinstance(dataset.format, ds.ParquetFileFormat) else None
+    dictionary = list(options.dictionary_columns) if options is not None else []
     for path in sorted(dataset.files):
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, read_dictionary=dictionary or None)
         for group in range(parquet.metadata.num_row_groups):
             yield from parquet.read_row_group(group, columns=columns).to_batches()
 
@@ -267,14 +360,27 @@ def _fnv1a(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
         out[i] = h
 
 
+@njit(cache=True, nogil=True)
+def _mix_partition(ids: np.ndarray, n: int, out: np.ndarray) -> None:
+    # MurmurHash3's 64-bit finalizer, not a golden-ratio multiply: the kernels' hash tables
+    # (factorise) slot ids by the top bits of id * golden ratio, and a partition's ids sharing
+    # those bits would all collide there
+    for i in range(ids.shape[0]):
+        h = np.uint64(ids[i])
+        h = (h ^ (h >> np.uint64(33))) * np.uint64(0xFF51AFD7ED558CCD)
+        h = (h ^ (h >> np.uint64(33))) * np.uint64(0xC4CEB9FE1A85EC53)
+        h = (h ^ (h >> np.uint64(33))) >> np.uint64(32)
+        out[i] = np.int64((h * np.uint64(n)) >> np.uint64(32))  # h * n / 2**32: no division
+
+
 def _partition_of(ids: pa.Array | pa.ChunkedArray, n_partitions: int) -> np.ndarray:
     """The partition (0 .. n - 1) of each contact id: a hash, the same in every table."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
+    out = np.empty(len(ids), np.int64)
     if pa.types.is_integer(ids.type):
-        # Fibonacci hashing: consecutive ids spread over every partition
-        h = ids.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.uint64) * np.uint64(11400714819323198485)
-        return ((h >> np.uint64(32)) % np.uint64(n_partitions)).astype(np.int64)
+        _mix_partition(ids.cast(pa.int64()).to_numpy(zero_copy_only=False), n_partitions, out)
+        return out
     if pa.types.is_large_string(ids.type) or pa.types.is_large_binary(ids.type):
         ids = ids.cast(pa.string() if pa.types.is_large_string(ids.type) else pa.binary())
     if not (pa.types.is_string(ids.type) or pa.types.is_binary(ids.type)):
@@ -284,11 +390,25 @@ def _partition_of(ids: pa.Array | pa.ChunkedArray, n_partitions: int) -> np.ndar
     _, offsets_buf, data_buf = ids.buffers()
     offsets = np.frombuffer(offsets_buf, np.int32)[ids.offset : ids.offset + len(ids) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    out = np.empty(len(ids), np.uint64)
-    _fnv1a(offsets, data, out)
-    return (out % np.uint64(n_partitions)).astype(np.int64)
+    hashes = np.empty(len(ids), np.uint64)
+    _fnv1a(offsets, data, hashes)
+    out[:] = hashes % np.uint64(n_partitions)
+    return out
 
 
-def _bucket_dtype(n_buckets: int) -> type[np.unsignedinteger]:
-    """The smallest unsigned type for bucket numbers: NumPy's stable sort is a radix sort then."""
-    return np.uint8 if n_buckets <= 1 << 8 else np.uint16 if n_buckets <= 1 << 16 else np.uint32
+@njit(cache=True, nogil=True)
+def _grouping_order(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions grouped by key (0 .. n - 1), in row order within a key, and each key's
+    bounds in them: a counting sort, two passes."""
+    bounds = np.zeros(n + 1, np.int64)
+    for i in range(keys.shape[0]):
+        bounds[keys[i] + 1] += 1
+    for k in range(n):
+        bounds[k + 1] += bounds[k]
+    fill = bounds[:-1].copy()
+    order = np.empty(keys.shape[0], np.int64)
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, bounds

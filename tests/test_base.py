@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from scorecast.base import BaseChunks, read_table
+from scorecast.kernels import FeatureFrame
+from scorecast.kernels.errors import InputError
 
 COLUMNS = {"orders": ["ts", "amount"]}
 
@@ -68,7 +70,8 @@ def test_chunks_cover_the_base(tmp_path: Path, partition_contacts: int | None, s
     """Chunks hold disjoint contacts, with every order row once, read whole or partitioned."""
     base = _write_base(tmp_path, string_ids=string_ids)
     chunks = BaseChunks(base, COLUMNS, chunk_contacts=128, partition_contacts=partition_contacts or 10_000)
-    assert chunks.n_partitions == (1 if partition_contacts is None else 4) and chunks.n_contacts == 1_000
+    # partitions of 7/8 of a chunk; the first 256 contacts' worth (2) stay in memory, 7 go to disk
+    assert chunks.n_partitions == (1 if partition_contacts is None else 9) and chunks.n_contacts == 1_000
     out = _check(chunks, base, 128, partitioned=partition_contacts is not None)
     assert len(chunks) == len(out)
 
@@ -97,7 +100,7 @@ def test_partitioned_holds_the_same_rows_per_contact(tmp_path: Path, with_contac
     assert rows(parted) == whole
     assert list(scratch.iterdir()) == []  # the partitions are gone
     asked = BaseChunks(base, COLUMNS, chunk_contacts=100, partition_contacts=150)
-    assert len(asked) >= 10
+    assert len(asked) >= 7  # 667 contacts with orders, at most 100 a chunk
     del asked
     assert list(scratch.iterdir()) == []
 
@@ -110,13 +113,38 @@ def test_without_contacts_table(tmp_path: Path) -> None:
     assert sum(c["contacts"].num_rows for c in out) == len(set(read_table(base, "orders")["contact_id"].to_pylist()))
 
 
-@pytest.mark.parametrize("partition_contacts", [None, 1])
-def test_order_of_unknown_contact_is_refused(tmp_path: Path, partition_contacts: int | None) -> None:
-    """An order whose contact is not in contacts.parquet is an error naming the id."""
+def test_order_of_unknown_contact_is_refused(tmp_path: Path) -> None:
+    """An order whose contact is not in contacts.parquet is an error naming the id: from
+    ``BaseChunks`` when it regroups rows in memory, from the pipeline's frame when a partition
+    is the chunk (the rows are not looked up twice)."""
     base = _write_base(tmp_path)
     pq.write_table(pa.table({"contact_id": [10_000, 10_001]}), base / "contacts.parquet")
     with pytest.raises(ValueError, match=r"orders.contact_id .* is not in contacts.contact_id"):
-        list(BaseChunks(base, COLUMNS, chunk_contacts=10, partition_contacts=partition_contacts))
+        list(BaseChunks(base, COLUMNS, chunk_contacts=1))
+    chunks = list(BaseChunks(base, COLUMNS, chunk_contacts=10, partition_contacts=1))
+    assert sum(c["orders"].num_rows for c in chunks) == 3_000  # every row reaches a chunk
+    frame = FeatureFrame(next(c for c in chunks if c["orders"].num_rows), as_of_us=0)
+    with pytest.raises(InputError, match=r"orders.contact_id: \d+ orders belong to contacts not among the rows"):
+        frame.codes("orders")
+
+
+def test_strings_come_dictionary_encoded(tmp_path: Path) -> None:
+    """String columns arrive dictionary-encoded with the same values, read whole or split; a
+    dictionary larger than a partition's share of a row group is decoded before the split."""
+    base = _write_base(tmp_path)
+    orders = read_table(base, "orders")
+    sku = pa.array([f"S{i % 7}" for i in range(orders.num_rows)])
+    unique = pa.array([f"U{i}" for i in range(orders.num_rows)])
+    pq.write_table(orders.set_column(3, "sku", sku).append_column("ref", unique), base / "orders.parquet", row_group_size=500)
+    expected = dict(zip(orders["amount"].to_pylist(), zip(sku.to_pylist(), unique.to_pylist(), strict=True), strict=True))
+    for partition_contacts in (10_000, 256):  # read whole, split
+        got = {}
+        for chunk in BaseChunks(base, {"orders": ["amount", "sku", "ref"]}, chunk_contacts=128, partition_contacts=partition_contacts):
+            table = chunk["orders"]
+            assert pa.types.is_dictionary(table.schema.field("sku").type)
+            assert pa.types.is_dictionary(table.schema.field("ref").type) == (partition_contacts == 10_000)
+            got |= dict(zip(table["amount"].to_pylist(), zip(table["sku"].to_pylist(), table["ref"].to_pylist(), strict=True), strict=True))
+        assert got == expected
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
@@ -128,3 +156,17 @@ def test_bad_arguments(tmp_path: Path) -> None:
         BaseChunks(base, COLUMNS, chunk_contacts=0)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         BaseChunks(tmp_path / "nowhere", COLUMNS)
+
+
+def test_partitions_do_not_share_hash_slots() -> None:
+    """A partition's ids spread over the slots of the kernels' hash table (``factorise``): a
+    partition hash on the same bits put every id of a chunk in a few slots (100x slower)."""
+    from scorecast.base import _partition_of
+    from scorecast.kernels.factorise import _slot
+
+    ids = np.arange(1_000_000, dtype=np.int64)
+    mine = ids[_partition_of(pa.array(ids), 23) == 0]
+    assert 0.9 < len(mine) * 23 / len(ids) < 1.1  # an even split
+    bits = 17
+    slots = {int(_slot(k, np.uint64(64 - bits))) for k in mine[:40_000]}
+    assert len(slots) > 0.5 * min(len(mine), 40_000)  # random: ~26k of 40k distinct in 131k slots
