@@ -103,7 +103,9 @@ class BaseChunks:
         self.partition_contacts = partition_contacts or 4 * chunk_contacts
         datasets = self._datasets()
         # an upper bound on the contacts (exact with a contacts table): sizes the partitions
-        bound = max(d.count_rows() for d in datasets.values()) if "contacts" not in datasets else datasets["contacts"].count_rows()
+        bound = (
+            max(d.count_rows() for d in datasets.values()) if "contacts" not in datasets else datasets["contacts"].count_rows()
+        )
         per_partition = max(1, int(chunk_contacts * PARTITION_FILL))
         self.n_partitions = 1 if bound <= self.partition_contacts else min(MAX_PARTITIONS, math.ceil(bound / per_partition))
         self._counts: list[int] | None = None  # contacts per partition, known after the split
@@ -125,7 +127,9 @@ class BaseChunks:
         for name, columns in self.columns.items():
             dataset = open_table(self.base, name)
             assert dataset is not None
-            strings = [c for c in columns if c != CONTACT_ID and c in dataset.schema.names and _is_string(dataset.schema.field(c).type)]
+            strings = [
+                c for c in columns if c != CONTACT_ID and c in dataset.schema.names and _is_string(dataset.schema.field(c).type)
+            ]
             if strings:
                 options = ds.ParquetReadOptions(dictionary_columns=strings)
                 dataset = ds.dataset(dataset.files, format=ds.ParquetFileFormat(read_options=options))
@@ -163,7 +167,9 @@ class BaseChunks:
         return [sum(counts[p] for p in group) for group in self._groups()]
 
     def _read_whole(self) -> dict[str, pa.Table]:
-        return {name: dataset.to_table(columns=_present(dataset, self.columns[name])) for name, dataset in self._datasets().items()}
+        return {
+            name: dataset.to_table(columns=_present(dataset, self.columns[name])) for name, dataset in self._datasets().items()
+        }
 
     def __iter__(self) -> Iterator[dict[str, pa.Table]]:
         if self.n_partitions == 1:
@@ -238,7 +244,9 @@ class BaseChunks:
                 for done in [pool.submit(self._split_table, name, dataset) for name, dataset in self._datasets().items()]:
                     done.result()
             if self._counts is None:
-                self._counts = [len(_contact_ids(self._read_partitions(range(p, p + 1), keep=True))) for p in range(self.n_partitions)]
+                self._counts = [
+                    len(_contact_ids(self._read_partitions(range(p, p + 1), keep=True))) for p in range(self.n_partitions)
+                ]
         except BaseException:
             self._cleanup()
             raise
@@ -255,7 +263,9 @@ class BaseChunks:
                     batch = _plain_if_large(batch, n)
                     schema = batch.schema
                     # streams, not files: each row group brings its own dictionaries
-                    writers = [pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)]
+                    writers = [
+                        pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)
+                    ]
                 else:
                     batch = _like(batch, schema)
                 order, bounds = _grouping_order(_partition_of(batch[CONTACT_ID], n), n)
@@ -270,7 +280,9 @@ class BaseChunks:
             if schema is None:  # an empty table: empty partitions of its schema
                 columns = _present(dataset, self.columns[name]) or dataset.schema.names
                 schema = pa.schema([dataset.schema.field(c) for c in columns])
-                writers = [pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)]
+                writers = [
+                    pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)
+                ]
         finally:
             for writer in writers:
                 writer.close()
@@ -318,7 +330,10 @@ def _like(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """The batch with the first batch's choice of dictionary or plain strings per column."""
     if batch.schema.equals(schema):
         return batch
-    columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) and not pa.types.is_dictionary(f.type) else c for c, f in zip(batch.columns, schema, strict=True)]
+    columns = [
+        c.dictionary_decode() if pa.types.is_dictionary(c.type) and not pa.types.is_dictionary(f.type) else c
+        for c, f in zip(batch.columns, schema, strict=True)
+    ]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 

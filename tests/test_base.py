@@ -77,7 +77,9 @@ def test_chunks_cover_the_base(tmp_path: Path, partition_contacts: int | None, s
 
 
 @pytest.mark.parametrize("with_contacts", [True, False])
-def test_partitioned_holds_the_same_rows_per_contact(tmp_path: Path, with_contacts: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_partitioned_holds_the_same_rows_per_contact(
+    tmp_path: Path, with_contacts: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The disk-partitioned path gives every contact the same rows, in the same order, as
     reading whole; its partition files are gone afterwards, also when only len() was asked."""
     base = _write_base(tmp_path / "base", with_contacts=with_contacts)
@@ -88,7 +90,9 @@ def test_partitioned_holds_the_same_rows_per_contact(tmp_path: Path, with_contac
     def rows(chunks: BaseChunks) -> dict:
         out: dict = {}
         for chunk in chunks:
-            for contact, amount in zip(chunk["orders"]["contact_id"].to_pylist(), chunk["orders"]["amount"].to_pylist(), strict=True):
+            for contact, amount in zip(
+                chunk["orders"]["contact_id"].to_pylist(), chunk["orders"]["amount"].to_pylist(), strict=True
+            ):
                 out.setdefault(contact, []).append(amount)
             for contact in chunk["contacts"]["contact_id"].to_pylist():
                 out.setdefault(contact, [])
@@ -139,11 +143,17 @@ def test_strings_come_dictionary_encoded(tmp_path: Path) -> None:
     expected = dict(zip(orders["amount"].to_pylist(), zip(sku.to_pylist(), unique.to_pylist(), strict=True), strict=True))
     for partition_contacts in (10_000, 256):  # read whole, split
         got = {}
-        for chunk in BaseChunks(base, {"orders": ["amount", "sku", "ref"]}, chunk_contacts=128, partition_contacts=partition_contacts):
+        for chunk in BaseChunks(
+            base, {"orders": ["amount", "sku", "ref"]}, chunk_contacts=128, partition_contacts=partition_contacts
+        ):
             table = chunk["orders"]
             assert pa.types.is_dictionary(table.schema.field("sku").type)
             assert pa.types.is_dictionary(table.schema.field("ref").type) == (partition_contacts == 10_000)
-            got |= dict(zip(table["amount"].to_pylist(), zip(table["sku"].to_pylist(), table["ref"].to_pylist(), strict=True), strict=True))
+            got |= dict(
+                zip(
+                    table["amount"].to_pylist(), zip(table["sku"].to_pylist(), table["ref"].to_pylist(), strict=True), strict=True
+                )
+            )
         assert got == expected
 
 
