@@ -321,10 +321,6 @@ def main() -> None:
     )
     print()
     print_table(rows, header)
-    print()
-    for r in rows:
-        if r["ratio"] is not None:
-            print(f"ratio {r['ratio']:.2f}: {r['ratio_of']}")
     print(f"\ntotal {time.perf_counter() - t0:.0f}s")
     if args.json is not None:
         args.json.write_text(

@@ -30,10 +30,20 @@ from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb, rpc
 __all__ = ["ScorecastClient", "TopNResult", "encode_table", "header"]
 
 
-def encode_table(table: pa.Table) -> bytes:
-    """A table as one Arrow IPC stream."""
+COMPRESS_MIN_BYTES = 1 << 20
+"""Tables from this size are sent LZ4-compressed: a third of the bytes to copy through
+protobuf and gRPC on both sides, which costs more than compressing (benchmarks/behaviour.py);
+below it, compression's per-buffer cost is a small request's latency."""
+_LZ4 = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def encode_table(table: pa.Table, compress: bool | None = None) -> bytes:
+    """A table as one Arrow IPC stream; LZ4-compressed if ``compress`` (None: from
+    ``COMPRESS_MIN_BYTES``)."""
+    if compress is None:
+        compress = table.nbytes >= COMPRESS_MIN_BYTES
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=_LZ4 if compress else None) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
@@ -92,7 +102,9 @@ class _TokenInterceptor(
 
     def _with_token(self, details: Any) -> Any:
         metadata = [*(details.metadata or ()), self._header]
-        return _CallDetails(details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression)
+        return _CallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression
+        )
 
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         return continuation(self._with_token(details), request)
@@ -108,7 +120,9 @@ class _TokenInterceptor(
 
 
 class _CallDetails(grpc.ClientCallDetails):
-    def __init__(self, method: str, timeout: float | None, metadata: Any, credentials: Any, wait_for_ready: Any, compression: Any) -> None:
+    def __init__(
+        self, method: str, timeout: float | None, metadata: Any, credentials: Any, wait_for_ready: Any, compression: Any
+    ) -> None:
         self.method, self.timeout, self.metadata = method, timeout, metadata
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
@@ -194,7 +208,9 @@ class ScorecastClient:
         """Ask the server to rescan its model repository now (needs the admin role when tokens are on)."""
         return self.stub.ReloadModels(pb.ReloadModelsRequest(), timeout=self.timeout)
 
-    def score(self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], **options: object) -> Iterator[pa.RecordBatch]:
+    def score(
+        self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], **options: object
+    ) -> Iterator[pa.RecordBatch]:
         """Stream chunks of contacts; yields one scores batch per chunk, in order."""
         first = header(scores, **options)  # type: ignore[arg-type]
 
@@ -225,7 +241,9 @@ class ScorecastClient:
         if (chunks is None) == (base_path is None):
             raise ValueError("give either chunks or base_path")
         score_header = header([], **options)  # type: ignore[arg-type]
-        first = pb.TopNHeader(by=by, n=n, where=list(where), options=score_header.options, base_path=base_path or "", chunk_contacts=chunk_contacts)
+        first = pb.TopNHeader(
+            by=by, n=n, where=list(where), options=score_header.options, base_path=base_path or "", chunk_contacts=chunk_contacts
+        )
 
         def requests() -> Iterator[pb.TopNRequest]:
             yield pb.TopNRequest(header=first)
