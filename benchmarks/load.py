@@ -1,7 +1,7 @@
 """Load test: concurrent ScoreBatch callers and 1M-contact Score streams against a server process.
 
     python benchmarks/load.py --contacts 1000000 --repeats 3 [--workdir DIR] [--duration 3]
-        [--callers 1,4,16] [--sizes 1,100,10000] [--config NAME:PROCESSES:SERVE_ARGS ...] [--json FILE]
+        [--callers 1,4,16] [--sizes 1,100,10000] [--config NAME:PROCESSES:SERVE_ARGS ...] [--no-floor] [--json FILE]
 
 1. ``ScoreBatch``: for each request size (contacts per request, taken from the simulated base
    with all their orders) and each number of concurrent callers, every caller (a separate
@@ -11,6 +11,11 @@
 2. ``Score`` stream: the whole base (``--contacts``, pre-read chunks of ``--chunk-contacts``)
    over one stream, taking turns with the same ``ScoringPipeline`` in this process over the same
    chunks; ``stream / in-process`` is the ratio of medians (goal >= 0.9).
+
+3. The floor: the bare grpcio + ONNX Runtime server of ``bare_server.py`` on the same ONNX
+   files, fed the same contacts' features precomputed (by scorecast's own feature code, in this
+   process), takes its turn in every ScoreBatch case; ``p50 ×floor`` and ``p99 ×floor`` are
+   scorecast's latency over the floor's (goal <= 1.3 for one contact). ``--no-floor`` skips it.
 
 ``--config`` (repeatable) compares server set-ups in one run, taking turns within every
 repetition: e.g. ``--config default:1: --config 'intra1:2:--intra-op-threads 1'`` runs one
@@ -33,6 +38,7 @@ import multiprocessing as mp
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bare_server
 import numpy as np
 import pyarrow as pa
 from e2e import SCORES, base_as_of, ensure_base, ensure_models, log, stream
@@ -50,6 +57,7 @@ from table import Column, print_columns
 
 from scorecast.base import BaseChunks
 from scorecast.client import _chunk, header
+from scorecast.kernels import FeatureFrame
 from scorecast.process import ServerProcess
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
@@ -84,38 +92,42 @@ def cpu_seconds(*pids: int) -> float:
 # ---------------------------------------------------------------------------------------------
 # callers: one process each, reused across cases (channel per process)
 
-_channel_state: dict[str, object] = {}
+_channels: dict[str, Any] = {}
 
 
-def _stub(target: str) -> Any:
-    if _channel_state.get("target") != target:
+def _channel(target: str) -> Any:
+    if target not in _channels:
         import grpc
 
-        from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, rpc
+        from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES
 
-        options = [("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES)]
+        options = [
+            ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+        ]
         channel = grpc.insecure_channel(target, options=options)
         grpc.channel_ready_future(channel).result(timeout=30)
-        _channel_state.update(target=target, stub=rpc.ScorecastStub(channel), channel=channel)
-    return _channel_state["stub"]
+        _channels[target] = channel
+    return _channels[target]
 
 
 def connect(target: str) -> int:
     """Open this caller process's channel ahead of the timed cases."""
-    _stub(target)
+    _channel(target)
     time.sleep(0.2)  # so that each worker of the pool takes one of these jobs
     return os.getpid()
 
 
-def caller(job: tuple[str, bytes, float, float]) -> tuple[list[float], float]:
-    """Send one request back to back from ``start`` until ``end`` (epoch s); latencies and seconds sent."""
-    from scorecast.proto import pb
+def caller(job: tuple[str, str, bytes, float, float]) -> tuple[list[float], float]:
+    """Send one request back to back from ``start`` until ``end`` (epoch s); latencies and seconds sent.
 
-    target, raw, start, end = job
-    request = pb.ScoreBatchRequest.FromString(raw)
-    stub = _stub(target)
+    Requests and responses stay bytes (no protobuf on this side), for scorecast and the bare
+    floor alike: what is timed is the server and the transport.
+    """
+    target, method, raw, start, end = job
+    call = _channel(target).unary_unary(method)
     for _ in range(2):  # first-call costs out of the window
-        stub.ScoreBatch(request)
+        call(raw)
     while time.time() < start:
         time.sleep(0.0005)
     latencies = []
@@ -123,14 +135,14 @@ def caller(job: tuple[str, bytes, float, float]) -> tuple[list[float], float]:
     began = time.time()
     while True:  # one request at least, even for a caller that got ready late
         t0 = clock()
-        stub.ScoreBatch(request)
+        call(raw)
         latencies.append(clock() - t0)
         if time.time() >= end:
             return latencies, time.time() - began
 
 
-def batch_request(chunk: Mapping[str, pa.Table], k: int, as_of: datetime) -> bytes:
-    """A ScoreBatchRequest for the first ``k`` contacts of a chunk, with all their orders."""
+def request_tables(chunk: Mapping[str, pa.Table], k: int) -> dict[str, pa.Table]:
+    """The first ``k`` contacts of a chunk with all their rows."""
     contacts = chunk["contacts"].slice(0, k)
     wanted = pa.array(contacts["contact_id"])
     tables = {"contacts": contacts}
@@ -138,18 +150,33 @@ def batch_request(chunk: Mapping[str, pa.Table], k: int, as_of: datetime) -> byt
         if name != "contacts":
             mask = np.isin(table["contact_id"].to_numpy(), wanted.to_numpy())
             tables[name] = table.filter(pa.array(mask))
+    return tables
+
+
+def batch_request(tables: Mapping[str, pa.Table], as_of: datetime) -> bytes:
+    """A serialized ScoreBatchRequest for these tables."""
     from scorecast.proto import pb
 
     return pb.ScoreBatchRequest(header=header(list(SCORES), as_of=as_of), chunk=_chunk(tables)).SerializeToString()
 
 
+def floor_request(tables: Mapping[str, pa.Table], as_of: datetime, pipeline: ScoringPipeline) -> bytes:
+    """The bare server's request for the same contacts: every model's feature rows, precomputed
+    here by scorecast's own feature code, side by side as float32."""
+    frame = FeatureFrame(tables, pipeline.spec.as_of_us)
+    parts = [p.matrix(len(frame), frame.matrix(p.data_features, p.params) if p.data_features else None) for p in pipeline.plans]
+    return np.ascontiguousarray(np.hstack(parts), dtype=np.float32).tobytes()
+
+
 @dataclass
 class Config:
-    """One server set-up under test: ``servers`` processes on one port, each ``scorecast serve <args>``."""
+    """One server set-up under test: ``servers`` processes on one port, each ``scorecast serve <args>``;
+    or, with ``floor``, the bare grpcio + ONNX Runtime server (``bare_server.py``) on the same models."""
 
     name: str
     servers: int
     args: list[str]
+    floor: bool = False
     target: str = ""
     pids: list[int] = field(default_factory=list)
 
@@ -158,19 +185,34 @@ class Config:
         name, servers, args = text.split(":", 2)
         return cls(name, int(servers), shlex.split(args))
 
-    def start(self, models: Path, workdir: Path, stack: contextlib.ExitStack) -> None:
+    @property
+    def method(self) -> str:
+        return bare_server.METHOD if self.floor else "/scorecast.v1.Scorecast/ScoreBatch"
+
+    def start(self, models: Path, workdir: Path, stack: contextlib.ExitStack, model_files: Sequence[Path] = ()) -> None:
+        if self.floor:
+            command = [sys.executable, bare_server.__file__, *map(str, model_files), *self.args]
+            process = stack.enter_context(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+            stack.callback(process.kill)
+            line = process.stdout.readline() if process.stdout else ""
+            if not line.startswith("PORT "):
+                raise RuntimeError(f"bare server did not start: {line!r}")
+            self.target, self.pids = f"127.0.0.1:{line.split()[1]}", [process.pid]
+            return
         first = stack.enter_context(ServerProcess(models, workdir, args=self.args))
         self.target, self.pids = first.target, [first.pid]
         # more processes bound to the same port (SO_REUSEPORT, grpc's default on Linux): the
         # kernel spreads connections over them
         for _ in range(self.servers - 1):
-            self.pids.append(stack.enter_context(ServerProcess(models, workdir, args=[*self.args, "--port", str(first.port)])).pid)
+            self.pids.append(
+                stack.enter_context(ServerProcess(models, workdir, args=[*self.args, "--port", str(first.port)])).pid
+            )
 
 
 def one_batch_run(config: Config, pool: mp.pool.Pool, raw: bytes, n_callers: int, duration: float) -> dict:
     start = time.time() + 0.5 + 0.05 * n_callers  # every caller warm first
     end = start + duration
-    result = pool.map_async(caller, [(config.target, raw, start, end)] * n_callers, chunksize=1)
+    result = pool.map_async(caller, [(config.target, config.method, raw, start, end)] * n_callers, chunksize=1)
     while time.time() < start:
         time.sleep(0.001)
     cpu0 = cpu_seconds(*config.pids)
@@ -190,23 +232,42 @@ def one_batch_run(config: Config, pool: mp.pool.Pool, raw: bytes, n_callers: int
 
 
 def batch_cases(
-    configs: list[Config], pool: mp.pool.Pool, requests: dict[int, bytes], callers: Sequence[int], duration: float, repeats: int
+    configs: list[Config],
+    pool: mp.pool.Pool,
+    requests: dict[int, dict[bool, bytes]],
+    callers: Sequence[int],
+    duration: float,
+    repeats: int,
 ) -> list[dict]:
-    """Every size x callers case, the configurations taking turns within each repetition."""
+    """Every size x callers case, the configurations taking turns within each repetition.
+
+    ``ratio``: req/s against the first configuration; ``p50 ×floor``/``p99 ×floor``: latency
+    against the bare floor's, measured in the same repetitions (goal <= 1.3 for one contact).
+    """
     rows = []
     for size, raw in requests.items():
         for n_callers in callers:
             reps: dict[str, list[dict]] = {c.name: [] for c in configs}
             for _ in range(repeats):
                 for config in configs:
-                    reps[config.name].append(one_batch_run(config, pool, raw, n_callers, duration))
+                    reps[config.name].append(one_batch_run(config, pool, raw[config.floor], n_callers, duration))
+            med_of = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in reps.items()}
+            floor = next((med_of[c.name] for c in configs if c.floor), None)
             reference = None
             for config in configs:
-                runs = reps[config.name]
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                row = {"case": f"ScoreBatch {size:,} contact(s)", "config": config.name, "callers": n_callers, "contacts": size, **med}
+                med = med_of[config.name]
+                row = {
+                    "case": f"ScoreBatch {size:,} contact(s)",
+                    "config": config.name,
+                    "callers": n_callers,
+                    "contacts": size,
+                    **med,
+                }
                 row["contacts_per_s"] = med["requests_per_s"] * size
-                row["all"] = runs
+                row["all"] = reps[config.name]
+                if floor is not None and not config.floor:
+                    row["p50_x_floor"] = med["p50_ms"] / floor["p50_ms"]
+                    row["p99_x_floor"] = med["p99_ms"] / floor["p99_ms"]
                 if reference is None:
                     reference = med["requests_per_s"]
                 else:
@@ -220,7 +281,9 @@ def batch_cases(
     return rows
 
 
-def stream_cases(configs: list[Config], chunks: list[dict[str, pa.Table]], models: Path, as_of: datetime, repeats: int) -> list[dict]:
+def stream_cases(
+    configs: list[Config], chunks: list[dict[str, pa.Table]], models: Path, as_of: datetime, repeats: int
+) -> list[dict]:
     """The whole base over one Score stream per configuration, taking turns with the in-process pipeline."""
     n = sum(len(c["contacts"]) for c in chunks)
     spec = ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000))
@@ -262,7 +325,8 @@ def stream_cases(configs: list[Config], chunks: list[dict[str, pa.Table]], model
 
 COLUMNS: list[Column] = [("case", "case", "<", 34), ("config", "config", "<", 16), ("callers", "callers", "d", 7),
      ("requests_per_s", "req/s", ",.0f", 8), ("contacts_per_s", "contacts/s", ",.0f", 11), ("p50_ms", "p50 ms", ".2f", 8),
-     ("p99_ms", "p99 ms", ".2f", 8), ("server_cpu", "srv CPU", ".2f", 7), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
+     ("p99_ms", "p99 ms", ".2f", 8), ("p50_x_floor", "p50 ×floor", ".2f", 10), ("p99_x_floor", "p99 ×floor", ".2f", 10),
+     ("server_cpu", "srv CPU", ".2f", 7), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
 
 
 def print_table(rows: list[dict], title: str) -> None:
@@ -276,7 +340,9 @@ def _ints(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts of the base and of the stream case (default 1000000)")
+    parser.add_argument(
+        "--contacts", type=int, default=1_000_000, help="contacts of the base and of the stream case (default 1000000)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="repetitions per case; medians reported (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-data"), help="bases and models, reused (default bench-data)")
@@ -291,6 +357,7 @@ def main() -> None:
         help="a server set-up NAME:PROCESSES:SERVE_ARGS, e.g. 'intra1:2:--intra-op-threads 1'; repeat to compare"
         " set-ups in one run, taking turns (default 'default:1:')",
     )
+    parser.add_argument("--no-floor", action="store_true", help="leave out the bare grpcio + ONNX Runtime floor (bare_server.py)")
     parser.add_argument("--skip-batch", action="store_true", help="skip the ScoreBatch cases")
     parser.add_argument("--skip-stream", action="store_true", help="skip the Score stream case")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON there")
@@ -304,21 +371,29 @@ def main() -> None:
     as_of = base_as_of(base)
     repository = ModelRepository.load(models)
     columns = input_columns(f for s in SCORES for f in repository.get(s).meta.features)
-    del repository
     chunks = list(BaseChunks(base, columns, chunk_contacts=args.chunk_contacts))
-    requests = {k: batch_request(chunks[0], k, as_of) for k in args.sizes}
+    pipeline = ScoringPipeline(repository, ScoreSpec(scores=SCORES, as_of_us=int(as_of.timestamp() * 1_000_000)))
+    model_files = [p.model.path for p in pipeline.plans]
+    requests = {}
+    for k in args.sizes:
+        tables = request_tables(chunks[0], k)
+        requests[k] = {False: batch_request(tables, as_of), True: floor_request(tables, as_of, pipeline)}
+    del repository, pipeline
     load_start = os.getloadavg()
 
     configs = [Config.parse(c) for c in args.config or ["default:1:"]]
+    workers = max(max(args.callers) + 1, 8)
     for config in configs:
         # a load test queues its callers, it does not probe admission: every caller gets a slot
         # (the server refuses calls beyond max_workers at once, RESOURCE_EXHAUSTED)
         if "--max-workers" not in config.args:
-            config.args += ["--max-workers", str(max(max(args.callers) + 1, 8))]
+            config.args += ["--max-workers", str(workers)]
+    if not args.no_floor and not args.skip_batch:
+        configs.append(Config("bare-floor", 1, ["--max-workers", str(workers)], floor=True))
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
         for config in configs:
-            config.start(models, workdir, stack)
+            config.start(models, workdir, stack, model_files)
         if not args.skip_batch:
             # spawn: the callers import nothing of the parent's state (no fork after numba/ORT)
             with mp.get_context("spawn").Pool(max(args.callers)) as pool:
@@ -326,9 +401,13 @@ def main() -> None:
                     pool.map(connect, [config.target] * max(args.callers), chunksize=1)
                 rows += batch_cases(configs, pool, requests, args.callers, args.duration, args.repeats)
         if not args.skip_stream:
-            rows += stream_cases(configs, chunks, models, as_of, args.repeats)
+            rows += stream_cases([c for c in configs if not c.floor], chunks, models, as_of, args.repeats)
     load_end = os.getloadavg()
-    described = "; ".join(f"{c.name} = {c.servers} x `scorecast serve {shlex.join(c.args)}`" for c in configs)
+    described = "; ".join(
+        f"{c.name} = "
+        + (f"`bare_server.py {shlex.join(c.args)}`" if c.floor else f"{c.servers} x `scorecast serve {shlex.join(c.args)}`")
+        for c in configs
+    )
     title = (
         f"scorecast load: {described}; scores {','.join(SCORES)}, median of {args.repeats}"
         f" ({args.duration:.0f}s per ScoreBatch repetition)\n"
@@ -338,7 +417,12 @@ def main() -> None:
     print_table(rows, title)
     print(f"\ntotal {time.perf_counter() - t_start:.0f}s")
     if args.json is not None:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load": [load_start, load_end], "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "load": [load_start, load_end], "rows": rows}, indent=2
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ depend on a fitted vocabulary or a configuration.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -60,9 +62,7 @@ class FeatureFamily(Protocol):
 
     def columns(self, name: str) -> set[str]: ...
 
-    def compute(
-        self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]
-    ) -> list[np.ndarray]: ...
+    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]: ...
 
     def warm_up(self, frame_type: type[FeatureFrame]) -> None: ...
 
@@ -71,15 +71,14 @@ FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, SKUS, EMAIL, WEB, CONTACT_ATTRIBU
 """Every feature family; a frame's event tables are theirs, in this order."""
 
 EVENT_TABLES: tuple[str, ...] = tuple(dict.fromkeys(f.table for f in FAMILIES))
-REFERENCE_TABLES: tuple[str, ...] = tuple(
-    dict.fromkeys(t for f in FAMILIES for t in getattr(f, "reference_tables", ()))
-)
+REFERENCE_TABLES: tuple[str, ...] = tuple(dict.fromkeys(t for f in FAMILIES for t in getattr(f, "reference_tables", ())))
 """Tables without contact_id that a family looks things up in (campaigns); never rows."""
 
 FEATURE_PATTERNS: tuple[str, ...] = tuple(p for f in FAMILIES for p in f.patterns)
 """Every feature name ``FeatureFrame.matrix`` knows; ``<…>`` is a parameter (a product group …)."""
 
 
+@functools.lru_cache(maxsize=8192)  # models name the same features request after request
 def _family(name: str) -> FeatureFamily:
     for family in FAMILIES:
         if family.knows(name):
@@ -140,9 +139,7 @@ class FeatureFrame:
         contact_ids: pa.Array | pa.ChunkedArray | None = None,
     ) -> None:
         if isinstance(as_of_us, bool) or not isinstance(as_of_us, (int, np.integer)):
-            raise InputError(
-                "as_of", f"expected integer microseconds since the epoch, got {as_of_us!r}"
-            )
+            raise InputError("as_of", f"expected integer microseconds since the epoch, got {as_of_us!r}")
         self.as_of_us = int(as_of_us)
         self.cache = {}
         self._tables = {name: tables[name] for name in EVENT_TABLES if name in tables}
@@ -162,14 +159,11 @@ class FeatureFrame:
 
     def _rows_from_events(self) -> pa.Array:
         """Distinct contact ids of the event tables, in order of first appearance."""
-        ids = {
-            name: _column(table, name, _CONTACT_ID, "every feature")
-            for name, table in self._tables.items()
-        }
+        ids = {name: _column(table, name, _CONTACT_ID, "every feature") for name, table in self._tables.items()}
         if not ids:
             return pa.array([], pa.int64())
         if len(ids) == 1:
-            (name, column), = ids.items()
+            ((name, column),) = ids.items()
             self._codes[name], rows = contact_codes(column, field=f"{name}.contact_id")
             return rows
         first, *_ = ids
@@ -219,8 +213,7 @@ class FeatureFrame:
                 example = ids[int(unknown[0])].as_py()
                 raise InputError(
                     f"{table}.contact_id",
-                    f"{unknown.size} {table} belong to contacts not among the rows"
-                    f" ({self._rows_field}), e.g. {example!r}",
+                    f"{unknown.size} {table} belong to contacts not among the rows ({self._rows_field}), e.g. {example!r}",
                 )
             self._codes[table] = codes
         return self._codes[table]
@@ -232,9 +225,7 @@ class FeatureFrame:
             self._ts[table] = timestamps_us(column, f"{table}.ts")
         return self._ts[table]
 
-    def matrix(
-        self, names: Sequence[str], params: Mapping[str, Any] | None = None
-    ) -> np.ndarray:
+    def matrix(self, names: Sequence[str], params: Mapping[str, Any] | None = None) -> np.ndarray:
         """The named features as a C-contiguous float32 array of shape (rows, len(names)).
 
         ``params``: the model's feature parameters, for families that need them.

@@ -11,6 +11,8 @@ definition. The repeat kernel runs only for frames that ask for a repeat feature
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,7 @@ def order_feature_names(groups: Sequence[str]) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=8192)  # parsed once per name, not once per request
 def _parse(name: str) -> tuple[str, str | None] | None:
     """(feature, group) for an orders feature name (group None if per contact); None if not ours."""
     if name in _RFM_FEATURES or name in _REPEAT_FEATURES:
@@ -71,9 +74,7 @@ class OrderFeatures:
     back and forth, when later calls ask for more groups or for amounts."""
 
     table = "orders"
-    patterns: tuple[str, ...] = (
-        _RFM_FEATURES + _REPEAT_FEATURES + tuple(f"{f}:<group>" for f in _GROUP_FEATURES)
-    )
+    patterns: tuple[str, ...] = _RFM_FEATURES + _REPEAT_FEATURES + tuple(f"{f}:<group>" for f in _GROUP_FEATURES)
 
     def knows(self, name: str) -> bool:
         return _parse(name) is not None
@@ -84,9 +85,7 @@ class OrderFeatures:
         extra = _EXTRA_COLUMN.get(parsed[0])
         return {"orders.contact_id", "orders.ts"} | ({f"orders.{extra}"} if extra else set())
 
-    def compute(
-        self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]
-    ) -> list[np.ndarray]:
+    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         parsed = [_parse(name) for name in names]
         groups = tuple(dict.fromkeys(g for _, g in parsed if g is not None))  # type: ignore[misc]
         if frame.table("orders") is not None:
@@ -116,9 +115,7 @@ class OrderFeatures:
             else:
                 assert summary is not None
                 position = frame.cache["orders.rfm_groups"].index(group)
-                table = (
-                    summary.group_count if feature == "group_count" else summary.group_recency_days
-                )
+                table = summary.group_count if feature == "group_count" else summary.group_recency_days
                 columns.append(table[:, position])
         return columns
 
@@ -131,9 +128,7 @@ class OrderFeatures:
                 "product_group": pa.array(["a", None, "b"]),
             }
         )
-        frame_type({"orders": orders}, 2).matrix(
-            [*order_feature_names(["a", "b"]), *_REPEAT_FEATURES]
-        )
+        frame_type({"orders": orders}, 2).matrix([*order_feature_names(["a", "b"]), *_REPEAT_FEATURES])
 
 
 ORDERS = OrderFeatures()
@@ -142,9 +137,7 @@ ORDERS = OrderFeatures()
 def _amounts(frame: FeatureFrame) -> np.ndarray:
     """orders.amount as float64 (NaN for nulls), converted once per frame."""
     if "orders.amount" not in frame.cache:
-        frame.cache["orders.amount"] = floats(
-            frame.column("orders", "amount", "amount features"), "orders.amount"
-        )
+        frame.cache["orders.amount"] = floats(frame.column("orders", "amount", "amount features"), "orders.amount")
     return frame.cache["orders.amount"]
 
 
@@ -163,9 +156,7 @@ def _summary(frame: FeatureFrame, groups: tuple[str, ...], needs_amount: bool) -
     codes = frame.codes("orders")
     if codes is None:
         empty = np.empty(0, np.int64)
-        summary = rfm_summary(
-            empty, n, empty, np.empty(0), np.empty(0, np.int32), len(groups), frame.as_of_us
-        )
+        summary = rfm_summary(empty, n, empty, np.empty(0), np.empty(0, np.int32), len(groups), frame.as_of_us)
     else:
         amount = _amounts(frame) if use_amount else None
         group_codes = None

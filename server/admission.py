@@ -104,14 +104,11 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         if streaming and not self._streams.acquire(blocking=False):
             self._calls.release()
             return f"the server has its limit of {self.max_streams} streams open (setting max_streams); try again later"
-        released = threading.Event()
-        lock = threading.Lock()
+        once = threading.Lock()  # release runs twice (the callback and the handler's end): free once
 
         def release() -> None:
-            with lock:
-                if released.is_set():
-                    return
-                released.set()
+            if not once.acquire(blocking=False):
+                return
             self._calls.release()
             if streaming:
                 self._streams.release()

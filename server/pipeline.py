@@ -7,6 +7,7 @@ float32 matrix, and its ONNX outputs become ``<score>.<output>`` columns after `
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,7 +46,9 @@ class ScoreSpec:
 
     def __post_init__(self) -> None:
         if not 0 <= self.horizon_days <= MAX_HORIZON_DAYS:
-            raise InvalidArgument("options.horizon_days", self.horizon_days, f"must be in 0..{MAX_HORIZON_DAYS} (0: the model's own)")
+            raise InvalidArgument(
+                "options.horizon_days", self.horizon_days, f"must be in 0..{MAX_HORIZON_DAYS} (0: the model's own)"
+            )
         if self.churn_threshold and not 0 < self.churn_threshold < 1:
             raise InvalidArgument("options.churn_threshold", self.churn_threshold, "must be in (0, 1) (0: the model's default)")
         for name in ("uplift_threshold", "buy_threshold"):
@@ -55,10 +58,16 @@ class ScoreSpec:
 
     def request_option(self, name: str, meta: ModelMetadata) -> float:
         """The value of a ``request:<name>`` feature: the request's option, else the model's default."""
-        options = {"horizon_days": self.horizon_days, "churn_threshold": self.churn_threshold, "exclude_bought": self.exclude_bought}
+        options = {
+            "horizon_days": self.horizon_days,
+            "churn_threshold": self.churn_threshold,
+            "exclude_bought": self.exclude_bought,
+        }
         options |= {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold}
         if name not in options:
-            raise InvalidArgument(f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", f"this server fills only {', '.join(options)}")
+            raise InvalidArgument(
+                f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", f"this server fills only {', '.join(options)}"
+            )
         value = options[name]
         if name == "exclude_bought" and value is not None:
             return float(value)  # false is an answer here, not "unset"
@@ -129,6 +138,14 @@ class ScoringPipeline:
             columns = [(i, [position[f] for f in self.plans[i].data_features]) for i in members]
             self._feature_sets.append((names, self.plans[members[0]].params, columns))
 
+    def for_spec(self, spec: ScoreSpec) -> ScoringPipeline:
+        """This pipeline for another request whose spec differs at most in ``as_of_us`` (its
+        plans do not depend on it): no model lookup or planning again, its own stage times."""
+        other = copy.copy(self)
+        other.spec = spec
+        other.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
+        return other
+
     @property
     def models(self) -> list[OnnxModel]:
         """The model versions this request uses."""
@@ -145,7 +162,9 @@ class ScoringPipeline:
         takes_horizon = f"{REQUEST_PREFIX}horizon_days" in meta.features
         if self.spec.horizon_days and meta.horizon_days and not takes_horizon and self.spec.horizon_days != meta.horizon_days:
             raise InvalidArgument(
-                "options.horizon_days", self.spec.horizon_days, f"{score} version {meta.version} is trained for {meta.horizon_days} days"
+                "options.horizon_days",
+                self.spec.horizon_days,
+                f"{score} version {meta.version} is trained for {meta.horizon_days} days",
             )
         outputs = list(meta.outputs)
         groups = meta.params.get("groups")

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
@@ -39,6 +40,7 @@ class _Snapshot:
     models: dict[str, dict[str, OnnxModel]]
     stamps: dict[Path, _Stamp]
     failures: dict[Path, str]
+    derived: dict[Any, Any] = field(default_factory=dict)  # what callers build from these models
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,12 @@ class ModelRepository:
     def models(self) -> dict[str, dict[str, OnnxModel]]:
         """Served models by score, then version (one consistent snapshot)."""
         return self._snapshot.models
+
+    @property
+    def derived(self) -> dict[Any, Any]:
+        """A cache for what callers build from the served models (request plans): it goes with
+        them, emptied by any reload that swaps them."""
+        return self._snapshot.derived
 
     @property
     def stamps(self) -> dict[Path, _Stamp]:
@@ -135,7 +143,13 @@ class ModelRepository:
                 kept_stamps[path] = stamps[path]
                 report.loaded.append((score, version))
                 log.info(
-                    "loaded %s version %s from %s in %.2fs on %s (trees: %s)", score, version, path, model.load_seconds, model.providers, model.tree_form
+                    "loaded %s version %s from %s in %.2fs on %s (trees: %s)",
+                    score,
+                    version,
+                    path,
+                    model.load_seconds,
+                    model.providers,
+                    model.tree_form,
                 )
             for score, versions in old.models.items():
                 for version in versions:
@@ -153,7 +167,9 @@ class ModelRepository:
             raise ModelLoadError(path, str(exc)) from None
         model = OnnxModel.load(path, self.options)
         if model.meta.score != score or model.meta.version != version:
-            raise ModelLoadError(path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}")
+            raise ModelLoadError(
+                path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}"
+            )
         return model
 
     @property

@@ -95,14 +95,24 @@ def _finish(servicer: Any, method: str, call: _Call, start: float, code: grpc.St
         if call.rows:
             metrics.scored(call.scores, call.rows)
         metrics.stages(call.stages)
+    if not log.isEnabledFor(logging.INFO):  # the summary's fields cost more than the call itself for one contact
+        request_id.set("")
+        return
     log.info(
         "%s %s in %.1f ms (%d rows)",
         method,
         code.name,
         seconds * 1e3,
         call.rows,
-        extra={"event": "call", "method": method, "code": code.name, "ms": round(seconds * 1e3, 3), "rows": call.rows,
-               "scores": list(call.scores), "peer": context.peer()},
+        extra={
+            "event": "call",
+            "method": method,
+            "code": code.name,
+            "ms": round(seconds * 1e3, 3),
+            "rows": call.rows,
+            "scores": list(call.scores),
+            "peer": context.peer(),
+        },
     )
     request_id.set("")
 
@@ -198,6 +208,19 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
     )
 
 
+MAX_CACHED_PLANS = 1024
+"""Request plans kept per set of served models (one per distinct header but its as_of)."""
+
+
+def _without_as_of(header: pb.ScoreHeader) -> bytes:
+    if not header.options.HasField("as_of"):
+        return header.SerializeToString(deterministic=True)
+    copy = pb.ScoreHeader()
+    copy.CopyFrom(header)
+    copy.options.ClearField("as_of")
+    return copy.SerializeToString(deterministic=True)
+
+
 def _models(pipeline: ScoringPipeline) -> list[pb.ModelRef]:
     return [pb.ModelRef(score=m.meta.score, version=m.meta.version) for m in pipeline.models]
 
@@ -232,7 +255,18 @@ class ScorecastServicer(rpc.ScorecastServicer):
     def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
         call.scores = tuple(header.scores)
-        pipeline = ScoringPipeline(self.repository, spec_from_header(header), self.max_rows_per_chunk)
+        spec = spec_from_header(header)
+        # The plan (model lookups, request columns, shared feature sets) is the same for every
+        # request with this header but its as_of: built once per set of served models.
+        key = ("pipeline", _without_as_of(header), self.max_rows_per_chunk)
+        cache = self.repository.derived
+        planned = cache.get(key)
+        if planned is None:
+            planned = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
+            if len(cache) >= MAX_CACHED_PLANS:
+                cache.clear()  # a client cycling through headers gets no unbounded cache
+            cache[key] = planned
+        pipeline = planned.for_spec(spec)
         call.stages = pipeline.seconds  # the same dict: it accumulates as chunks are scored
         return pipeline
 
@@ -274,7 +308,9 @@ class ScorecastServicer(rpc.ScorecastServicer):
         return pb.ReloadModelsResponse(
             loaded=[pb.ModelRef(score=s, version=v) for s, v in report.loaded],
             unloaded=[pb.ModelRef(score=s, version=v) for s, v in report.unloaded],
-            failures=[pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(self.repository.failures.items())],
+            failures=[
+                pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(self.repository.failures.items())
+            ],
             scores=self.repository.scores,
         )
 
@@ -332,7 +368,9 @@ class ScorecastServicer(rpc.ScorecastServicer):
                 raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
             total = scanned()
             if self.max_rows_per_request is not None and total > self.max_rows_per_request:
-                raise ResourceExhausted(f"contacts in one {method} stream", total, self.max_rows_per_request, "max_rows_per_request")
+                raise ResourceExhausted(
+                    f"contacts in one {method} stream", total, self.max_rows_per_request, "max_rows_per_request"
+                )
             yield index, result
 
 

@@ -196,3 +196,27 @@ def test_deadline_ends_a_stream(client: ScorecastClient, orders: pa.Table) -> No
 def _chain(*iterators):  # noqa: ANN001, ANN202
     for it in iterators:
         yield from it
+
+
+def test_request_plan_is_reused_but_not_its_as_of(
+    client: ScorecastClient, server: RunningServer, orders: pa.Table, tmp_path
+) -> None:  # noqa: ANN001
+    """Requests differing only in as_of share one cached plan, each scored as of its own time;
+    a reload that swaps the models drops the plans built on the old ones."""
+    from datetime import timedelta
+
+    from .fakes import linear_model, write_model
+
+    repository = server.repository
+    first = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).to_pydict()
+    later = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF + timedelta(days=2)).to_pydict()
+    plans = [k for k in repository.derived if k[0] == "pipeline"]
+    assert len(plans) == 1
+    nine = first["contact_id"].index(9)
+    # contact 9's only order is a day after AS_OF: unseen as of AS_OF, counted two days later
+    assert first["spend.value"][nine] == 0.0 and later["spend.value"][later["contact_id"].index(9)] == 1.0 + 10.0 * 99.0
+    write_model(repository.root, linear_model(version="2", weights=(2.0, 0.0)))
+    client.stub.ReloadModels(pb.ReloadModelsRequest(), timeout=30)
+    assert not [k for k in repository.derived if k[0] == "pipeline"]
+    again = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).to_pydict()
+    assert again["spend.value"][again["contact_id"].index(7)] == 2.0 * 2  # version 2: 2 x frequency
