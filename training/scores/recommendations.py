@@ -35,7 +35,9 @@ the best simple baseline the graph can serve (``BASELINE_SETTINGS``; a warning s
 NDCG@K of what is served, of every simple baseline (``recommendation_baselines``:
 popularity, popularity among unseen items, personal frequency, item-item) and, with views, of
 the blend without them (``no_views_*``), with ``holdout_repeat_share`` (the share of holdout
-purchases the contact had bought before) and ``beats_best_baseline``. The served model is
+purchases the contact had bought before) and ``beats_best_baseline``; the selection half's
+NDCG@K of the blend and of the best baseline are ``ndcg_at_<K>_selection`` and
+``best_baseline_ndcg_at_<K>_selection``. The served model is
 then refitted on every order up to ``as_of``.
 """
 
@@ -761,8 +763,8 @@ def _holdout(
     chosen.update(blend)
     # blend or baseline: chosen on the selection half, as the blend was
     servable = max(BASELINE_SETTINGS, key=lambda b: (select_baselines[b], -list(BASELINE_SETTINGS).index(b)))
-    metrics[f"selection_ndcg_at_{k}"] = blend_ndcg
-    metrics[f"selection_best_baseline_ndcg_at_{k}"] = max(select_baselines.values())
+    metrics[f"ndcg_at_{k}_selection"] = blend_ndcg
+    metrics[f"best_baseline_ndcg_at_{k}_selection"] = max(select_baselines.values())
     if select_baselines[servable] > blend_ndcg:
         log.warning(
             "recommendations: on the selection half the blend (NDCG@%d %.4f) does not beat %s (%.4f); serving %s",
