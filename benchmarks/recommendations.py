@@ -89,7 +89,9 @@ def synthetic_orders(lo: int, hi: int, n_skus: int, end_us: int, seed: int) -> d
     names = pa.array([f"S{i}" for i in range(n_skus)], pa.string())
     return {
         "contacts": pa.table({"contact_id": ids}),
-        "orders": pa.table({"contact_id": contact, "ts": pa.array(ts, pa.timestamp("us", "UTC")), "sku": names.take(pa.array(sku))}),
+        "orders": pa.table(
+            {"contact_id": contact, "ts": pa.array(ts, pa.timestamp("us", "UTC")), "sku": names.take(pa.array(sku))}
+        ),
     }
 
 

@@ -58,7 +58,9 @@ def _slot(name: str) -> tuple[str, int] | None:
     return (feature, value) if value < MAX_SLOTS else None
 
 
-def product_page_skus(column: pa.Array | pa.ChunkedArray, pattern: str, skus: Sequence[str], field: str = "web_events.page") -> np.ndarray:
+def product_page_skus(
+    column: pa.Array | pa.ChunkedArray, pattern: str, skus: Sequence[str], field: str = "web_events.page"
+) -> np.ndarray:
     """int32 vocabulary code of each page's SKU under ``pattern`` (``/products/{sku}``); -1 for
     a page that is no product page, a SKU not in ``skus``, or a null.
 

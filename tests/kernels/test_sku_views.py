@@ -94,7 +94,8 @@ def test_product_pages_with_a_suffix_dictionary_and_bad_types() -> None:
 def test_no_web_events_means_no_views_and_the_columns_read() -> None:
     orders = pa.table({"contact_id": [1, 2], "ts": pa.array([T0, T0], UTC_US)})
     frame = FeatureFrame({"orders": orders}, T0)
-    got = frame.matrix([*sku_viewed_names(2), *sku_view_weight_names(2)], {"skus": ["a"], "product_page": PATTERN, "view_half_life_days": 7.0})
+    params = {"skus": ["a"], "product_page": PATTERN, "view_half_life_days": 7.0}
+    got = frame.matrix([*sku_viewed_names(2), *sku_view_weight_names(2)], params)
     assert_array_equal(got, [[-1, -1, 0, 0], [-1, -1, 0, 0]])
     assert required_columns(["sku_viewed:0"]) == {"web_events.contact_id", "web_events.ts", "web_events.page"}
     with pytest.raises(ValueError, match="product_page"):

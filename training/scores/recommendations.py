@@ -185,7 +185,9 @@ class RecommendationModel:
         if not half_life_days > 0 or not view_half_life_days > 0:
             raise ValueError(f"half_life_days and view_half_life_days must be > 0, got {half_life_days}, {view_half_life_days}")
         if view_slots < 0 or (view_slots and product_page is None):
-            raise ValueError(f"view_slots must be >= 0, and > 0 only with a product_page pattern; got {view_slots}, {product_page!r}")
+            raise ValueError(
+                f"view_slots must be >= 0, and > 0 only with a product_page pattern; got {view_slots}, {product_page!r}"
+            )
         self.k = k
         self.factors = factors
         self.history_slots = history_slots
@@ -394,7 +396,10 @@ class RecommendationModel:
             c("first_end", TensorProto.INT64, [1], [1]),
         ]
         if v:
-            inits += [c("v_end", TensorProto.INT64, [1], [2 * h + v]), c("view_boost", TensorProto.FLOAT, [], [float(self.view_boost)])]
+            inits += [
+                c("v_end", TensorProto.INT64, [1], [2 * h + v]),
+                c("view_boost", TensorProto.FLOAT, [], [float(self.view_boost)]),
+            ]
         nodes = [
             helper.make_node("Slice", [INPUT_NAME, "h_start", "h_end", "axis1"], ["history"]),
             helper.make_node("Slice", [INPUT_NAME, "h_end", "w_end", "axis1"], ["history_w"]),
@@ -728,7 +733,8 @@ def _holdout(
             for vh in ([params["view_half_life_days"]] if "view_half_life_days" in params else VIEW_GRID["view_half_life_days"])
             for b in ([params["view_boost"]] if "view_boost" in params else VIEW_GRID["view_boost"])
         ]
-        view_ndcgs = [ranking_metrics(top, rel_select, k)["ndcg"] for top in _grid_tops(tables, model, orders, select_ids, cutoff, view_grid)]
+        view_tops = _grid_tops(tables, model, orders, select_ids, cutoff, view_grid)
+        view_ndcgs = [ranking_metrics(top, rel_select, k)["ndcg"] for top in view_tops]
         at = max(range(len(view_grid)), key=lambda i: (view_ndcgs[i], -view_grid[i]["view_boost"], -i))  # ties: fewer views
         if view_grid[at]["view_boost"] > 0 and view_ndcgs[at] > blend_ndcg:
             blend, blend_ndcg = view_grid[at], view_ndcgs[at]

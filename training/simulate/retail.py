@@ -204,7 +204,8 @@ class SimulationConfig:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         _check_int(self, "web_days", 1)
         _check_int(self, "web_heat_days", 1)
-        for name in ("web_visitor_share", "web_heat_share", "web_false_heat_share", "web_job_seeker_share", "web_product_view_share"):
+        shares = ("web_visitor_share", "web_heat_share", "web_false_heat_share", "web_job_seeker_share", "web_product_view_share")
+        for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not self.web_product_view_days > 0:

@@ -180,7 +180,8 @@ def viewed() -> Iterator[tuple[RecommendationModel, dict[str, float]]]:
     before buying it (training/simulate/web.py)."""
     base = product_base()
     with threadpool_limits(1):
-        yield fit_recommendations({"orders": base.orders, "web_events": base.web_events}, base.config.end, product_page=PRODUCT_PAGE)
+        tables = {"orders": base.orders, "web_events": base.web_events}
+        yield fit_recommendations(tables, base.config.end, product_page=PRODUCT_PAGE)
 
 
 def test_product_page_views_raise_holdout_recall(viewed: tuple[RecommendationModel, dict[str, float]]) -> None:
@@ -238,4 +239,5 @@ def test_without_product_page_views_nothing_changes(fitted: tuple[Recommendation
             assert other.to_onnx(**same).graph.SerializeToString() == model.to_onnx(**same).graph.SerializeToString()
             assert other.metadata(**same).features == model.metadata(**same).features
     meta = model.metadata(version="1", trained_at="t", data_as_of="t", metrics=metrics)
-    assert not any(c.startswith("web_events.") for c in required_columns(f for f in meta.features if not f.startswith("request:")))
+    read = required_columns(f for f in meta.features if not f.startswith("request:"))
+    assert not any(c.startswith("web_events.") for c in read)
