@@ -36,6 +36,7 @@ from .interaction_features import INTERACTIONS
 from .lead_web_features import LEAD_WEB
 from .order_features import ORDERS, order_feature_names
 from .sku_features import SKUS
+from .sku_view_features import SKU_VIEWS
 from .web_features import WEB
 
 __all__ = [
@@ -67,7 +68,7 @@ class FeatureFamily(Protocol):
     def warm_up(self, frame_type: type[FeatureFrame]) -> None: ...
 
 
-FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, SKUS, EMAIL, WEB, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
+FAMILIES: tuple[FeatureFamily, ...] = (ORDERS, SKUS, EMAIL, WEB, SKU_VIEWS, CONTACT_ATTRIBUTES, INTERACTIONS, LEAD_WEB)
 """Every feature family; a frame's event tables are theirs, in this order."""
 
 EVENT_TABLES: tuple[str, ...] = tuple(dict.fromkeys(f.table for f in FAMILIES))

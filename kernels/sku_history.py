@@ -1,4 +1,5 @@
-"""Numba kernels over orders: each contact's most recent distinct SKUs, and its promo share.
+"""Numba kernels over SKU events: each contact's most recent distinct SKUs (orders), its most
+viewed ones (product-page views, time-decayed), and its promo share.
 
 Private ``@njit`` loops over NumPy arrays and one checking wrapper each; ``sku_features`` is
 the Arrow-facing family that calls the wrappers.
@@ -13,7 +14,7 @@ from .checks import check_range, column, count_arg, int64_arg
 from .errors import InputError
 from .grouping import contact_offsets
 
-__all__ = ["decayed_counts", "promo_share", "recent_distinct"]
+__all__ = ["decayed_counts", "promo_share", "recent_distinct", "top_decayed"]
 
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
@@ -107,6 +108,62 @@ def _decayed_counts(
             if history[c, j] == value:
                 out[c, j] += np.float32(0.5 ** ((as_of - ts[i]) / half_life))
                 break
+
+
+def top_decayed(
+    contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, half_life: float, slots: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per contact, the ``slots`` codes with the largest time-decayed event counts: float32
+    ``[n, slots]`` codes (-1 where it has fewer) and their counts (0 there), each event with
+    ``ts <= as_of`` and ``code >= 0`` counted ``0.5 ** ((as_of - ts) / half_life)`` (µs);
+    by descending count, ties to the lower code. Memory: the outputs plus the events' length."""
+    n = count_arg(n, "n_contacts")
+    slots = count_arg(slots, "slots")
+    as_of = int64_arg(as_of, "as_of_us")
+    if not half_life > 0:
+        raise InputError("half_life", f"expected a positive duration in microseconds, got {half_life!r}")
+    contact = column(contact, "web_events.contact_id codes", "iu", np.int64, np.asarray(contact).shape[0])
+    check_range(contact, 0, n, "web_events.contact_id codes")
+    ts = column(ts, "web_events.ts", "iu", np.int64, contact.shape[0])
+    code = column(code, "web_events SKU codes", "iu", np.int64, contact.shape[0])
+    keep = (ts <= as_of) & (code >= 0)
+    codes = np.full((n, slots), -1.0, np.float32)
+    counts = np.zeros((n, slots), np.float32)
+    _top_decayed(contact[keep], ts[keep], code[keep], as_of, float(half_life), codes, counts)
+    return codes, counts
+
+
+@njit(cache=True)
+def _top_decayed(
+    contact: np.ndarray, ts: np.ndarray, code: np.ndarray, as_of: int, half_life: float, codes: np.ndarray, counts: np.ndarray
+) -> None:
+    n, slots = codes.shape
+    offsets = np.zeros(n + 1, np.int64)
+    fill = contact_offsets(contact, ts, _INT64_MIN, _INT64_MAX, offsets)
+    rows = np.empty(contact.size, np.int64)
+    for i in range(contact.size):
+        c = contact[i]
+        rows[fill[c]] = i
+        fill[c] += 1
+    for c in range(n):
+        lo, hi = offsets[c], offsets[c + 1]
+        if lo == hi:
+            continue
+        seg = rows[lo:hi]
+        by_code = seg[np.argsort(code[seg], kind="mergesort")]  # stable: each code's rows in row order
+        distinct = np.empty(seg.size, np.int64)
+        weight = np.zeros(seg.size)
+        m = -1
+        for r in by_code:
+            if m < 0 or distinct[m] != code[r]:
+                m += 1
+                distinct[m] = code[r]
+            weight[m] += 0.5 ** ((as_of - ts[r]) / half_life)
+        m += 1
+        order = np.argsort(-weight[:m], kind="mergesort")  # stable: equal counts keep the lower code first
+        for j in range(min(slots, m)):
+            codes[c, j] = distinct[order[j]]
+            counts[c, j] = weight[order[j]]
 
 
 def promo_share(contact: np.ndarray, ts: np.ndarray, promo: np.ndarray, n: int, as_of: int) -> np.ndarray:

@@ -9,6 +9,8 @@ A config is a JSON object::
       "density_weight": 1.0,            # heat = points + density_weight * density
       "eliminating": "zero",            # "zero": an eliminating visit zeroes the heat;
       "eliminating_cap": 0.0,           #   "cap": it caps the heat at eliminating_cap
+      "product_page": "/products/{sku}", # a product page's URL (null: none); its views feed
+                                        #   the recommendations
       "pages": [
         {"page": "/pricing", "points": 10, "category": "hot"},
         {"prefix": "/careers", "points": 0, "category": "eliminating"},
@@ -20,6 +22,10 @@ Each ``pages`` entry matches a page either exactly (``page``) or by prefix (``pr
 exact match wins over any prefix, and the longest matching prefix over shorter ones. Pages
 no entry matches score 0 points and have no category. ``category`` is ``hot``, ``warm``,
 ``cold`` (points only) or ``eliminating`` (a job seeker's page: careers …).
+
+``product_page`` is the pattern of a product page: the text around one ``{sku}`` placeholder
+(``/products/{sku}``, ``/p/{sku}.html``); a page matching it, once its query string or
+fragment (from the first ``?`` or ``#``) is cut, is a view of that SKU (``product_page_parts``).
 
 :func:`parse_web_config` validates a decoded config and returns it normalised (every key
 present): models store that form in ``params["feature_params"]["web"]``. Errors name the
@@ -33,11 +39,20 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CATEGORIES", "DEFAULT_WEB_CONFIG", "ELIMINATING_MODES", "load_web_config", "parse_web_config"]
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_WEB_CONFIG",
+    "ELIMINATING_MODES",
+    "SKU_PLACEHOLDER",
+    "load_web_config",
+    "parse_web_config",
+    "product_page_parts",
+]
 
 CATEGORIES = ("cold", "warm", "hot", "eliminating")
 """Page categories; a page's category code is its position here (-1: no entry matched)."""
 ELIMINATING_MODES = ("zero", "cap")
+SKU_PLACEHOLDER = "{sku}"
 
 _DEFAULTS: dict[str, Any] = {
     "session_gap_minutes": 30.0,
@@ -45,6 +60,7 @@ _DEFAULTS: dict[str, Any] = {
     "density_weight": 1.0,
     "eliminating": "zero",
     "eliminating_cap": 0.0,
+    "product_page": None,
 }
 
 DEFAULT_WEB_CONFIG: dict[str, Any] = {**_DEFAULTS, "pages": []}
@@ -94,6 +110,10 @@ def _parse(raw: object) -> dict[str, Any]:
         raise ValueError(f"eliminating: expected one of {', '.join(ELIMINATING_MODES)}, got {_shown(mode)}")
     out["eliminating"] = mode
     out["eliminating_cap"] = _number(raw.get("eliminating_cap", 0.0), "eliminating_cap", 0.0)
+    pattern = raw.get("product_page")
+    if pattern is not None:
+        product_page_parts(pattern, "product_page")
+    out["product_page"] = pattern
     pages = raw.get("pages", [])
     if not isinstance(pages, list):
         raise ValueError(f"pages: expected a list, got {_shown(pages)}")
@@ -125,6 +145,24 @@ def _parse(raw: object) -> dict[str, Any]:
         entries.append({kind: pattern, "points": points, "category": category})
     out["pages"] = entries
     return out
+
+
+def product_page_parts(pattern: object, where: str = "product_page") -> tuple[str, str]:
+    """The text before and after the one ``{sku}`` of a product-page pattern.
+
+    Raises
+    ------
+    ValueError
+        Not a string, not exactly one ``{sku}``, or nothing before it (every page would match).
+    """
+    if not isinstance(pattern, str) or pattern.count(SKU_PLACEHOLDER) != 1:
+        raise ValueError(f"{where}: expected a string with exactly one {SKU_PLACEHOLDER}, got {_shown(pattern)}")
+    prefix, suffix = pattern.split(SKU_PLACEHOLDER)
+    if not prefix:
+        raise ValueError(f"{where}: expected a page path before {SKU_PLACEHOLDER} (\"/products/{{sku}}\"), got {_shown(pattern)}")
+    if any(ch in prefix + suffix for ch in "?#"):
+        raise ValueError(f"{where}: the query string and fragment are cut before matching; drop ? and # from {_shown(pattern)}")
+    return prefix, suffix
 
 
 def load_web_config(path: Path | str) -> dict[str, Any]:

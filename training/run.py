@@ -27,7 +27,7 @@ MIN_BUYERS = 500
 PRODUCT_SCORES = ("recommendations", "cross_sell", "promo_appetence")
 """Trained when named (``--scores``); not by default, so bases without SKUs or campaigns train.
 When one is requested, the orders' sku and promo columns are read for every score of the run."""
-WEB_FEATURE_SCORES = ("web_heat", "segments")
+WEB_FEATURE_SCORES = ("web_heat", "segments", "recommendations")
 """When one is requested, the base's web_events join the tables of every score of the run."""
 
 T = TypeVar("T")

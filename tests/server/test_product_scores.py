@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -116,3 +117,29 @@ def test_include_bought_overrides_the_learned_default_over_grpc(client: Scorecas
 
     assert repeats(True) == 0
     assert repeats(False) > 0
+
+
+def test_recommendations_read_product_page_views_when_sent(client: ScorecastClient) -> None:
+    """The trained model reads web_events (the base has product-page views): a chunk with them
+    changes the lists of contacts who viewed product pages, and only theirs; a chunk without
+    web_events (the other tests) is scored as a base without views."""
+    info = client.get_model("recommendations")
+    assert "web_events.page" in info.input_columns
+    assert json.loads(info.params_json)["view_boost"] > 0
+    base = product_base()
+    chunk = _chunk()
+    ids = chunk["contacts"].column("contact_id")
+    web = base.web_events.filter(pc.is_in(base.web_events.column("contact_id"), value_set=ids))
+
+    def recs(tables: dict[str, pa.Table]) -> tuple[list, np.ndarray]:
+        table = pa.Table.from_batches([client.score_batch(tables, ["recommendations"], as_of=base.config.end)])
+        names = [f"recommendations.rec_{i}" for i in range(1, 11)]
+        return table.column("contact_id").to_pylist(), table.select(names).to_pandas().to_numpy()
+
+    rows, plain = recs(chunk)
+    rows_web, viewed = recs({**chunk, "web_events": web})
+    assert rows == rows_web
+    viewers = set(web.filter(pc.starts_with(web.column("page"), "/products/SKU")).column("contact_id").to_pylist())
+    changed = (plain != viewed).any(axis=1)
+    assert changed.sum() > 20
+    assert all(contact in viewers for contact, c in zip(rows, changed, strict=True) if c)

@@ -45,7 +45,7 @@ from scorecast.kernels.time_units import US_PER_DAY
 
 from .email import EmailConfig, simulate_email
 from .products import ProductConfig, promotion_campaigns, promotion_truth, promotions_table, taste_skus
-from .web import simulate_web
+from .web import Purchases, simulate_web
 
 __all__ = [
     "GENERATOR",
@@ -157,6 +157,10 @@ class SimulationConfig:
     """Window before ``end`` in which contacts heat (and job seekers visit)."""
     web_job_seeker_share: float = 0.03
     """Share of non-converting contacts who are job seekers (careers pages)."""
+    web_product_view_share: float = 0.5
+    """P(a web visitor views an order's product page before buying it)."""
+    web_product_view_days: float = 10.0
+    """Mean days from such a view to the purchase (exponential)."""
     email: bool = True
     """Simulate campaigns and e-mail events too (``simulate_email``)."""
     email_config: EmailConfig = EmailConfig()
@@ -200,9 +204,12 @@ class SimulationConfig:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         _check_int(self, "web_days", 1)
         _check_int(self, "web_heat_days", 1)
-        for name in ("web_visitor_share", "web_heat_share", "web_false_heat_share", "web_job_seeker_share"):
+        shares = ("web_visitor_share", "web_heat_share", "web_false_heat_share", "web_job_seeker_share", "web_product_view_share")
+        for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not self.web_product_view_days > 0:
+            raise ValueError(f"web_product_view_days must be > 0, got {self.web_product_view_days!r}")
         for name in ("web_session_rate", "web_heat_sessions"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -330,7 +337,8 @@ def simulate_base(config: SimulationConfig) -> SimulatedBase:
     if config.web:
         soon = ev_us[future] <= end_us + 30 * US_PER_DAY
         converts = np.bincount(events["contact"][future][soon], minlength=config.n_contacts) > 0
-        web_events, web_truth = simulate_web(config, ids, converts, end_us)
+        purchases = Purchases(events["contact"], ev_us, attrs["sku"], catalogue["sku_names"])
+        web_events, web_truth = simulate_web(config, ids, converts, end_us, purchases)
         for name, column in web_truth.items():
             truth = truth.append_column(name, column)
     extra: dict[str, pa.Table] = {}

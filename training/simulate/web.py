@@ -19,6 +19,13 @@ Called by :func:`scorecast.training.simulate.retail.simulate_base` when ``Simula
   then a page of that category uniformly (``/products/p-017``, ``/blog/post-042``,
   ``/pricing`` …); durations are log-normal (median 40 s browsing, 75 s heating), 2 %
   unknown (null); views follow each other within the session. Views after ``end`` are dropped.
+- **Product pages before a purchase.** Given the purchases (``Purchases``: past and future
+  orders), a web visitor views the page of an order's SKU (``/products/<sku>``, the web
+  config's ``product_page``) before buying it with probability ``web_product_view_share``:
+  ``1 + Poisson(0.5)`` views, each ``Exp(web_product_view_days)`` days before the order (at
+  least a minute), within the web history (median 75 s). Recommendations learn from these
+  what a contact is about to buy; the draws use their own stream, so the other views stay
+  as they are.
 
 Returns the table (time order, as a real log) and truth columns per contact: ``web_visitor``,
 ``web_heating``, ``job_seeker`` and ``converts_30d``.
@@ -26,17 +33,18 @@ Returns the table (time order, as a real log) and truth columns per contact: ``w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scorecast.kernels.time_units import US_PER_DAY
 
 if TYPE_CHECKING:
     from .retail import SimulationConfig
 
-__all__ = ["PAGE_CATEGORIES", "page_catalogue", "simulate_web"]
+__all__ = ["PAGE_CATEGORIES", "Purchases", "page_catalogue", "simulate_web"]
 
 _US_PER_S = 1_000_000
 _TS = pa.timestamp("us", tz="UTC")
@@ -67,6 +75,18 @@ _DURATION_MEDIAN_S = np.array([40.0, 75.0, 60.0])
 _DURATION_SIGMA = 0.9
 _NULL_DURATION_SHARE = 0.02
 _JOB_SEEKER_SESSIONS = 3.0
+_PRODUCT_PAGE = "/products/"
+_EXTRA_PRODUCT_VIEWS = 0.5  # Poisson mean of the views of a purchased SKU beyond the first
+_PRODUCT_VIEW_MEDIAN_S = 75.0
+
+
+class Purchases(NamedTuple):
+    """Orders for the product-page views: contact row, µs time, SKU index into ``sku_names``."""
+
+    contact: np.ndarray
+    ts: np.ndarray
+    sku: np.ndarray
+    sku_names: pa.Array
 
 
 def page_catalogue() -> tuple[list[str], np.ndarray]:
@@ -77,11 +97,12 @@ def page_catalogue() -> tuple[list[str], np.ndarray]:
 
 
 def simulate_web(
-    config: SimulationConfig, ids: pa.Array, converts: np.ndarray, end_us: int
+    config: SimulationConfig, ids: pa.Array, converts: np.ndarray, end_us: int, purchases: Purchases | None = None
 ) -> tuple[pa.Table, dict[str, pa.Array]]:
     """The ``web_events`` table up to ``end`` and the per-contact truth columns.
 
-    ``converts``: bool per contact (row-aligned with ``ids``), orders within 30 days after end.
+    ``converts``: bool per contact (row-aligned with ``ids``), orders within 30 days after end;
+    ``purchases``: the orders whose product pages visitors view first (None: no such views).
     """
     # its own stream, so adding web visits leaves every other draw of the base unchanged
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x57EB]))
@@ -130,14 +151,20 @@ def simulate_web(
     session_first = np.cumsum(views) - views
     offset = csum - step - (csum - step)[session_first][session]
     ts = start_us[session] + offset
+    who = contact[session]
+    page_names = pa.array(pages, pa.string())
+    if purchases is not None and config.web_product_view_share > 0:
+        more = _product_views(config, visitor, purchases, end_us, len(pages))
+        who, ts, page, duration = (np.concatenate([a, b]) for a, b in zip((who, ts, page, duration), more, strict=True))
+        page_names = pa.concat_arrays([page_names, pc.binary_join_element_wise(_PRODUCT_PAGE, purchases.sku_names, "")])
     keep = ts <= end_us
     order = np.flatnonzero(keep)[np.argsort(ts[keep], kind="stable")]
     null_duration = rng.random(order.size) < _NULL_DURATION_SHARE
     table = pa.table(
         {
-            "contact_id": ids.take(pa.array(contact[session][order].astype(np.int64))),
+            "contact_id": ids.take(pa.array(who[order].astype(np.int64))),
             "ts": pa.array(ts[order], type=_TS),
-            "page": pa.array(pages, pa.string()).take(pa.array(page[order])),
+            "page": page_names.take(pa.array(page[order])),
             "duration_s": pa.array(duration[order], mask=null_duration),
         }
     )
@@ -148,3 +175,20 @@ def simulate_web(
         "converts_30d": pa.array(converts),
     }
     return table, truth
+
+
+def _product_views(
+    config: SimulationConfig, visitor: np.ndarray, purchases: Purchases, end_us: int, first_page: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views of purchased SKUs' pages before the purchase (module docstring): contact, µs time,
+    page index (``first_page`` + SKU index) and duration, in their own random stream."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x57EB, 1]))
+    viewed = visitor[purchases.contact] & (rng.random(purchases.contact.size) < config.web_product_view_share)
+    rows = np.flatnonzero(viewed)
+    rows = np.repeat(rows, 1 + rng.poisson(_EXTRA_PRODUCT_VIEWS, rows.size))
+    lead = rng.exponential(config.web_product_view_days, rows.size) * US_PER_DAY + 60 * _US_PER_S
+    ts = purchases.ts[rows] - np.rint(lead).astype(np.int64)
+    keep = ts > end_us - config.web_days * US_PER_DAY
+    rows, ts = rows[keep], ts[keep]
+    duration = np.round(_PRODUCT_VIEW_MEDIAN_S * np.exp(_DURATION_SIGMA * rng.standard_normal(rows.size)), 1)
+    return purchases.contact[rows].astype(np.int64), ts, first_page + purchases.sku[rows].astype(np.int64), duration

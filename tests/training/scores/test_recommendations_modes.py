@@ -14,8 +14,8 @@ from scorecast.training.simulate.products import GROCERY, NO_REPEAT, ProductConf
 BASELINES = ("popularity", "popularity_unseen", "personal_frequency", "item_item")
 
 
-def _fit(products: ProductConfig) -> tuple[float, object, dict[str, float]]:
-    base = simulate_base(SimulationConfig(n_contacts=12_000, seed=7, products=products, email=False, web=False))
+def _fit(products: ProductConfig, n_contacts: int = 12_000) -> tuple[float, object, dict[str, float]]:
+    base = simulate_base(SimulationConfig(n_contacts=n_contacts, seed=7, products=products, email=False, web=False))
     orders = base.orders
     pairs = pc.binary_join_element_wise(pc.cast(orders.column("contact_id"), "string"), orders.column("sku"), "|")
     repeat_share = 1 - pc.count_distinct(pairs).as_py() / orders.num_rows
@@ -37,7 +37,10 @@ def test_no_repeat_catalogue_learns_exclusion_and_beats_popularity_among_unseen(
 
 @pytest.mark.slow
 def test_grocery_learns_repeats_and_beats_personal_frequency() -> None:
-    repeat_share, model, m = _fit(GROCERY)
+    """30k contacts: the blend's edge over personal frequency here is ~0.006 NDCG, within the
+    noise of the ~480-contact halves of a 12k base (seed 7 there serves personal frequency,
+    chosen on its selection half by 0.0015, and the blend wins the report half by 0.003)."""
+    repeat_share, model, m = _fit(GROCERY, 30_000)
     assert repeat_share > 0.6
     assert m["holdout_repeat_share"] > 0.7
     assert not model.exclude_bought and model.repeat_boost > 0 and model.served_ == "model"
