@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -125,6 +126,7 @@ class ScoringPipeline:
             raise InvalidArgument("options.product_groups", list(spec.product_groups), "no requested score has product groups")
         self.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
         """Time spent per stage over every chunk so far (for benchmarks and metrics)."""
+        self._seconds_lock = threading.Lock()
         # The kernel features of every model with the same feature parameters in one
         # FeatureFrame.matrix call: the RFM summary then runs once per chunk, covering all their
         # groups and amounts, instead of once per model.
@@ -144,6 +146,7 @@ class ScoringPipeline:
         other = copy.copy(self)
         other.spec = spec
         other.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
+        other._seconds_lock = threading.Lock()
         return other
 
     @property
@@ -201,9 +204,10 @@ class ScoringPipeline:
                 names.append(f"{plan.model.meta.score}.{out.name}")
                 arrays.append(_column(out, result.get(out.onnx_output), n, self.spec.as_of_us))
         batch = pa.RecordBatch.from_arrays(arrays, names=names)
-        self.seconds["features"] += t1 - t0
-        self.seconds["onnx"] += t2 - t1
-        self.seconds["assemble"] += time.perf_counter() - t2
+        with self._seconds_lock:  # chunks of one pipeline may be scored side by side (rescore)
+            self.seconds["features"] += t1 - t0
+            self.seconds["onnx"] += t2 - t1
+            self.seconds["assemble"] += time.perf_counter() - t2
         return batch
 
 

@@ -77,7 +77,7 @@ def test_interrupted_rescore_leaves_nothing(
     monkeypatch.setattr(ScoringPipeline, "score", failing)
     with pytest.raises(type(error)):
         rescore(ModelRepository.load(models), base, SPEC, out, chunk_contacts=500)
-    assert len(calls) == 3
+    assert 3 <= len(calls) <= 4  # two chunks are scored at once: one more may have started
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
     assert pq.read_table(out).column_names == ["old"]
 
