@@ -8,7 +8,9 @@ tables need not be sorted or grouped by contact.
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import socket
 import tempfile
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -232,7 +234,8 @@ class BaseChunks:
         ``partition_contacts`` worth of partitions stay in memory, the others go to files."""
         if self._tmp is not None:
             return
-        self._tmp = Path(tempfile.mkdtemp(prefix="scorecast-chunks-"))
+        _sweep_stale(Path(tempfile.gettempdir()))
+        self._tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(os.getpid())))
         # removed after the last partition is read, or when this object goes (a caller that
         # only asked len(), or stopped early), or at exit
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
@@ -310,6 +313,31 @@ class BaseChunks:
         if self._tmp is not None:
             self._finalizer()
             self._tmp = None
+
+
+def _tmp_prefix(pid: int) -> str:
+    """Split folders are named for the host and process that made them (see ``_sweep_stale``)."""
+    return f"scorecast-chunks-{socket.gethostname()}-{pid}-"
+
+
+def _sweep_stale(root: Path) -> None:
+    """Remove split folders left by processes of this host that died without cleaning up
+    (SIGKILL, out of memory): a killed 10M-contact rescore leaves gigabytes otherwise."""
+    mine = _tmp_prefix(0)[: -len("0-")]
+    for path in root.glob(f"{mine}*"):
+        pid = path.name[len(mine) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _is_string(kind: pa.DataType) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -180,3 +181,27 @@ def test_partitions_do_not_share_hash_slots() -> None:
     bits = 17
     slots = {int(_slot(k, np.uint64(64 - bits))) for k in mine[:40_000]}
     assert len(slots) > 0.5 * min(len(mine), 40_000)  # random: ~26k of 40k distinct in 131k slots
+
+
+def test_split_folders_of_dead_processes_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split folder left by a killed process of this host goes at the next split; a live
+    process's folder and other files stay."""
+    import subprocess
+    import sys
+
+    from scorecast.base import _tmp_prefix
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = scratch / f"{_tmp_prefix(dead.pid)}abc"
+    live = scratch / f"{_tmp_prefix(os.getppid())}abc"
+    other = scratch / "scorecast-chunks-elsewhere-1-abc"
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "orders.5.arrow").write_bytes(b"x")
+    base = _write_base(tmp_path / "base")
+    assert sum(c["contacts"].num_rows for c in BaseChunks(base, COLUMNS, chunk_contacts=100, partition_contacts=150)) == 1_000
+    assert sorted(p.name for p in scratch.iterdir()) == sorted([live.name, other.name])

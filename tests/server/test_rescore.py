@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,16 +102,23 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
-def test_killed_rescore_leaves_nothing(models: Path, base: Path, tmp_path: Path, sig: signal.Signals) -> None:
-    """`scorecast rescore` killed mid-way (SIGKILL included) leaves neither output nor temp file."""
+def test_killed_rescore_leaves_nothing(
+    models: Path, base: Path, tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scorecast rescore` killed mid-way (SIGKILL included) leaves neither output nor temp file:
+    its split folder goes with it (SIGTERM) or at the next split on this host (SIGKILL)."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    scratch = tmp_path / "scratch"  # the child's temporary folder
+    scratch.mkdir()
     marker = tmp_path / "ready"
     argv = ["rescore", "--models", str(models), "--data", str(base), "--scores", "spend,affinity"]
     argv += ["--out", str(out_dir / "scores.parquet"), "--chunk-contacts", "500", "--as-of", "2026-01-01"]
     log = tmp_path / "stderr.log"
     with log.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(marker), *argv], stderr=sink)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE, str(marker), *argv], stderr=sink, env=os.environ | {"TMPDIR": str(scratch)}
+        )
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, log.read_text()
@@ -120,6 +128,10 @@ def test_killed_rescore_leaves_nothing(models: Path, base: Path, tmp_path: Path,
     code = proc.wait(timeout=60)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     assert list(out_dir.iterdir()) == []
+    assert len(list(scratch.glob("scorecast-chunks-*"))) == (1 if sig == signal.SIGKILL else 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    rescore(ModelRepository.load(models), base, SPEC, out_dir / "again.parquet", chunk_contacts=500)
+    assert list(scratch.glob("scorecast-chunks-*")) == []
 
 
 def test_rescore_writes_every_contact(models: Path, base: Path, tmp_path: Path) -> None:
