@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["contact_offsets"]
+__all__ = ["contact_offsets", "rows_by_contact"]
+
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 @njit(cache=True, nogil=True)
@@ -25,3 +27,16 @@ def contact_offsets(codes: np.ndarray, ts: np.ndarray, lo: int, hi: int, offsets
     for c in range(n_contacts):
         offsets[c + 1] += offsets[c]
     return offsets[:-1].copy()
+
+
+@njit(cache=True, nogil=True)
+def rows_by_contact(codes: np.ndarray, ts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Every row's index grouped by contact code, in row order within a contact (``offsets``:
+    zeroed, length n_contacts + 1, filled as by ``contact_offsets``)."""
+    fill = contact_offsets(codes, ts, _INT64_MIN, _INT64_MAX, offsets)
+    rows = np.empty(codes.shape[0], np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        rows[fill[c]] = i
+        fill[c] += 1
+    return rows

@@ -12,11 +12,10 @@ from numba import njit
 
 from .checks import check_range, column, count_arg, int64_arg
 from .errors import InputError
-from .grouping import contact_offsets
+from .grouping import rows_by_contact
 
 __all__ = ["decayed_counts", "promo_share", "recent_distinct", "top_decayed"]
 
-_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, slots: int) -> np.ndarray:
@@ -41,12 +40,7 @@ def _recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: i
     out = np.full((n, slots), -1.0, np.float32)
     # counting sort of the orders by contact, rows in their original order within each
     counts = np.zeros(n + 1, np.int64)
-    fill = contact_offsets(contact, ts, _INT64_MIN, _INT64_MAX, counts)
-    rows = np.empty(contact.size, np.int64)
-    for i in range(contact.size):
-        c = contact[i]
-        rows[fill[c]] = i
-        fill[c] += 1
+    rows = rows_by_contact(contact, ts, counts)
     for c in range(n):
         lo, hi = counts[c], counts[c + 1]
         if lo == hi:
@@ -139,12 +133,7 @@ def _top_decayed(
 ) -> None:
     n, slots = codes.shape
     offsets = np.zeros(n + 1, np.int64)
-    fill = contact_offsets(contact, ts, _INT64_MIN, _INT64_MAX, offsets)
-    rows = np.empty(contact.size, np.int64)
-    for i in range(contact.size):
-        c = contact[i]
-        rows[fill[c]] = i
-        fill[c] += 1
+    rows = rows_by_contact(contact, ts, offsets)
     for c in range(n):
         lo, hi = offsets[c], offsets[c + 1]
         if lo == hi:

@@ -29,7 +29,7 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["AtomicParquetWriter", "fsync_dir", "new_dir", "replace_dir", "sibling_dir", "write_bytes", "write_text"]
+__all__ = ["AtomicParquetWriter", "fsync_dir", "new_dir", "process_alive", "replace_dir", "sibling_dir", "write_bytes", "write_text"]
 
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
@@ -220,11 +220,12 @@ def _remove_stale(path: Path) -> None:
     """Remove ``.<name>.partial-<pid>`` files of this target whose process is gone."""
     for partial in path.parent.glob(f".{path.name}.partial-*"):
         pid = partial.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             partial.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -24,6 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from numba import njit
 
+from .atomic import process_alive
 from .tables import CONTACT_ID, TABLES
 
 __all__ = ["BaseChunks", "open_table", "read_table", "table_names"]
@@ -326,18 +327,8 @@ def _sweep_stale(root: Path) -> None:
     mine = _tmp_prefix(0)[: -len("0-")]
     for path in root.glob(f"{mine}*"):
         pid = path.name[len(mine) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _is_string(kind: pa.DataType) -> bool:
