@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["contact_offsets", "rows_by_contact"]
-
-_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+__all__ = ["contact_offsets", "group_rows"]
 
 
 @njit(cache=True, nogil=True)
@@ -30,13 +28,18 @@ def contact_offsets(codes: np.ndarray, ts: np.ndarray, lo: int, hi: int, offsets
 
 
 @njit(cache=True, nogil=True)
-def rows_by_contact(codes: np.ndarray, ts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Every row's index grouped by contact code, in row order within a contact (``offsets``:
-    zeroed, length n_contacts + 1, filled as by ``contact_offsets``)."""
-    fill = contact_offsets(codes, ts, _INT64_MIN, _INT64_MAX, offsets)
-    rows = np.empty(codes.shape[0], np.int64)
-    for i in range(codes.shape[0]):
-        c = codes[i]
-        rows[fill[c]] = i
-        fill[c] += 1
-    return rows
+def group_rows(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions grouped by key (0 .. n - 1), in row order within a key, and each key's
+    bounds in them (key k owns ``order[bounds[k]:bounds[k + 1]]``): a counting sort, two passes."""
+    bounds = np.zeros(n + 1, np.int64)
+    for i in range(keys.shape[0]):
+        bounds[keys[i] + 1] += 1
+    for k in range(n):
+        bounds[k + 1] += bounds[k]
+    fill = bounds[:-1].copy()
+    order = np.empty(keys.shape[0], np.int64)
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, bounds

@@ -12,7 +12,7 @@ from numba import njit
 
 from .checks import check_range, column, count_arg, int64_arg
 from .errors import InputError
-from .grouping import rows_by_contact
+from .grouping import group_rows
 
 __all__ = ["decayed_counts", "promo_share", "recent_distinct", "top_decayed"]
 
@@ -39,8 +39,7 @@ def recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: in
 def _recent_distinct(contact: np.ndarray, ts: np.ndarray, code: np.ndarray, n: int, as_of: int, slots: int) -> np.ndarray:
     out = np.full((n, slots), -1.0, np.float32)
     # counting sort of the orders by contact, rows in their original order within each
-    counts = np.zeros(n + 1, np.int64)
-    rows = rows_by_contact(contact, ts, counts)
+    rows, counts = group_rows(contact, n)
     for c in range(n):
         lo, hi = counts[c], counts[c + 1]
         if lo == hi:
@@ -132,8 +131,7 @@ def _top_decayed(
     contact: np.ndarray, ts: np.ndarray, code: np.ndarray, as_of: int, half_life: float, codes: np.ndarray, counts: np.ndarray
 ) -> None:
     n, slots = codes.shape
-    offsets = np.zeros(n + 1, np.int64)
-    rows = rows_by_contact(contact, ts, offsets)
+    rows, offsets = group_rows(contact, n)
     for c in range(n):
         lo, hi = offsets[c], offsets[c + 1]
         if lo == hi:

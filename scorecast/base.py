@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from numba import njit
 
 from .atomic import process_alive
+from .kernels.grouping import group_rows
 from .tables import CONTACT_ID, TABLES
 
 __all__ = ["BaseChunks", "open_table", "read_table", "table_names"]
@@ -209,7 +210,7 @@ class BaseChunks:
         n_chunks = -(-len(ids) // self.chunk_contacts)
         bucketed = {}
         for name, table in tables.items():
-            order, bounds = _grouping_order(self._codes(name, table, ids) // self.chunk_contacts, n_chunks)
+            order, bounds = group_rows(self._codes(name, table, ids) // self.chunk_contacts, n_chunks)
             bucketed[name] = (table, order, bounds)
         for k in range(n_chunks):
             chunk = {name: table.take(order[bounds[k] : bounds[k + 1]]) for name, (table, order, bounds) in bucketed.items()}
@@ -272,7 +273,7 @@ class BaseChunks:
                     ]
                 else:
                     batch = _like(batch, schema)
-                order, bounds = _grouping_order(_partition_of(batch[CONTACT_ID], n), n)
+                order, bounds = group_rows(_partition_of(batch[CONTACT_ID], n), n)
                 for p in range(held):  # its own buffers: a slice would keep the whole batch alive
                     if bounds[p + 1] > bounds[p]:
                         kept[p].append(batch.take(order[bounds[p] : bounds[p + 1]]))
@@ -428,21 +429,3 @@ def _partition_of(ids: pa.Array | pa.ChunkedArray, n_partitions: int) -> np.ndar
     _fnv1a(offsets, data, hashes)
     out[:] = hashes % np.uint64(n_partitions)
     return out
-
-
-@njit(cache=True, nogil=True)
-def _grouping_order(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions grouped by key (0 .. n - 1), in row order within a key, and each key's
-    bounds in them: a counting sort, two passes."""
-    bounds = np.zeros(n + 1, np.int64)
-    for i in range(keys.shape[0]):
-        bounds[keys[i] + 1] += 1
-    for k in range(n):
-        bounds[k + 1] += bounds[k]
-    fill = bounds[:-1].copy()
-    order = np.empty(keys.shape[0], np.int64)
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        order[fill[k]] = i
-        fill[k] += 1
-    return order, bounds

@@ -124,7 +124,7 @@ class ScoringPipeline:
             raise InvalidArgument("options.model_versions", unknown_pins, f"pin only requested scores {list(spec.scores)}")
         if spec.product_groups and not any("groups" in p.model.meta.params for p in self.plans):
             raise InvalidArgument("options.product_groups", list(spec.product_groups), "no requested score has product groups")
-        self.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
+        self.seconds = _no_seconds()
         """Time spent per stage over every chunk so far (for benchmarks and metrics)."""
         self._seconds_lock = threading.Lock()
         # The kernel features of every model with the same feature parameters in one
@@ -145,7 +145,7 @@ class ScoringPipeline:
         plans do not depend on it): no model lookup or planning again, its own stage times."""
         other = copy.copy(self)
         other.spec = spec
-        other.seconds = {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
+        other.seconds = _no_seconds()
         other._seconds_lock = threading.Lock()
         return other
 
@@ -209,6 +209,10 @@ class ScoringPipeline:
             self.seconds["onnx"] += t2 - t1
             self.seconds["assemble"] += time.perf_counter() - t2
         return batch
+
+
+def _no_seconds() -> dict[str, float]:
+    return {"features": 0.0, "onnx": 0.0, "assemble": 0.0}
 
 
 SERIAL_KERNEL_ROWS = 32_768
