@@ -142,8 +142,10 @@ def caller(job: tuple[str, str, bytes, float, float]) -> tuple[list[float], floa
 
 
 def request_tables(chunk: Mapping[str, pa.Table], k: int) -> dict[str, pa.Table]:
-    """The first ``k`` contacts of a chunk with all their rows."""
-    contacts = chunk["contacts"].slice(0, k)
+    """The first ``k`` contacts of a chunk that have orders, with all their rows (a contact
+    without any would measure an empty feature path: 30 % of the simulated base)."""
+    buyers = np.isin(chunk["contacts"]["contact_id"].to_numpy(), chunk["orders"]["contact_id"].to_numpy())
+    contacts = chunk["contacts"].filter(pa.array(buyers)).slice(0, k)
     wanted = pa.array(contacts["contact_id"])
     tables = {"contacts": contacts}
     for name, table in chunk.items():

@@ -7,6 +7,7 @@ the name bad data is reported under.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TypeAlias
 
@@ -124,7 +125,7 @@ def timestamps_us(column: Column, field: str) -> np.ndarray:
             arr = arr.cast(pa.timestamp("us", kind.tz))
         except pa.ArrowInvalid as err:
             raise InputError(field, f"timestamps out of the µs range: {err}") from None
-    return arr.cast(pa.int64()).to_numpy()
+    return arr.view(pa.int64()).to_numpy()  # no nulls: the same buffer, read as int64
 
 
 def _check_us_range(values: np.ndarray, limit: int, field: str) -> None:
@@ -171,19 +172,18 @@ def category_codes(column: Column, categories: Sequence[str], field: str) -> np.
     ValueError
         ``categories`` holds duplicates.
     """
-    if len(set(categories)) != len(categories):
-        raise ValueError(f"categories hold duplicates: {list(categories)!r}")
+    value_set = _value_set(tuple(categories))
     arr = _single(column)
     kind = arr.type
     if pa.types.is_null(kind):
         return np.full(len(arr), -1, np.int32)
-    value_set = pa.array(list(categories), pa.string())
     if pa.types.is_dictionary(kind) and _is_string(kind.value_type):
         # Look up the (small) dictionary once instead of every row.
         lookup = _positions(arr.dictionary, value_set)
         if len(lookup) == 0:
             return np.full(len(arr), -1, np.int32)
-        codes = lookup[arr.indices.fill_null(0).to_numpy()]
+        indices = arr.indices.fill_null(0) if arr.indices.null_count else arr.indices
+        codes = lookup[indices.to_numpy()]
         if arr.null_count:
             codes[~arr.is_valid().to_numpy(zero_copy_only=False)] = -1
         return codes
@@ -192,10 +192,20 @@ def category_codes(column: Column, categories: Sequence[str], field: str) -> np.
     return _positions(arr, value_set)
 
 
+@functools.lru_cache(maxsize=256)  # a model's groups, once per process instead of per request
+def _value_set(categories: tuple[str, ...]) -> pa.Array:
+    if len(set(categories)) != len(categories):
+        raise ValueError(f"categories hold duplicates: {list(categories)!r}")
+    return pa.array(categories, pa.string())
+
+
 def _positions(values: pa.Array, value_set: pa.Array) -> np.ndarray:
     if pa.types.is_string_view(values.type):
         values = values.cast(pa.string())  # index_in has no string_view kernel (pyarrow 26)
-    return pc.index_in(values, value_set=value_set).fill_null(-1).to_numpy().astype(np.int32)
+    found = pc.index_in(values, value_set=value_set)
+    if found.null_count:
+        found = found.fill_null(-1)
+    return found.to_numpy().astype(np.int32)
 
 
 def _is_string(kind: pa.DataType) -> bool:

@@ -16,7 +16,7 @@ __all__ = ["factorise_int64"]
 # Fibonacci hashing: multiply by 2**64 / golden ratio and keep the top bits. Spreads
 # sequential and strided ids (the usual contact ids) evenly at the cost of one multiply.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_FIRST_BITS = 16
+_MAX_FIRST_BITS = 16
 
 
 @njit(cache=True, nogil=True)
@@ -25,10 +25,10 @@ def _slot(key: np.int64, shift: np.uint64) -> np.int64:
 
 
 @njit(cache=True, nogil=True)
-def _factorise(keys: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> int:
+def _factorise(keys: np.ndarray, codes: np.ndarray, uniques: np.ndarray, bits: int) -> int:
     """Write each key's code into ``codes`` and each new key into ``uniques``; return the
-    number of distinct keys. ``uniques`` has room for ``len(keys)``."""
-    bits = _FIRST_BITS
+    number of distinct keys. ``uniques`` has room for ``len(keys)``; the table starts with
+    ``2**bits`` slots and doubles as it fills."""
     table = np.full(1 << bits, -1, np.int32)  # slot -> code, -1 = empty
     mask = (1 << bits) - 1
     shift = np.uint64(64 - bits)
@@ -73,6 +73,9 @@ def factorise_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes = np.empty(keys.shape[0], np.int32)
     uniques = np.empty(keys.shape[0], np.int64)
     # The hash multiply wraps by design; only NUMBA_DISABLE_JIT runs (NumPy scalars) notice.
+    # A table sized to the keys (at most 2**16 slots to start): filling 64k slots was most of
+    # the cost of a one-contact request.
+    bits = min(_MAX_FIRST_BITS, max(3, (2 * keys.shape[0]).bit_length()))
     with np.errstate(over="ignore"):
-        n_unique = _factorise(view, codes, uniques)
+        n_unique = _factorise(view, codes, uniques, bits)
     return codes, uniques[:n_unique].copy()

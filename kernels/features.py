@@ -51,6 +51,7 @@ __all__ = [
 
 _CONTACT_ID = "contact_id"
 _STACK_ROWS = 4096
+_SMALL_ROWS = 64  # real-time requests: a few contacts
 
 
 class FeatureFamily(Protocol):
@@ -238,17 +239,22 @@ class FeatureFrame:
         InputError
             A column a requested feature reads is missing or holds bad data.
         """
-        by_family: dict[int, list[int]] = {}
-        families = [_family(name) for name in names]
-        for i, family in enumerate(families):
-            by_family.setdefault(id(family), []).append(i)
         columns: list[np.ndarray | None] = [None] * len(names)
-        for positions in by_family.values():
-            family = families[positions[0]]
-            values = family.compute(self, [names[i] for i in positions], params or {})
+        for family, positions, family_names in _by_family(tuple(names)):
+            values = family.compute(self, family_names, params or {})
             for i, column in zip(positions, values, strict=True):
                 columns[i] = column
         return _stack(columns, len(self))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=1024)  # a model's feature list, grouped once per process
+def _by_family(names: tuple[str, ...]) -> list[tuple[FeatureFamily, tuple[int, ...], tuple[str, ...]]]:
+    """(family, positions in ``names``, their names) for each family the names belong to."""
+    positions: dict[int, list[int]] = {}
+    families = [_family(name) for name in names]
+    for i, family in enumerate(families):
+        positions.setdefault(id(family), []).append(i)
+    return [(families[at[0]], tuple(at), tuple(names[i] for i in at)) for at in positions.values()]
 
 
 def warm_up() -> None:
@@ -260,10 +266,12 @@ def warm_up() -> None:
 
 def _stack(columns: list[np.ndarray], n: int) -> np.ndarray:
     """Columns side by side as a C-contiguous float32 (n, len(columns)) array."""
-    out = np.empty((n, len(columns)), np.float32)
     # Beyond float32 (a total of huge amounts) is inf, not an error: the model's output for it
     # is then not finite, which the server returns as null.
     with np.errstate(over="ignore"):
+        if n <= _SMALL_ROWS and columns:  # one conversion, not one assignment per column
+            return np.ascontiguousarray(np.array(columns, dtype=np.float32).T)
+        out = np.empty((n, len(columns)), np.float32)
         _fill(out, columns, n)
     return out
 
@@ -278,9 +286,13 @@ def _fill(out: np.ndarray, columns: list[np.ndarray], n: int) -> None:
 
 
 def _column(table: pa.Table, table_name: str, column: str, needed_by: str) -> pa.ChunkedArray:
-    if column not in table.column_names:
-        raise InputError(
-            f"{table_name}.{column}",
-            f"table {table_name} has no column {column}, needed by {needed_by}",
-        )
-    return table.column(column)
+    try:
+        return table.column(column)  # a lookup first would list the names on every call
+    except KeyError:
+        pass
+    if column in table.column_names:
+        raise InputError(f"{table_name}.{column}", f"table {table_name} has more than one column {column}")
+    raise InputError(
+        f"{table_name}.{column}",
+        f"table {table_name} has no column {column}, needed by {needed_by}",
+    )

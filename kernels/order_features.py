@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,6 +70,40 @@ def _parse(name: str) -> tuple[str, str | None] | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """What a list of orders feature names needs: worked out once per list, not per request."""
+
+    parsed: tuple[tuple[str, str | None], ...]
+    groups: tuple[str, ...]
+    first_reader: dict[str, str]
+    """Each column read, named after the first feature that reads it (for the error message)."""
+    rfm_amount: bool
+    summary: bool
+    repeat: bool
+    repeat_amount: bool
+
+
+@functools.lru_cache(maxsize=1024)
+def _wanted(names: tuple[str, ...]) -> _Wanted:
+    parsed = tuple(_parse(name) for name in names)
+    features = [f for f, _ in parsed]  # type: ignore[misc]
+    first_reader: dict[str, str] = {}
+    for feature, name in zip(features, names, strict=True):
+        for col in ("ts", _EXTRA_COLUMN.get(feature)):
+            if col is not None:
+                first_reader.setdefault(col, name)
+    return _Wanted(
+        parsed=parsed,  # type: ignore[arg-type]
+        groups=tuple(dict.fromkeys(g for _, g in parsed if g is not None)),  # type: ignore[misc]
+        first_reader=first_reader,
+        rfm_amount=any(_EXTRA_COLUMN.get(f) == "amount" for f in features if f in _RFM_FEATURES),
+        summary=any(f not in _REPEAT_FEATURES for f in features),
+        repeat=any(f in _REPEAT_FEATURES for f in features),
+        repeat_amount="repeat_monetary" in features,
+    )
+
+
 class OrderFeatures:
     """The orders family; its summaries are cached on the frame and widened, never recomputed
     back and forth, when later calls ask for more groups or for amounts."""
@@ -86,28 +121,14 @@ class OrderFeatures:
         return {"orders.contact_id", "orders.ts"} | ({f"orders.{extra}"} if extra else set())
 
     def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
-        parsed = [_parse(name) for name in names]
-        groups = tuple(dict.fromkeys(g for _, g in parsed if g is not None))  # type: ignore[misc]
+        wanted = _wanted(tuple(names))
         if frame.table("orders") is not None:
-            # each column once, named after the first feature that reads it (a model asks for
-            # dozens of features of three columns; checking per feature cost ~0.15 ms a request)
-            first_reader: dict[str, str] = {}
-            for (feature, _), name in zip(parsed, names, strict=True):  # type: ignore[misc]
-                for col in ("ts", _EXTRA_COLUMN.get(feature)):
-                    if col is not None:
-                        first_reader.setdefault(col, name)
-            for col, name in first_reader.items():
+            for col, name in wanted.first_reader.items():
                 frame.column("orders", col, f"feature {name}")
-        features = [f for f, _ in parsed]  # type: ignore[misc]
-        rfm_amount = any(_EXTRA_COLUMN.get(f) == "amount" for f in features if f in _RFM_FEATURES)
-        summary = None
-        if any(f not in _REPEAT_FEATURES for f in features):
-            summary = _summary(frame, groups, rfm_amount)
-        repeat = None
-        if any(f in _REPEAT_FEATURES for f in features):
-            repeat = _repeat_summary(frame, "repeat_monetary" in features)
+        summary = _summary(frame, wanted.groups, wanted.rfm_amount) if wanted.summary else None
+        repeat = _repeat_summary(frame, wanted.repeat_amount) if wanted.repeat else None
         columns = []
-        for feature, group in parsed:  # type: ignore[misc]
+        for feature, group in wanted.parsed:
             if feature in _REPEAT_FEATURES:
                 columns.append(getattr(repeat, feature))
             elif group is None:

@@ -42,6 +42,10 @@ def encode_table(table: pa.Table, compress: bool | None = None) -> bytes:
     ``COMPRESS_MIN_BYTES``)."""
     if compress is None:
         compress = table.nbytes >= COMPRESS_MIN_BYTES
+    if table.nbytes < COMPRESS_MIN_BYTES:
+        # One record batch: a few contacts filtered out of a larger table arrive in as many
+        # batches as it had, and the server pays per batch (and joins them again).
+        table = table.combine_chunks()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=_LZ4 if compress else None) as writer:
         writer.write_table(table)

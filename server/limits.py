@@ -2,7 +2,8 @@
 
 An Arrow IPC message states, in its flatbuffer header, the row count of a record batch and
 where each body buffer lies; a compressed buffer (lz4, zstd) starts with its decompressed
-length as a little-endian int64 (-1: stored as is). ``DecodeBudget.check`` walks a stream
+length as a little-endian int64 (-1: stored as is); an uncompressed batch decodes to at most
+its body (Arrow refuses a buffer outside it). ``DecodeBudget.check`` walks a stream
 message by message and adds these up across all tables of a chunk, so a 40 KB zstd payload
 that would decode to gigabytes is refused with RESOURCE_EXHAUSTED before Arrow allocates it.
 Arrow itself refuses a buffer whose decompressed length differs from the one stated.
@@ -11,7 +12,7 @@ Arrow itself refuses a buffer whose decompressed length differs from the one sta
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pathlib import Path
@@ -30,6 +31,13 @@ _HEADER_RECORD_BATCH = 3
 _BUFFER = struct.Struct("<qq")  # Buffer {offset: long, length: long}
 
 
+_U8 = struct.Struct("<B").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I64 = struct.Struct("<q").unpack_from
+
+
 class _Flat:
     """Just enough of a flatbuffer reader for Arrow's Message table (bounds-checked by struct)."""
 
@@ -37,23 +45,23 @@ class _Flat:
         self.data = data
 
     def root(self) -> int:
-        return struct.unpack_from("<I", self.data, 0)[0]
+        return _U32(self.data, 0)[0]
 
     def field(self, table: int, index: int) -> int | None:
         """Absolute position of field ``index`` of the table at ``table``; None if absent."""
-        vtable = table - struct.unpack_from("<i", self.data, table)[0]
-        vtable_len = struct.unpack_from("<H", self.data, vtable)[0]
-        if 4 + 2 * index >= vtable_len:
+        data = self.data
+        vtable = table - _I32(data, table)[0]
+        if 4 + 2 * index >= _U16(data, vtable)[0]:
             return None
-        offset = struct.unpack_from("<H", self.data, vtable + 4 + 2 * index)[0]
+        offset = _U16(data, vtable + 4 + 2 * index)[0]
         return table + offset if offset else None
 
     def deref(self, position: int) -> int:
-        return position + struct.unpack_from("<I", self.data, position)[0]
+        return position + _U32(self.data, position)[0]
 
-    def scalar(self, table: int, index: int, fmt: str, default: int = 0) -> int:
+    def scalar(self, table: int, index: int, unpack: Callable[[bytes, int], tuple[int]], default: int = 0) -> int:
         at = self.field(table, index)
-        return default if at is None else struct.unpack_from(fmt, self.data, at)[0]
+        return default if at is None else unpack(self.data, at)[0]
 
 
 @dataclass
@@ -94,7 +102,7 @@ class DecodeBudget:
     def _add(self, message: pa.ipc.Message, table: str, where: str) -> None:
         flat = _Flat(message.metadata.to_pybytes())
         root = flat.root()
-        kind = flat.scalar(root, 1, "<B")
+        kind = flat.scalar(root, 1, _U8)
         header_at = flat.field(root, 2)
         if kind not in (_HEADER_RECORD_BATCH, _HEADER_DICTIONARY_BATCH) or header_at is None:
             return  # the schema (bounded by the message size) or a message Arrow will refuse
@@ -105,7 +113,7 @@ class DecodeBudget:
                 return
             batch = flat.deref(data_at)
         else:
-            self.used_rows += flat.scalar(batch, 0, "<q")
+            self.used_rows += flat.scalar(batch, 0, _I64)
             if self.used_rows > self.max_rows:
                 raise ResourceExhausted(
                     f"rows of the chunk's tables (at table {table!r})", self.used_rows, self.max_rows, self.rows_setting
@@ -130,13 +138,16 @@ def check_base_bytes(base: Path, tables: Iterable[str], limit: int, field: str) 
 
 def _decoded_bytes(flat: _Flat, batch: int, body: pa.Buffer | None) -> int:
     """Bytes the buffers of one (record or dictionary) batch take once decompressed."""
+    body_size = body.size if body is not None else 0
+    if flat.field(batch, 3) is None:
+        # Stored as is: every buffer is a slice of the body (Arrow refuses one outside it), so
+        # the body's size bounds them, padding included: nothing more to read.
+        return body_size
     buffers_at = flat.field(batch, 2)
     if buffers_at is None:
         return 0
     vector = flat.deref(buffers_at)
-    count = struct.unpack_from("<I", flat.data, vector)[0]
-    compressed = flat.field(batch, 3) is not None
-    body_size = body.size if body is not None else 0
+    count = _U32(flat.data, vector)[0]
     if vector + 4 + count * _BUFFER.size > len(flat.data):
         raise struct.error(f"{count} buffers overrun the {len(flat.data)}-byte header")
     # Buffer {offset, length} pairs, read at once (a request holds hundreds of them)
@@ -146,13 +157,11 @@ def _decoded_bytes(flat: _Flat, batch: int, body: pa.Buffer | None) -> int:
     if outside.any():
         i = int(np.argmax(outside))
         raise struct.error(f"buffer {i} at {offsets[i]}+{lengths[i]} is outside the {body_size}-byte body")
-    if not compressed:
-        return int(lengths.sum())
     total = 0
     view = memoryview(body) if body is not None else b""
     for offset, length in pairs.tolist():
         if length >= 8:
-            stated = struct.unpack_from("<q", view, offset)[0]
+            stated = _I64(view, offset)[0]
             total += length - 8 if stated == -1 else max(stated, 0)
         else:
             total += length

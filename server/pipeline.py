@@ -8,6 +8,7 @@ float32 matrix, and its ONNX outputs become ``<score>.<output>`` columns after `
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 import time
@@ -91,6 +92,11 @@ class _Plan:
     outputs: list[OutputSpec]
     data_features: list[str]
     request_columns: dict[int, float]
+
+    @functools.cached_property
+    def column_names(self) -> list[str]:
+        """``<score>.<output>`` of each output, in order."""
+        return [f"{self.model.meta.score}.{out.name}" for out in self.outputs]
 
     @property
     def params(self) -> dict[str, Any] | None:
@@ -200,9 +206,8 @@ class ScoringPipeline:
         t2 = time.perf_counter()
         names, arrays = ["contact_id"], [frame.contact_ids]
         for plan, result in zip(self.plans, results, strict=True):
-            for out in plan.outputs:
-                names.append(f"{plan.model.meta.score}.{out.name}")
-                arrays.append(_column(out, result.get(out.onnx_output), n, self.spec.as_of_us))
+            names += plan.column_names
+            arrays += _columns(plan.outputs, result, n, self.spec.as_of_us)
         batch = pa.RecordBatch.from_arrays(arrays, names=names)
         with self._seconds_lock:  # chunks of one pipeline may be scored side by side (rescore)
             self.seconds["features"] += t1 - t0
@@ -274,29 +279,59 @@ def _unique_scores(scores: Sequence[str], repository: ModelRepository) -> list[s
     return seen
 
 
-_ARROW_TYPES = {"float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32()}
+_NUMPY_TYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32}
 
 
-def _column(out: OutputSpec, values: np.ndarray | None, n: int, as_of_us: int) -> pa.Array:
-    """One output column from an ONNX output (a vector, or a matrix and a column index)."""
-    if values is None:  # empty chunk: no ONNX run
-        values = np.zeros(n, dtype=np.float64)
-    elif out.column is not None:
-        values = values[:, out.column]
-    values = values.reshape(n)
-    mask = values == out.null_value if out.null_value is not None else None
-    if values.dtype.kind == "f":  # NaN means "not defined for this contact" (e.g. no orders);
-        # so does ±inf (features beyond float32, e.g. a total of huge amounts): no client can use it.
-        undefined = ~np.isfinite(values)
-        mask = undefined if mask is None else mask | undefined
+def _columns(outputs: Sequence[OutputSpec], result: Mapping[str, np.ndarray], n: int, as_of_us: int) -> list[pa.Array]:
+    """The output columns of one model's ONNX outputs (vectors, or matrices and a column index)."""
+    undefined: dict[str, np.ndarray | None] = {}
+    whole: dict[tuple[str, str], pa.Array] = {}
+    columns = []
+    for out in outputs:
+        values = result.get(out.onnx_output)
+        if values is None:  # empty chunk: no ONNX run
+            columns.append(_column(out, np.zeros(n), None, as_of_us))
+            continue
+        if out.onnx_output not in undefined:
+            # NaN means "not defined for this contact" (e.g. no orders); so does ±inf (features
+            # beyond float32, e.g. a total of huge amounts): no client can use it. Checked once
+            # per ONNX output, not per column (a one-contact request is dozens of such checks).
+            bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
+            undefined[out.onnx_output] = bad if bad is not None and bad.any() else None
+        bad = undefined[out.onnx_output]
+        if out.column is not None and bad is None and out.null_value is None and out.dtype in _NUMPY_TYPES:
+            # Plain numbers of a matrix: the matrix converted once, column-major, each column a
+            # slice of it (one Arrow array per ONNX output instead of one per column).
+            key = (out.onnx_output, out.dtype)
+            if key not in whole:
+                whole[key] = pa.array(values.T.astype(_NUMPY_TYPES[out.dtype]).reshape(-1))
+            columns.append(whole[key].slice(out.column * n, n))
+            continue
+        if out.column is not None:
+            values = values[:, out.column]
+            bad = bad[:, out.column] if bad is not None else None
+        columns.append(_column(out, values.reshape(n), bad.reshape(n) if bad is not None else None, as_of_us))
+    return columns
+
+
+@functools.lru_cache(maxsize=256)
+def _categories(names: tuple[str, ...]) -> pa.Array:
+    return pa.array(names, type=pa.string())
+
+
+def _column(out: OutputSpec, values: np.ndarray, undefined: np.ndarray | None, as_of_us: int) -> pa.Array:
+    """One output column from its values; ``undefined`` (None: none) and ``null_value`` are nulls."""
+    mask = undefined
+    if out.null_value is not None:
+        nulls = values == out.null_value
+        mask = nulls if mask is None else mask | nulls
     if out.dtype == "category":
-        categories = pa.array(out.categories, type=pa.string())
         codes = np.where(mask, 0, values) if mask is not None else values  # NaN has no int code
-        indices = pa.array(codes.astype(np.int32), mask=mask)
-        return pa.DictionaryArray.from_arrays(indices, categories)
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), _categories(out.categories))
     if out.dtype == "timestamp":  # days after as_of
         days = values.astype(np.float64)
         invalid = ~np.isfinite(days) | (np.abs(days) > 1e6) | (mask if mask is not None else False)
         micros = as_of_us + np.round(np.where(invalid, 0.0, days) * US_PER_DAY).astype(np.int64)
         return pa.array(micros, type=pa.timestamp("us", tz="UTC"), mask=invalid)
-    return pa.array(values.astype(_ARROW_TYPES[out.dtype].to_pandas_dtype()), type=_ARROW_TYPES[out.dtype], mask=mask)
+    values = values.astype(_NUMPY_TYPES[out.dtype], copy=False)
+    return pa.array(values) if mask is None else pa.array(values, mask=mask)

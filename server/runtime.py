@@ -14,6 +14,7 @@ form and logs why.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ class OnnxModel:
 
     def _run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         names = self._output_names
-        if CUDA in self.session.get_providers() and features.shape[0] >= IO_BINDING_MIN_ROWS:
+        if features.shape[0] >= IO_BINDING_MIN_ROWS and self._on_cuda:
             # One host-to-device copy of the input, outputs gathered on the host at the end:
             # without binding, ONNX Runtime copies per run and allocates outputs each time.
             binding = self.session.io_binding()
@@ -182,9 +183,13 @@ class OnnxModel:
             return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
         return dict(zip(names, self.session.run(names, {INPUT_NAME: features}), strict=True))
 
-    @property
+    @functools.cached_property
     def _output_names(self) -> list[str]:
         return sorted({o.onnx_output for o in self.meta.outputs})
+
+    @functools.cached_property
+    def _on_cuda(self) -> bool:
+        return CUDA in self.session.get_providers()
 
 
 def _check_file(path: Path, max_bytes: int) -> tuple[onnx.ModelProto, bytes]:
