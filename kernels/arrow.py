@@ -172,14 +172,14 @@ def category_codes(column: Column, categories: Sequence[str], field: str) -> np.
     ValueError
         ``categories`` holds duplicates.
     """
-    value_set = _value_set(tuple(categories))
+    value_set = _CategorySet.of(tuple(categories))
     arr = _single(column)
     kind = arr.type
     if pa.types.is_null(kind):
         return np.full(len(arr), -1, np.int32)
     if pa.types.is_dictionary(kind) and _is_string(kind.value_type):
         # Look up the (small) dictionary once instead of every row.
-        lookup = _positions(arr.dictionary, value_set)
+        lookup = value_set.positions(arr.dictionary)
         if len(lookup) == 0:
             return np.full(len(arr), -1, np.int32)
         indices = arr.indices.fill_null(0) if arr.indices.null_count else arr.indices
@@ -189,23 +189,39 @@ def category_codes(column: Column, categories: Sequence[str], field: str) -> np.
         return codes
     if not _is_string(kind):
         raise InputError(field, f"expected a string column, got type {kind}")
-    return _positions(arr, value_set)
+    return value_set.positions(arr)
 
 
-@functools.lru_cache(maxsize=256)  # a model's groups, once per process instead of per request
-def _value_set(categories: tuple[str, ...]) -> pa.Array:
-    if len(set(categories)) != len(categories):
-        raise ValueError(f"categories hold duplicates: {list(categories)!r}")
-    return pa.array(categories, pa.string())
+_SMALL_LOOKUP = 64
+"""Strings up to this many are looked up in a dict: Arrow's index_in costs ~15 µs a call
+whatever the size (a real-time request's product groups are a handful)."""
 
 
-def _positions(values: pa.Array, value_set: pa.Array) -> np.ndarray:
-    if pa.types.is_string_view(values.type):
-        values = values.cast(pa.string())  # index_in has no string_view kernel (pyarrow 26)
-    found = pc.index_in(values, value_set=value_set)
-    if found.null_count:
-        found = found.fill_null(-1)
-    return found.to_numpy().astype(np.int32)
+class _CategorySet:
+    """The categories as an Arrow value set and as a dict, made once per process."""
+
+    def __init__(self, categories: tuple[str, ...]) -> None:
+        if len(set(categories)) != len(categories):
+            raise ValueError(f"categories hold duplicates: {list(categories)!r}")
+        self.values = pa.array(categories, pa.string())
+        self.index = {name: i for i, name in enumerate(categories)}
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def of(categories: tuple[str, ...]) -> _CategorySet:
+        return _CategorySet(categories)
+
+    def positions(self, values: pa.Array) -> np.ndarray:
+        """int32 position of each string, -1 for nulls and strings not listed."""
+        if len(values) <= _SMALL_LOOKUP:
+            get = self.index.get
+            return np.fromiter((get(v, -1) for v in values.to_pylist()), np.int32, len(values))
+        if pa.types.is_string_view(values.type):
+            values = values.cast(pa.string())  # index_in has no string_view kernel (pyarrow 26)
+        found = pc.index_in(values, value_set=self.values)
+        if found.null_count:
+            found = found.fill_null(-1)
+        return found.to_numpy().astype(np.int32)
 
 
 def _is_string(kind: pa.DataType) -> bool:

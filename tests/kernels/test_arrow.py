@@ -18,6 +18,7 @@ from scorecast.kernels import (
     timestamps_us,
     unique_contact_ids,
 )
+from scorecast.kernels import arrow
 from scorecast.kernels.time_units import US_PER_DAY
 
 T0 = 1_700_000_000_000_000  # µs since the epoch
@@ -265,6 +266,21 @@ def test_category_codes_give_positions_and_minus_one(column: pa.Array) -> None:
     codes = category_codes(column, CATEGORIES, "orders.product_group")
     assert codes.dtype == np.int32
     assert_array_equal(codes, _GROUP_CODES)
+
+
+@pytest.mark.parametrize("column", GROUP_COLUMNS.values(), ids=GROUP_COLUMNS.keys())
+def test_category_codes_of_long_columns(column: pa.Array) -> None:
+    """Past the short columns looked up in a dict (Arrow's index_in then): the same codes."""
+    long = pa.chunked_array(column.chunks * 40) if isinstance(column, pa.ChunkedArray) else pa.concat_arrays([column] * 40)
+    assert len(long) > arrow._SMALL_LOOKUP
+    assert_array_equal(category_codes(long, CATEGORIES, "orders.product_group"), _GROUP_CODES * 40)
+
+
+def test_category_codes_of_a_long_dictionary() -> None:
+    """A dictionary longer than the dict lookup's limit (many distinct strings) is looked up by Arrow."""
+    names = [f"g{i}" for i in range(100)] + ["bags", "shoes"]
+    column = pa.DictionaryArray.from_arrays(pa.array([100, 5, None, 101, 100]), pa.array(names))
+    assert_array_equal(category_codes(column, CATEGORIES, "orders.product_group"), [1, -1, -1, 0, 1])
 
 
 @pytest.mark.parametrize(
