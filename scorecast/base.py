@@ -248,7 +248,7 @@ class BaseChunks:
             with ThreadPoolExecutor(SPLIT_THREADS, thread_name_prefix="scorecast-split") as pool:
                 for done in [pool.submit(self._split_table, name, dataset) for name, dataset in self._datasets().items()]:
                     done.result()
-            if self._counts is None:
+            if self._counts is None:  # no contacts table: the distinct ids of each partition
                 self._counts = [
                     len(_contact_ids(self._read_partitions(range(p, p + 1), keep=True))) for p in range(self.n_partitions)
                 ]
@@ -260,6 +260,8 @@ class BaseChunks:
         assert self._tmp is not None
         n, held = self.n_partitions, self._n_held
         kept: list[list[pa.RecordBatch]] = [[] for _ in range(held)]
+        # the contacts table's rows per partition are the partitions' contacts
+        counts = np.zeros(n, np.int64) if name == "contacts" else None
         writers: list[pa.ipc.RecordBatchStreamWriter] = []
         schema = None
         try:
@@ -274,6 +276,8 @@ class BaseChunks:
                 else:
                     batch = _like(batch, schema)
                 order, bounds = group_rows(_partition_of(batch[CONTACT_ID], n), n)
+                if counts is not None:
+                    counts += np.diff(bounds)
                 for p in range(held):  # its own buffers: a slice would keep the whole batch alive
                     if bounds[p + 1] > bounds[p]:
                         kept[p].append(batch.take(order[bounds[p] : bounds[p + 1]]))
@@ -292,6 +296,8 @@ class BaseChunks:
             for writer in writers:
                 writer.close()
         self._held[name] = [pa.Table.from_batches(batches, schema) for batches in kept]
+        if counts is not None:
+            self._counts = counts.tolist()
 
     def _read_partitions(self, parts: range, keep: bool = False) -> dict[str, pa.Table]:
         """The tables of these partitions; partitions held in memory are let go unless ``keep``."""
