@@ -9,6 +9,7 @@ split one: sort by contact_id to compare. Two chunks are scored at once, written
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from scorecast.atomic import AtomicParquetWriter
 from scorecast.base import BaseChunks
-from scorecast.kernels import required_columns
+from scorecast.kernels import required_columns, warm_up
 from scorecast.metadata import REQUEST_PREFIX
 
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -64,19 +65,36 @@ def rescore(
         from tqdm import tqdm
 
         iterator = tqdm(chunks, total=len(chunks), unit="chunk", desc="rescore")
+    chunk_iter = iter(iterator)
+    pending: deque[_Scoring] = deque()
     n = 0
-    # Two chunks scored at once: a chunk's kernels and Python run mostly on one core, so a
-    # second chunk fills the other (300k-contact behaviour base, 2 cores: 1.47 -> 1.15 s).
-    workers = 1  # until the first chunk has started numba's threading layer
-    with AtomicParquetWriter(out) as writer:
-        pending: deque[_Scoring] = deque()
-        for n, tables in enumerate(iterator, start=1):  # noqa: B007 (n counts the chunks)
+
+    def fill(workers: int) -> None:  # in order, at most ``workers`` chunks in flight
+        nonlocal n
+        while len(pending) < workers:
+            tables = next(chunk_iter, None)
+            if tables is None:
+                return
             pending.append(_Scoring(pipeline, tables))
-            if len(pending) >= workers:  # in order, at most ``workers`` chunks in flight
-                writer.write(pending.popleft().result())
-                workers = _scoring_threads()
+            n += 1
+
+    with AtomicParquetWriter(out) as writer:
+        # numba's threading layer must run before two chunks are scored at once (see
+        # _scoring_threads): the kernels warm up while the base is split (the first next())
+        warming = _warm_kernels()
+        first = next(chunk_iter, None)
+        if warming is not None:
+            warming.join()
+        if first is not None:
+            chunk_iter = itertools.chain([first], chunk_iter)
+        # Two chunks scored at once: a chunk's kernels and Python run mostly on one core, so a
+        # second chunk fills the other (300k-contact behaviour base, 2 cores: 1.47 -> 1.15 s).
+        workers = _scoring_threads()
+        fill(workers)
         while pending:
-            writer.write(pending.popleft().result())
+            batch = pending.popleft().result()
+            fill(workers)  # the next chunk starts before this one is written
+            writer.write(batch)
     return RescoreResult(rows=writer.rows, chunks=n, seconds=dict(pipeline.seconds))
 
 
@@ -107,6 +125,18 @@ class _Scoring:
             raise self._error
         assert self._batch is not None
         return self._batch
+
+
+def _warm_kernels() -> threading.Thread | None:
+    """A thread compiling (or loading) the kernels and starting numba's threading layer, or
+    None when a kernel already ran in this process."""
+    try:
+        numba.threading_layer()
+    except ValueError:  # no parallel kernel ran yet
+        thread = threading.Thread(target=warm_up, name="scorecast-warm-up", daemon=True)
+        thread.start()
+        return thread
+    return None
 
 
 def _scoring_threads() -> int:
