@@ -14,6 +14,7 @@ import socket
 import tempfile
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,7 @@ PARTITION_FILL = 0.875  # partitions of ~7/8 of a chunk: hashing spreads them so
 # LZ4: half the bytes to write and read back, at a compression speed above the disk's
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 SPLIT_THREADS = 2
+READ_AHEAD = 2  # groups of partitions read while a chunk is scored
 
 
 def open_table(base: Path, name: str) -> ds.Dataset | None:
@@ -79,7 +81,7 @@ class BaseChunks:
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
     partition of a hash of its contact_id, partitions being about a chunk each (Arrow IPC
     streams in a temporary folder). A chunk is then one partition (or a run of small ones, or
-    part of a large one), read straight from its files, the next one read ahead while the
+    part of a large one), read straight from its files, the next two read ahead while the
     current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
     appearance); a partitioned base's go partition by partition, in that order within each.
     """
@@ -184,13 +186,14 @@ class BaseChunks:
         self._split_on_disk()
         try:
             groups = self._groups()
-            # read ahead: the next partitions are read while this chunk is scored
+            # read ahead: the next READ_AHEAD groups are read while this chunk is scored (rescore
+            # scores two chunks at once: with one read ahead, every other chunk waited for its read)
             with ThreadPoolExecutor(1, thread_name_prefix="scorecast-read") as pool:
-                pending = pool.submit(self._read_partitions, groups[0])
+                reads = deque(pool.submit(self._read_partitions, group) for group in groups[:READ_AHEAD])
                 for i in range(len(groups)):
-                    tables = pending.result()
-                    if i + 1 < len(groups):
-                        pending = pool.submit(self._read_partitions, groups[i + 1])
+                    tables = reads.popleft().result()
+                    if i + READ_AHEAD < len(groups):
+                        reads.append(pool.submit(self._read_partitions, groups[i + READ_AHEAD]))
                     yield from self._chunks(tables, _contact_ids(tables))
         finally:
             self._cleanup()
