@@ -346,8 +346,10 @@ class _TableSplit:
     def _bucket(self, batch: pa.RecordBatch) -> tuple[pa.Schema, np.ndarray, list[pa.RecordBatch | None], pa.RecordBatch | None]:
         n, held = self.n, self.held
         order, bounds = group_rows(_partition_of(batch[CONTACT_ID], n), n)
-        # its own buffers: a slice would keep the whole batch alive
-        kept = [batch.take(order[bounds[p] : bounds[p + 1]]) if bounds[p + 1] > bounds[p] else None for p in range(held)]
+        # two takes (each a pass over every column), not one per held partition: the held
+        # partitions are slices of the held rows' own buffers, which they alone keep alive
+        rows = batch.take(order[: bounds[held]])
+        kept = [rows.slice(bounds[p], bounds[p + 1] - bounds[p]) if bounds[p + 1] > bounds[p] else None for p in range(held)]
         rest = batch.take(order[bounds[held] :]) if bounds[n] > bounds[held] else None
         return _plain_schema(batch, n), np.diff(bounds), kept, rest
 
