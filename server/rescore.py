@@ -82,12 +82,16 @@ def rescore(
         # A chunk starts as soon as a lane is free, not when the chunks before it are written.
         workers = _scoring_threads()
         lanes = threading.Semaphore(workers)
-        for n, tables in enumerate(chunk_iter, start=1):  # noqa: B007 (n counts the chunks)
-            lanes.acquire()
+        while True:
+            lanes.acquire()  # then the next chunk: no chunk waits in memory for a lane
             for scoring in pending:  # a failed chunk ends the run now, not when its turn comes
                 if scoring.failed:
                     scoring.result()
+            tables = next(chunk_iter, None)
+            if tables is None:
+                break
             pending.append(_Scoring(pipeline, tables, lanes.release))
+            n += 1
             while pending and (pending[0].finished or len(pending) > MAX_UNWRITTEN):
                 writer.write(pending.popleft().result())
         while pending:
