@@ -1,6 +1,8 @@
 """The e-mail kernel: per-contact sends, opens, clicks, bounces, recency and keyword weights.
 
-NumPy in, NumPy out (``email_summary``); ``email_features`` turns Arrow tables into its inputs.
+NumPy in, NumPy out: ``sort_events`` groups the rows by contact once, then ``email_summary``
+and ``keyword_weights`` (run again for more keywords or other parameters, not the sort) walk
+them; ``email_features`` turns Arrow tables into their inputs.
 Only events with ``ts <= as_of`` count. An event of one type on one campaign counts once
 however many rows repeat it (ESPs log re-opens and retries), at its earliest time; rows
 without a campaign (null campaign code) each count. Definitions, per contact:
@@ -29,7 +31,7 @@ from numba import njit, prange
 from .grouping import contact_offsets
 from .time_units import US_PER_DAY
 
-__all__ = ["EVENT_TYPES", "WINDOWS_DAYS", "EmailSummary", "email_summary"]
+__all__ = ["EVENT_TYPES", "WINDOWS_DAYS", "ContactEmails", "EmailSummary", "email_summary", "keyword_weights", "sort_events"]
 
 EVENT_TYPES = ("sent", "open", "click", "bounce", "unsubscribe")
 """Event type codes are positions in this tuple."""
@@ -52,7 +54,6 @@ class EmailSummary:
     mean_send_gap_days: np.ndarray
     opens_last5_sends: np.ndarray
     clicks_last5_sends: np.ndarray
-    keyword_weights: np.ndarray  # (n, n_keywords) float64
 
     @property
     def open_rate(self) -> np.ndarray:
@@ -100,28 +101,10 @@ def _before(t: int, k: int, kind: int, other: np.ndarray) -> bool:
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _summarise(
-    offsets: np.ndarray,
-    events: np.ndarray,
-    as_of: int,
-    windows_us: np.ndarray,
-    kw_offsets: np.ndarray,
-    kw_index: np.ndarray,
-    half_life_days: float,
-    click_weight: float,
-    counts: np.ndarray,
-    window_counts: np.ndarray,
-    last_ts: np.ndarray,
-    flags: np.ndarray,
-    keyword_weights: np.ndarray,
-) -> None:
-    """One pass per contact: sort its events (few) by campaign, type, time; walk them once."""
-    n = offsets.shape[0] - 1
-    n_windows = windows_us.shape[0]
-    n_camp = kw_offsets.shape[0] - 1
-    for c in prange(n):
+def _order_each_contact(offsets: np.ndarray, events: np.ndarray) -> None:
+    """Sort each contact's events (few: insertion sort) by campaign, type, time."""
+    for c in prange(offsets.shape[0] - 1):
         lo, hi = offsets[c], offsets[c + 1]
-        # insertion sort: a contact has tens of events
         for i in range(lo + 1, hi):
             t, k, kind = events[i]["ts"], events[i]["camp"], events[i]["type"]
             j = i - 1
@@ -129,6 +112,24 @@ def _summarise(
                 events[j + 1] = events[j]
                 j -= 1
             events[j + 1]["ts"], events[j + 1]["camp"], events[j + 1]["type"] = t, k, kind
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _summarise(
+    offsets: np.ndarray,
+    events: np.ndarray,
+    as_of: int,
+    windows_us: np.ndarray,
+    counts: np.ndarray,
+    window_counts: np.ndarray,
+    last_ts: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """One walk over each contact's events, in campaign, type, time order."""
+    n = offsets.shape[0] - 1
+    n_windows = windows_us.shape[0]
+    for c in prange(n):
+        lo, hi = offsets[c], offsets[c + 1]
         latest = np.full(4, _NONE)  # latest row per type (before-1970 times are valid)
         first_send, last_send = np.int64(0), np.int64(0)
         top = np.full(_LAST_SENDS, np.iinfo(np.int64).min)  # the 5 latest distinct sends, descending
@@ -158,11 +159,6 @@ def _summarise(
                         top[p] = top[p - 1]
                         p -= 1
                     top[p] = t
-            elif (kind == _OPEN or kind == _CLICK) and 0 <= k < n_camp:
-                weight = 1.0 if kind == _OPEN else click_weight
-                decay = 0.5 ** ((as_of - t) / US_PER_DAY / half_life_days)
-                for q in range(kw_offsets[k], kw_offsets[k + 1]):
-                    keyword_weights[c, kw_index[q]] += weight * decay
         # reactions to the latest sends: a send's open and click rows follow it in the order
         fifth = top[min(_LAST_SENDS, int(counts[c, 0])) - 1] if counts[c, 0] > 0 else 0
         opens5, clicks5 = 0.0, 0.0
@@ -190,55 +186,76 @@ def _summarise(
         flags[c, 4] = clicks5
 
 
-def email_summary(
+@njit(cache=True, nogil=True, parallel=True)
+def _keyword_weights(
+    offsets: np.ndarray,
+    events: np.ndarray,
+    as_of: int,
+    kw_offsets: np.ndarray,
+    kw_index: np.ndarray,
+    half_life_days: float,
+    click_weight: float,
+    out: np.ndarray,
+) -> None:
+    n_camp = kw_offsets.shape[0] - 1
+    for c in prange(offsets.shape[0] - 1):
+        for i in range(offsets[c], offsets[c + 1]):
+            e = events[i]
+            t, k, kind = e["ts"], e["camp"], e["type"]
+            if not ((kind == _OPEN or kind == _CLICK) and 0 <= k < n_camp):
+                continue
+            if i > offsets[c] and events[i - 1]["camp"] == k and events[i - 1]["type"] == kind:
+                continue  # a repeat: its earliest row came first
+            weight = 1.0 if kind == _OPEN else click_weight
+            decay = 0.5 ** ((as_of - t) / US_PER_DAY / half_life_days)
+            for q in range(kw_offsets[k], kw_offsets[k + 1]):
+                out[c, kw_index[q]] += weight * decay
+
+
+@dataclass(frozen=True)
+class ContactEmails:
+    """Event rows with ``ts <= as_of`` grouped by contact (contact c owns ``events[offsets[c]:
+    offsets[c + 1]]``), each contact's in campaign, type, time order: what the kernels walk."""
+
+    offsets: np.ndarray  # (n_contacts + 1,) int64
+    events: np.ndarray  # structured: ts int64, camp int32 (-1: none), type int32
+    as_of_us: int
+
+
+def sort_events(
     codes: np.ndarray,
     n_contacts: int,
     ts_us: np.ndarray,
     event_codes: np.ndarray,
     campaign_codes: np.ndarray,
     as_of_us: int,
-    kw_offsets: np.ndarray | None = None,
-    kw_index: np.ndarray | None = None,
-    n_keywords: int = 0,
-    half_life_days: float = 90.0,
-    click_weight: float = 3.0,
-) -> EmailSummary:
-    """Per-contact e-mail summary of event rows (see the module docstring).
+) -> ContactEmails:
+    """Group event rows by contact, dropping those after ``as_of_us``.
 
     ``codes``: contact code per row (0 .. n_contacts - 1); ``event_codes``: position in
     ``EVENT_TYPES``; ``campaign_codes``: dense campaign code per row, -1 for none.
-    ``kw_offsets`` (n_campaigns + 1) and ``kw_index`` list each campaign code's keywords
-    (positions 0 .. n_keywords - 1); without them no campaign has keywords.
     """
-    if not half_life_days > 0:
-        raise ValueError(f"half_life_days must be > 0, got {half_life_days!r}")
-    if not click_weight >= 0:
-        raise ValueError(f"click_weight must be >= 0, got {click_weight!r}")
     codes = np.ascontiguousarray(codes, np.int32)
     ts_us = np.ascontiguousarray(ts_us, np.int64)
     event_codes = np.ascontiguousarray(event_codes, np.int32)
     campaign_codes = np.ascontiguousarray(campaign_codes, np.int32)
-    if kw_offsets is None or kw_index is None:
-        n_camp = int(campaign_codes.max()) + 1 if campaign_codes.size else 0
-        kw_offsets = np.zeros(n_camp + 1, np.int64)
-        kw_index = np.empty(0, np.int32)
-    kw_offsets = np.ascontiguousarray(kw_offsets, np.int64)
-    kw_index = np.ascontiguousarray(kw_index, np.int32)
     offsets = np.zeros(n_contacts + 1, np.int64)
     events = np.empty(codes.shape[0], _EVENT)
     _sort_by_contact(codes, ts_us, campaign_codes, event_codes, np.int64(as_of_us), offsets, events)
     events = events[: offsets[-1]]
+    _order_each_contact(offsets, events)
+    return ContactEmails(offsets, events, int(as_of_us))
+
+
+def email_summary(emails: ContactEmails) -> EmailSummary:
+    """Per-contact e-mail summary (see the module docstring), keyword weights aside."""
+    n_contacts = emails.offsets.shape[0] - 1
     counts = np.zeros((n_contacts, 4))
     window_counts = np.zeros((n_contacts, 4, len(WINDOWS_DAYS)))
     last_ts = np.empty((n_contacts, 3))
     flags = np.empty((n_contacts, 5))
-    keyword_weights = np.zeros((n_contacts, n_keywords))
     windows = np.array(WINDOWS_DAYS, np.int64) * US_PER_DAY
-    _summarise(
-        offsets, events, np.int64(as_of_us), windows, kw_offsets, kw_index,
-        float(half_life_days), float(click_weight),
-        counts, window_counts, last_ts, flags, keyword_weights,
-    )  # fmt: skip
+    _summarise(emails.offsets, emails.events, np.int64(emails.as_of_us), windows, counts, window_counts, last_ts, flags)
     return EmailSummary(
         counts=counts,
         window_counts=window_counts,
@@ -248,5 +265,30 @@ def email_summary(
         mean_send_gap_days=flags[:, 2].copy(),
         opens_last5_sends=flags[:, 3].copy(),
         clicks_last5_sends=flags[:, 4].copy(),
-        keyword_weights=keyword_weights,
     )
+
+
+def keyword_weights(
+    emails: ContactEmails,
+    kw_offsets: np.ndarray,
+    kw_index: np.ndarray,
+    n_keywords: int,
+    half_life_days: float = 90.0,
+    click_weight: float = 3.0,
+) -> np.ndarray:
+    """(n_contacts, n_keywords) float64 time-decayed keyword weights (module docstring).
+
+    ``kw_offsets`` (n_campaigns + 1) and ``kw_index`` list each campaign code's keywords
+    (positions 0 .. n_keywords - 1); campaign codes beyond them have none.
+    """
+    if not half_life_days > 0:
+        raise ValueError(f"half_life_days must be > 0, got {half_life_days!r}")
+    if not click_weight >= 0:
+        raise ValueError(f"click_weight must be >= 0, got {click_weight!r}")
+    out = np.zeros((emails.offsets.shape[0] - 1, n_keywords))
+    _keyword_weights(
+        emails.offsets, emails.events, np.int64(emails.as_of_us),
+        np.ascontiguousarray(kw_offsets, np.int64), np.ascontiguousarray(kw_index, np.int32),
+        float(half_life_days), float(click_weight), out,
+    )  # fmt: skip
+    return out

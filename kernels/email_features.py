@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow import category_codes, contact_codes
-from .email import EVENT_TYPES, WINDOWS_DAYS, EmailSummary, email_summary
+from .email import EVENT_TYPES, WINDOWS_DAYS, ContactEmails, EmailSummary, email_summary, keyword_weights, sort_events
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -85,12 +85,13 @@ class EmailFeatures:
         keywords = tuple(dict.fromkeys(n.removeprefix(KEYWORD_PREFIX) for n in names if n.startswith(KEYWORD_PREFIX)))
         half_life = float(params.get("keyword_half_life_days", DEFAULT_HALF_LIFE_DAYS))
         click_weight = float(params.get("keyword_click_weight", DEFAULT_CLICK_WEIGHT))
-        summary = _summary(frame, keywords, half_life, click_weight)
-        done = frame.cache["email_events.keywords"]
+        if not half_life > 0:
+            raise InputError("feature_params.keyword_half_life_days", f"must be > 0, got {half_life!r}")
+        if not click_weight >= 0:
+            raise InputError("feature_params.keyword_click_weight", f"must be >= 0, got {click_weight!r}")
+        weights = _keyword_weights(frame, keywords, half_life, click_weight) if keywords else {}
         return [
-            summary.keyword_weights[:, done.index(n.removeprefix(KEYWORD_PREFIX))]
-            if n.startswith(KEYWORD_PREFIX)
-            else _column_of(summary, n)
+            weights[n.removeprefix(KEYWORD_PREFIX)] if n.startswith(KEYWORD_PREFIX) else _column_of(_summary(frame), n)
             for n in names
         ]
 
@@ -110,36 +111,48 @@ class EmailFeatures:
 EMAIL = EmailFeatures()
 
 
-def _summary(frame: FeatureFrame, keywords: tuple[str, ...], half_life: float, click_weight: float) -> EmailSummary:
-    """The summary covering these keywords with these params, computed again only if not."""
-    cache = frame.cache
-    done: EmailSummary | None = cache.get("email_events.summary")
-    done_kw: tuple[str, ...] = cache.get("email_events.keywords", ())
-    if done is not None and set(keywords) <= set(done_kw) and cache["email_events.params"] == (half_life, click_weight):
-        return done
-    keywords = tuple(dict.fromkeys(done_kw + keywords))
-    if not half_life > 0:
-        raise InputError("feature_params.keyword_half_life_days", f"must be > 0, got {half_life!r}")
-    if not click_weight >= 0:
-        raise InputError("feature_params.keyword_click_weight", f"must be >= 0, got {click_weight!r}")
-    n = len(frame)
-    codes = frame.codes(_TABLE)
-    if codes is None:
-        empty = np.empty(0, np.int64)
-        summary = email_summary(empty, n, empty, empty, empty, frame.as_of_us, n_keywords=len(keywords))
-    else:
-        ts = frame.timestamps(_TABLE)
-        events = _event_codes(frame.column(_TABLE, "event", "every e-mail feature"))
-        campaign_codes, campaign_ids = _campaign_codes(frame.column(_TABLE, "campaign_id", "every e-mail feature"))
-        kw_offsets = kw_index = None
-        if keywords:
-            kw_offsets, kw_index = _keyword_lists(frame, campaign_ids, keywords)
-        summary = email_summary(
-            codes, n, ts, events, campaign_codes, frame.as_of_us, kw_offsets, kw_index, len(keywords), half_life, click_weight
-        )
-    cache["email_events.summary"], cache["email_events.keywords"] = summary, keywords
-    cache["email_events.params"] = (half_life, click_weight)
-    return summary
+def _events(frame: FeatureFrame) -> tuple[ContactEmails, pa.Array]:
+    """The frame's e-mail events grouped by contact and the campaign ids their codes stand
+    for, once per frame: the summary and every keyword set walk the same sorted events."""
+    key = f"{_TABLE}.sorted"
+    if key not in frame.cache:
+        n = len(frame)
+        codes = frame.codes(_TABLE)
+        if codes is None:
+            empty = np.empty(0, np.int64)
+            frame.cache[key] = sort_events(empty, n, empty, empty, empty, frame.as_of_us), pa.array([], pa.int64())
+        else:
+            events = _event_codes(frame.column(_TABLE, "event", "every e-mail feature"))
+            campaign_codes, campaign_ids = _campaign_codes(frame.column(_TABLE, "campaign_id", "every e-mail feature"))
+            emails = sort_events(codes, n, frame.timestamps(_TABLE), events, campaign_codes, frame.as_of_us)
+            frame.cache[key] = emails, campaign_ids
+    return frame.cache[key]
+
+
+def _summary(frame: FeatureFrame) -> EmailSummary:
+    """The per-contact summary (keyword weights aside), computed once per frame."""
+    key = f"{_TABLE}.summary"
+    if key not in frame.cache:
+        frame.cache[key] = email_summary(_events(frame)[0])
+    return frame.cache[key]
+
+
+def _keyword_weights(
+    frame: FeatureFrame, keywords: tuple[str, ...], half_life: float, click_weight: float
+) -> dict[str, np.ndarray]:
+    """Each keyword's weight column with these params; only keywords not asked before (with
+    the same params) run the kernel."""
+    done: dict[str, np.ndarray] = frame.cache.setdefault(f"{_TABLE}.keyword_weights:{half_life!r},{click_weight!r}", {})
+    missing = tuple(k for k in keywords if k not in done)
+    if missing:
+        emails, campaign_ids = _events(frame)
+        if frame.codes(_TABLE) is None:  # no e-mail table: no campaign has keywords
+            kw_offsets, kw_index = np.zeros(1, np.int64), np.empty(0, np.int32)
+        else:
+            kw_offsets, kw_index = _keyword_lists(frame, campaign_ids, missing)
+        weights = keyword_weights(emails, kw_offsets, kw_index, len(missing), half_life, click_weight)
+        done.update((k, weights[:, j]) for j, k in enumerate(missing))
+    return {k: done[k] for k in keywords}
 
 
 def _event_codes(column: pa.ChunkedArray) -> np.ndarray:

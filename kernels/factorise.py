@@ -2,8 +2,10 @@
 
 An open-addressing hash table in one serial pass. Measured against pyarrow 26's
 ``dictionary_encode`` on 4M shuffled int64 contact ids (1M distinct, 2-core machine): about
-0.12 s against 0.25 s, the largest single step of the feature pipeline. String ids stay on
-Arrow's hashing.
+0.12 s against 0.25 s, the largest single step of the feature pipeline. Keys spanning a range
+at most twice their count (campaign ids, a chunk's contact ids in a base of sequential ids)
+index a lookup array instead: one read per key, no hashing or probing (1M keys: 1.0 against
+5.4 ms). String ids stay on Arrow's hashing.
 """
 
 from __future__ import annotations
@@ -62,6 +64,23 @@ def _factorise(keys: np.ndarray, codes: np.ndarray, uniques: np.ndarray, bits: i
     return n_unique
 
 
+@njit(cache=True, nogil=True)
+def _factorise_range(keys: np.ndarray, low: np.int64, codes: np.ndarray, uniques: np.ndarray, lookup: np.ndarray) -> int:
+    """``_factorise`` for keys in ``low .. low + len(lookup) - 1``: ``lookup`` (all -1) maps
+    key - low to its code."""
+    n_unique = 0
+    for i in range(keys.shape[0]):
+        slot = keys[i] - low
+        code = lookup[slot]
+        if code < 0:
+            code = n_unique
+            lookup[slot] = code
+            uniques[code] = keys[i]
+            n_unique += 1
+        codes[i] = code
+    return n_unique
+
+
 def factorise_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, uniques): int32 code of each key, numbering distinct keys in order of first
     appearance, and the distinct int64 keys in that order."""
@@ -72,10 +91,14 @@ def factorise_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     view.flags.writeable = False  # one compiled signature for Arrow's read-only buffers too
     codes = np.empty(keys.shape[0], np.int32)
     uniques = np.empty(keys.shape[0], np.int64)
-    # The hash multiply wraps by design; only NUMBA_DISABLE_JIT runs (NumPy scalars) notice.
-    # A table sized to the keys (at most 2**16 slots to start): filling 64k slots was most of
-    # the cost of a one-contact request.
-    bits = min(_MAX_FIRST_BITS, max(3, (2 * keys.shape[0]).bit_length()))
-    with np.errstate(over="ignore"):
-        n_unique = _factorise(view, codes, uniques, bits)
+    low, high = (int(keys.min()), int(keys.max())) if keys.shape[0] else (0, -1)
+    if high - low < 2 * keys.shape[0]:  # the lookup array is at most as large as codes + uniques
+        n_unique = _factorise_range(view, np.int64(low), codes, uniques, np.full(high - low + 1, -1, np.int32))
+    else:
+        # A table sized to the keys (at most 2**16 slots to start): filling 64k slots was most
+        # of the cost of a one-contact request.
+        bits = min(_MAX_FIRST_BITS, max(3, (2 * keys.shape[0]).bit_length()))
+        # The hash multiply wraps by design; only NUMBA_DISABLE_JIT runs (NumPy scalars) notice.
+        with np.errstate(over="ignore"):
+            n_unique = _factorise(view, codes, uniques, bits)
     return codes, uniques[:n_unique].copy()

@@ -59,7 +59,11 @@ class AtomicParquetWriter:
         if self._writer is None:
             # Through /proc, Arrow writes the unnamed file natively (no Python file object).
             self._sink = pa.OSFile(f"/proc/self/fd/{self._fd}" if self._fd is not None else str(self.tmp), "wb")
-            self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="zstd")
+            # Parquet dictionaries only for Arrow's dictionary (categorical) columns: tried on
+            # every float score column they cost 40% of the write and grow the file (300k
+            # contacts, 26 columns: 0.20 -> 0.12 CPU s, 10.5 -> 8.3 MB)
+            categorical = [f.name for f in batch.schema if pa.types.is_dictionary(f.type)]
+            self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="zstd", use_dictionary=categorical)
         elif batch.schema != self._writer.schema:
             batch = batch.cast(self._writer.schema)
         self._writer.write_batch(batch)

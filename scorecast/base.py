@@ -12,7 +12,9 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import weakref
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +37,7 @@ PARTITION_FILL = 0.875  # partitions of ~7/8 of a chunk: hashing spreads them so
 # LZ4: half the bytes to write and read back, at a compression speed above the disk's
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 SPLIT_THREADS = 2
+READ_AHEAD = 2  # groups of partitions read while a chunk is scored
 
 
 def open_table(base: Path, name: str) -> ds.Dataset | None:
@@ -78,7 +81,7 @@ class BaseChunks:
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
     partition of a hash of its contact_id, partitions being about a chunk each (Arrow IPC
     streams in a temporary folder). A chunk is then one partition (or a run of small ones, or
-    part of a large one), read straight from its files, the next one read ahead while the
+    part of a large one), read straight from its files, the next two read ahead while the
     current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
     appearance); a partitioned base's go partition by partition, in that order within each.
     """
@@ -183,13 +186,14 @@ class BaseChunks:
         self._split_on_disk()
         try:
             groups = self._groups()
-            # read ahead: the next partitions are read while this chunk is scored
+            # read ahead: the next READ_AHEAD groups are read while this chunk is scored (rescore
+            # scores two chunks at once: with one read ahead, every other chunk waited for its read)
             with ThreadPoolExecutor(1, thread_name_prefix="scorecast-read") as pool:
-                pending = pool.submit(self._read_partitions, groups[0])
+                reads = deque(pool.submit(self._read_partitions, group) for group in groups[:READ_AHEAD])
                 for i in range(len(groups)):
-                    tables = pending.result()
-                    if i + 1 < len(groups):
-                        pending = pool.submit(self._read_partitions, groups[i + 1])
+                    tables = reads.popleft().result()
+                    if i + READ_AHEAD < len(groups):
+                        reads.append(pool.submit(self._read_partitions, groups[i + READ_AHEAD]))
                     yield from self._chunks(tables, _contact_ids(tables))
         finally:
             self._cleanup()
@@ -243,55 +247,38 @@ class BaseChunks:
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         per_partition = max(1, int(self.chunk_contacts * PARTITION_FILL))
         self._n_held = min(self.n_partitions, self.partition_contacts // per_partition)
+        splits: list[_TableSplit] = []
         try:
-            # tables split side by side: Parquet decoding, take and compression release the GIL
-            with ThreadPoolExecutor(SPLIT_THREADS, thread_name_prefix="scorecast-split") as pool:
-                for done in [pool.submit(self._split_table, name, dataset) for name, dataset in self._datasets().items()]:
+            splits += [
+                _TableSplit(name, dataset, _present(dataset, self.columns[name]), self.n_partitions, self._n_held, self._tmp)
+                for name, dataset in self._datasets().items()
+            ]
+            # row groups of every table split side by side (Parquet decoding, take and
+            # compression release the GIL), the largest tables' first so that small ones even
+            # out the end
+            pool = ThreadPoolExecutor(SPLIT_THREADS, thread_name_prefix="scorecast-split")
+            try:
+                for done in [
+                    pool.submit(split.run, unit)
+                    for split in sorted(splits, key=lambda t: -t.weight)
+                    for unit in range(len(split.units))
+                ]:
                     done.result()
-            if self._counts is None:
+            finally:
+                pool.shutdown(cancel_futures=True)  # after a failure, the row groups not started
+                for split in splits:
+                    split.close()
+            for split in splits:
+                self._held[split.name] = split.held_tables()
+                if split.name == "contacts":  # its rows per partition are the partitions' contacts
+                    self._counts = split.rows.tolist()
+            if self._counts is None:  # no contacts table: the distinct ids of each partition
                 self._counts = [
                     len(_contact_ids(self._read_partitions(range(p, p + 1), keep=True))) for p in range(self.n_partitions)
                 ]
         except BaseException:
             self._cleanup()
             raise
-
-    def _split_table(self, name: str, dataset: ds.Dataset) -> None:
-        assert self._tmp is not None
-        n, held = self.n_partitions, self._n_held
-        kept: list[list[pa.RecordBatch]] = [[] for _ in range(held)]
-        writers: list[pa.ipc.RecordBatchStreamWriter] = []
-        schema = None
-        try:
-            for batch in _batches(dataset, _present(dataset, self.columns[name])):
-                if schema is None:
-                    batch = _plain_if_large(batch, n)
-                    schema = batch.schema
-                    # streams, not files: each row group brings its own dictionaries
-                    writers = [
-                        pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)
-                    ]
-                else:
-                    batch = _like(batch, schema)
-                order, bounds = group_rows(_partition_of(batch[CONTACT_ID], n), n)
-                for p in range(held):  # its own buffers: a slice would keep the whole batch alive
-                    if bounds[p + 1] > bounds[p]:
-                        kept[p].append(batch.take(order[bounds[p] : bounds[p + 1]]))
-                if bounds[n] > bounds[held]:
-                    rest = batch.take(order[bounds[held] :])
-                    for p in range(held, n):
-                        if bounds[p + 1] > bounds[p]:
-                            writers[p - held].write_batch(rest.slice(bounds[p] - bounds[held], bounds[p + 1] - bounds[p]))
-            if schema is None:  # an empty table: empty partitions of its schema
-                columns = _present(dataset, self.columns[name]) or dataset.schema.names
-                schema = pa.schema([dataset.schema.field(c) for c in columns])
-                writers = [
-                    pa.ipc.new_stream(self._tmp / f"{name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(held, n)
-                ]
-        finally:
-            for writer in writers:
-                writer.close()
-        self._held[name] = [pa.Table.from_batches(batches, schema) for batches in kept]
 
     def _read_partitions(self, parts: range, keep: bool = False) -> dict[str, pa.Table]:
         """The tables of these partitions; partitions held in memory are let go unless ``keep``."""
@@ -317,6 +304,93 @@ class BaseChunks:
             self._tmp = None
 
 
+class _TableSplit:
+    """One table's split: any thread buckets a row group's rows by partition (``run``), then
+    hands them to the partitions in row-group order, so a partition holds its rows in table
+    order whichever thread read them. The first ``held`` partitions stay in memory, the others
+    go to one Arrow IPC stream each in ``tmp``."""
+
+    def __init__(self, name: str, dataset: ds.Dataset, columns: list[str] | None, n: int, held: int, tmp: Path) -> None:
+        self.name, self.n, self.held, self.tmp = name, n, held, tmp
+        self.dataset, self.columns = dataset, columns
+        self.units = _row_groups(dataset)
+        self.weight = sum(metadata.row_group(g).num_rows for _, metadata, g in self.units) * len(columns or dataset.schema.names)
+        self.rows = np.zeros(n, np.int64)
+        self._kept: list[list[pa.RecordBatch]] = [[] for _ in range(held)]
+        self._writers: list[pa.ipc.RecordBatchStreamWriter] = []
+        self._schema: pa.Schema | None = None
+        self._turn = 0  # the row group whose rows go to the partitions next
+        self._failed = False
+        self._turns = threading.Condition()
+
+    def run(self, unit: int) -> None:
+        """Bucket row group ``unit``, then hand its rows over once the previous one's are."""
+        try:
+            if self._failed:
+                return
+            bucketed = [self._bucket(batch) for batch in _read_row_group(self.dataset, self.units[unit], self.columns)]
+            with self._turns:
+                self._turns.wait_for(lambda: self._turn == unit or self._failed)
+                if self._failed:
+                    return
+                for schema, counts, kept, rest in bucketed:
+                    self._hand_over(schema, counts, kept, rest)
+                self._turn += 1
+                self._turns.notify_all()
+        except BaseException:
+            with self._turns:  # the next row groups' threads stop waiting for this one
+                self._failed = True
+                self._turns.notify_all()
+            raise
+
+    def _bucket(self, batch: pa.RecordBatch) -> tuple[pa.Schema, np.ndarray, list[pa.RecordBatch | None], pa.RecordBatch | None]:
+        n, held = self.n, self.held
+        order, bounds = group_rows(_partition_of(batch[CONTACT_ID], n), n)
+        # two takes (each a pass over every column), not one per held partition: the held
+        # partitions are slices of the held rows' own buffers, which they alone keep alive
+        rows = batch.take(order[: bounds[held]])
+        kept = [rows.slice(bounds[p], bounds[p + 1] - bounds[p]) if bounds[p + 1] > bounds[p] else None for p in range(held)]
+        rest = batch.take(order[bounds[held] :]) if bounds[n] > bounds[held] else None
+        return _plain_schema(batch, n), np.diff(bounds), kept, rest
+
+    def _hand_over(
+        self, schema: pa.Schema, counts: np.ndarray, kept: list[pa.RecordBatch | None], rest: pa.RecordBatch | None
+    ) -> None:
+        if self._schema is None:  # the table's first batch chooses dictionary or plain strings
+            self._open(schema)
+        assert self._schema is not None
+        self.rows += counts
+        for p, part in enumerate(kept):
+            if part is not None:
+                self._kept[p].append(_like(part, self._schema))
+        if rest is not None:
+            rest = _like(rest, self._schema)
+            offset = 0
+            for p in range(self.held, self.n):
+                if counts[p]:
+                    self._writers[p - self.held].write_batch(rest.slice(offset, int(counts[p])))
+                offset += int(counts[p])
+
+    def _open(self, schema: pa.Schema) -> None:
+        self._schema = schema
+        # streams, not files: each row group brings its own dictionaries
+        self._writers = [
+            pa.ipc.new_stream(self.tmp / f"{self.name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(self.held, self.n)
+        ]
+
+    def close(self) -> None:
+        """Close the partition streams (after every row group, or after a failure)."""
+        if self._schema is None and not self._failed:  # an empty table: empty partitions of its schema
+            columns = self.columns or self.dataset.schema.names
+            self._open(pa.schema([self.dataset.schema.field(c) for c in columns]))
+        for writer in self._writers:
+            writer.close()
+
+    def held_tables(self) -> list[pa.Table]:
+        """The partitions kept in memory, as tables."""
+        return [pa.Table.from_batches(batches, self._schema) for batches in self._kept]
+
+
 def _tmp_prefix(pid: int) -> str:
     """Split folders are named for the host and process that made them (see ``_sweep_stale``)."""
     return f"scorecast-chunks-{socket.gethostname()}-{pid}-"
@@ -336,14 +410,16 @@ def _is_string(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
-def _plain_if_large(batch: pa.RecordBatch, n_partitions: int) -> pa.RecordBatch:
-    """The batch with its dictionary columns decoded where the dictionary would outweigh the
-    rows: each partition's stream carries its own copy of every dictionary."""
-    columns = list(batch.columns)
-    for i, column in enumerate(columns):
-        if pa.types.is_dictionary(column.type) and len(column.dictionary) * n_partitions > max(len(column), 1):
-            columns[i] = column.dictionary_decode()
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+def _plain_schema(batch: pa.RecordBatch, n_partitions: int) -> pa.Schema:
+    """The batch's schema with plain strings where the dictionary would outweigh the rows:
+    each partition's stream carries its own copy of every dictionary."""
+    fields = [
+        pa.field(f.name, f.type.value_type, f.nullable, f.metadata)
+        if pa.types.is_dictionary(f.type) and len(column.dictionary) * n_partitions > max(len(column), 1)
+        else f
+        for f, column in zip(batch.schema, batch.columns, strict=True)
+    ]
+    return pa.schema(fields)
 
 
 def _like(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -365,12 +441,28 @@ def _batches(dataset: ds.Dataset, columns: Sequence[str] | None) -> Iterator[pa.
     pass of a 10M-contact base. Reading row group by row group keeps one row group in memory,
     whatever the table's size.
     """
+    for unit in _row_groups(dataset):
+        yield from _read_row_group(dataset, unit, columns)
+
+
+def _row_groups(dataset: ds.Dataset) -> list[tuple[str, pq.FileMetaData, int]]:
+    """(file, its metadata, row group) of every row group of the dataset, in order."""
+    units = []
+    for path in sorted(dataset.files):
+        metadata = pq.read_metadata(path)
+        units += [(path, metadata, group) for group in range(metadata.num_row_groups)]
+    return units
+
+
+def _read_row_group(
+    dataset: ds.Dataset, unit: tuple[str, pq.FileMetaData, int], columns: Sequence[str] | None
+) -> list[pa.RecordBatch]:
+    """One row group's rows, the dataset's dictionary columns dictionary-encoded."""
     options = dataset.format.read_options if isinstance(dataset.format, ds.ParquetFileFormat) else None
     dictionary = list(options.dictionary_columns) if options is not None else []
-    for path in sorted(dataset.files):
-        parquet = pq.ParquetFile(path, read_dictionary=dictionary or None)
-        for group in range(parquet.metadata.num_row_groups):
-            yield from parquet.read_row_group(group, columns=columns).to_batches()
+    path, metadata, group = unit
+    parquet = pq.ParquetFile(path, metadata=metadata, read_dictionary=dictionary or None)
+    return parquet.read_row_group(group, columns=columns).to_batches()
 
 
 def _contact_ids(tables: Mapping[str, pa.Table]) -> pa.Array:

@@ -9,9 +9,10 @@ split one: sort by contact_id to compare. Two chunks are scored at once, written
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from scorecast.atomic import AtomicParquetWriter
 from scorecast.base import BaseChunks
-from scorecast.kernels import required_columns
+from scorecast.kernels import required_columns, warm_up
 from scorecast.metadata import REQUEST_PREFIX
 
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -64,42 +65,73 @@ def rescore(
         from tqdm import tqdm
 
         iterator = tqdm(chunks, total=len(chunks), unit="chunk", desc="rescore")
+    chunk_iter = iter(iterator)
+    pending: deque[_Scoring] = deque()  # in chunk order, written in that order
     n = 0
-    # Two chunks scored at once: a chunk's kernels and Python run mostly on one core, so a
-    # second chunk fills the other (300k-contact behaviour base, 2 cores: 1.47 -> 1.15 s).
-    workers = 1  # until the first chunk has started numba's threading layer
     with AtomicParquetWriter(out) as writer:
-        pending: deque[_Scoring] = deque()
-        for n, tables in enumerate(iterator, start=1):  # noqa: B007 (n counts the chunks)
-            pending.append(_Scoring(pipeline, tables))
-            if len(pending) >= workers:  # in order, at most ``workers`` chunks in flight
+        # numba's threading layer must run before two chunks are scored at once (see
+        # _scoring_threads): the kernels warm up while the base is split (the first next())
+        warming = _warm_kernels()
+        first = next(chunk_iter, None)
+        if warming is not None:
+            warming.join()
+        if first is not None:
+            chunk_iter = itertools.chain([first], chunk_iter)
+        # Two chunks scored at once: a chunk's kernels and Python run mostly on one core, so a
+        # second chunk fills the other (300k-contact behaviour base, 2 cores: 1.47 -> 1.15 s).
+        # A chunk starts as soon as a lane is free, not when the chunks before it are written.
+        workers = _scoring_threads()
+        lanes = threading.Semaphore(workers)
+        while True:
+            lanes.acquire()  # then the next chunk: no chunk waits in memory for a lane
+            for scoring in pending:  # a failed chunk ends the run now, not when its turn comes
+                if scoring.failed:
+                    scoring.result()
+            tables = next(chunk_iter, None)
+            if tables is None:
+                break
+            pending.append(_Scoring(pipeline, tables, lanes.release))
+            n += 1
+            while pending and (pending[0].finished or len(pending) > MAX_UNWRITTEN):
                 writer.write(pending.popleft().result())
-                workers = _scoring_threads()
         while pending:
             writer.write(pending.popleft().result())
     return RescoreResult(rows=writer.rows, chunks=n, seconds=dict(pipeline.seconds))
 
 
 SCORING_THREADS = 2
+MAX_UNWRITTEN = 2 * SCORING_THREADS  # chunks scored or in flight, not yet written, behind a slow one
 
 
 class _Scoring:
-    """One chunk scored on a thread of its own; a daemon, so that Ctrl-C or SIGTERM ends the
-    process at once instead of waiting for a chunk in flight (nothing is written after that)."""
+    """One chunk scored on a thread of its own, calling ``done`` at the end; a daemon, so that
+    Ctrl-C or SIGTERM ends the process at once instead of waiting for a chunk in flight
+    (nothing is written after that)."""
 
-    def __init__(self, pipeline: ScoringPipeline, tables: Mapping[str, pa.Table]) -> None:
+    def __init__(self, pipeline: ScoringPipeline, tables: Mapping[str, pa.Table], done: Callable[[], object]) -> None:
         self._done = threading.Event()
         self._batch: pa.RecordBatch | None = None
         self._error: BaseException | None = None
-        threading.Thread(target=self._run, args=(pipeline, tables), name="scorecast-rescore", daemon=True).start()
+        threading.Thread(target=self._run, args=(pipeline, tables, done), name="scorecast-rescore", daemon=True).start()
 
-    def _run(self, pipeline: ScoringPipeline, tables: Mapping[str, pa.Table]) -> None:
+    def _run(self, pipeline: ScoringPipeline, tables: Mapping[str, pa.Table], done: Callable[[], object]) -> None:
         try:
             self._batch = pipeline.score(tables)
         except BaseException as exc:  # handed to the caller of result()
             self._error = exc
         finally:
             self._done.set()
+            done()
+
+    @property
+    def finished(self) -> bool:
+        """Scored, or failed."""
+        return self._done.is_set()
+
+    @property
+    def failed(self) -> bool:
+        """Finished with an error (``result`` raises it)."""
+        return self._done.is_set() and self._error is not None
 
     def result(self) -> pa.RecordBatch:
         self._done.wait()
@@ -107,6 +139,18 @@ class _Scoring:
             raise self._error
         assert self._batch is not None
         return self._batch
+
+
+def _warm_kernels() -> threading.Thread | None:
+    """A thread compiling (or loading) the kernels and starting numba's threading layer, or
+    None when a kernel already ran in this process."""
+    try:
+        numba.threading_layer()
+    except ValueError:  # no parallel kernel ran yet
+        thread = threading.Thread(target=warm_up, name="scorecast-warm-up", daemon=True)
+        thread.start()
+        return thread
+    return None
 
 
 def _scoring_threads() -> int:

@@ -25,6 +25,18 @@ def test_written_at_the_end(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
 
 
+def test_parquet_dictionaries_only_for_categorical_columns(tmp_path: Path) -> None:
+    """Categorical (dictionary) columns come back as such; score columns are not dictionary-encoded."""
+    target = tmp_path / "scores.parquet"
+    segment = pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), pa.array(["a", "b"]))
+    batch = BATCH.append_column("x.segment", segment)
+    with AtomicParquetWriter(target) as writer:
+        writer.write(batch)
+    assert pq.read_table(target).equals(pa.Table.from_batches([batch]))
+    group = pq.ParquetFile(target).metadata.row_group(0)
+    assert [group.column(i).has_dictionary_page for i in range(3)] == [False, False, True]
+
+
 def test_error_leaves_nothing_and_keeps_old_file(tmp_path: Path) -> None:
     """An error mid-write removes the partial file and leaves a previous result untouched."""
     target = tmp_path / "scores.parquet"

@@ -133,6 +133,26 @@ def test_order_of_unknown_contact_is_refused(tmp_path: Path) -> None:
         frame.codes("orders")
 
 
+def test_split_keeps_row_order_and_stops_at_a_bad_row_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row groups split side by side still reach each partition in table order; a bad one (a
+    null contact id in the 5th of 6) fails the split, without waiting forever, and leaves no
+    partition files."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    base = _write_base(tmp_path / "base", string_ids=True)
+    for chunk in BaseChunks(base, COLUMNS, chunk_contacts=100, partition_contacts=150):
+        amounts = chunk["orders"]["amount"].to_numpy()  # the table's row order (amount = row number)
+        assert (np.diff(amounts) > 0).all()
+    orders = read_table(base, "orders")
+    ids = orders["contact_id"].to_pylist()
+    ids[2_100] = None
+    pq.write_table(orders.set_column(0, "contact_id", pa.array(ids)), base / "orders.parquet", row_group_size=500)
+    with pytest.raises(ValueError, match="contact_id has 1 nulls"):
+        list(BaseChunks(base, COLUMNS, chunk_contacts=100, partition_contacts=150))
+    assert list(scratch.iterdir()) == []
+
+
 def test_strings_come_dictionary_encoded(tmp_path: Path) -> None:
     """String columns arrive dictionary-encoded with the same values, read whole or split; a
     dictionary larger than a partition's share of a row group is decoded before the split."""

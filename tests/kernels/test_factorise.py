@@ -1,4 +1,5 @@
-"""kernels/factorise.py: the int64 hash factoriser gives exactly Arrow's dictionary_encode."""
+"""kernels/factorise.py: the int64 factoriser (hash table, or lookup array for keys in a
+narrow range) gives exactly Arrow's dictionary_encode."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 from numpy.testing import assert_array_equal
 
-from scorecast.kernels.factorise import _factorise, factorise_int64
+from scorecast.kernels.factorise import _factorise, _factorise_range, factorise_int64
 
 INT64 = np.iinfo(np.int64)
 
@@ -18,9 +19,15 @@ KEYS = {
     "one": np.array([42]),
     "repeats": np.array([5, 5, 5, 1, 5]),
     "extremes": np.array([INT64.max, INT64.min, 0, -1, INT64.max, INT64.min]),
-    # Enough distinct keys to grow the table several times.
-    "sequential-grows": np.arange(200_000)[::-1],
+    # Enough distinct keys to grow the table several times (spread out: the hash table).
+    "sequential-grows": np.arange(200_000)[::-1] * 3,
     "strided": np.arange(50_000, dtype=np.int64) << 32,
+    # Spans of at most twice the keys' count: the lookup array.
+    "range-sequential": np.arange(200_000)[::-1],
+    "range-negative": np.tile(np.arange(-700, 300), 3)[::-2],
+    "range-campaigns": np.random.default_rng(3).integers(1, 236, 100_000),
+    "range-just-wide-enough": np.array([7, 10, 7, 8]),  # span 4 < 2 * 4
+    "range-just-too-wide": np.array([7, 15, 7, 8]),  # span 9: hash table
 }
 
 
@@ -45,9 +52,17 @@ def test_random_keys_match_dictionary_encode(rng: np.random.Generator) -> None:
     _assert_like_arrow(pool[rng.integers(0, len(pool), n)])
 
 
+def test_random_keys_in_a_narrow_range_match_dictionary_encode(rng: np.random.Generator) -> None:
+    """Random keys in a range of up to twice their count (the lookup array) match Arrow."""
+    n = int(rng.integers(1, 100_000))
+    low = int(rng.integers(INT64.min, INT64.max - 2 * n))
+    _assert_like_arrow(rng.integers(low, low + int(rng.integers(1, 2 * n + 1)), n))
+
+
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no signatures without the JIT")
 def test_read_only_and_writable_inputs_share_one_signature() -> None:
-    """Arrow's read-only buffers and writable arrays share one compiled signature."""
-    factorise_int64(np.array([1, 2]))
-    factorise_int64(pa.array([1, 2]).to_numpy())
-    assert len(_factorise.signatures) == 1
+    """Arrow's read-only buffers and writable arrays share one compiled signature, per kernel."""
+    for keys in ([1, 2], [1, 1 << 40]):  # the lookup array, the hash table
+        factorise_int64(np.array(keys))
+        factorise_int64(pa.array(keys).to_numpy())
+    assert len(_factorise.signatures) == 1 and len(_factorise_range.signatures) == 1

@@ -186,9 +186,10 @@ _CACHE_SCRIPT = textwrap.dedent(
 
     orders = pa.table({"contact_id": [5, 3, 5], "ts": pa.array([5, 6, 7], pa.timestamp("us"))})
     frequency = FeatureFrame({"orders": orders}, 7).matrix(["frequency"])[:, 0]
+    factorise.factorise_int64(pa.array([1, 1 << 40]).to_numpy())  # spread out: the hash table
     stats = {
         k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
-        for k in (factorise._factorise, rfm._sort_by_contact, rfm._summarise)
+        for k in (factorise._factorise, factorise._factorise_range, rfm._sort_by_contact, rfm._summarise)
     }
     print(json.dumps({"stats": stats, "frequency": frequency.tolist()}))
     """

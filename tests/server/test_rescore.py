@@ -147,6 +147,34 @@ def test_rescore_writes_every_contact(models: Path, base: Path, tmp_path: Path) 
     assert whole.chunks == 1 and pq.read_table(out)["contact_id"].to_pylist() == contacts
 
 
+def test_a_slow_chunk_does_not_hold_the_other_lane(
+    models: Path, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the first chunk is slow, the other lane scores the next ones (at most
+    MAX_UNWRITTEN waiting behind it); the output is still written in chunk order."""
+    from scorecast.server import rescore as module
+
+    out = tmp_path / "scores.parquet"
+    rescore(ModelRepository.load(models), base, SPEC, out, chunk_contacts=500)
+    expected = pq.read_table(out)
+    assert module._scoring_threads() == 2  # numba's layer runs kernels from two threads here
+    started: list[int] = []
+    during: list[int] = []
+    score = ScoringPipeline.score
+
+    def slow_first(self: ScoringPipeline, tables: dict) -> pa.RecordBatch:
+        started.append(1)
+        if len(started) == 1:
+            time.sleep(1.5)
+            during.append(len(started))
+        return score(self, tables)
+
+    monkeypatch.setattr(ScoringPipeline, "score", slow_first)
+    result = rescore(ModelRepository.load(models), base, SPEC, out, chunk_contacts=500)
+    assert during[0] == module.MAX_UNWRITTEN + 1 < result.chunks  # the other lane went on, up to the bound
+    assert pq.read_table(out).equals(expected)
+
+
 # --- Ray ---------------------------------------------------------------------------------------
 
 
