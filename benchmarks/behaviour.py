@@ -49,6 +49,7 @@ import pyarrow as pa
 from table import Column, print_columns
 
 from scorecast.base import BaseChunks, table_names
+from scorecast.kernels import passive_openmp
 from scorecast.client import ScorecastClient
 from scorecast.process import ServerProcess as Server
 from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
@@ -281,6 +282,7 @@ def main() -> None:
     parser.add_argument("--skip-duckdb", action="store_true", help="skip the rescore and DuckDB cases")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON there")
     args = parser.parse_args()
+    passive_openmp()  # as `scorecast serve` and `rescore` do: the in-process cases run like them
     if args.repeats < 1 or args.contacts < 1:
         parser.error("--contacts and --repeats must be >= 1")
 

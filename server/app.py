@@ -139,6 +139,7 @@ def channel_options(settings: ServerSettings) -> list[tuple[str, int]]:
 
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
     """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
+    kernels.passive_openmp()  # before any kernel loads OpenMP
     if repository is None:
         repository = ModelRepository.load(settings.models, settings.session_options)
     if not repository.scores:

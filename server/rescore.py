@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from scorecast.atomic import AtomicParquetWriter
 from scorecast.base import BaseChunks
-from scorecast.kernels import required_columns, warm_up
+from scorecast.kernels import passive_openmp, required_columns, warm_up
 from scorecast.metadata import REQUEST_PREFIX
 
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -71,6 +71,7 @@ def rescore(
     with AtomicParquetWriter(out) as writer:
         # numba's threading layer must run before two chunks are scored at once (see
         # _scoring_threads): the kernels warm up while the base is split (the first next())
+        passive_openmp()  # no effect where training already loaded OpenMP (the demo)
         warming = _warm_kernels()
         first = next(chunk_iter, None)
         if warming is not None:
