@@ -15,7 +15,13 @@
 3. The floor: the bare grpcio + ONNX Runtime server of ``bare_server.py`` on the same ONNX
    files, fed the same contacts' features precomputed (by scorecast's own feature code, in this
    process), takes its turn in every ScoreBatch case; ``p50 ×floor`` and ``p99 ×floor`` are
-   scorecast's latency over the floor's (goal <= 1.3 for one contact). ``--no-floor`` skips it.
+   scorecast's latency over the floor's (goal <= 1.3 for one contact). ``--no-floor`` skips it
+   and the API floor.
+4. The API floor: the same server with ``--api`` (``bare_server.py``), the least a server of
+   scorecast's API does: the same ScoreBatch request bytes decoded from Arrow and validated,
+   precomputed features, an Arrow batch back. ``p50 ×API`` is scorecast's latency over it: what
+   scorecast's own code costs, apart from what the API's encoding costs (the API floor's own
+   ``p50 ×floor``).
 
 ``--config`` (repeatable) compares server set-ups in one run, taking turns within every
 repetition: e.g. ``--config default:1: --config 'intra1:2:--intra-op-threads 1'`` runs one
@@ -162,25 +168,31 @@ def batch_request(tables: Mapping[str, pa.Table], as_of: datetime) -> bytes:
     return pb.ScoreBatchRequest(header=header(list(SCORES), as_of=as_of), chunk=_chunk(tables)).SerializeToString()
 
 
-def floor_request(tables: Mapping[str, pa.Table], as_of: datetime, pipeline: ScoringPipeline) -> bytes:
-    """The bare server's request for the same contacts: every model's feature rows, precomputed
-    here by scorecast's own feature code, side by side as float32."""
+def floor_features(tables: Mapping[str, pa.Table], pipeline: ScoringPipeline) -> np.ndarray:
+    """The bare servers' input for these contacts: every model's feature rows, precomputed here
+    by scorecast's own feature code, side by side as float32."""
     frame = FeatureFrame(tables, pipeline.spec.as_of_us)
     parts = [p.matrix(len(frame), frame.matrix(p.data_features, p.params) if p.data_features else None) for p in pipeline.plans]
-    return np.ascontiguousarray(np.hstack(parts), dtype=np.float32).tobytes()
+    return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
 
 
 @dataclass
 class Config:
-    """One server set-up under test: ``servers`` processes on one port, each ``scorecast serve <args>``;
-    or, with ``floor``, the bare grpcio + ONNX Runtime server (``bare_server.py``) on the same models."""
+    """One server set-up under test: ``servers`` processes on one port, each ``scorecast serve <args>``
+    (kind ``scorecast``); or the bare grpcio + ONNX Runtime server (``bare_server.py``) on the
+    same models, kind ``floor`` or, with ``--api``, kind ``api``."""
 
     name: str
     servers: int
     args: list[str]
-    floor: bool = False
+    kind: str = "scorecast"
     target: str = ""
     pids: list[int] = field(default_factory=list)
+
+    @property
+    def floor(self) -> bool:
+        """A bare server (the floor or the API floor), not scorecast."""
+        return self.kind != "scorecast"
 
     @classmethod
     def parse(cls, text: str) -> Config:
@@ -189,7 +201,7 @@ class Config:
 
     @property
     def method(self) -> str:
-        return bare_server.METHOD if self.floor else "/scorecast.v1.Scorecast/ScoreBatch"
+        return bare_server.METHOD if self.kind == "floor" else bare_server.API_METHOD
 
     def start(self, models: Path, workdir: Path, stack: contextlib.ExitStack, model_files: Sequence[Path] = ()) -> None:
         if self.floor:
@@ -244,7 +256,8 @@ def batch_cases(
     """Every size x callers case, the configurations taking turns within each repetition.
 
     ``ratio``: req/s against the first configuration; ``p50 ×floor``/``p99 ×floor``: latency
-    against the bare floor's, measured in the same repetitions (goal <= 1.3 for one contact).
+    against the bare floor's, measured in the same repetitions (goal <= 1.3 for one contact);
+    ``p50 ×API``/``p99 ×API``: scorecast's against the API floor's.
     """
     rows = []
     for size, raw in requests.items():
@@ -252,9 +265,10 @@ def batch_cases(
             reps: dict[str, list[dict]] = {c.name: [] for c in configs}
             for _ in range(repeats):
                 for config in configs:
-                    reps[config.name].append(one_batch_run(config, pool, raw[config.floor], n_callers, duration))
+                    reps[config.name].append(one_batch_run(config, pool, raw[config.kind], n_callers, duration))
             med_of = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in reps.items()}
-            floor = next((med_of[c.name] for c in configs if c.floor), None)
+            floor = next((med_of[c.name] for c in configs if c.kind == "floor"), None)
+            api = next((med_of[c.name] for c in configs if c.kind == "api"), None)
             reference = None
             for config in configs:
                 med = med_of[config.name]
@@ -267,9 +281,12 @@ def batch_cases(
                 }
                 row["contacts_per_s"] = med["requests_per_s"] * size
                 row["all"] = reps[config.name]
-                if floor is not None and not config.floor:
+                if floor is not None and config.kind != "floor":
                     row["p50_x_floor"] = med["p50_ms"] / floor["p50_ms"]
                     row["p99_x_floor"] = med["p99_ms"] / floor["p99_ms"]
+                if api is not None and not config.floor:
+                    row["p50_x_api"] = med["p50_ms"] / api["p50_ms"]
+                    row["p99_x_api"] = med["p99_ms"] / api["p99_ms"]
                 if reference is None:
                     reference = med["requests_per_s"]
                 else:
@@ -328,6 +345,7 @@ def stream_cases(
 COLUMNS: list[Column] = [("case", "case", "<", 34), ("config", "config", "<", 16), ("callers", "callers", "d", 7),
      ("requests_per_s", "req/s", ",.0f", 8), ("contacts_per_s", "contacts/s", ",.0f", 11), ("p50_ms", "p50 ms", ".2f", 8),
      ("p99_ms", "p99 ms", ".2f", 8), ("p50_x_floor", "p50 ×floor", ".2f", 10), ("p99_x_floor", "p99 ×floor", ".2f", 10),
+     ("p50_x_api", "p50 ×API", ".2f", 8), ("p99_x_api", "p99 ×API", ".2f", 8),
      ("server_cpu", "srv CPU", ".2f", 7), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
 
 
@@ -359,7 +377,11 @@ def main() -> None:
         help="a server set-up NAME:PROCESSES:SERVE_ARGS, e.g. 'intra1:2:--intra-op-threads 1'; repeat to compare"
         " set-ups in one run, taking turns (default 'default:1:')",
     )
-    parser.add_argument("--no-floor", action="store_true", help="leave out the bare grpcio + ONNX Runtime floor (bare_server.py)")
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="leave out the bare grpcio + ONNX Runtime floor and the API floor (bare_server.py)",
+    )
     parser.add_argument("--skip-batch", action="store_true", help="skip the ScoreBatch cases")
     parser.add_argument("--skip-stream", action="store_true", help="skip the Score stream case")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON there")
@@ -379,7 +401,11 @@ def main() -> None:
     requests = {}
     for k in args.sizes:
         tables = request_tables(chunks[0], k)
-        requests[k] = {False: batch_request(tables, as_of), True: floor_request(tables, as_of, pipeline)}
+        raw = batch_request(tables, as_of)
+        requests[k] = {"scorecast": raw, "floor": floor_features(tables, pipeline).tobytes(), "api": raw}
+    # the API floor's feature rows: those of the largest request (each smaller one is its first rows)
+    api_features = workdir / "api-floor-features.npy"
+    np.save(api_features, floor_features(request_tables(chunks[0], max(args.sizes)), pipeline))
     del repository, pipeline
     load_start = os.getloadavg()
 
@@ -391,7 +417,8 @@ def main() -> None:
         if "--max-workers" not in config.args:
             config.args += ["--max-workers", str(workers)]
     if not args.no_floor and not args.skip_batch:
-        configs.append(Config("bare-floor", 1, ["--max-workers", str(workers)], floor=True))
+        configs.append(Config("bare-floor", 1, ["--max-workers", str(workers)], kind="floor"))
+        configs.append(Config("API-floor", 1, ["--max-workers", str(workers), "--api", str(api_features)], kind="api"))
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
         for config in configs:
