@@ -34,8 +34,14 @@ __all__ = ["BaseChunks", "open_table", "read_table", "table_names"]
 
 MAX_PARTITIONS = 256  # files open at once per table during the split; beyond, partitions hold several chunks
 PARTITION_FILL = 0.875  # partitions of ~7/8 of a chunk: hashing spreads them so few overflow one
-# LZ4: half the bytes to write and read back, at a compression speed above the disk's
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+SPILL_FREE_SHARE = 0.5
+"""Partitions spill to the temporary folder as they are in memory while that takes at most this
+share of its free space, LZ4-compressed (about 2.5 times smaller) beyond: compressing and
+decompressing took 0.6 of the 2.6 CPU s of splitting 1M contacts' behaviour tables, and
+rescoring them took 1.84x DuckDB's read-and-group time against 1.32x plain and mapped
+(benchmarks/README.md)."""
+_PLAIN = pa.ipc.IpcWriteOptions()
+_LZ4 = pa.ipc.IpcWriteOptions(compression="lz4")
 SPLIT_THREADS = 2
 READ_AHEAD = 2  # groups of partitions read while a chunk is scored
 
@@ -80,7 +86,7 @@ class BaseChunks:
     Memory follows the chunk, not the base: a base of more than ``partition_contacts`` contacts
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
     partition of a hash of its contact_id, partitions being about a chunk each (Arrow IPC
-    streams in a temporary folder). A chunk is then one partition (or a run of small ones, or
+    streams in a temporary folder, see ``SPILL_FREE_SHARE``). A chunk is then one partition (or a run of small ones, or
     part of a large one), read straight from its files, the next two read ahead while the
     current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
     appearance); a partitioned base's go partition by partition, in that order within each.
@@ -253,6 +259,10 @@ class BaseChunks:
                 _TableSplit(name, dataset, _present(dataset, self.columns[name]), self.n_partitions, self._n_held, self._tmp)
                 for name, dataset in self._datasets().items()
             ]
+            spilled = sum(split.arrow_bytes for split in splits) * (self.n_partitions - self._n_held) // self.n_partitions
+            options = _spill_options(spilled, self._tmp)
+            for split in splits:
+                split.options = options
             # row groups of every table split side by side (Parquet decoding, take and
             # compression release the GIL), the largest tables' first so that small ones even
             # out the end
@@ -292,7 +302,8 @@ class BaseChunks:
                     if not keep:
                         self._held[name][part] = read[-1].schema.empty_table()
                     continue
-                with pa.ipc.open_stream(pa.OSFile(str(self._tmp / f"{name}.{part}.arrow"))) as reader:
+                # mapped, not read: plain IPC buffers are used where they lie in the page cache
+                with pa.ipc.open_stream(pa.memory_map(str(self._tmp / f"{name}.{part}.arrow"))) as reader:
                     read.append(reader.read_all())
             tables[name] = read[0] if len(read) == 1 else pa.concat_tables(read)
         return tables
@@ -315,6 +326,9 @@ class _TableSplit:
         self.dataset, self.columns = dataset, columns
         self.units = _row_groups(dataset)
         self.weight = sum(metadata.row_group(g).num_rows for _, metadata, g in self.units) * len(columns or dataset.schema.names)
+        self.arrow_bytes = _arrow_bytes(dataset.schema, columns or dataset.schema.names, self.units)
+        """About the bytes of the table's columns as Arrow arrays (the partitions' IPC streams)."""
+        self.options = _LZ4  # how the spilled partitions are written (set before ``run``)
         self.rows = np.zeros(n, np.int64)
         self._kept: list[list[pa.RecordBatch]] = [[] for _ in range(held)]
         self._writers: list[pa.ipc.RecordBatchStreamWriter] = []
@@ -375,7 +389,7 @@ class _TableSplit:
         self._schema = schema
         # streams, not files: each row group brings its own dictionaries
         self._writers = [
-            pa.ipc.new_stream(self.tmp / f"{self.name}.{p}.arrow", schema, options=_IPC_OPTIONS) for p in range(self.held, self.n)
+            pa.ipc.new_stream(self.tmp / f"{self.name}.{p}.arrow", schema, options=self.options) for p in range(self.held, self.n)
         ]
 
     def close(self) -> None:
@@ -389,6 +403,31 @@ class _TableSplit:
     def held_tables(self) -> list[pa.Table]:
         """The partitions kept in memory, as tables."""
         return [pa.Table.from_batches(batches, self._schema) for batches in self._kept]
+
+
+def _arrow_bytes(schema: pa.Schema, columns: Sequence[str], units: Sequence[tuple[str, pq.FileMetaData, int]]) -> int:
+    """Estimated bytes of ``columns`` of these row groups once read: fixed-width columns their
+    width per row, dictionary strings 4 bytes (the indices), other columns Parquet's
+    uncompressed size."""
+    total = 0
+    for _, metadata, group in units:
+        row_group = metadata.row_group(group)
+        parquet_bytes = {
+            row_group.column(i).path_in_schema: row_group.column(i).total_uncompressed_size for i in range(row_group.num_columns)
+        }
+        for name in columns:
+            if name not in schema.names:
+                continue
+            kind = schema.field(name).type
+            width = kind.bit_width // 8 if pa.types.is_primitive(kind) and not pa.types.is_boolean(kind) else 4
+            total += max(row_group.num_rows * width, parquet_bytes.get(name, 0))
+    return total
+
+
+def _spill_options(spilled: int, tmp: Path) -> pa.ipc.IpcWriteOptions:
+    """Plain IPC for partitions of about ``spilled`` bytes when they fit ``SPILL_FREE_SHARE`` of
+    the free space of ``tmp``, else LZ4."""
+    return _PLAIN if spilled <= SPILL_FREE_SHARE * shutil.disk_usage(tmp).free else _LZ4
 
 
 def _tmp_prefix(pid: int) -> str:

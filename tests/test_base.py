@@ -118,6 +118,40 @@ def test_without_contacts_table(tmp_path: Path) -> None:
     assert sum(c["contacts"].num_rows for c in out) == len(set(read_table(base, "orders")["contact_id"].to_pylist()))
 
 
+def test_spill_is_compressed_only_when_the_temp_folder_is_short_of_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partitions spill as plain Arrow IPC (mapped when read back) while their estimated size
+    fits half the temp folder's free space, LZ4-compressed beyond; the chunks are the same."""
+    import shutil
+
+    import scorecast.base
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    base = _write_base(tmp_path / "base", n_contacts=4_000)
+    orders = read_table(base, "orders")
+    orders = orders.set_column(2, "amount", pa.array(np.arange(orders.num_rows) % 7, pa.float64()))  # compressible
+    pq.write_table(orders, base / "orders.parquet", row_group_size=4_000)  # LZ4 needs more than a few rows
+    # the estimate: the 3 columns read (int64 ids, timestamps, doubles), 8 bytes a row each
+    estimate = orders.num_rows * 3 * 8
+
+    def split(free: int) -> tuple[int, list[dict[str, pa.Table]]]:
+        usage = shutil.disk_usage(scratch)
+        monkeypatch.setattr(scorecast.base.shutil, "disk_usage", lambda path: usage._replace(free=free))
+        chunks = iter(BaseChunks(base, COLUMNS, chunk_contacts=200, partition_contacts=400))
+        first = next(chunks)  # the split is done: every spilled partition is on disk
+        spilled = sum(f.stat().st_size for f in scratch.rglob("orders.*.arrow"))
+        return spilled, [first, *chunks]
+
+    plain, plain_chunks = split(free=10 * estimate)
+    packed, packed_chunks = split(free=estimate)  # the spill (~90% of the rows) over half of it
+    assert 0.8 * estimate < plain < 1.2 * estimate  # as large as the estimate said
+    assert packed < 0.8 * plain
+    assert [c["orders"] for c in plain_chunks] == [c["orders"] for c in packed_chunks]
+    assert sum(c["orders"].num_rows for c in plain_chunks) == orders.num_rows
+    assert list(scratch.iterdir()) == []
+
+
 def test_order_of_unknown_contact_is_refused(tmp_path: Path) -> None:
     """An order whose contact is not in contacts.parquet is an error naming the id: from
     ``BaseChunks`` when it regroups rows in memory, from the pipeline's frame when a partition
