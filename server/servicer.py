@@ -31,6 +31,7 @@ from scorecast.proto import pb, rpc
 from .codec import decode_tables, encode_batch
 from .config import ServerSettings
 from .errors import InvalidArgument, ResourceExhausted, ScorecastError
+from .lanes import in_lanes, scoring_threads
 from .limits import DecodeBudget
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 from .metrics import ServerMetrics
@@ -291,15 +292,16 @@ class ScorecastServicer(rpc.ScorecastServicer):
         pipeline = self._pipeline(_header(request_iterator, "Score"))
         call = _call.get()
 
-        def score(tables: Mapping[str, pa.Table]) -> pa.RecordBatch:
+        def score(tables: Mapping[str, pa.Table]) -> tuple[int, bytes]:
+            # encoded in the lane too: beside the other lane's chunk, and Arrow's buffers freed
+            # by the thread that allocated them (mimalloc keeps per-thread heaps)
             batch = pipeline.score(tables)
-            call.rows += batch.num_rows
-            return batch
+            return batch.num_rows, encode_batch(batch)
 
-        for index, batch in self._chunks(request_iterator, context, "Score", score, lambda: call.rows):
-            yield pb.ScoreResponse(
-                chunk_index=index, rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline) if index == 0 else []
-            )
+        # two chunks scored at once (see lanes.py), answered in order
+        for index, (rows, scores) in self._chunks(request_iterator, context, "Score", score, _first, scoring_threads()):
+            call.rows += rows
+            yield pb.ScoreResponse(chunk_index=index, rows=rows, scores=scores, models=_models(pipeline) if index == 0 else [])
 
     @handle_errors
     def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> pb.ReloadModelsResponse:
@@ -337,7 +339,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
                 log.info("TopN stopped: the caller is gone")
                 return
         else:
-            for _ in self._chunks(request_iterator, context, "TopN", scan.add, lambda: scan.scanned):
+            for _ in self._chunks(request_iterator, context, "TopN", scan.add, int):  # one at a time: add merges
                 pass
             if not context.is_active():
                 return
@@ -349,29 +351,47 @@ class ScorecastServicer(rpc.ScorecastServicer):
         context: grpc.ServicerContext,
         method: str,
         work: Callable[[Mapping[str, pa.Table]], _R],
-        scanned: Callable[[], int],
+        rows: Callable[[_R], int],
+        lanes: int = 1,
     ) -> Iterator[tuple[int, _R]]:
-        """The chunks after the header, each decoded and given to ``work``: (index, its result).
+        """The chunks after the header, each decoded and given to ``work``, up to ``lanes`` at
+        once: (index, its result), in order.
 
         Stops when the caller is gone; InputError names the chunk; past ``max_rows_per_request``
-        contacts (``scanned()`` after each chunk) the call is RESOURCE_EXHAUSTED.
+        contacts (``rows`` of each result, added up) the call is RESOURCE_EXHAUSTED.
         """
-        for index, message in enumerate(requests):
-            if not context.is_active():  # cancelled or past its deadline: no more work for it
-                log.info("%s stream stopped at chunk %d: the caller is gone", method, index)
-                return
-            if message.WhichOneof("kind") != "chunk":
-                raise InvalidArgument(f"{method} stream message {index + 1}", "a header", "only the first message is a header")
+
+        def messages() -> Iterator[tuple[int, Any]]:
+            for index, message in enumerate(requests):
+                if not context.is_active():  # cancelled or past its deadline: no more work for it
+                    log.info("%s stream stopped at chunk %d: the caller is gone", method, index)
+                    return
+                if message.WhichOneof("kind") != "chunk":
+                    raise InvalidArgument(
+                        f"{method} stream message {index + 1}", "a header", "only the first message is a header"
+                    )
+                yield index, message
+
+        def run(item: tuple[int, Any]) -> tuple[int, _R]:
+            index, message = item
             try:
-                result = work(decode_tables(message.chunk.tables, self.budget, field=f"chunk[{index}].tables"))
+                return index, work(decode_tables(message.chunk.tables, self.budget, field=f"chunk[{index}].tables"))
             except InputError as exc:
                 raise InputError(exc.field, f"{exc.message} (in chunk {index})") from None
-            total = scanned()
+
+        # at most one chunk waits behind a slow one: a stream holds at most two decoded chunks
+        total = 0
+        for index, result in in_lanes(messages(), run, lanes, behind=lanes - 1):
+            total += rows(result)
             if self.max_rows_per_request is not None and total > self.max_rows_per_request:
                 raise ResourceExhausted(
                     f"contacts in one {method} stream", total, self.max_rows_per_request, "max_rows_per_request"
                 )
             yield index, result
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 def _header(requests: Iterator[Any], method: str) -> Any:

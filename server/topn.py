@@ -200,8 +200,9 @@ class TopNScan:
         columns.setdefault(CONTACTS, [CONTACT_ID]).extend(self.query.attributes)
         return columns
 
-    def add(self, tables: Mapping[str, pa.Table]) -> None:
-        """Score one chunk of contacts and merge its matching rows into the running top N."""
+    def add(self, tables: Mapping[str, pa.Table]) -> int:
+        """Score one chunk of contacts and merge its matching rows into the running top N; the
+        number of contacts scored."""
         scored = self.pipeline.score(tables)
         self.scanned += scored.num_rows
         table = self._columns(scored, tables)
@@ -213,6 +214,7 @@ class TopNScan:
             valid = pc.and_(valid, pc.invert(pc.is_nan(table[self.query.by])))
         self.matched += pc.sum(valid.cast(pa.int64())).as_py() or 0
         self.running.add(table)
+        return scored.num_rows
 
     def result(self) -> pa.Table:
         """The selected rows, best first."""

@@ -153,11 +153,12 @@ def test_a_slow_chunk_does_not_hold_the_other_lane(
     """While the first chunk is slow, the other lane scores the next ones (at most
     MAX_UNWRITTEN waiting behind it); the output is still written in chunk order."""
     from scorecast.server import rescore as module
+    from scorecast.server.lanes import scoring_threads
 
     out = tmp_path / "scores.parquet"
     rescore(ModelRepository.load(models), base, SPEC, out, chunk_contacts=500)
     expected = pq.read_table(out)
-    assert module._scoring_threads() == 2  # numba's layer runs kernels from two threads here
+    assert scoring_threads() == 2  # numba's layer runs kernels from two threads here
     started: list[int] = []
     during: list[int] = []
     score = ScoringPipeline.score

@@ -54,6 +54,26 @@ def test_score_stream_keeps_chunk_order(client: ScorecastClient) -> None:
         assert batch.column("affinity.shoes").to_pylist() == [counts[i] for i in batch.column("contact_id").to_pylist()]
 
 
+def test_score_stream_answers_before_the_next_chunk_comes(client: ScorecastClient, orders: pa.Table) -> None:
+    """A caller that sends each chunk only after the previous chunk's scores (ping-pong) gets
+    them: the server scores chunks side by side but never holds a finished one back."""
+    import queue
+
+    answered: queue.Queue[int] = queue.Queue()
+
+    def requests():  # noqa: ANN202
+        yield pb.ScoreRequest(header=header(["spend"], as_of=AS_OF))
+        for i in range(3):
+            yield pb.ScoreRequest(chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
+            assert answered.get(timeout=10) == i  # a held-back answer ends the call at its deadline
+
+    got = []
+    for response in client.stub.Score(requests(), timeout=20):
+        got.append((response.chunk_index, response.rows))
+        answered.put(response.chunk_index)
+    assert got == [(0, 3), (1, 3), (2, 3)]
+
+
 def test_payload_over_grpc_default_limit(client: ScorecastClient) -> None:
     """A chunk above grpc's 4 MiB default goes through: both ends set their limits."""
     n = 400_000  # ~13 MB of orders, random amounts: still over 4 MiB LZ4-compressed, as the client sends them
