@@ -86,9 +86,9 @@ class BaseChunks:
     Memory follows the chunk, not the base: a base of more than ``partition_contacts`` contacts
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
     partition of a hash of its contact_id, partitions being about a chunk each (Arrow IPC
-    streams in a temporary folder, see ``SPILL_FREE_SHARE``). A chunk is then one partition (or a run of small ones, or
-    part of a large one), read straight from its files, the next two read ahead while the
-    current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
+    streams in a temporary folder, see ``SPILL_FREE_SHARE``). A chunk is then one partition (or
+    a run of small ones, or part of a large one), read straight from its files, the next two
+    read ahead while the current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
     appearance); a partitioned base's go partition by partition, in that order within each.
     """
 

@@ -8,6 +8,7 @@ cores took 0.60 s one chunk at a time, 0.44 s two at a time (1.2 and 1.8 cores b
 from __future__ import annotations
 
 import contextvars
+import functools
 import queue
 import threading
 from collections import deque
@@ -117,7 +118,7 @@ class _Lanes(Generic[_R]):
             with self.changed:
                 if self.stopped:
                     return
-                job = _Job(lambda item=item: work(item))
+                job = _Job(functools.partial(work, item))
                 self.running += 1
                 self.jobs.append(job)
             _WORKERS.submit(lambda job=job: self.context.copy().run(self._run, job))
