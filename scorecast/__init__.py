@@ -7,8 +7,10 @@ Subpackages, one per top-level folder of the repository:
 - ``scorecast.server``   gRPC service, model repository, scoring pipeline (imports kernels)
 - ``scorecast.proto``    the ``scorecast.v1`` gRPC contract and its generated stubs
 
-The modules here are shared contracts: input tables, model metadata, base folders, the
-client and the command line.
+The modules here are the shared bottom layer (they import kernels and proto, never server or
+training): input tables, model metadata, request options, base folders, atomic writes, the
+client. ``scorecast.cli`` holds the entry points (the command line and the demo), the only
+modules that import server and training; ``tests/test_packaging.py`` enforces the layers.
 """
 
 __version__ = "0.1.0"

@@ -247,7 +247,7 @@ def test_security_settings_from_the_environment(pki: Path, tokens_file: Path) ->
 
 def test_cli_flags_reach_the_settings(pki: Path, tokens_file: Path) -> None:
     """`serve` TLS and token flags land in ServerSettings."""
-    from scorecast.cli import _settings, build_parser
+    from scorecast.cli.commands import _settings, build_parser
 
     args = build_parser().parse_args(
         ["serve", "--models", "m", "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),

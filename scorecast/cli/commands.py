@@ -276,7 +276,7 @@ def cmd_top(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from scorecast.demo import run_demo
+    from scorecast.cli.demo import run_demo
 
     run_demo(args.contacts, args.seed, args.workdir)
 
@@ -465,6 +465,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
-
-if __name__ == "__main__":
-    sys.exit(main())
