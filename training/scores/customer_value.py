@@ -144,7 +144,7 @@ class CustomerValueModels:
             trained_at=trained_at,
             data_as_of=data_as_of,
             description="churn decisive moment: when P(alive) falls below the threshold without a new order",
-            metrics={k: v for k, v in self.metrics.items() if k.startswith(("MBG/NBD", "naive", "n_"))},
+            metrics={k: v for k, v in self.metrics.items() if k.startswith(("MBG/NBD", "naive", "n_", "decisive:", "holdout_days"))},
             params={
                 "params": self.churn_model.params_,
                 "time_unit": "day",
@@ -336,6 +336,15 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
         predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
         metrics |= {f"{name}:{k}": v for k, v in holdout_metrics(predicted, actual).items()}
     chosen = min(CANDIDATES, key=lambda name: metrics[f"{name}:mae"])
+    # the decisive date against the holdout: of the customers dated before its end, the share
+    # who bought nothing after their date; of those who bought nothing, the share dated in time
+    days_left = calibrated["MBG/NBD"].decisive_T(x, t_x, DEFAULT_CHURN_THRESHOLD) - T
+    bought = actual > 0
+    last = np.where(bought, full[cal_rows, 1] - T, -np.inf)  # last purchase day, days after the cutoff
+    dated = days_left <= holdout_days
+    metrics["decisive:dated_share"] = float(dated.mean())
+    metrics["decisive:precision"] = float(np.mean(last[dated] <= days_left[dated])) if dated.any() else float("nan")
+    metrics["decisive:recall"] = float(np.mean(dated[~bought])) if (~bought).any() else float("nan")
     metrics["beats_naive_mae"] = float(metrics[f"{chosen}:mae"] < metrics["naive:mae"])
     report = _holdout_views(calibrated[chosen], naive, actual, x, t_x, T, holdout_days)
     ids = frame.contact_ids.take(pa.array(cal_rows))
