@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["expected_calibration_error", "gains_points", "lift_at", "qini_curve", "reliability_bins", "roc_auc", "uplift_metrics"]
+__all__ = ["expected_calibration_error", "gains_points", "lift_at", "qini_bootstrap_sd", "qini_curve", "reliability_bins", "roc_auc", "uplift_metrics"]
 
 
 def _check(y: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -127,3 +127,19 @@ def uplift_metrics(uplift: np.ndarray, treated: np.ndarray, y: np.ndarray) -> di
         "auuc": float(np.mean(gain)),
         "uplift_top10": top_uplift,
     }
+
+
+def qini_bootstrap_sd(scores: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]], treated: np.ndarray, y: np.ndarray,
+                      n: int = 200, seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """Bootstrap standard deviation of each score's ``qini`` (``uplift_metrics``) over the contacts;
+    a pair ``(a, b)`` gives the deviation of ``qini(a) - qini(b)`` on the same resamples."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {name: [] for name in scores}
+    qini = lambda s, rows: uplift_metrics(s[rows], treated[rows], y[rows])["qini"]  # noqa: E731
+    for _ in range(n):
+        rows = rng.integers(0, len(y), len(y))
+        if not treated[rows].any() or treated[rows].all():
+            continue
+        for name, score in scores.items():
+            draws[name].append(qini(score[0], rows) - qini(score[1], rows) if isinstance(score, tuple) else qini(score, rows))
+    return {name: float(np.std(v, ddof=1)) for name, v in draws.items()}

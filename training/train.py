@@ -80,6 +80,8 @@ def train(
     tier_thresholds: Sequence[int] | None = None,
     web_config: Path | None = None,
     interest_k: int = 3,
+    promo_outcome: str = "order",
+    promo_window_days: int = 30,
 ) -> list[Path]:
     """Fit the requested scores on the base in ``data``; return the files written.
 
@@ -91,6 +93,8 @@ def train(
     ``web_config``: the page points and categories (JSON, see ``kernels.web_config``) of the
     web scores, stored in their metadata; default ``training/web_config.json``.
     ``interest_k``: how many top keywords the interests score gives.
+    ``promo_outcome``, ``promo_window_days``: promo_appetence's outcome ("order" or "visit")
+    and the days after a campaign it is counted.
     """
     scores = list(scores or _default_scores(data))
     unknown = sorted(set(scores) - set(SCORES))
@@ -105,6 +109,8 @@ def train(
         interest_k=interest_k,
         lead_rules=lead_rules,
         tier_thresholds=tier_thresholds,
+        promo_outcome=promo_outcome,
+        promo_window_days=promo_window_days,
     )
     built: list[tuple[str, str, onnx.ModelProto]] = []
 

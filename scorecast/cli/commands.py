@@ -91,6 +91,13 @@ def cmd_cdnow(args: argparse.Namespace) -> None:
     print(f"wrote the CDNOW sample (2,357 customers, 6,919 orders, 1997-01-01..1998-06-30) into {args.out}")
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from scorecast.training.simulate.hillstrom import AS_OF, write_hillstrom_base
+
+    counts = write_hillstrom_base(args.file, args.out, overwrite=args.overwrite)
+    print(f"wrote the Hillstrom campaign into {args.out} (as of {AS_OF.date()}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from scorecast.training.train import train
 
@@ -104,6 +111,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         tier_thresholds=args.lead_tiers,
         web_config=args.web_config,
         interest_k=args.interest_k,
+        promo_outcome=args.promo_outcome,
+        promo_window_days=args.promo_window,
     )
     for path in written:
         print(f"wrote {path}")
@@ -322,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
+    p = command("import", cmd_import, "turn a public data set into a base folder: hillstrom (MineThatData e-mail campaign CSV)")
+    p.add_argument("dataset", choices=("hillstrom",), help="the data set's format")
+    p.add_argument("file", type=Path, help="the data set's file (Hillstrom: the CSV, plain or .gz)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+
     p = command("train", cmd_train, "fit every model on a base; write ONNX files into a model repository")
     p.add_argument("--data", type=Path, required=True, help="base folder (orders.parquet, contacts.parquet, ...)")
     p.add_argument("--out", type=Path, required=True, help="model repository folder")
@@ -331,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-tiers", type=_tiers, default=None, help="lead: tier cuts LOW,HIGH on the 1-99 score (default 34,67: thirds)")
     p.add_argument("--web-config", type=Path, default=None, help="web page points and categories (JSON; default: the bundled example)")
     p.add_argument("--interest-k", type=int, default=3, help="top keywords the interests score gives (default 3)")
+    p.add_argument("--promo-outcome", choices=("order", "visit"), default="order", help="promo_appetence: uplift on an order (default) or a web visit")
+    p.add_argument("--promo-window", type=int, default=30, help="promo_appetence: days after a campaign its outcome counts (default 30)")
 
     p = command("simulate-b2b", cmd_simulate_b2b, "simulate a B2B lead base (contacts, interactions, web_events) with its truth")
     p.add_argument("--contacts", type=int, default=20_000, help="number of leads (default 20000)")

@@ -148,6 +148,12 @@ def clv(meta: ModelMetadata) -> Section:
         body.insert(0, f'<div class="charts">{"".join(charts)}</div>')
     else:
         body.insert(0, missing("holdout views"))
+    served = meta.params.get("value_rule", {}).get("rule")
+    if served:  # the value ranking, cross-fitted on the spend after a cut inside the training data
+        window = fmt(m.get("value:window_days", float("nan")))
+        body.append(table([f"value rule (spend of the last {window} days)", "top-10 % capture", "Spearman"],
+                          [[rule + (" (served)" if rule == served else ""), m[f"value:{rule}:top10_capture"], m[f"value:{rule}:spearman"]]
+                           for rule in ("calibrated", "BTYD", "naive") if f"value:{rule}:spearman" in m]))  # fmt: skip
     body.append(_params_table(meta.params.get("purchase_params", {}), chosen) + _params_table(meta.params.get("spend_params", {}), "Gamma-Gamma"))
     headline = (f"{chosen} holdout MAE {fmt(m[f'{chosen}:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer "
                 f"over {fmt(m['holdout_days'])} days (Spearman {fmt(m[f'{chosen}:spearman'])} vs {fmt(m['naive:spearman'])})")  # fmt: skip
@@ -172,8 +178,15 @@ def churn(meta: ModelMetadata) -> Section:
         body.append(f"<p>{100 * below:.1f} % of the customers have P(alive) below the threshold {threshold}.</p>")
     else:
         body.append(missing("P(alive) distribution"))
+    date_text = ""
+    if "decisive:precision" in m:
+        body.append(table(["decisive date on the holdout", "value"], [
+            ["customers dated before the holdout's end", m["decisive:dated_share"]],
+            ["of them, bought nothing after their date (precision)", m["decisive:precision"]],
+            ["customers who bought nothing, dated in time (recall)", m["decisive:recall"]]]))  # fmt: skip
+        date_text = f"; {100 * m['decisive:precision']:.0f} % of dated customers bought nothing after their date"
     body.append(_params_table(meta.params.get("params", {}), "MBG/NBD"))
-    headline = f"MBG/NBD holdout MAE {fmt(m['MBG/NBD:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer{below_text}"
+    headline = f"MBG/NBD holdout MAE {fmt(m['MBG/NBD:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer{below_text}{date_text}"
     return Section(headline, "\n".join(body))
 
 
