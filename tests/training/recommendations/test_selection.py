@@ -46,7 +46,10 @@ def test_view_grid_keeps_the_blend() -> None:
     blend = blend_grid({})[5]
     views = view_grid(blend, {})
     assert len(views) == len(VIEW_GRID["view_half_life_days"]) * len(VIEW_GRID["view_boost"])
-    assert all({k: v for k, v in g.items() if not k.startswith("view_")} == {k: v for k, v in blend.items() if k != "view_boost"} for g in views)
+    assert all(
+        {k: v for k, v in g.items() if not k.startswith("view_")} == {k: v for k, v in blend.items() if k != "view_boost"}
+        for g in views
+    )
     assert [g["view_boost"] for g in view_grid(blend, {"view_boost": 0.2})] == [0.2] * len(VIEW_GRID["view_half_life_days"])
 
 
@@ -55,7 +58,9 @@ def _orders(n_contacts: int = 400, n_skus: int = 30, n_orders: int = 6_000) -> t
     rng = np.random.default_rng(3)
     contact = rng.integers(0, n_contacts, n_orders)
     favourite = rng.integers(0, n_skus, (n_contacts, 3))
-    sku = np.where(rng.random(n_orders) < 0.7, favourite[contact, rng.integers(0, 3, n_orders)], rng.integers(0, n_skus, n_orders))
+    sku = np.where(
+        rng.random(n_orders) < 0.7, favourite[contact, rng.integers(0, 3, n_orders)], rng.integers(0, n_skus, n_orders)
+    )
     ts = rng.integers(0, AS_OF_US, n_orders)
     ids = pa.array(np.arange(n_contacts, dtype=np.int64) + 1_000)
     table = pa.table(

@@ -1,4 +1,4 @@
-"""training/recommendations.py on real data (training/datasets/, see PROVENANCE.md): the
+"""training/scores/recommendations.py on real data (training/datasets/, see PROVENANCE.md): the
 served ONNX top 10 against every simple baseline on a time split the fit never saw."""
 
 from __future__ import annotations
