@@ -191,7 +191,7 @@ def local_ray() -> Iterator[None]:
 def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) -> None:
     """Ray Data (hash partition by contact, actors scoring whole buckets) gives the local engine's
     rows and values exactly; the result folder appears whole and nothing else is left. (String
-    ids take the other hash path: test_bucket_of_is_stable_and_spread.)"""
+    ids take the other hash path: tests/kernels/test_partition.py.)"""
     from scorecast.server.rescore_ray import rescore_ray
 
     data = write_base(tmp_path / "base")
@@ -205,23 +205,6 @@ def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) 
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
     assert sorted(p.name for p in out.iterdir()) == ["local.parquet", "ray.parquet"]
-
-
-def test_bucket_of_is_stable_and_spread() -> None:
-    """The same id lands in the same bucket whatever the array it comes in; buckets are even."""
-    from scorecast.server.rescore_ray import bucket_of
-
-    ids = np.arange(100_000, dtype=np.int64)
-    buckets = bucket_of(pa.array(ids), 10)
-    assert np.array_equal(bucket_of(pa.array(ids[5000:6000]), 10), buckets[5000:6000])
-    assert np.bincount(buckets, minlength=10).min() > 9_000
-    names = pa.array([f"c-{i}" for i in range(20_000)])
-    by_name = bucket_of(names, 7)
-    assert np.array_equal(bucket_of(names.slice(100, 50), 7), by_name[100:150])
-    assert np.array_equal(bucket_of(pa.chunked_array([names.slice(0, 10), names.slice(10, 5)]), 7), by_name[:15])
-    assert np.bincount(by_name, minlength=7).min() > 2_500
-    with pytest.raises(ValueError, match="integer or a string"):
-        bucket_of(pa.array([1.5]), 3)
 
 
 def _dataset(folder: Path, ids: list[int]) -> Path:
