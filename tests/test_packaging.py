@@ -78,6 +78,19 @@ def test_layers_import_only_what_they_may() -> None:
     assert not _layer_violations(graph), "\n".join(_layer_violations(graph))
 
 
+def test_every_package_maps_its_modules() -> None:
+    """Each package's ``__init__`` docstring names every module and subpackage in it, so a
+    newcomer finds a module's job from its package (generated stubs aside)."""
+    unnamed = []
+    for folder in ("kernels", "server", "training", "scorecast"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+            children = [p.stem for p in init.parent.glob("*.py") if p.stem not in ("__init__", "__main__")]
+            children += [p.parent.name for p in init.parent.glob("*/__init__.py")]
+            unnamed += [f"{init.relative_to(ROOT)}: {name}" for name in sorted(children) if f"``{name}``" not in doc and f"``scorecast.{name}``" not in doc]
+    assert not unnamed, "modules missing from their package's docstring:\n" + "\n".join(unnamed)
+
+
 FOLDERS = {"kernels": "scorecast.kernels", "server": "scorecast.server", "training": "scorecast.training", "proto": "scorecast.proto", "scorecast": "scorecast"}
 """Our source folders and the package each installs as (pyproject's package-dir)."""
 
