@@ -26,8 +26,8 @@ from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 from scorecast.server.runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
+from ..support.fakes import linear_model, segment_model, write_model
 from .conftest import AS_OF_US
-from .fakes import linear_model, segment_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 

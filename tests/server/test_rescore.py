@@ -20,8 +20,8 @@ from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import rescore
 
+from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 from .conftest import AS_OF_US, make_orders
-from .fakes import grouped_model, linear_model, segment_model, write_model
 
 SPEC = ScoreSpec(scores=("spend", "affinity", "segments"), as_of_us=AS_OF_US)
 N_CONTACTS = 4000

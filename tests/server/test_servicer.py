@@ -225,7 +225,7 @@ def test_request_plan_is_reused_but_not_its_as_of(
     a reload that swaps the models drops the plans built on the old ones."""
     from datetime import timedelta
 
-    from .fakes import linear_model, write_model
+    from ..support.fakes import linear_model, write_model
 
     repository = server.repository
     first = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).to_pydict()
