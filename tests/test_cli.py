@@ -40,7 +40,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Bad input exits 2 with a one-line reason, no traceback."""
-    from .server.fakes import linear_model, write_model
+    from .support.fakes import linear_model, write_model
 
     write_model(tmp_path, linear_model())
     assert main([str(tmp_path) if a == "MODELS" else a for a in argv]) == 2

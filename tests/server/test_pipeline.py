@@ -89,7 +89,7 @@ def test_bad_requests_name_the_field(repository: ModelRepository, kwargs: dict, 
 def test_request_options_fill_request_features(tmp_path, orders: pa.Table) -> None:  # noqa: ANN001
     """request:<option> columns get the request's value, else the model's default; a
     timestamp output is days after as-of."""
-    from .fakes import horizon_model, write_model
+    from ..support.fakes import horizon_model, write_model
 
     repo = ModelRepository.load(write_model(tmp_path, horizon_model()).parents[1])
     batch = ScoringPipeline(repo, spec("value")).score({"orders": orders})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 import numpy as np
 import pyarrow as pa
@@ -197,16 +199,18 @@ def test_stream_total_row_limit(repository, orders: pa.Table) -> None:  # noqa: 
 
 def test_deadline_ends_a_stream(client: ScorecastClient, orders: pa.Table) -> None:
     """A stream past its deadline is DEADLINE_EXCEEDED for the caller, and the server serves on."""
-    import time as _time
+    ended = threading.Event()
 
-    def slow_chunks():  # noqa: ANN202
-        for _ in range(50):
-            _time.sleep(0.05)
-            yield pb.ScoreRequest(chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
+    def stalled_chunks():  # noqa: ANN202
+        yield pb.ScoreRequest(chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
+        ended.wait(30)  # the next chunk never comes before the deadline
 
     def call() -> None:
         first = [pb.ScoreRequest(header=header(["spend"], as_of=AS_OF))]
-        list(client.stub.Score(_chain(first, slow_chunks()), timeout=0.5))
+        try:
+            list(client.stub.Score(_chain(first, stalled_chunks()), timeout=0.5))
+        finally:
+            ended.set()
 
     code, _ = _code(call)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -225,7 +229,7 @@ def test_request_plan_is_reused_but_not_its_as_of(
     a reload that swaps the models drops the plans built on the old ones."""
     from datetime import timedelta
 
-    from .fakes import linear_model, write_model
+    from ..support.fakes import linear_model, write_model
 
     repository = server.repository
     first = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).to_pydict()

@@ -20,8 +20,8 @@ from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.topn import RunningTopN, TopNQuery, TopNScan, top_n
 
+from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 from .conftest import AS_OF_US, make_orders
-from .fakes import grouped_model, linear_model, segment_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 N_CONTACTS = 3000
