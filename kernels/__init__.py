@@ -27,6 +27,7 @@ Kernels (usable on their own; NumPy in, NumPy out)
 - ``event_windows``  windowed counts per contact and category
 - ``sku_history``    recent distinct SKUs, time-decayed top viewed SKUs, promo share
 - ``grouping``       counting sort of rows by contact code, the first step of every kernel
+- ``partition``      a contact's partition (one hash for both rescore engines' splits)
 
 Shared by all of the above
 - ``arrow``       Arrow columns to the NumPy arrays the kernels take (codes, µs, floats)

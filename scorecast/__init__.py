@@ -14,6 +14,7 @@ training, and every layer above builds on them. By job:
 
 - ``tables``       the input tables of a customer base: names and columns
 - ``base``         a customer base on disk: one ``<table>.parquet`` per table, read in chunks
+- ``spill``        a base's partitions held in memory or spilled to a temp folder
 - ``as_of``        a request's reference time when the caller gives none
 - ``filters``      the TopN filter language: ``column op value`` clauses
 - ``metadata``     the one model-metadata format an ONNX file carries

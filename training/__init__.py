@@ -7,11 +7,13 @@ Its modules and subpackages, by job:
 A training run
 - ``train``         ``scorecast train``: fit every requested score of a base into a repository
 - ``run``           what one run shares among the score fitters
-- ``evaluation``    holdout metrics every score is validated with (AUC, lift, calibration, Qini)
+- ``evaluation``    holdout metrics every score is validated with (AUC, lift, calibration, Qini,
+                    recall/NDCG)
 - ``onnx_export``   attach scorecast metadata, save atomically, convert scikit-learn classifiers
 
 Subpackages
 - ``scores``        one module per served score (``rfm``, ``affinity``, ``recommendations`` …)
+- ``recommendations``  the recommendations model, its ONNX graph, blend selection and baselines
 - ``clv``           the repeat-purchase models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma), their
                     ONNX graphs and holdout validation
 - ``lead``          the B2B ``lead`` scorecard, its rules as configuration, and its training

@@ -9,6 +9,8 @@ Each model is named for its paper and reproduces its published estimates (see th
 Around them:
 - ``graph``        the ONNX graphs of the served quantities (expected purchases, P(alive), value)
 - ``validation``   calibration/holdout validation of the repeat-purchase models on an orders table
+- ``calibrated_value``  the rule behind ``clv.value``, chosen inside the calibration period among
+                   a regression on BTYD quantities, BTYD and naive
 
 The ``clv`` and ``churn`` scores that choose among them are ``training.scores.customer_value``.
 """

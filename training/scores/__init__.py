@@ -4,13 +4,15 @@ exports an ONNX model with its metadata (``training.train`` calls them).
 Retail (orders)
 - ``rfm``                recency, frequency, monetary quintiles 1–5 and a named segment
 - ``customer_value``     ``clv`` and ``churn``: repeat-purchase models chosen by holdout fit
+- ``customer_value_holdout``  both checked against the real CDNOW holdout (value ranking,
+                     decisive date; ``python -m`` prints the tables)
 - ``affinity``           P(purchase in product group G within the horizon), per group
 - ``cross_sell``         P(first purchase in group G) for contacts who never bought in G
 - ``segments``           behavioural micro-segments, a k-means clustering
 
 Products
-- ``recommendations``           the K SKUs each contact is most likely to buy next
-- ``recommendation_baselines``  the simple baselines a recommendation model must beat
+- ``recommendations``           the K SKUs each contact is most likely to buy next (its model,
+                                graph, selection and baselines: ``training.recommendations``)
 - ``promo_appetence``           how much a promotion raises a contact's purchase probability
 
 E-mail
