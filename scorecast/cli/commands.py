@@ -37,6 +37,8 @@ def _groups(text: str) -> list[str]:
 
 
 def _account(text: str) -> str:
+    if text == DEFAULT_ACCOUNT:  # argparse passes the default through here too
+        return text
     try:
         return check_account_name(text)
     except ValueError as exc:
