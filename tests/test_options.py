@@ -55,6 +55,7 @@ def test_every_option_is_declared_once_and_matches_the_wire() -> None:
     """OPTIONS lists ScoreOptions' fields in their order; each has help and a kind."""
     assert [o.name for o in OPTIONS] == [f.name for f in pb.ScoreOptions.DESCRIPTOR.fields]
     assert all(o.help for o in OPTIONS)
+    assert {*EVERY_OPTION, "model_versions"} == {o.name for o in OPTIONS}  # a new option joins the tests below
     assert {o.attr for o in OPTIONS} < {f.name for f in dataclasses.fields(ScoreSpec)}
 
 
