@@ -213,7 +213,7 @@ class Option:
     scores: tuple[str, ...]
     """The scores that read it; empty: every score."""
     check: Callable[[Any], str | None] = lambda value: None
-    """None when a set value is allowed, else the allowed range."""
+    """None when a spec value (unset included) is allowed, else the allowed range."""
     model_fallback: Callable[[ModelMetadata], float | None] = lambda meta: None
     """The model's default when its ``request_defaults`` has none."""
     off_flag: str = ""
@@ -228,13 +228,12 @@ class Option:
 
 def option(kind: _Kind, help: str, scores: tuple[str, ...] = (), **more: Any) -> Any:
     """A ScoreSpec field that is a request option (see :class:`Option`)."""
-    spec_default = {} if kind is VERSIONS else kind.unset
-    declared = {"kind": kind, "help": help, "scores": scores, **more}
+    metadata = {"option": {"kind": kind, "help": help, "scores": scores, **more}}
     if kind is TIMESTAMP:  # required: the reader resolves "unset" to now
-        return field(metadata={"option": declared})
-    if isinstance(spec_default, dict):
-        return field(default_factory=dict, metadata={"option": declared})
-    return field(default=spec_default, metadata={"option": declared})
+        return field(metadata=metadata)
+    if kind is VERSIONS:
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=kind.unset, metadata=metadata)
 
 
 def _open_unit(value: float) -> str | None:
