@@ -8,8 +8,9 @@ Subpackages, one per top-level folder of the repository:
 - ``scorecast.proto``    the ``scorecast.v1`` gRPC contract and its generated stubs
 
 The modules here are the shared bottom layer (they import kernels and proto, never server or
-training): input tables, model metadata, request options, base folders, atomic writes, the
-client. ``scorecast.cli`` holds the entry points (the command line and the demo), the only
+training): input tables, model metadata (``metadata``), request options (``options``),
+account names (``accounts``), the root of the error tree (``errors``), base folders, atomic
+writes, the client. ``scorecast.cli`` holds the entry points (the command line and the demo), the only
 modules that import server and training; ``tests/test_packaging.py`` enforces the layers.
 """
 
