@@ -17,7 +17,10 @@ training, and every layer above builds on them. By job:
 - ``spill``        a base's partitions held in memory or spilled to a temp folder
 - ``as_of``        a request's reference time when the caller gives none
 - ``filters``      the TopN filter language: ``column op value`` clauses
-- ``metadata``     the one model-metadata format an ONNX file carries
+- ``metadata``     the one model-metadata format an ONNX file carries (typed ``ModelParams``)
+- ``options``      the one request-options contract: every option, its readers and defaults
+- ``accounts``     account names: the default account, the name check, an account's folder
+- ``errors``       the root of the error tree (``ScorecastError``, ``InvalidArgument``)
 - ``model_store``  the model repository on disk: ``<root>/<score>/<version>.onnx``
 - ``onnx_graph``   building ONNX graphs by hand, one IR version and opset policy
 - ``atomic``       atomic writes: a file or folder appears whole, or not at all

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from scorecast import kernels
 from scorecast.kernels.time_units import US_PER_DAY
+from scorecast.options import ScoreSpec
 from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME, oip_rpc, pb, rpc
 
 from .admission import RESERVED_THREADS, AdmissionInterceptor
@@ -30,7 +31,7 @@ from .config import ServerSettings
 from .limits import DecodeBudget
 from .metrics import ServerMetrics
 from .oip import OipServicer
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
@@ -171,7 +172,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         max_base_bytes=settings.max_base_bytes,
     )
     rpc.add_ScorecastServicer_to_server(servicer, server)
-    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(repository, settings.max_rows_per_chunk, servicer.budget, metrics), server)
+    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(servicer.repository_for, settings.max_rows_per_chunk, servicer.budget, metrics), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -36,9 +36,10 @@ import pyarrow.dataset as ds
 from scorecast.atomic import replace_dir, sibling_dir
 from scorecast.base import open_table, table_names
 from scorecast.kernels.partition import partition_of
+from scorecast.options import ScoreSpec
 from scorecast.tables import CONTACT_ID
 
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository
 from .rescore import RescoreResult, input_columns
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions

@@ -2,7 +2,7 @@
 
 ``OnnxModel.load`` checks the file (size, operator sets, inputs and outputs against its own
 metadata: the ONNX file is all the server needs), builds the session, replays the model's
-parity probe when it has one (``params["probe"]``: feature rows and the outputs training got
+parity probe when it has one (``params.probe``: feature rows and the outputs training got
 for them) and warms it up. ``run`` takes the float32 feature matrix and returns the named
 outputs as NumPy arrays.
 
@@ -159,10 +159,10 @@ class OnnxModel:
         """Score a float32 C-contiguous ``[n, len(features)]`` matrix; outputs by name.
 
         Large batches run in slices, so memory stays bounded per chunk: of the GEMM tree form's
-        working memory (``rows_per_run``), or of a model whose ``params["max_batch_rows"]`` is
+        working memory (``rows_per_run``), or of a model whose ``params.max_batch_rows`` is
         set (recommendations: rows x catalogue scores).
         """
-        limits = [r for r in (self.rows_per_run, self.meta.params.get("max_batch_rows")) if r]
+        limits = [r for r in (self.rows_per_run, self.meta.params.max_batch_rows) if r]
         step = min(limits) if limits else None
         if step is not None and features.shape[0] > step:
             parts = [self._run(features[lo : lo + step]) for lo in range(0, features.shape[0], step)]
@@ -239,7 +239,7 @@ def _external_tensors(graph: onnx.GraphProto) -> list[str]:
 def _check_probe(model: OnnxModel) -> None:
     """Replay the rows training recorded; outputs beyond tolerance mean this runtime (or this
     file) does not compute what was validated."""
-    probe = model.meta.params.get("probe")
+    probe = model.meta.params.probe
     if probe is None:
         return
     try:

@@ -24,23 +24,25 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
+from scorecast.options import spec_from_header
 from scorecast.proto import pb, rpc
 
 from .codec import decode_tables, encode_batch
 from .config import ServerSettings
-from .errors import InvalidArgument, ResourceExhausted, ScorecastError
+from .errors import AccountNotFound, InvalidArgument, ResourceExhausted, ScorecastError
 from .lanes import in_lanes, scoring_threads
 from .limits import DecodeBudget
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 from .metrics import ServerMetrics
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
 from .topn import BASE_CHUNK_CONTACTS, TopNQuery, TopNScan, resolve_base
 
-__all__ = ["ScorecastServicer", "current_call", "handle_errors", "model_info", "spec_from_header"]
+__all__ = ["ScorecastServicer", "current_call", "handle_errors", "model_info"]
 
 TOPN_RESPONSE_ROWS = 200_000
 """Rows per TopNResponse: a few MB each, well under the message limit."""
@@ -157,26 +159,6 @@ def handle_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     return unary
 
 
-def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
-    """The pipeline's view of a request header; ``as_of`` unset means now."""
-    options = header.options
-    if options.HasField("as_of"):
-        as_of_us = options.as_of.seconds * 1_000_000 + options.as_of.nanos // 1_000
-    else:
-        as_of_us = time.time_ns() // 1_000
-    return ScoreSpec(
-        scores=tuple(header.scores),
-        as_of_us=as_of_us,
-        horizon_days=options.horizon_days,
-        product_groups=tuple(options.product_groups),
-        model_versions=dict(options.model_versions),
-        churn_threshold=options.churn_threshold,
-        exclude_bought=options.exclude_bought if options.HasField("exclude_bought") else None,
-        uplift_threshold=options.uplift_threshold,
-        buy_threshold=options.buy_threshold,
-    )
-
-
 def _timestamp(iso: str) -> Timestamp:
     ts = Timestamp()
     ts.FromJsonString(iso if iso.endswith("Z") or "+" in iso[10:] else iso + "Z")
@@ -199,7 +181,7 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
         data_as_of=_timestamp(meta.data_as_of),
         horizon_days=meta.horizon_days or 0,
         metrics=meta.metrics,
-        params_json=json.dumps(meta.params, sort_keys=True),
+        params_json=json.dumps(dict(meta.params), sort_keys=True),
         description=meta.description,
         ready=True,
         providers=model.providers,
@@ -253,17 +235,27 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.max_topn_n = max_topn_n or defaults.max_topn_n
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
 
+    def repository_for(self, account: str) -> ModelRepository:
+        """The model repository of ``account``; AccountNotFound (NOT_FOUND) for one not served.
+
+        This server serves the default account only: the one place that changes when the
+        repository holds accounts (issue 26)."""
+        if account != DEFAULT_ACCOUNT:
+            raise AccountNotFound(account)
+        return self.repository
+
     def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
         call.scores = tuple(header.scores)
         spec = spec_from_header(header)
+        repository = self.repository_for(spec.account)
         # The plan (model lookups, request columns, shared feature sets) is the same for every
         # request with this header but its as_of: built once per set of served models.
         key = ("pipeline", _without_as_of(header), self.max_rows_per_chunk)
-        cache = self.repository.derived
+        cache = repository.derived
         planned = cache.get(key)
         if planned is None:
-            planned = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
+            planned = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             if len(cache) >= MAX_CACHED_PLANS:
                 cache.clear()  # a client cycling through headers gets no unbounded cache
             cache[key] = planned
@@ -273,12 +265,14 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=[model_info(m, self.repository) for m in self.repository.defaults()])
+        repository = self.repository_for(request.account)
+        return pb.ListModelsResponse(models=[model_info(m, repository) for m in repository.defaults()])
 
     @handle_errors
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        model = self.repository.get(request.score, request.version or None)
-        return pb.GetModelResponse(model=model_info(model, self.repository))
+        repository = self.repository_for(request.account)
+        model = repository.get(request.score, request.version or None)
+        return pb.GetModelResponse(model=model_info(model, repository))
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
@@ -305,6 +299,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> pb.ReloadModelsResponse:
+        self.repository_for(request.account)
         report = self._reload()
         root = self.repository.root
         return pb.ReloadModelsResponse(
@@ -320,8 +315,8 @@ class ScorecastServicer(rpc.ScorecastServicer):
     def TopN(self, request_iterator: Iterator[pb.TopNRequest], context: grpc.ServicerContext) -> Iterator[pb.TopNResponse]:
         head = _header(request_iterator, "TopN")
         query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_topn_n)
-        spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
-        scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
+        spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options, account=head.account))
+        scan = TopNScan(self.repository_for(spec.account), query, spec, self.max_rows_per_chunk)
         if head.base_path:
             base = resolve_base(head.base_path, self.base_roots, "header.base_path")
             if next(request_iterator, None) is not None:

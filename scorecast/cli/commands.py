@@ -15,21 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
+
+from scorecast.accounts import DEFAULT_ACCOUNT, check_account_name
+from scorecast.options import add_option_flags, option_values, parse_as_of
 
 __all__ = ["main", "parse_as_of"]
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, RuntimeError)
-
-
-def parse_as_of(text: str) -> datetime:
-    """A date or ISO 8601 time; without a zone it is UTC."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r} (e.g. 2026-01-01 or 2026-01-01T12:00:00+00:00)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _scores(text: str) -> list[str]:
@@ -41,6 +34,15 @@ def _scores(text: str) -> list[str]:
 
 def _groups(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _account(text: str) -> str:
+    if text == DEFAULT_ACCOUNT:  # argparse passes the default through here too
+        return text
+    try:
+        return check_account_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -99,11 +101,12 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from scorecast.accounts import account_root
     from scorecast.training.train import train
 
     written = train(
         args.data,
-        args.out,
+        account_root(args.out, args.account),
         scores=args.scores,
         as_of=args.as_of,
         progress=True,
@@ -156,18 +159,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(settings)
 
 
-def _options(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "as_of": args.as_of,
-        "horizon_days": args.horizon_days,
-        "product_groups": args.product_groups,
-        "churn_threshold": args.churn_threshold,
-        "exclude_bought": args.exclude_bought,
-        "uplift_threshold": args.uplift_threshold,
-        "buy_threshold": args.buy_threshold,
-    }
-
-
 def cmd_score(args: argparse.Namespace) -> None:
     import grpc
     from tqdm import tqdm
@@ -180,7 +171,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
     security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
-    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
+    with ScorecastClient(args.server, **security, account=args.account) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
@@ -195,7 +186,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         warn_if_stale(args.scores, args.as_of, args.data)
         progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
         with AtomicParquetWriter(args.out) as writer:
-            for batch in client.score(chunks, args.scores, **_options(args)):
+            for batch in client.score(chunks, args.scores, **option_values(args)):
                 writer.write(batch)
                 progress.update(batch.num_rows)
         progress.close()
@@ -204,8 +195,10 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
+    from scorecast.accounts import account_root
     from scorecast.as_of import default_as_of, warn_if_stale
-    from scorecast.server.pipeline import ScoreSpec
+    from scorecast.client import header
+    from scorecast.options import spec_from_header
     from scorecast.server.repository import ModelRepository
     from scorecast.server.rescore import rescore
     from scorecast.server.runtime import SessionOptions
@@ -213,23 +206,15 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     as_of = default_as_of(args.as_of, args.data)
     warn_if_stale(args.scores, as_of, args.data)
-    spec = ScoreSpec(
-        scores=tuple(args.scores),
-        as_of_us=int(as_of.timestamp() * 1_000_000),
-        horizon_days=args.horizon_days,
-        product_groups=tuple(args.product_groups),
-        churn_threshold=args.churn_threshold,
-        exclude_bought=args.exclude_bought,
-        uplift_threshold=args.uplift_threshold,
-        buy_threshold=args.buy_threshold,
-    )
+    spec = spec_from_header(header(args.scores, **{**option_values(args), "as_of": as_of}))  # the server's reading of it
+    models = account_root(args.models, args.account)
     options = SessionOptions(device=args.device, intra_op_threads=args.intra_op_threads, tree_form=args.tree_form)
     if args.engine == "ray":
         from scorecast.server.rescore_ray import rescore_ray
 
-        result = rescore_ray(args.models, args.data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
+        result = rescore_ray(models, args.data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
     else:
-        repository = ModelRepository.load(args.models, options)
+        repository = ModelRepository.load(models, options)
         result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
     print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")
@@ -255,8 +240,8 @@ def cmd_top(args: argparse.Namespace) -> None:
     local = args.data if args.data is not None else Path(args.base_path) if Path(args.base_path).is_dir() else None  # the server's path may be local too
     as_of = default_as_of(args.as_of, local)
     warn_if_stale(dict.fromkeys([args.by.split(".", 1)[0], *(c.namespace for c in clauses)]), as_of, local)
-    options = {"as_of": as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups, "churn_threshold": args.churn_threshold}
-    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
+    options = {**option_values(args), "as_of": as_of}
+    with ScorecastClient(args.server, **security, account=args.account) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
@@ -290,22 +275,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.contacts, args.seed, args.workdir)
 
 
+AS_OF_HELP = "reference time (default: the base's own as-of from its base.json, else now)"
+
+
+def _add_account(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--account", type=_account, default=DEFAULT_ACCOUNT, help=f"{what} (default: the default account)")
+
+
 def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=_scores, required=True, help="comma-separated scores, e.g. rfm,affinity")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: the base's own as-of from its base.json, else now)")
-    p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
-    p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
-    p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
-    bought = p.add_mutually_exclusive_group()
-    bought.add_argument(
-        "--exclude-bought", dest="exclude_bought", action="store_true", default=None, help="recommendations: leave out SKUs the contact already bought"
-    )
-    bought.add_argument(
-        "--include-bought", dest="exclude_bought", action="store_false", help="recommendations: keep them (default: what the model learned)"
-    )
-    p.add_argument("--uplift-threshold", type=float, default=0.0, help="promo_appetence: |uplift| for persuadable / do-not-disturb (0: model default 0.05)")
-    p.add_argument("--buy-threshold", type=float, default=0.0, help="promo_appetence: P(buy | no promo) for a sure thing (0: model default 0.5)")
+    add_option_flags(p, AS_OF_HELP)
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
 
 
@@ -348,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interest-k", type=int, default=3, help="top keywords the interests score gives (default 3)")
     p.add_argument("--promo-outcome", choices=("order", "visit"), default="order", help="promo_appetence: uplift on an order (default) or a web visit")
     p.add_argument("--promo-window", type=int, default=30, help="promo_appetence: days after a campaign its outcome counts (default 30)")
+    _add_account(p, "account to train for: its models go into OUT/ACCOUNT/")
 
     p = command("simulate-b2b", cmd_simulate_b2b, "simulate a B2B lead base (contacts, interactions, web_events) with its truth")
     p.add_argument("--contacts", type=int, default=20_000, help="number of leads (default 20000)")
@@ -401,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate, if the server asks for one")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    _add_account(p, "account whose models score")
     _add_score_options(p)
 
     p = command("rescore", cmd_rescore, "score a whole base in process (no server), same pipeline")
@@ -417,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out is then a Parquet dataset folder",
     )
     p.add_argument("--ray-actors", type=int, default=None, help="ray: scoring actors (default: the cluster's CPUs - 1)")
+    _add_account(p, "account whose models score: MODELS/ACCOUNT/")
     _add_score_options(p)
 
     p = command("top", cmd_top, "the N contacts with the highest score among those matching a filter (TopN over gRPC)")
@@ -427,11 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="local base folder, streamed to the server")
     p.add_argument("--base-path", default=None, help="base folder on the server (under its --base-root), read there")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: the base's own as-of from its base.json, else now)")
-    p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
-    p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
-    p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
+    add_option_flags(p, AS_OF_HELP)
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
+    _add_account(p, "account whose models score")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
     p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN)")
     p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")

@@ -78,7 +78,8 @@ def test_fuzz_server(repository) -> None:
 def test_totals_beyond_float32_score_null(repository) -> None:
     """A total amount beyond float32 is an inf feature and an inf output: returned as null. It
     was INTERNAL (numpy's overflow warning, an error under pytest) or inf in production."""
-    from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+    from scorecast.options import ScoreSpec
+    from scorecast.server.pipeline import ScoringPipeline
 
     orders = pa.table(
         {
@@ -118,7 +119,8 @@ def test_names_too_long_to_echo_are_refused() -> None:
     from scorecast.server.codec import decode_tables
     from scorecast.server.limits import DecodeBudget
     from scorecast.server.errors import InvalidArgument
-    from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+    from scorecast.options import ScoreSpec
+    from scorecast.server.pipeline import ScoringPipeline
 
     for spec in (ScoreSpec(scores=("x" * 10_000,), as_of_us=0), ScoreSpec(scores=("spend",), as_of_us=0, product_groups=("g" * 10_000,))):
         with pytest.raises(InvalidArgument, match=r"at most 256 chars") as info:

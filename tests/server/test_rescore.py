@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.options import ScoreSpec
+from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import rescore
 

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from scorecast.client import ScorecastClient
+from scorecast.options import ScoreSpec
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.topn import RunningTopN, TopNQuery, TopNScan, top_n
 

@@ -67,7 +67,7 @@ def _lift(gains: list[float], percent: int) -> float:
 def affinity(meta: ModelMetadata) -> Section:
     """Per group: holdout AUC and lift at 5 and 10 % vs the baseline, and the gains curves."""
     m, gains = meta.metrics, report_data(meta).get("gains", {})
-    groups = list(meta.params.get("groups", []))
+    groups = list(meta.params.groups or ())
     rows = []
     for g in groups:
         row: list[Any] = [g, m.get(f"auc:{g}", float("nan")), m.get(f"baseline_auc:{g}", float("nan"))]
@@ -91,7 +91,7 @@ def cross_sell(meta: ModelMetadata) -> Section:
     """Per group: AUC and lift at 5 % (and 10 %) among contacts new to it; pooled gains vs group popularity."""
     m, gains = meta.metrics, report_data(meta).get("gains", {})
     rows = []
-    for g in meta.params.get("groups", []):
+    for g in meta.params.groups or ():
         row: list[Any] = [g, m.get(f"auc:{g}", float("nan")), m.get(f"lift_top5:{g}", float("nan"))]
         row += [_lift(gains[g], 10) if g in gains else float("nan"), m.get(f"base_rate:{g}", float("nan"))]
         rows.append(row)
@@ -168,7 +168,7 @@ def churn(meta: ModelMetadata) -> Section:
         counts = report["p_alive_histogram"]
         fig, ax = plt.subplots(figsize=(5, 3.6))
         ax.bar([(i + 0.5) / len(counts) for i in range(len(counts))], counts, width=0.9 / len(counts), color=MODEL)
-        threshold = meta.params.get("request_defaults", {}).get("churn_threshold", 0.5)
+        threshold = (meta.params.request_defaults or {}).get("churn_threshold", 0.5)
         ax.axvline(threshold, color=BASELINE, linestyle="--", label=f"churn threshold {threshold}")
         ax.set(xlabel="P(alive) as of the training date", ylabel="customers (fit sample)", title="P(alive) distribution")
         ax.legend(fontsize=8)
