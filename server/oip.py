@@ -1,7 +1,8 @@
 """The Open Inference Protocol (KServe V2) servicer: ``inference.GRPCInferenceService`` beside
 scorecast.v1 on the same port, so KServe, Seldon and Triton clients can call scorecast.
 
-Each score is a model (name = score, version = model version). A ModelInfer request is one
+Each score of an account is a model named ``<account>/<score>`` (a bare ``<score>`` is the
+default account's), version = model version. A ModelInfer request is one
 chunk: its tensors become Arrow tables (server/tensors.py), the same ``ScoringPipeline`` the
 native servicer calls scores them, and the batch's columns come back as raw output tensors.
 Options are request parameters named as in ``ScoreOptions``: ``as_of`` (ISO-8601 string or
@@ -26,17 +27,23 @@ from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import oip, oip_rpc
 from scorecast.tables import TABLES
 
+from .accounts import DEFAULT_ACCOUNT, AccountRegistry
 from .errors import InvalidArgument, ModelNotFound, ScorecastError
 from .limits import DecodeBudget
 from .pipeline import ScoreSpec, ScoringPipeline
-from .repository import ModelRepository
 from .runtime import OnnxModel
-from .servicer import current_call, handle_errors
+from .servicer import account_models, current_call, handle_errors
 from .tensors import INPUT_DATATYPES, encode_outputs, output_datatype, tables_from_request
 
-__all__ = ["OipServicer", "spec_from_parameters"]
+__all__ = ["OipServicer", "model_name", "spec_from_parameters"]
 
 _FLOAT_OPTIONS = ("churn_threshold", "uplift_threshold", "buy_threshold")
+
+
+def model_name(name: str) -> tuple[str, str]:
+    """(account, score) of an OIP model name: ``<account>/<score>``, or ``<score>`` of the default account."""
+    account, _, score = name.rpartition("/")
+    return account or DEFAULT_ACCOUNT, score
 
 
 def _param(value: oip.InferParameter) -> Any:
@@ -113,10 +120,10 @@ def model_outputs(model: OnnxModel) -> list[tuple[str, str]]:
 
 
 class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
-    """inference.GRPCInferenceService over the model repository the native servicer serves."""
+    """inference.GRPCInferenceService over the accounts the native servicer serves."""
 
-    def __init__(self, repository: ModelRepository, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None) -> None:
-        self.repository = repository
+    def __init__(self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None) -> None:
+        self.registry = registry
         self.max_rows_per_chunk = max_rows_per_chunk
         self.budget = budget
         self.metrics = metrics  # read by handle_errors
@@ -127,12 +134,17 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ServerReady(self, request: oip.ServerReadyRequest, context: grpc.ServicerContext) -> oip.ServerReadyResponse:
-        return oip.ServerReadyResponse(ready=bool(self.repository.scores))
+        return oip.ServerReadyResponse(ready=bool(self.registry.known()))
 
     @handle_errors
     def ModelReady(self, request: oip.ModelReadyRequest, context: grpc.ServicerContext) -> oip.ModelReadyResponse:
+        # open without a token, like health: it answers from what is loaded and never loads an account
+        account, score = model_name(request.name)
+        repository = self.registry.repository(account)
+        if repository is None:
+            return oip.ModelReadyResponse(ready=False)
         try:
-            self.repository.get(request.name, request.version or None)
+            repository.get(score, request.version or None)
         except ModelNotFound:
             return oip.ModelReadyResponse(ready=False)
         return oip.ModelReadyResponse(ready=True)
@@ -143,11 +155,14 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ModelMetadata(self, request: oip.ModelMetadataRequest, context: grpc.ServicerContext) -> oip.ModelMetadataResponse:
-        model = self.repository.get(request.name, request.version or None)
+        account, score = model_name(request.name)
+        with account_models(self.registry, account, scan=True) as repository:
+            model = repository.get(score, request.version or None)
+            versions = repository.versions(model.meta.score)
         tensor = oip.ModelMetadataResponse.TensorMetadata
         return oip.ModelMetadataResponse(
-            name=model.meta.score,
-            versions=self.repository.versions(model.meta.score),
+            name=request.name,
+            versions=versions,
             platform="onnxruntime_onnx",
             inputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_inputs(model)],
             outputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_outputs(model)],
@@ -155,10 +170,12 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
         call = current_call()
-        call.scores = (request.model_name,)
-        spec = spec_from_parameters(request.model_name, request.model_version, request.parameters)
-        pipeline = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
-        batch = pipeline.score(tables_from_request(request, self.budget))
+        account, score = model_name(request.model_name)
+        call.scores = (score,)
+        spec = spec_from_parameters(score, request.model_version, request.parameters)
+        with account_models(self.registry, account, scan=False) as repository:
+            pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
+            batch = pipeline.score(tables_from_request(request, self.budget))
         for stage, seconds in pipeline.seconds.items():
             call.stages[stage] = call.stages.get(stage, 0.0) + seconds
         call.rows += batch.num_rows
@@ -167,7 +184,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         if unknown:
             raise InvalidArgument("outputs", unknown, f"{request.model_name} gives {batch.schema.names}")
         model = pipeline.models[0]
-        response = oip.ModelInferResponse(model_name=model.meta.score, model_version=model.meta.version, id=request.id)
+        response = oip.ModelInferResponse(model_name=request.model_name, model_version=model.meta.version, id=request.id)
         encode_outputs(batch, wanted, response)
         return response
 

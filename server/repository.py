@@ -1,7 +1,18 @@
-"""The model repository: a folder of ``<score>/<version>.onnx`` files, loaded into sessions.
+"""The model repository: ``<account>/<score>/<version>.onnx`` files, loaded into sessions.
 
-Nothing but ``.onnx`` files is read from it. Versions sort numerically when they are numbers
-("10" after "9"); the default version of a score is the highest that loaded.
+**Layout.** ``MODELS/<account>/<score>/<version>.onnx``: one folder per account, holding that
+account's score folders. A repository without account folders (``MODELS/<score>/<version>.onnx``,
+the layout before accounts) is one account, the default one, so every existing repository keeps
+working. ``account_folders`` tells them apart by what a top-level folder holds: one with
+``.onnx`` files directly in it is a score folder of the default account; any other (its
+subfolders hold the ``.onnx`` files, or it is still empty) is an account folder. The two may
+sit side by side; the default account's scores are then the top-level score folders, and an
+account folder of the default account's name is ignored (logged). Names that are not valid
+account names (letters, digits, ``_ . -``, not starting with ``.`` or ``-``) are skipped.
+
+**One account's models** are a ``ModelRepository`` over its folder. Nothing but ``.onnx``
+files is read from it. Versions sort numerically when they are numbers ("10" after "9"); the
+default version of a score is the highest that loaded.
 
 ``reload`` rescans the folder: new and changed files are loaded beside the models being
 served, then the whole set is swapped in one assignment. A request holds the models it
@@ -24,13 +35,39 @@ from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
 from .errors import ModelLoadError, ModelNotFound
 from .runtime import DEFAULT_SESSION_OPTIONS, OnnxModel, SessionOptions
 
-__all__ = ["ModelRepository", "ReloadReport"]
+__all__ = ["ModelRepository", "ReloadReport", "account_folders"]
 
 log = logging.getLogger(__name__)
 
 
 # (mtime_ns, size, inode): a file whose stamp is unchanged is not loaded again
 _Stamp = tuple[int, int, int]
+
+
+def account_folders(root: Path, default: str) -> dict[str, Path]:
+    """Each account of the repository at ``root`` and the folder its score folders live in
+    (``root`` itself for the default account's top-level score folders); see the layout above."""
+    accounts: dict[str, Path] = {}
+    legacy = False
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return {}
+    for folder in folders:
+        if next(folder.glob(f"*{MODEL_SUFFIX}"), None) is not None:
+            legacy = True
+            continue
+        try:
+            check_name("account", folder.name)
+        except ValueError as exc:
+            log.warning("skipping %s: %s", folder, exc)
+            continue
+        accounts[folder.name] = folder
+    if legacy or not accounts:  # top-level score folders, or an empty repository: the default account
+        if default in accounts:
+            log.warning("ignoring account folder %s: the top-level score folders are account %r", accounts[default], default)
+        accounts[default] = root
+    return accounts
 
 
 @dataclass(frozen=True)
@@ -171,6 +208,11 @@ class ModelRepository:
                 path, f"its metadata says {model.meta.score!r} version {model.meta.version!r}, its path {score!r} {version!r}"
             )
         return model
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes the served models hold, as measured when each loaded (``OnnxModel.held_bytes``)."""
+        return sum(m.held_bytes for versions in self.models.values() for m in versions.values())
 
     @property
     def scores(self) -> list[str]:
