@@ -4,10 +4,10 @@ A platform's thousands of brand accounts each have a folder of models
 (``repository.account_folders``). The registry knows them all (rescanned on reload) and
 loads an account's models on its first call, within a memory budget:
 
-- **One load per account at a time, one load in the process at a time.** The first call for
-  an unloaded account loads it; calls that come meanwhile wait for that load. Loads are
-  serialised so each measures what it adds to the heap alone (``OnnxModel.held_bytes``, see
-  ``heap.py``): an account's size is the sum of its models' measured bytes, never a guess.
+- **One load per account at a time, one account loading in the process at a time.** The first
+  call for an unloaded account loads it (its model files several at once); calls that come
+  meanwhile wait for that load. Account loads are serialised so each measures what it adds to
+  the heap alone (``heap.py``): an account's size is the heap it took, never a guess from files.
 - **A memory budget** (``model_memory_budget``): before a load, accounts are evicted until the
   account's last measured size (or the mean of those measured so far) fits; after it, until the
   budget holds. ``eviction.SegmentedLru`` picks them, so a bulk pass over every account (scan
@@ -39,6 +39,7 @@ from typing import Any
 
 from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
 from .eviction import EvictionPolicy, policy_for
+from .heap import heap_bytes, release_free_memory
 from .repository import ModelRepository, ReloadReport, account_folders
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
@@ -124,7 +125,7 @@ class AccountRegistry:
         if preloaded is not None:  # the default account's models, loaded by the caller (tests)
             entry = self._accounts.setdefault(DEFAULT_ACCOUNT, _Account(DEFAULT_ACCOUNT, preloaded.root))
             entry.pinned = True
-            self._loaded(entry, preloaded, scan=True)
+            self._loaded(entry, preloaded, 0, scan=True)  # loaded before: not measured, and never evicted
         for name in sorted(self.pinned):
             entry = self._accounts.get(name)
             if entry is None:
@@ -254,6 +255,7 @@ class AccountRegistry:
                 estimate = entry.last_nbytes or self._mean_bytes()
                 self._make_room(estimate)
             start = time.perf_counter()
+            before = heap_bytes()
             try:
                 repository = ModelRepository.load(entry.folder, self.options)
                 if not repository.scores and repository.failures:
@@ -263,8 +265,10 @@ class AccountRegistry:
                 self._failed(entry, exc)
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
             seconds = time.perf_counter() - start
+            nbytes = max(heap_bytes() - before, 0)  # the file bytes and parsed protos are freed by now
+            release_free_memory()  # their pages too (and those of accounts evicted for this one)
         with self._lock:
-            self._loaded(entry, repository, scan, locked=True)
+            self._loaded(entry, repository, nbytes, scan, locked=True)
             entry.holds += 1
             entry.usage.loads += 1
             self._make_room(0)
@@ -277,11 +281,11 @@ class AccountRegistry:
             self.metrics.account_loaded(seconds)
         return repository
 
-    def _loaded(self, entry: _Account, repository: ModelRepository, scan: bool, locked: bool = False) -> None:
+    def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool, locked: bool = False) -> None:
         def update() -> None:
             self._held -= entry.nbytes
             entry.repository, entry.state = repository, _LOADED
-            entry.nbytes = entry.last_nbytes = repository.held_bytes
+            entry.nbytes = entry.last_nbytes = nbytes
             entry.failure, entry.failures = "", 0
             self._held += entry.nbytes
             self.loads += 1
@@ -372,11 +376,15 @@ class AccountRegistry:
             if repository is None:
                 continue
             with self._load_lock:
+                before = heap_bytes()
                 reports[name] = repository.reload()
+                # new files' models, less the replaced ones no call holds any more
+                delta = heap_bytes() - before if reports[name].changed else 0
             with self._lock:
                 if entry.repository is repository:
-                    self._held += repository.held_bytes - entry.nbytes
-                    entry.nbytes = entry.last_nbytes = repository.held_bytes
+                    nbytes = max(entry.nbytes + delta, 0)
+                    self._held += nbytes - entry.nbytes
+                    entry.nbytes = entry.last_nbytes = nbytes
                 self._make_room(0)
         return reports
 

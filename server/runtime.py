@@ -28,7 +28,6 @@ import onnxruntime as ort
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 
 from .errors import ModelLoadError
-from .heap import heap_bytes
 from .tree_gemm import TREE_FORMS, UnsupportedTree, probe_rows, to_gemm, tree_nodes
 
 __all__ = ["TREE_FORMS", "OnnxModel", "SessionOptions", "providers_for", "share_thread_pools"]
@@ -147,7 +146,7 @@ def share_thread_pools(intra_op_threads: int, inter_op_threads: int) -> tuple[in
 def _shared_arena() -> None:
     """Register one CPU arena every session allocates from (once per process). Per session, an
     arena reserves ~1 MB and grows to the largest batch that session ever ran: at thousands of
-    accounts, more than the models themselves; and a model's measured bytes (``held_bytes``) would
+    accounts, more than the models themselves; and an account's measured bytes (``heap.py``) would
     count reserved, untouched pages (1.1 MB of heap per tiny session for 0.1 MB resident; on the
     shared arena, 81 KB of heap for 100 KB resident)."""
     global _arena
@@ -170,21 +169,10 @@ class OnnxModel:
     """``gemm`` when the tree ensembles were rewritten, else ``native`` (also: no trees)."""
     rows_per_run: int | None = None
     """Batches above this many rows run in slices (GEMM form's working memory)."""
-    held_bytes: int = 0
-    """C-heap bytes the load kept (session, arena, weights; ``heap.heap_bytes`` before and after).
-    Exact when loads are serialised, as the account registry's are; otherwise other threads'
-    allocations in the meantime count too."""
 
     @classmethod
     def load(cls, path: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> OnnxModel:
         """Check the file, build the session, check the graph and the probe; ModelLoadError if unservable."""
-        before = heap_bytes()
-        model = cls._build(path, options)  # its transients (parsed proto, file bytes) are freed on return
-        model.held_bytes = max(heap_bytes() - before, 0)
-        return model
-
-    @classmethod
-    def _build(cls, path: Path, options: SessionOptions) -> OnnxModel:
         start = time.perf_counter()
         proto, data = _check_file(path, options.max_model_bytes)
         session_options = options.ort()
