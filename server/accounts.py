@@ -179,9 +179,9 @@ class AccountRegistry:
         return self._held
 
     def usage(self) -> dict[str, Usage]:
-        """Each account's usage counters since start (copies), accounts with no call left out."""
+        """Each account's usage counters since start (copies), accounts never called nor loaded left out."""
         with self._lock:
-            return {n: Usage(**vars(e.usage)) for n, e in self._accounts.items() if e.usage.calls}
+            return {n: Usage(**vars(e.usage)) for n, e in self._accounts.items() if e.usage.calls or e.usage.loads}
 
     def record(self, account: str, contacts: int, ok: bool) -> None:
         """Count one finished call of ``account`` (a known one; others are not billed)."""
