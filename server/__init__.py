@@ -15,7 +15,12 @@ Answering a call
 - ``topn``        the N contacts with the highest value of one column among those matching a filter
 
 Models
-- ``repository``  the folder of ``<score>/<version>.onnx`` files, loaded into sessions
+- ``repository``  one account's folder of ``<score>/<version>.onnx`` files, loaded into sessions;
+                  which folders of a repository are accounts
+- ``accounts``    the accounts a server knows, loaded on demand within the memory budget, held
+                  by their calls, capped per account
+- ``eviction``    which loaded account leaves first: a segmented LRU that scans do not churn
+- ``heap``        the heap an account's load adds (glibc ``mallinfo2``), RSS, returning free pages
 - ``runtime``     one served model: an ONNX Runtime session (CPU or CUDA) and its metadata
 - ``tree_gemm``   tree ensembles rewritten to GEMM form for the CUDA provider
 
@@ -30,6 +35,7 @@ Running and watching it
 - ``processes``   ``scorecast serve``: one server, or N processes on one port
 - ``logs``        structured JSON logs carrying each call's request id
 - ``metrics``     Prometheus metrics: requests, rows, errors, latency, model loads, stage time
+- ``usage``       per-account calls, contacts and errors in a periodically rewritten file
 
 Whole-base rescoring
 - ``rescore``     a Parquet base in, one Parquet file of scores out, in process

@@ -4,7 +4,8 @@
     ├── InvalidArgument            (INVALID_ARGUMENT)  ┘ (options.py checks ranges with it)
     │   └── MalformedPayload       (INVALID_ARGUMENT)  bytes that are not an Arrow IPC stream
     ├── ModelNotFound              (NOT_FOUND)         no such score, or no such version of it
-    ├── AccountNotFound            (NOT_FOUND)         no such account
+    ├── AccountNotFound            (NOT_FOUND)         no such account, or one the token may not see
+    ├── AccountUnavailable         (UNAVAILABLE)       an account's models failed to load; retried later
     ├── ModelNotReady              (UNAVAILABLE)       known but not loaded / warmed up
     ├── ResourceExhausted          (RESOURCE_EXHAUSTED) a configured limit was exceeded
     ├── ModelLoadError             (FAILED_PRECONDITION) an ONNX file that cannot be served
@@ -25,6 +26,7 @@ from scorecast.errors import InvalidArgument, ScorecastError
 
 __all__ = [
     "AccountNotFound",
+    "AccountUnavailable",
     "BaseNotFound",
     "InvalidArgument",
     "MalformedPayload",
@@ -57,13 +59,28 @@ class ModelNotFound(ScorecastError):
 
 
 class AccountNotFound(ScorecastError):
-    """No account of this name is served."""
+    """No account of this name, or one the caller's token does not cover: the same answer, so a
+    token cannot learn which other accounts exist."""
 
     status = grpc.StatusCode.NOT_FOUND
 
     def __init__(self, account: str) -> None:
+        self.account = account
         shown = account if len(account) <= 80 else f"{account[:40]}… ({len(account)} chars)"  # status details stay small
         super().__init__(f"account {shown!r} not found")
+
+
+class AccountUnavailable(ScorecastError):
+    """An account's models failed to load. UNAVAILABLE, not FAILED_PRECONDITION: the server
+    retries the load itself after ``retry_in_s`` (a file replaced, memory freed, a disk back),
+    so the same call may succeed later unchanged, and standard gRPC retry policies retry
+    UNAVAILABLE with backoff while they never retry FAILED_PRECONDITION."""
+
+    status = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, account: str, reason: str, retry_in_s: float) -> None:
+        self.account = account
+        super().__init__(f"account {account!r} could not be loaded: {reason}; the server tries again in {retry_in_s:.0f}s")
 
 
 class ModelNotReady(ScorecastError):

@@ -12,7 +12,7 @@ Errors, request ids, metrics and the log line come from ``servicer.handle_errors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -26,12 +26,12 @@ from scorecast.options import spec_from_parameters
 from scorecast.proto import oip, oip_rpc
 from scorecast.tables import TABLES
 
-from .errors import AccountNotFound, InvalidArgument, ModelNotFound, ScorecastError
+from .accounts import AccountRegistry
+from .errors import InvalidArgument, ModelNotFound, ScorecastError
 from .limits import DecodeBudget
 from .pipeline import ScoringPipeline
-from .repository import ModelRepository
 from .runtime import OnnxModel
-from .servicer import current_call, handle_errors
+from .servicer import account_models, current_call, handle_errors
 from .tensors import INPUT_DATATYPES, encode_outputs, output_datatype, tables_from_request
 
 __all__ = ["OipServicer", "model_name"]
@@ -66,13 +66,10 @@ def model_outputs(model: OnnxModel) -> list[tuple[str, str]]:
 
 
 class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
-    """inference.GRPCInferenceService over the model repositories the native servicer serves
-    (``repository_for``: an account's, as ``ScorecastServicer.repository_for``)."""
+    """inference.GRPCInferenceService over the accounts the native servicer serves."""
 
-    def __init__(
-        self, repository_for: Callable[[str], ModelRepository], max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None
-    ) -> None:
-        self.repository_for = repository_for
+    def __init__(self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None) -> None:
+        self.registry = registry
         self.max_rows_per_chunk = max_rows_per_chunk
         self.budget = budget
         self.metrics = metrics  # read by handle_errors
@@ -83,14 +80,18 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ServerReady(self, request: oip.ServerReadyRequest, context: grpc.ServicerContext) -> oip.ServerReadyResponse:
-        return oip.ServerReadyResponse(ready=bool(self.repository_for(DEFAULT_ACCOUNT).scores))
+        return oip.ServerReadyResponse(ready=bool(self.registry.known()))
 
     @handle_errors
     def ModelReady(self, request: oip.ModelReadyRequest, context: grpc.ServicerContext) -> oip.ModelReadyResponse:
+        # open without a token, like health: it answers from what is loaded and never loads an account
         account, score = model_name(request.name)
+        repository = self.registry.repository(account)
+        if repository is None:
+            return oip.ModelReadyResponse(ready=False)
         try:
-            self.repository_for(account).get(score, request.version or None)
-        except (AccountNotFound, ModelNotFound):
+            repository.get(score, request.version or None)
+        except ModelNotFound:
             return oip.ModelReadyResponse(ready=False)
         return oip.ModelReadyResponse(ready=True)
 
@@ -101,12 +102,13 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
     @handle_errors
     def ModelMetadata(self, request: oip.ModelMetadataRequest, context: grpc.ServicerContext) -> oip.ModelMetadataResponse:
         account, score = model_name(request.name)
-        repository = self.repository_for(account)
-        model = repository.get(score, request.version or None)
+        with account_models(self.registry, account, scan=True) as repository:
+            model = repository.get(score, request.version or None)
+            versions = repository.versions(model.meta.score)
         tensor = oip.ModelMetadataResponse.TensorMetadata
         return oip.ModelMetadataResponse(
             name=request.name,
-            versions=repository.versions(model.meta.score),
+            versions=versions,
             platform="onnxruntime_onnx",
             inputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_inputs(model)],
             outputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_outputs(model)],
@@ -114,11 +116,12 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
         call = current_call()
-        call.scores = (request.model_name,)
         account, score = model_name(request.model_name)
+        call.scores = (score,)
         spec = spec_from_parameters(score, request.model_version, request.parameters, account)
-        pipeline = ScoringPipeline(self.repository_for(account), spec, self.max_rows_per_chunk)
-        batch = pipeline.score(tables_from_request(request, self.budget))
+        with account_models(self.registry, account, scan=False) as repository:
+            pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
+            batch = pipeline.score(tables_from_request(request, self.budget))
         for stage, seconds in pipeline.seconds.items():
             call.stages[stage] = call.stages.get(stage, 0.0) + seconds
         call.rows += batch.num_rows

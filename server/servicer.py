@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,15 +25,15 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.options import spec_from_header
 from scorecast.proto import pb, rpc
 
+from .accounts import AccountRegistry
 from .codec import decode_tables, encode_batch
 from .config import ServerSettings
-from .errors import AccountNotFound, InvalidArgument, ResourceExhausted, ScorecastError
+from .errors import InvalidArgument, ResourceExhausted, ScorecastError
 from .lanes import in_lanes, scoring_threads
 from .limits import DecodeBudget
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
@@ -40,9 +41,10 @@ from .metrics import ServerMetrics
 from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
+from .security import caller_accounts
 from .topn import BASE_CHUNK_CONTACTS, TopNQuery, TopNScan, resolve_base
 
-__all__ = ["ScorecastServicer", "current_call", "handle_errors", "model_info"]
+__all__ = ["ScorecastServicer", "account_models", "current_call", "handle_errors", "model_info"]
 
 TOPN_RESPONSE_ROWS = 200_000
 """Rows per TopNResponse: a few MB each, well under the message limit."""
@@ -59,6 +61,9 @@ class _Call:
     scores: tuple[str, ...] = ()
     rows: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+    account: str | None = None
+    """The account the call used, once the caller may see it (its usage is counted; "" is the
+    default account)."""
 
 
 _call: contextvars.ContextVar[_Call] = contextvars.ContextVar("scorecast_call")
@@ -92,6 +97,9 @@ def _finish(servicer: Any, method: str, call: _Call, start: float, code: grpc.St
     if code == grpc.StatusCode.OK and not context.is_active():
         code = grpc.StatusCode.CANCELLED  # the caller left (cancelled, deadline) before the end
     seconds = time.perf_counter() - start
+    registry: AccountRegistry | None = getattr(servicer, "registry", None)
+    if registry is not None and call.account is not None:
+        registry.record(call.account, call.rows, code == grpc.StatusCode.OK)
     metrics: ServerMetrics | None = getattr(servicer, "metrics", None)
     if metrics is not None:
         metrics.call(method, code.name, seconds, call.scores)
@@ -191,6 +199,17 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
     )
 
 
+@contextmanager
+def account_models(registry: AccountRegistry, account: str, scan: bool) -> Iterator[ModelRepository]:
+    """The models of the call's ``account`` ("" is the default account), held until the ``with``
+    ends; NOT_FOUND alike for a missing account and one the caller's token does not cover.
+    ``scan``: bulk work, which never promotes an account in the eviction order."""
+    registry.visible(account, caller_accounts.get())
+    _call.get().account = account
+    with registry.hold(account, scan) as repository:
+        yield repository
+
+
 MAX_CACHED_PLANS = 1024
 """Request plans kept per set of served models (one per distinct header but its as_of)."""
 
@@ -209,46 +228,36 @@ def _models(pipeline: ScoringPipeline) -> list[pb.ModelRef]:
 
 
 class ScorecastServicer(rpc.ScorecastServicer):
-    """scorecast.v1.Scorecast over a loaded model repository."""
+    """scorecast.v1.Scorecast over the accounts' model repositories."""
 
     def __init__(
         self,
-        repository: ModelRepository,
+        registry: AccountRegistry,
         max_rows_per_chunk: int,
         max_rows_per_request: int | None = None,
         metrics: ServerMetrics | None = None,
-        reload: Callable[[], ReloadReport] | None = None,
+        reload: Callable[[str | None], dict[str, ReloadReport]] | None = None,
         base_roots: tuple[Path, ...] = (),
         *,
         budget: DecodeBudget | None = None,
         max_topn_n: int | None = None,
         max_base_bytes: int | None = None,
     ) -> None:
-        self.repository = repository
+        self.registry = registry
         self.max_rows_per_chunk = max_rows_per_chunk
         self.max_rows_per_request = max_rows_per_request
         self.metrics = metrics
-        self._reload = reload or repository.reload
+        self._reload = reload or registry.reload
         self.base_roots = base_roots
         defaults = ServerSettings()
         self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
         self.max_topn_n = max_topn_n or defaults.max_topn_n
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
 
-    def repository_for(self, account: str) -> ModelRepository:
-        """The model repository of ``account``; AccountNotFound (NOT_FOUND) for one not served.
-
-        This server serves the default account only: the one place that changes when the
-        repository holds accounts (issue 26)."""
-        if account != DEFAULT_ACCOUNT:
-            raise AccountNotFound(account)
-        return self.repository
-
-    def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
+    def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
         call.scores = tuple(header.scores)
         spec = spec_from_header(header)
-        repository = self.repository_for(spec.account)
         # The plan (model lookups, request columns, shared feature sets) is the same for every
         # request with this header but its as_of: built once per set of served models.
         key = ("pipeline", _without_as_of(header), self.max_rows_per_chunk)
@@ -265,50 +274,57 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        repository = self.repository_for(request.account)
-        return pb.ListModelsResponse(models=[model_info(m, repository) for m in repository.defaults()])
+        with account_models(self.registry, request.account, scan=True) as repository:
+            return pb.ListModelsResponse(models=[model_info(m, repository) for m in repository.defaults()])
 
     @handle_errors
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        repository = self.repository_for(request.account)
-        model = repository.get(request.score, request.version or None)
-        return pb.GetModelResponse(model=model_info(model, repository))
+        with account_models(self.registry, request.account, scan=True) as repository:
+            model = repository.get(request.score, request.version or None)
+            return pb.GetModelResponse(model=model_info(model, repository))
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
-        pipeline = self._pipeline(request.header)
-        batch = pipeline.score(decode_tables(request.chunk.tables, self.budget))
+        with account_models(self.registry, request.header.account, scan=False) as repository:
+            pipeline = self._pipeline(repository, request.header)
+            batch = pipeline.score(decode_tables(request.chunk.tables, self.budget))
         _call.get().rows = batch.num_rows
         return pb.ScoreBatchResponse(rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline))
 
     @handle_errors
     def Score(self, request_iterator: Iterator[pb.ScoreRequest], context: grpc.ServicerContext) -> Iterator[pb.ScoreResponse]:
-        pipeline = self._pipeline(_header(request_iterator, "Score"))
-        call = _call.get()
+        header = _header(request_iterator, "Score")
+        with account_models(self.registry, header.account, scan=True) as repository:
+            pipeline = self._pipeline(repository, header)
+            call = _call.get()
 
-        def score(tables: Mapping[str, pa.Table]) -> tuple[int, bytes]:
-            # encoded in the lane too: beside the other lane's chunk, and Arrow's buffers freed
-            # by the thread that allocated them (mimalloc keeps per-thread heaps)
-            batch = pipeline.score(tables)
-            return batch.num_rows, encode_batch(batch)
+            def score(tables: Mapping[str, pa.Table]) -> tuple[int, bytes]:
+                # encoded in the lane too: beside the other lane's chunk, and Arrow's buffers freed
+                # by the thread that allocated them (mimalloc keeps per-thread heaps)
+                batch = pipeline.score(tables)
+                return batch.num_rows, encode_batch(batch)
 
-        # two chunks scored at once (see lanes.py), answered in order
-        for index, (rows, scores) in self._chunks(request_iterator, context, "Score", score, _first, scoring_threads()):
-            call.rows += rows
-            yield pb.ScoreResponse(chunk_index=index, rows=rows, scores=scores, models=_models(pipeline) if index == 0 else [])
+            # two chunks scored at once (see lanes.py), answered in order
+            for index, (rows, scores) in self._chunks(request_iterator, context, "Score", score, _first, scoring_threads()):
+                call.rows += rows
+                yield pb.ScoreResponse(chunk_index=index, rows=rows, scores=scores, models=_models(pipeline) if index == 0 else [])
 
     @handle_errors
     def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> pb.ReloadModelsResponse:
-        self.repository_for(request.account)
-        report = self._reload()
-        root = self.repository.root
+        account, scope = request.account, caller_accounts.get()
+        self.registry.visible(account, scope)
+        _call.get().account = account
+        # no account named by a token for every account: the whole repository, as before accounts
+        reports = self._reload(None if not account and scope is None else account)
+        report = reports.get(account, ReloadReport())
+        repository = self.registry.repository(account)
+        root = repository.root if repository is not None else self.registry.root
+        failures = repository.failures if repository is not None else {}
         return pb.ReloadModelsResponse(
             loaded=[pb.ModelRef(score=s, version=v) for s, v in report.loaded],
             unloaded=[pb.ModelRef(score=s, version=v) for s, v in report.unloaded],
-            failures=[
-                pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(self.repository.failures.items())
-            ],
-            scores=self.repository.scores,
+            failures=[pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(failures.items())],
+            scores=repository.scores if repository is not None else [],
         )
 
     @handle_errors
@@ -316,28 +332,29 @@ class ScorecastServicer(rpc.ScorecastServicer):
         head = _header(request_iterator, "TopN")
         query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_topn_n)
         spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options, account=head.account))
-        scan = TopNScan(self.repository_for(spec.account), query, spec, self.max_rows_per_chunk)
-        if head.base_path:
-            base = resolve_base(head.base_path, self.base_roots, "header.base_path")
-            if next(request_iterator, None) is not None:
-                raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
-            chunk_contacts = head.chunk_contacts or BASE_CHUNK_CONTACTS
-            if not scan.scan_base(
-                base,
-                chunk_contacts,
-                named=head.base_path,
-                where="header.",
-                active=context.is_active,
-                budget=self.budget,
-                max_base_bytes=self.max_base_bytes,
-            ):
-                log.info("TopN stopped: the caller is gone")
-                return
-        else:
-            for _ in self._chunks(request_iterator, context, "TopN", scan.add, int):  # one at a time: add merges
-                pass
-            if not context.is_active():
-                return
+        with account_models(self.registry, head.account, scan=True) as repository:
+            scan = TopNScan(repository, query, spec, self.max_rows_per_chunk)
+            if head.base_path:
+                base = resolve_base(head.base_path, self.base_roots, "header.base_path")
+                if next(request_iterator, None) is not None:
+                    raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
+                chunk_contacts = head.chunk_contacts or BASE_CHUNK_CONTACTS
+                if not scan.scan_base(
+                    base,
+                    chunk_contacts,
+                    named=head.base_path,
+                    where="header.",
+                    active=context.is_active,
+                    budget=self.budget,
+                    max_base_bytes=self.max_base_bytes,
+                ):
+                    log.info("TopN stopped: the caller is gone")
+                    return
+            else:
+                for _ in self._chunks(request_iterator, context, "TopN", scan.add, int):  # one at a time: add merges
+                    pass
+                if not context.is_active():
+                    return
         yield from _topn_responses(scan)
 
     def _chunks(

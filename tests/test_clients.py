@@ -154,7 +154,7 @@ def test_node_example_fails_in_one_line_without_a_server(tmp_path: Path) -> None
 def test_node_client_names_its_account(tmp_path: Path) -> None:
     """The Node.js client sends its account in the header: the default one scores, another is
     NOT_FOUND naming it (one line, exit 1)."""
-    from .server.fakes import linear_model, write_model
+    from .support.fakes import linear_model, write_model
 
     node = shutil.which("node")
     if node is None or not (NODE_CLIENT / "node_modules").is_dir():

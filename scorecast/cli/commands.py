@@ -49,6 +49,15 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
     start = time.perf_counter()
+    if args.accounts:
+        from scorecast.training.simulate.accounts import simulate_accounts
+
+        config = SimulationConfig(seed=args.seed, id_type=args.id_type)
+        sizes = simulate_accounts(args.accounts, args.contacts, args.out, config, overwrite=args.overwrite)
+        ordered = sorted(sizes.values())
+        print(f"simulated {len(sizes)} accounts into {args.out}/<account>/ in {time.perf_counter() - start:.1f}s: "
+              f"{sum(ordered):,} contacts, median {ordered[len(ordered) // 2]:,}, largest {ordered[-1]:,}")
+        return
     base = simulate_base(SimulationConfig(n_contacts=args.contacts, seed=args.seed, id_type=args.id_type))
     write_base(base, args.out, progress=True, overwrite=args.overwrite)
     print(f"simulated {args.contacts:,} contacts, {base.orders.num_rows:,} orders into {args.out} in {time.perf_counter() - start:.1f}s")
@@ -301,11 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("simulate", cmd_simulate, "simulate a CRM base as Parquet tables, with its ground truth")
-    p.add_argument("--contacts", type=int, default=100_000, help="number of contacts (default 100000)")
+    p.add_argument("--contacts", type=int, default=100_000, help="number of contacts, over all accounts (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--id-type", choices=("int64", "string"), default="int64", help="contact_id type (default int64)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--accounts", type=int, default=0, help="N brand accounts, a base each in OUT/<account>/, sizes lognormal (most small)")
 
     p = command("cdnow", cmd_cdnow, "write the shipped CDNOW sample (Fader, Hardie & Lee 2005) as a base folder")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")

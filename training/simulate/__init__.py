@@ -6,5 +6,6 @@
 - ``web``       web visits (``web_events``) whose behaviour heats before a conversion
 - ``b2b``       a B2B lead base with a known conversion process (the ``lead`` score's)
 - ``cdnow``     the CDNOW sample (Fader, Hardie & Lee 2005): loaders, calibration/holdout split
+- ``accounts``  a platform's brands: one retail base per account, sizes skewed like real fleets
 - ``hillstrom`` the Hillstrom e-mail campaign (MineThatData 2008) as a base (``scorecast import``)
 """
