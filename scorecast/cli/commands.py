@@ -451,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate, if the server asks for one")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
 
+    from .fleet import add_fleet_commands
+
+    p = sub.add_parser("fleet", help="nightly jobs over every account of a fleet: train, rescore, promote", description="nightly jobs over every account of a fleet")
+    add_fleet_commands(p, _source, _scores, parse_as_of, DATA_HELP)
+
     p = command("demo", cmd_demo, "simulate a base, train, serve, score it over gRPC, print a summary")
     p.add_argument("--contacts", type=int, default=1_000_000, help="contacts to simulate (default 1000000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
