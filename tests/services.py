@@ -183,15 +183,24 @@ def ray_env(token: str) -> dict[str, str]:
 
 def _ray_node(ray: str, temp_dir: Path, head: bool, gcs_port: int, cpus: int, env: dict[str, str]) -> subprocess.Popen:
     """``ray start --block`` of one node, every port chosen free (other users' clusters may hold the defaults)."""
-    ports = [
-        "--node-manager-port", str(free_port(RAY_IP)),
-        "--object-manager-port", str(free_port(RAY_IP)),
-        "--runtime-env-agent-port", str(free_port(RAY_IP)),
-        "--dashboard-agent-grpc-port", str(free_port(RAY_IP)),
-        "--dashboard-agent-listen-port", str(free_port(RAY_IP)),
-        "--metrics-export-port", str(free_port(RAY_IP)),
-    ]
+    # the worker range first, then every other port outside it and unlike the others (free
+    # ports picked one by one can fall inside the range)
     first = free_port(RAY_IP)
+    while first <= gcs_port <= first + 40:
+        first = free_port(RAY_IP)
+    taken = {*range(first, first + 41), gcs_port}
+    ports = []
+    for flag in (
+        "--node-manager-port", "--object-manager-port", "--runtime-env-agent-port", "--dashboard-agent-grpc-port",
+        "--dashboard-agent-listen-port", "--metrics-export-port", "--ray-client-server-port",
+    ):  # fmt: skip
+        port = free_port(RAY_IP)
+        while port in taken:
+            port = free_port(RAY_IP)
+        taken.add(port)
+        ports += [flag, str(port)]
+    if not head:
+        ports = ports[:-2]  # the client server is the head's
     command = [
         ray, "start", "--block", "--node-ip-address", RAY_IP, "--num-cpus", str(cpus), "--num-gpus", "0",
         "--object-store-memory", str(150 * 2**20), "--disable-usage-stats",
@@ -200,12 +209,11 @@ def _ray_node(ray: str, temp_dir: Path, head: bool, gcs_port: int, cpus: int, en
     if head:
         command += [
             "--head", "--port", str(gcs_port), "--include-dashboard=false", "--temp-dir", str(temp_dir),
-            "--ray-client-server-port", str(free_port(RAY_IP)),
         ]  # fmt: skip
     else:
         command += ["--address", f"{RAY_IP}:{gcs_port}"]
-    log = open(temp_dir.parent / f"{'head' if head else 'worker'}.log", "wb")  # noqa: SIM115 (kept for the node's life)
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **env})
+    with open(temp_dir.parent / f"{'head' if head else 'worker'}.log", "wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **env})
 
 
 def _alive_nodes(address: str, env: dict[str, str]) -> list[str]:
