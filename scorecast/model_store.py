@@ -4,26 +4,35 @@ Training writes versions here, the report and ``lead-rules`` read the newest, an
 loads the folder. Score and version names are letters, digits, ``_ . -`` (not starting with
 ``.`` or ``-``), so no name can leave the folder. Versions sort with ``version_key``: numeric
 versions as numbers ("10" after "9"), after any non-numeric ones; the newest is the highest.
-A new version written by training is one more than the highest numeric one.
+A new version written by training is one more than the highest numeric one, candidates
+included, so that a number is never given twice.
+
+A candidate is a retrained version the promotion gate kept back (it was worse than the version
+serving): ``<root>/<score>/candidates/<version>.onnx``, beside a ``<version>.json`` saying why.
+Nothing that serves scans that folder; ``promote_candidate`` moves one into the served set.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
 
-from .atomic import write_bytes
+from .atomic import fsync_dir, write_bytes
 
 __all__ = [
+    "CANDIDATES",
     "MODEL_SUFFIX",
+    "candidate_path",
     "check_name",
     "find_model",
     "model_files",
     "model_path",
     "next_version",
+    "promote_candidate",
     "store_model",
     "version_key",
     "versions",
@@ -31,6 +40,7 @@ __all__ = [
 ]
 
 MODEL_SUFFIX = ".onnx"
+CANDIDATES = "candidates"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -66,10 +76,30 @@ def versions(root: Path, score: str) -> list[str]:
     return sorted((v for v in found if _NAME.match(v)), key=version_key)
 
 
+def candidate_path(root: Path, score: str, version: str) -> Path:
+    """Where a candidate version of a score is kept (never served)."""
+    return Path(root) / check_name("score", score) / CANDIDATES / f"{check_name('version', version)}{MODEL_SUFFIX}"
+
+
 def next_version(root: Path, score: str) -> str:
-    """One more than the highest numeric version of ``score`` ("1" if none)."""
-    numeric = [int(v) for v in versions(root, score) if v.isdigit()]
+    """One more than the highest numeric version of ``score``, candidates included ("1" if none)."""
+    candidates = Path(root) / check_name("score", score) / CANDIDATES
+    kept = [p.name[: -len(MODEL_SUFFIX)] for p in candidates.glob(f"*{MODEL_SUFFIX}")]
+    numeric = [int(v) for v in [*versions(root, score), *kept] if v.isdigit()]
     return str(max(numeric, default=0) + 1)
+
+
+def promote_candidate(root: Path, score: str, version: str) -> Path:
+    """Move a candidate into the served versions (an operator's decision: pinning it); returns
+    its new path. The server's next reload serves it; as the highest version, by default."""
+    source = candidate_path(root, score, version)
+    if not source.is_file():
+        raise FileNotFoundError(f"no candidate {score} version {version} in {source.parent}")
+    target = model_path(root, score, version)
+    os.replace(source, target)
+    fsync_dir(target.parent)
+    source.with_suffix(".json").unlink(missing_ok=True)
+    return target
 
 
 def find_model(root: Path, score: str, version: str | None = None) -> Path:

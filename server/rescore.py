@@ -1,4 +1,4 @@
-"""Whole-base rescoring in process: Parquet base in, one Parquet file of scores out.
+"""Whole-base rescoring in process: a base folder in, one Parquet file (or PostgreSQL table) of scores out.
 
 The same pipeline as the gRPC server (``ScoringPipeline``), fed by ``BaseChunks``: memory
 follows the chunk size and the models, not the base's size (a base of more than four chunks is
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numba
 
-from scorecast.atomic import AtomicParquetWriter
 from scorecast.base import BaseChunks
+from scorecast.sources import Source, score_writer
+from scorecast.tables import CONTACT_ID
 from scorecast.kernels import passive_openmp, required_columns, warm_up
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.options import ScoreSpec
@@ -29,7 +30,7 @@ from .lanes import in_lanes, scoring_threads
 from .pipeline import ScoringPipeline
 from .repository import ModelRepository
 
-__all__ = ["RescoreResult", "input_columns", "rescore"]
+__all__ = ["RescoreResult", "base_columns", "input_columns", "rescore"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,24 @@ def input_columns(features: Iterable[str]) -> dict[str, list[str]]:
     return dict(columns)
 
 
+def base_columns(repository: ModelRepository, spec: ScoreSpec) -> dict[str, list[str]]:
+    """Table -> columns a rescoring of ``spec`` reads (contacts always: they are the rows);
+    what to take from a PostgreSQL schema (``sources.local_base``)."""
+    pipeline = ScoringPipeline(repository, spec)
+    columns = input_columns(f for m in pipeline.models for f in m.meta.features)
+    return {**columns, "contacts": list(dict.fromkeys([CONTACT_ID, *columns.get("contacts", [])]))}
+
+
 def rescore(
     repository: ModelRepository,
     base: Path,
     spec: ScoreSpec,
-    out: Path,
+    out: Source,
     chunk_contacts: int = 50_000,
     progress: bool = False,
 ) -> RescoreResult:
-    """Score every contact of a base and write ``out`` atomically."""
+    """Score every contact of a base folder and write ``out`` (a Parquet file or a
+    ``postgresql://`` table, ``sources.score_writer``) atomically."""
     pipeline = ScoringPipeline(repository, spec)
     columns = input_columns(f for m in pipeline.models for f in m.meta.features)
     chunks = BaseChunks(base, columns, chunk_contacts=chunk_contacts)
@@ -69,7 +79,7 @@ def rescore(
         iterator = tqdm(chunks, total=len(chunks), unit="chunk", desc="rescore")
     chunk_iter = iter(iterator)
     n = 0
-    with AtomicParquetWriter(out) as writer:
+    with score_writer(out) as writer:
         # numba's threading layer must run before two chunks are scored at once (see
         # scoring_threads): the kernels warm up while the base is split (the first next())
         passive_openmp()  # no effect where training already loaded OpenMP (the demo)

@@ -20,7 +20,7 @@ AS_OF = "2026-01-01"
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     """Each command prints --help and exits 0."""
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"simulate", "simulate-b2b", "cdnow", "train", "serve", "score", "rescore", "top", "report", "lead-rules", "demo", "import"}
+    assert set(commands) == {"simulate", "simulate-b2b", "cdnow", "train", "serve", "score", "rescore", "top", "report", "lead-rules", "demo", "import", "fleet"}
     for name in commands:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])

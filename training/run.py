@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from scorecast.base import read_table
 
-__all__ = ["MIN_BUYERS", "PRODUCT_SCORES", "WEB_FEATURE_SCORES", "Fitted", "TrainingRun", "as_us", "require_buyers"]
+__all__ = ["MIN_BUYERS", "PRODUCT_SCORES", "WEB_FEATURE_SCORES", "Fitted", "Holdout", "TrainingRun", "as_us", "require_buyers"]
 
 # Fewer buyers than this and quintiles / a holdout AUC are mostly noise (a 20 % holdout of
 # 500 buyers leaves ~100 for the metrics).
@@ -47,13 +47,29 @@ def require_buyers(frequency: Any, what: str) -> int:
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """The held-out contacts a score was validated on, as any model of the score can be scored
+    on them: features computed from ``tables`` as of ``as_of_us`` for ``contact_ids``, and the
+    true binary label of each output named in ``labels``. ``metric``: what the promotion gate
+    compares on them (``champion.METRICS``)."""
+
+    tables: dict[str, pa.Table]
+    as_of_us: int
+    contact_ids: pa.Array
+    labels: dict[str, Any]  # output name -> bool array, one per contact_ids
+    metric: str = "auc"
+
+
+@dataclass(frozen=True)
 class Fitted:
     """A fitted score: its ONNX model with metadata, and the tables and as-of time its features
-    were computed from (the parity probe recomputes a few rows from them)."""
+    were computed from (the parity probe recomputes a few rows from them); ``holdout``, where
+    the score has one, lets a retrain be compared with the version it would replace."""
 
     model: onnx.ModelProto
     tables: dict[str, pa.Table]
     as_of: datetime
+    holdout: Holdout | None = None
 
 
 @dataclass

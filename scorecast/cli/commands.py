@@ -22,6 +22,12 @@ from scorecast.options import add_option_flags, option_values, parse_as_of
 
 __all__ = ["main", "parse_as_of"]
 
+DATA_HELP = (
+    "base folder (orders.parquet, contacts.parquet, ...) or postgresql://user:password@host:port/db?schema=S "
+    "(the base's tables in schema S; prefer PGPASSWORD to a password in the URL: flags show in ps)"
+)
+OUT_HELP = "output Parquet file, or postgresql://...?schema=S&table=T (table T swapped in whole; default table scores); written atomically"
+
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, RuntimeError)
 
 
@@ -30,6 +36,15 @@ def _scores(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"no score named in {text!r}")
     return names
+
+
+def _source(text: str):  # noqa: ANN202 (Path | str; sources imported lazily)
+    from scorecast.sources import source
+
+    try:
+        return source(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _groups(text: str) -> list[str]:
@@ -110,11 +125,20 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from scorecast.accounts import account_root
+    from scorecast.sources import local_base
     from scorecast.training.train import train
 
-    written = train(
-        args.data,
+    with local_base(args.data) as data:
+        written = _train(train, data, args)
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _train(train: Callable[..., list[Path]], data: Path, args: argparse.Namespace) -> list[Path]:
+    from scorecast.accounts import account_root
+
+    return train(
+        data,
         account_root(args.out, args.account),
         scores=args.scores,
         as_of=args.as_of,
@@ -126,8 +150,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         promo_outcome=args.promo_outcome,
         promo_window_days=args.promo_window,
     )
-    for path in written:
-        print(f"wrote {path}")
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported lazily)
@@ -173,9 +195,9 @@ def cmd_score(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from scorecast.as_of import default_as_of, warn_if_stale
-    from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
+    from scorecast.sources import describe, local_base, score_writer
 
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
@@ -185,22 +207,23 @@ def cmd_score(args: argparse.Namespace) -> None:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
             raise RuntimeError(f"no scorecast server answered at {args.server} within {args.connect_timeout}s") from None
-        columns: dict[str, list[str]] = {}
+        columns: dict[str, list[str]] = {"contacts": ["contact_id"]}
         for score in args.scores:
             for qualified in client.get_model(score).input_columns:
                 table, column = qualified.split(".", 1)
                 columns.setdefault(table, []).append(column)
-        chunks = BaseChunks(args.data, columns, chunk_contacts=args.chunk_contacts)
-        args.as_of = default_as_of(args.as_of, args.data)
-        warn_if_stale(args.scores, args.as_of, args.data)
-        progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
-        with AtomicParquetWriter(args.out) as writer:
-            for batch in client.score(chunks, args.scores, **option_values(args)):
-                writer.write(batch)
-                progress.update(batch.num_rows)
-        progress.close()
+        with local_base(args.data, columns) as data:  # type: ignore[arg-type]
+            chunks = BaseChunks(data, columns, chunk_contacts=args.chunk_contacts)
+            args.as_of = default_as_of(args.as_of, data)
+            warn_if_stale(args.scores, args.as_of, data)
+            progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
+            with score_writer(args.out) as writer:
+                for batch in client.score(chunks, args.scores, **option_values(args)):
+                    writer.write(batch)
+                    progress.update(batch.num_rows)
+            progress.close()
     seconds = time.perf_counter() - start
-    print(f"scored {writer.rows:,} contacts in {seconds:.1f}s ({writer.rows / seconds:,.0f} contacts/s) into {args.out}")
+    print(f"scored {writer.rows:,} contacts in {seconds:.1f}s ({writer.rows / seconds:,.0f} contacts/s) into {describe(args.out)}")
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
@@ -208,25 +231,32 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     from scorecast.as_of import default_as_of, warn_if_stale
     from scorecast.client import header
     from scorecast.options import spec_from_header
+    from scorecast.postgres import is_postgres_url
     from scorecast.server.repository import ModelRepository
-    from scorecast.server.rescore import rescore
+    from scorecast.server.rescore import base_columns, rescore
     from scorecast.server.runtime import SessionOptions
+    from scorecast.sources import describe, local_base
 
     start = time.perf_counter()
-    as_of = default_as_of(args.as_of, args.data)
-    warn_if_stale(args.scores, as_of, args.data)
+    folder = None if is_postgres_url(args.data) else args.data  # a schema declares no as-of: now, unless given
+    as_of = default_as_of(args.as_of, folder)
+    warn_if_stale(args.scores, as_of, folder)
     spec = spec_from_header(header(args.scores, **{**option_values(args), "as_of": as_of}))  # the server's reading of it
     models = account_root(args.models, args.account)
     options = SessionOptions(device=args.device, intra_op_threads=args.intra_op_threads, tree_form=args.tree_form)
     if args.engine == "ray":
         from scorecast.server.rescore_ray import rescore_ray
 
-        result = rescore_ray(models, args.data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
+        if is_postgres_url(args.out):
+            raise ValueError("--engine ray writes a Parquet dataset folder; --out postgresql://... needs --engine local")
+        with local_base(args.data) as data:
+            result = rescore_ray(models, data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
     else:
         repository = ModelRepository.load(models, options)
-        result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
+        with local_base(args.data, base_columns(repository, spec)) as data:  # type: ignore[arg-type]
+            result = rescore(repository, data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
-    print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")
+    print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {describe(args.out)}")
 
 
 def cmd_top(args: argparse.Namespace) -> None:
@@ -293,7 +323,7 @@ def _add_account(p: argparse.ArgumentParser, what: str) -> None:
 
 def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=_scores, required=True, help="comma-separated scores, e.g. rfm,affinity")
-    p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
+    p.add_argument("--out", type=_source, required=True, help=OUT_HELP)
     add_option_flags(p, AS_OF_HELP)
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
 
@@ -328,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
     p = command("train", cmd_train, "fit every model on a base; write ONNX files into a model repository")
-    p.add_argument("--data", type=Path, required=True, help="base folder (orders.parquet, contacts.parquet, ...)")
+    p.add_argument("--data", type=_source, required=True, help=DATA_HELP)
     p.add_argument("--out", type=Path, required=True, help="model repository folder")
     p.add_argument("--scores", type=_scores, default=None, help="comma-separated scores (default: all)")
     p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time of the data (default: its last order)")
@@ -385,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
     p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
-    p.add_argument("--data", type=Path, required=True, help="base folder")
+    p.add_argument("--data", type=_source, required=True, help=DATA_HELP)
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
     p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN; prefer the variable: flags show in ps)")
     p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
@@ -397,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("rescore", cmd_rescore, "score a whole base in process (no server), same pipeline")
     p.add_argument("--models", type=Path, required=True, help="model repository folder")
-    p.add_argument("--data", type=Path, required=True, help="base folder")
+    p.add_argument("--data", type=_source, required=True, help=DATA_HELP)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="ONNX Runtime execution provider")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
     p.add_argument("--tree-form", choices=("auto", "native", "gemm"), default="auto", help=tree_help)
@@ -429,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate, if the server asks for one")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+
+    from .fleet import add_fleet_commands
+
+    p = sub.add_parser("fleet", help="nightly jobs over every account of a fleet: train, rescore, promote", description="nightly jobs over every account of a fleet")
+    add_fleet_commands(p, _source, _scores, parse_as_of, DATA_HELP)
 
     p = command("demo", cmd_demo, "simulate a base, train, serve, score it over gRPC, print a summary")
     p.add_argument("--contacts", type=int, default=1_000_000, help="contacts to simulate (default 1000000)")

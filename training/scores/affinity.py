@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -22,7 +23,7 @@ from scorecast.metadata import ModelMetadata, OutputSpec
 
 from ..evaluation import expected_calibration_error, gains_points, lift_at, roc_auc
 from ..onnx_export import attach_metadata, feature_matrix, group_classifiers_to_onnx
-from ..run import Fitted, TrainingRun, as_us, require_buyers
+from ..run import Fitted, Holdout, TrainingRun, as_us, require_buyers
 
 __all__ = ["AFFINITY_HORIZON_DAYS", "MAX_GROUPS", "MIN_POSITIVES", "AffinityModel", "fit", "fit_affinity"]
 
@@ -88,6 +89,8 @@ class AffinityModel:
         (``own_group_frequency_…``).
     all_nan_features_ : tuple of str
         Features with no value in the training rows (trained as constant 0, so never split on).
+    holdout_ : ndarray of int
+        The rows of ``X`` held out for the metrics, sorted.
     fit_seconds_ : float
     """
 
@@ -201,6 +204,7 @@ class AffinityModel:
                 metrics[f"{key}_mean"] = float(np.mean(values))
 
         self.features_ = features
+        self.holdout_ = holdout
         self.groups_ = tuple(targets)
         self.estimators_ = estimators
         self.baselines_ = baselines
@@ -369,4 +373,6 @@ def fit(run: TrainingRun, version: str) -> Fitted:
     names = order_feature_names(groups)
     labels = {g: bought[:, candidates.index(g)] for g in groups}
     model = fit_affinity(before.matrix(names), names, labels, horizon_days=AFFINITY_HORIZON_DAYS)
-    return Fitted(model.to_onnx(**run.times(version, as_of)), tables, as_of)
+    held = model.holdout_
+    holdout = Holdout(tables, as_us(cutoff), before.contact_ids.take(pa.array(held)), {g: y[held] for g, y in labels.items()})
+    return Fitted(model.to_onnx(**run.times(version, as_of)), tables, as_of, holdout)
