@@ -6,7 +6,7 @@ cluster, and a base from Postgres to Postgres against Parquet to Parquet (time, 
 
 Part 1 retrains (rfm, affinity) and rescores ``--accounts`` simulated accounts of
 ``--account-contacts`` contacts, on the process pool (``--workers``) and on a two-node Ray
-cluster on loopback (one CPU per node), started and stopped here (tests/services.py).
+cluster on loopback (one CPU per node), started and stopped here (tests/support/services.py).
 Part 2 rescores one base of ``--base-contacts`` contacts Parquet -> Parquet and the same base
 Postgres -> Postgres (a PostgreSQL server started here), each in a fresh ``scorecast rescore``
 process, and reports wall time and peak RSS; then peak RSS of the Postgres path on bases whose
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scorecast.cli import main as cli  # noqa: E402
-from tests.services import start_postgres, start_ray_cluster  # noqa: E402
+from tests.support.services import load_base, start_postgres, start_ray_cluster  # noqa: E402
 
 AS_OF = "2026-01-01"
 SCORES = "rfm,affinity"
@@ -78,7 +78,6 @@ def fleet_part(args: argparse.Namespace, work: Path) -> None:
 
 
 def io_part(args: argparse.Namespace, work: Path) -> None:
-    from tests.test_postgres import load_base
 
     base, models = work / "base", work / "models"
     cli(["simulate", "--contacts", str(args.base_contacts), "--seed", "1", "--out", str(base)])

@@ -14,6 +14,9 @@ training, and every layer above builds on them. By job:
 
 - ``tables``       the input tables of a customer base: names and columns
 - ``base``         a customer base on disk: one ``<table>.parquet`` per table, read in chunks
+- ``sources``      where a base comes from and scores go: a folder or Parquet file, or PostgreSQL
+- ``postgres``     PostgreSQL in and out through ADBC: a schema's tables, a scores table swapped in
+- ``fleet``        one job over every account of a fleet, on a process pool or a Ray cluster
 - ``spill``        a base's partitions held in memory or spilled to a temp folder
 - ``as_of``        a request's reference time when the caller gives none
 - ``filters``      the TopN filter language: ``column op value`` clauses

@@ -40,5 +40,6 @@ Running and watching it
 Whole-base rescoring
 - ``rescore``     a Parquet base in, one Parquet file of scores out, in process
 - ``rescore_ray`` the same pipeline spread over a Ray cluster
+- ``fleet``       ``scorecast fleet rescore``: one account's base rescored with what it serves
 - ``lanes``       chunks scored side by side, answered in order (rescore and the Score stream)
 """

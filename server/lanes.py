@@ -43,7 +43,8 @@ def in_lanes(items: Iterator[_T], work: Callable[[_T], _R], lanes: int, behind: 
     first one not yet yielded (a slow chunk holds back that many, no more). Items are taken on a
     thread of their own too, so a finished result is yielded while the next item is awaited (a
     stream's caller may wait for it before sending more). The first error, from ``items`` or
-    from any ``work``, is raised as soon as it happens; what is in flight then is dropped.
+    from any ``work``, is raised as soon as it happens; no item is taken or started after it,
+    and what is in flight then is dropped.
     """
     if lanes < 1 or behind < lanes - 1:
         raise ValueError(f"lanes must be >= 1 and behind >= lanes - 1, got lanes={lanes}, behind={behind}")
@@ -128,6 +129,10 @@ class _Lanes(Generic[_R]):
             job.run()
         with self.changed:
             self.running -= 1
+            if job.error is not None:
+                # the run is over: take and start nothing more, even before the consumer sees it
+                # (the lane this error freed would otherwise take the next item at once)
+                self.stopped = True
             self.changed.notify_all()
 
     def _end(self, error: BaseException | None) -> None:

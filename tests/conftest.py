@@ -1,4 +1,4 @@
-"""Session fixtures of real services (``tests/services.py``), started on first use."""
+"""Session fixtures of real services (``tests/support/services.py``), started on first use."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services import PostgresServer, RayCluster, start_postgres, start_ray_cluster, unavailable
+from tests.support.services import PostgresServer, RayCluster, start_postgres, start_ray_cluster, unavailable
 
 
 @pytest.fixture(scope="session")

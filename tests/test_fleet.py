@@ -13,8 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scorecast.cli import main
-from tests.services import PostgresServer, RayCluster
-from tests.test_postgres import load_base
+from tests.support.services import PostgresServer, RayCluster, load_base
 
 AS_OF = "2026-01-01"
 ACCOUNTS = ("acme", "bolt", "cora")

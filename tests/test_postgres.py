@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from threadpoolctl import threadpool_limits
@@ -15,16 +14,10 @@ from scorecast import postgres
 from scorecast.base import read_table, table_names
 from scorecast.cli import main
 from scorecast.sources import local_base, score_writer
-from tests.services import PostgresServer, free_port
+from tests.support.services import PostgresServer, free_port, load_base
 
 AS_OF = "2026-01-01"
 
-
-def load_base(server: PostgresServer, folder: Path, schema: str) -> None:
-    """Every table of a Parquet base into ``schema``."""
-    location = postgres.parse_url(server.url(schema=schema))
-    for name in table_names(folder):
-        postgres.write_table(location, name, ds.dataset(folder / f"{name}.parquet").to_table())
 
 
 @pytest.fixture(scope="module")

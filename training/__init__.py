@@ -10,6 +10,8 @@ A training run
 - ``evaluation``    holdout metrics every score is validated with (AUC, lift, calibration, Qini,
                     recall/NDCG)
 - ``onnx_export``   attach scorecast metadata, save atomically, convert scikit-learn classifiers
+- ``champion``      champion and challenger: a retrain is promoted only if not worse on its holdout
+- ``fleet``         ``scorecast fleet train``: one account retrained, its versions gated
 
 Subpackages
 - ``scores``        one module per served score (``rfm``, ``affinity``, ``recommendations`` …)

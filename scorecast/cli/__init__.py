@@ -6,6 +6,7 @@ layer that kernels' users, training and the server all build on.
 
 - ``commands``  the argument parser and one ``cmd_<name>`` per subcommand
 - ``demo``      ``scorecast demo``: simulate, train, serve, score over gRPC, print a summary
+- ``fleet``     ``scorecast fleet train|rescore|promote``: the nightly jobs over every account
 """
 
 from .commands import build_parser, main, parse_as_of

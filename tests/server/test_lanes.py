@@ -96,6 +96,30 @@ def test_an_error_in_work_is_raised_before_a_slow_first_item_finishes() -> None:
     release.set()
 
 
+def test_no_item_is_taken_after_an_error() -> None:
+    """The lane a failed item frees takes nothing more, even before the consumer sees the error
+    (an interrupted rescore scored one chunk too many)."""
+    release, took_more = threading.Event(), threading.Event()
+
+    def items() -> Iterator[int]:
+        yield 0
+        yield 1
+        took_more.set()
+        yield from range(2, 10)
+
+    def work(i: int) -> int:
+        if i == 0:
+            release.wait(WAIT_S)  # holds the other lane
+        if i == 1:
+            raise ValueError("item 1 is bad")
+        return i
+
+    with pytest.raises(ValueError, match="item 1 is bad"):
+        list(in_lanes(items(), work, lanes=2, behind=5))
+    assert not took_more.wait(0.2)  # a quiet window: a wrongly taken third item would show here
+    release.set()
+
+
 def test_an_error_from_the_items_is_raised_after_the_results_before_it() -> None:
     def items() -> Iterator[int]:
         yield 1

@@ -3,6 +3,8 @@
 - ``fakes``          tiny real ONNX models with scorecast metadata, and ``write_model``
 - ``fuzz``           the hostile-request generator (``generate_cases``) and its checker (``run_case``)
 - ``affinity_base``  a synthetic affinity base with nonlinear labels
+- ``services``       real PostgreSQL and two-node Ray cluster started for a session (and
+                     ``load_base``: a Parquet base into a schema)
 
 The rule (``tests/test_packaging.py`` enforces it): benchmarks import nothing of ``tests``
 but this package, and this package imports no test module, only scorecast and itself. A

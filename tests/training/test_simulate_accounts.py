@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from scorecast.cli.commands import main
-from scorecast.server.repository import account_folders
 from scorecast.training.simulate.accounts import MIN_CONTACTS, account_sizes
 
 

@@ -30,9 +30,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.dataset as ds
 import pytest
 
-__all__ = ["PostgresServer", "RayCluster", "free_port", "ray_env", "start_postgres", "start_ray_cluster", "unavailable"]
+from scorecast import postgres
+from scorecast.base import table_names
+
+__all__ = ["PostgresServer", "RayCluster", "free_port", "load_base", "ray_env", "start_postgres", "start_ray_cluster", "unavailable"]
 
 PG_USER = "scorecast"
 PG_DATABASE = "scorecast"
@@ -266,3 +270,9 @@ def start_ray_cluster(cpus_per_node: int = 1) -> Iterator[RayCluster]:
         for node in reversed(nodes):
             _stop(node)
         shutil.rmtree(folder, ignore_errors=True)
+
+def load_base(server: PostgresServer, folder: Path, schema: str) -> None:
+    """Every table of a Parquet base into ``schema``."""
+    location = postgres.parse_url(server.url(schema=schema))
+    for name in table_names(folder):
+        postgres.write_table(location, name, ds.dataset(folder / f"{name}.parquet").to_table())
