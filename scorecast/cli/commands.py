@@ -160,6 +160,8 @@ def _options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
+    import itertools
+
     import grpc
     from tqdm import tqdm
 
@@ -167,29 +169,66 @@ def cmd_score(args: argparse.Namespace) -> None:
     from scorecast.atomic import AtomicParquetWriter
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
+    from scorecast.resume import ResumeState, base_signature
+    from scorecast.retry import RetriesExhausted, RetryPolicy, StreamEvent
 
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
     security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
-    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
+    options = _options(args)
+    job = {
+        "data": str(args.data.resolve()),
+        "base": base_signature(args.data) if args.data.is_dir() else [],
+        "chunk_contacts": args.chunk_contacts,
+        **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in options.items()},
+        "scores": args.scores,
+    }
+    state, note = ResumeState.open(args.out, job, args.resume)
+    if note:
+        print(f"scorecast score: {note}", file=sys.stderr)
+    retry = RetryPolicy(retries=args.retries)
+    with ScorecastClient(args.server, retry=retry, **security) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
             raise RuntimeError(f"no scorecast server answered at {args.server} within {args.connect_timeout}s") from None
         columns: dict[str, list[str]] = {}
         for score in args.scores:
-            for qualified in client.get_model(score).input_columns:
+            for qualified in client.get_model(score, state.models.get(score, "")).input_columns:
                 table, column = qualified.split(".", 1)
                 columns.setdefault(table, []).append(column)
         chunks = BaseChunks(args.data, columns, chunk_contacts=args.chunk_contacts)
-        args.as_of = default_as_of(args.as_of, args.data)
-        warn_if_stale(args.scores, args.as_of, args.data)
+        # a resumed job keeps its reference time, even one that was "now"
+        options["as_of"] = datetime.fromisoformat(state.as_of) if args.as_of is None and state.as_of else default_as_of(args.as_of, args.data)
+        state.as_of = options["as_of"].isoformat()  # type: ignore[attr-defined]
+        warn_if_stale(args.scores, options["as_of"], args.data)  # type: ignore[arg-type]
         progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
-        with AtomicParquetWriter(args.out) as writer:
-            for batch in client.score(chunks, args.scores, **_options(args)):
-                writer.write(batch)
-                progress.update(batch.num_rows)
+
+        def report(event: StreamEvent) -> None:
+            if event.kind == "failed":
+                progress.write(
+                    f"scorecast score: the stream to {event.target} failed ({event.error}); {event.answered} chunks "
+                    f"({event.contacts:,} contacts) scored; retrying on {event.next_target} within {event.retry_in_s:.1f}s",
+                    file=sys.stderr,
+                )
+
+        try:
+            with AtomicParquetWriter(args.out) as writer:
+                for batch in state.batches():
+                    writer.write(batch)
+                    progress.update(batch.num_rows)
+                answers = client.score(
+                    itertools.islice(chunks, state.chunks, None), args.scores, start=state.chunks, start_contacts=state.contacts,
+                    on_event=report, on_models=state.set_models, **{**options, "model_versions": state.models},
+                )
+                for batch in answers:
+                    state.add(batch)
+                    writer.write(batch)
+                    progress.update(batch.num_rows)
+        except RetriesExhausted as exc:
+            raise RuntimeError(f"{exc}; they are kept in {state.folder}: run the same command with --resume to go on") from None
         progress.close()
+    state.finish()
     seconds = time.perf_counter() - start
     print(f"scored {writer.rows:,} contacts in {seconds:.1f}s ({writer.rows / seconds:,.0f} contacts/s) into {args.out}")
 
@@ -376,9 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-root", dest="base_roots", type=Path, action="append", default=None, help="folder TopN may read bases from by path (repeatable; default: none)")
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
-    p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
+    p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server, or several comma-separated (failover)")
     p.add_argument("--data", type=Path, required=True, help="base folder")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    p.add_argument("--retries", type=int, default=6, help="failed streams in a row before giving up (default 6; backoff 0.5 s doubling to 8 s)")
+    p.add_argument("--resume", action="store_true", help="go on from the chunks an interrupted run kept in <out>.resume/")
     p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN; prefer the variable: flags show in ps)")
     p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
