@@ -227,7 +227,8 @@ def cmd_score(args: argparse.Namespace) -> None:
                     progress.update(batch.num_rows)
         except RetriesExhausted as exc:
             raise RuntimeError(f"{exc}; they are kept in {state.folder}: run the same command with --resume to go on") from None
-        progress.close()
+        finally:
+            progress.close()  # before any error line
     state.finish()
     seconds = time.perf_counter() - start
     print(f"scored {writer.rows:,} contacts in {seconds:.1f}s ({writer.rows / seconds:,.0f} contacts/s) into {args.out}")
