@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = ["main", "parse_as_of"]
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, RuntimeError)
+"""Errors printed as one line (with DiskFull, scorecast.atomic's full disk)."""
 
 
 def parse_as_of(text: str) -> datetime:
@@ -484,6 +485,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("scorecast: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as exc:
+        print(f"scorecast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from scorecast.atomic import DiskFull
+
+        if not isinstance(exc, DiskFull):
+            raise
         print(f"scorecast {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
