@@ -201,3 +201,16 @@ def test_resume_refuses_another_jobs_state(tmp_path: Path) -> None:
     assert (again.chunks, again.contacts) == (1, 2) and [b.num_rows for b in again.batches()] == [2]
     fresh, note = ResumeState.open(out, job, resume=False)
     assert fresh.chunks == 0 and "removed the partial state" in note and not state_folder(out).exists()
+
+
+def test_resume_keeps_the_readable_parts_before_a_lost_one(tmp_path: Path) -> None:
+    """Parts are not fsynced: one lost in a machine crash is scored again, with those after it."""
+    import pyarrow as pa
+
+    out = tmp_path / "scores.parquet"
+    state, _ = ResumeState.open(out, {"scores": ["rfm"]}, resume=False)
+    for n in (2, 3, 4):
+        state.add(pa.RecordBatch.from_pydict({"contact_id": list(range(n))}))
+    (state_folder(out) / "part-000001.arrow").write_bytes(b"\0" * 10)
+    again, note = ResumeState.open(out, {"scores": ["rfm"]}, resume=True)
+    assert (again.chunks, again.contacts) == (1, 2) and "1 chunks (2 contacts) already scored" in note
