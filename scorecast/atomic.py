@@ -12,12 +12,16 @@ partial result. On Linux the temporary file is unnamed (``O_TMPFILE``) until tha
 even a process killed by SIGKILL leaves nothing behind: the kernel frees the file with the
 process. Elsewhere it is a hidden ``.<name>.partial-<pid>`` file, and one left by a killed
 process is removed by the next writer of the same target.
+
+A full disk (ENOSPC, or EDQUOT for a quota) is ``DiskFull``: one line naming the path and
+the space left on its file system; the temporary file or folder is gone by then.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno as errnos
 import os
 import shutil
 import tempfile
@@ -29,10 +33,60 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["AtomicParquetWriter", "fsync_dir", "new_dir", "process_alive", "replace_dir", "sibling_dir", "write_bytes", "write_text"]
+__all__ = ["AtomicParquetWriter", "DiskFull", "disk_full", "fsync_dir", "new_dir", "process_alive", "replace_dir", "sibling_dir", "write_bytes", "write_text"]
 
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
+
+
+class DiskFull(OSError):
+    """No space left where ``path`` was being written: its message is one line naming the path
+    and the free space."""
+
+    def __init__(self, path: Path, free: int | None, code: int = errnos.ENOSPC) -> None:
+        left = "unknown free space" if free is None else f"{_size(free)} free"
+        super().__init__(code, f"no space left on the device writing {path} ({left} on its file system); nothing was written there")
+        self.path = path
+        self.free = free
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def disk_full(exc: BaseException, path: Path) -> DiskFull | None:
+    """``exc`` as DiskFull when it says the disk (or a quota) is full, else None. Arrow's
+    errors carry the errno in their text only."""
+    if isinstance(exc, DiskFull):
+        return exc
+    if not isinstance(exc, OSError):
+        return None
+    code = exc.errno if exc.errno in (errnos.ENOSPC, errnos.EDQUOT) else None
+    if code is None and ("[errno 28]" in str(exc).lower() or "No space left on device" in str(exc)):
+        code = errnos.ENOSPC
+    if code is None:
+        return None
+    folder = Path(path)
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free: int | None = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    return DiskFull(Path(path), free, code)
+
+
+def _raise_if_full(exc: BaseException, path: Path) -> None:
+    full = disk_full(exc, path)
+    if full is not None and full is not exc:
+        raise full from exc
 
 
 class AtomicParquetWriter:
@@ -56,6 +110,13 @@ class AtomicParquetWriter:
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Append one batch (its schema must match the first batch's)."""
+        try:
+            self._write(batch)
+        except OSError as exc:
+            _raise_if_full(exc, self.path)
+            raise
+
+    def _write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
             # Through /proc, Arrow writes the unnamed file natively (no Python file object).
             self._sink = pa.OSFile(f"/proc/self/fd/{self._fd}" if self._fd is not None else str(self.tmp), "wb")
@@ -73,6 +134,13 @@ class AtomicParquetWriter:
         self.rows += batch.num_rows
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self._finish(exc_type)
+        except OSError as error:
+            _raise_if_full(error, self.path)
+            raise
+
+    def _finish(self, exc_type: type[BaseException] | None) -> None:
         try:
             if self._writer is not None:
                 self._writer.close()
@@ -101,7 +169,11 @@ def write_bytes(path: Path, data: bytes) -> Path:
     The file gets the umask's permissions (not mkstemp's 0600); nothing is left on error.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _raise_if_full(exc, path)
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -111,9 +183,10 @@ def write_bytes(path: Path, data: bytes) -> Path:
             os.fchmod(f.fileno(), 0o666 & ~umask)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_if_full(exc, path)
         raise
     fsync_dir(path.parent)
     return path
@@ -198,8 +271,9 @@ def new_dir(dst: Path, *, overwrite: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         replace_dir(tmp, dst)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _raise_if_full(exc, dst)
         raise
 
 

@@ -9,6 +9,10 @@ order. The request stream is produced lazily, so memory holds a few chunks at mo
 options are keywords named as in ``scorecast.options`` (``horizon_days=``, ``exclude_bought=``
 …); ``account=`` names the account, per client (its default) or per call.
 
+``target`` may name several servers (``"a:50051,b:50051"`` or a list): a call that finds its
+server unavailable moves to the next, and a ``score`` stream that drops goes on there (or on
+the same server once it is back; see ``scorecast.retry``).
+
 Against a secured server: ``ScorecastClient(target, token=..., tls_ca="ca.pem")`` (add
 ``tls_cert``/``tls_key`` when the server asks for client certificates; ``tls=True`` alone
 uses the system's root certificates).
@@ -28,6 +32,7 @@ import pyarrow as pa
 from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.options import score_options
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb, rpc
+from scorecast.retry import CHANNEL_OPTIONS, FailoverStub, RetryPolicy, StreamEvent, Target, parse_targets, resilient_score, wait_any_ready
 
 __all__ = ["ScorecastClient", "TopNResult", "encode_table", "header"]
 
@@ -123,7 +128,7 @@ class TopNResult:
 
 
 class ScorecastClient:
-    """A channel to a scorecast server with explicit message limits on our side too.
+    """Channels to one or more scorecast servers with explicit message limits on our side too.
 
     ``token`` is sent as ``authorization: Bearer <token>``. TLS is used when any of ``tls``,
     ``tls_ca`` (PEM roots that signed the server's certificate; default: the system's) or
@@ -133,7 +138,7 @@ class ScorecastClient:
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         timeout: float | None = None,
         *,
@@ -143,23 +148,29 @@ class ScorecastClient:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         account: str = DEFAULT_ACCOUNT,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key go together: give both or neither")
-        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        if token is not None and not token.strip():
+            raise ValueError("token is empty")
+        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes), *CHANNEL_OPTIONS]
+        credentials = None
         if tls or tls_ca is not None or tls_cert is not None:
             credentials = grpc.ssl_channel_credentials(_pem(tls_ca), _pem(tls_key), _pem(tls_cert))
-            channel = grpc.secure_channel(target, credentials, options=options)
-        else:
-            channel = grpc.insecure_channel(target, options=options)
-        self.channel = channel
-        if token is not None:
-            if not token.strip():
-                raise ValueError("token is empty")
-            channel = grpc.intercept_channel(channel, _TokenInterceptor(token.strip()))
-        self.stub = rpc.ScorecastStub(channel)
+        self.targets = parse_targets(target)
+        self.channels: list[grpc.Channel] = []
+        targets = []
+        for name in self.targets:
+            channel = grpc.insecure_channel(name, options=options) if credentials is None else grpc.secure_channel(name, credentials, options=options)
+            self.channels.append(channel)
+            calls = channel if token is None else grpc.intercept_channel(channel, _TokenInterceptor(token.strip()))
+            targets.append(Target(name, rpc.ScorecastStub(calls), channel))
+        self.channel = self.channels[0]
+        self.stub = FailoverStub(targets)
         self.timeout = timeout
         self.account = account
+        self.retry = retry or RetryPolicy()
 
     def __enter__(self) -> ScorecastClient:
         return self
@@ -168,15 +179,17 @@ class ScorecastClient:
         self.close()
 
     def close(self) -> None:
-        """Close the channel."""
-        self.channel.close()
+        """Close the channels."""
+        for channel in self.channels:
+            channel.close()
 
     def _account(self, account: str | None) -> str:
         return self.account if account is None else account
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Block until the channel is connected (raises grpc.FutureTimeoutError)."""
-        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        """Block until a target's channel is connected, and use that target first (raises
+        grpc.FutureTimeoutError when none is within ``timeout``)."""
+        self.stub.use(wait_any_ready(self.channels, timeout))
 
     def list_models(self, *, account: str | None = None) -> list[pb.ModelInfo]:
         """Every score served, at its default version."""
@@ -200,18 +213,31 @@ class ScorecastClient:
         return self.stub.ReloadModels(pb.ReloadModelsRequest(account=self._account(account)), timeout=self.timeout)
 
     def score(
-        self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], *, account: str | None = None, **options: Any
+        self,
+        chunks: Iterable[Mapping[str, pa.Table]],
+        scores: Sequence[str],
+        *,
+        start: int = 0,
+        start_contacts: int = 0,
+        account: str | None = None,
+        on_event: Callable[[StreamEvent], None] | None = None,
+        on_models: Callable[[list[tuple[str, str]]], None] | None = None,
+        **options: object,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream chunks of contacts; yields one scores batch per chunk, in order."""
-        first = header(scores, account=self._account(account), **options)
+        """Stream chunks of contacts; yields one scores batch per chunk, in order.
 
-        def requests() -> Iterator[pb.ScoreRequest]:
-            yield pb.ScoreRequest(header=first)
-            for tables in chunks:
-                yield pb.ScoreRequest(chunk=_chunk(tables))
-
-        for response in self.stub.Score(requests(), timeout=self.timeout):
-            yield _decode(response.scores)
+        A stream that drops is resumed on a new one (the next target, if several), re-sending
+        the unanswered chunks (``scorecast.retry``, under ``self.retry``). ``start`` and
+        ``start_contacts``: the chunks and contacts of the job answered before ``chunks``' first
+        (a job resumed from saved answers); ``on_event`` sees each answer and failed stream.
+        """
+        first = header(scores, account=self._account(account), **options)  # type: ignore[arg-type]
+        answers = resilient_score(
+            self.stub.rotation(), first, chunks, _chunk, _decode, self.retry,
+            start=start, start_contacts=start_contacts, timeout=self.timeout, on_event=on_event, on_models=on_models,
+        )
+        for _, batch in answers:
+            yield batch
 
     def top(
         self,

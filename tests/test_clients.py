@@ -147,8 +147,10 @@ def test_node_example_fails_in_one_line_without_a_server(tmp_path: Path) -> None
     node = shutil.which("node")
     if node is None or not (NODE_CLIENT / "node_modules").is_dir():
         pytest.skip("node or clients/node/node_modules is absent (`make test` runs `npm ci` when node is installed)")
-    run = subprocess.run([node, "example.js", "--target", "127.0.0.1:1", "--token", "t"], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 1 and run.stderr.startswith("scorecast: ")
+    run = subprocess.run(
+        [node, "example.js", "--target", "127.0.0.1:1", "--token", "t", "--retries", "0"], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1 and run.stderr.startswith("scorecast: gave up after 0 retries") and len(run.stderr.splitlines()) == 1
 
 
 def test_node_client_names_its_account(tmp_path: Path) -> None:
@@ -166,3 +168,60 @@ def test_node_client_names_its_account(tmp_path: Path) -> None:
         assert served.returncode == 0 and "scored 3 contacts in 1 chunks" in served.stderr, served.stderr
         refused = subprocess.run([*example, "--account", "acme"], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and refused.stderr.strip() == "scorecast: account 'acme' not found"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["failover", "restart"])
+def test_node_client_survives_a_server_killed_mid_stream(fault: str, trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """kill -9 the server the Node client streams to after chunk 2 is answered; the stream
+    goes on on the second target (failover) or on the server started again on its port
+    (restart), and every chunk's scores equal the Python client's, each chunk once."""
+    node = shutil.which("node")
+    if node is None or not (NODE_CLIENT / "node_modules").is_dir():
+        pytest.skip("node or clients/node/node_modules is absent (`make test` runs `npm ci` when node is installed)")
+    base, models = trained
+    first = ServerProcess(models, tmp_path / "a")
+    servers = [first]
+    try:
+        if fault == "failover":
+            servers.append(ServerProcess(models, tmp_path / "b"))
+        with ScorecastClient(first.target, timeout=120) as client:
+            columns: dict[str, list[str]] = {"contacts": ["contact_id"]}
+            for name in client.get_model("rfm").input_columns:
+                table, column = name.split(".", 1)
+                columns.setdefault(table, []).append(column)
+            chunks = list(BaseChunks(base, columns, chunk_contacts=200))
+            python = [pa.Table.from_batches([b]) for b in client.score(chunks, ["rfm"], as_of=AS_OF)]
+        for k, chunk in enumerate(chunks):
+            (tmp_path / "chunks" / f"{k:03d}").mkdir(parents=True)
+            for name, table in chunk.items():
+                with pa.ipc.new_file(tmp_path / "chunks" / f"{k:03d}" / f"{name}.arrow", table.schema) as writer:
+                    writer.write_table(table)
+        targets = ",".join(s.target for s in servers)
+        run = subprocess.Popen(
+            [node, "example.js", "--target", targets, "--scores", "rfm", "--as-of", "2026-01-01T00:00:00Z", "--chunks", str(tmp_path / "chunks"),
+             "--out", str(tmp_path / "out"), "--pause-after", "2", "--retries", "8"],
+            cwd=NODE_CLIENT, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert run.stderr is not None and run.stdin is not None
+        assert run.stderr.readline().strip() == "paused after chunk 2"
+        first.proc.kill()
+        first.proc.wait()
+        if fault == "restart":
+            servers.append(ServerProcess(models, tmp_path / "b", args=["--port", str(first.port)]))
+        run.stdin.write("go\n")
+        run.stdin.close()
+        stderr = run.stderr.read()
+        run.stderr.close()
+        assert run.wait(180) == 0, stderr
+    finally:
+        for s in servers:
+            s.stop()
+    assert f"the stream to {first.target} failed (UNAVAILABLE" in stderr
+    assert f"scored {sum(t.num_rows for t in python)} contacts in {len(chunks)} chunks" in stderr
+    node_tables = [pa.ipc.open_file(path).read_all() for path in sorted((tmp_path / "out").glob("*.arrow"))]
+    assert len(node_tables) == len(python) == len(chunks) > 5
+    for got, expected in zip(node_tables, python, strict=True):
+        assert got.column_names == expected.column_names
+        for name in expected.column_names:
+            assert got[name].combine_chunks().equals(expected[name].combine_chunks()), name

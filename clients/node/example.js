@@ -2,7 +2,12 @@
 // Score a base through scorecast's Score stream and print (or write) the scores.
 //
 //   node example.js --target 127.0.0.1:50051 --scores rfm,clv [--as-of 2026-01-01T00:00:00Z]
-//        [--chunks DIR] [--out DIR] [--token T] [--tls] [--tls-ca ca.pem] [--account A]
+//        [--chunks DIR] [--out DIR] [--token T] [--tls] [--tls-ca ca.pem] [--retries N]
+//        [--pause-after K] [--account A]
+//
+// --target may name several servers, comma-separated: a stream that drops goes on on the next.
+// --pause-after K: after chunk K is answered, say so on stderr and wait for a line on stdin
+// (a test kills a server then, mid-stream).
 //
 // --chunks DIR: a folder of chunk folders (000/, 001/, …) each holding <table>.arrow (Arrow IPC
 // files or streams); without it a three-contact orders table built here is scored.
@@ -47,6 +52,13 @@ function show(table) {
   for (const row of table.toArray()) console.log(fields.map((f) => text(row[f.name], f)).join('\t'));
 }
 
+function nextLine() {
+  return new Promise((resolve) => {
+    process.stdin.once('data', () => { process.stdin.pause(); resolve(); });
+    process.stdin.resume();
+  });
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -59,21 +71,34 @@ async function main() {
       tls: { type: 'boolean', default: false },
       'tls-ca': { type: 'string' },
       account: { type: 'string', default: '' },
+      retries: { type: 'string' },
+      'pause-after': { type: 'string' },
     },
   });
   const asOf = values['as-of'] ? new Date(values['as-of']) : new Date();
-  const client = new ScorecastClient(values.target, { token: values.token, tls: values.tls, tlsCa: values['tls-ca'], timeoutMs: 600_000, account: values.account });
+  const retry = values.retries === undefined ? {} : { retries: Number(values.retries) };
+  const client = new ScorecastClient(values.target, { token: values.token, tls: values.tls, tlsCa: values['tls-ca'], timeoutMs: 600_000, account: values.account, retry });
+  const pauseAfter = values['pause-after'] === undefined ? -1 : Number(values['pause-after']);
+  const onEvent = (event) => {
+    if (event.kind === 'failed') {
+      console.error(`scorecast: the stream to ${event.target} failed (${event.error}); ${event.answered} chunks scored; retrying on ${event.nextTarget}`);
+    }
+  };
   const chunks = values.chunks ? chunksFrom(values.chunks) : tinyBase(asOf);
   let index = 0;
   let rows = 0;
   try {
-    for await (const scores of client.score(chunks, values.scores.split(','), { asOf })) {
+    for await (const scores of client.score(chunks, values.scores.split(','), { asOf }, { onEvent })) {
       rows += scores.numRows;
       if (values.out) {
         fs.mkdirSync(values.out, { recursive: true });
         fs.writeFileSync(path.join(values.out, `${String(index).padStart(3, '0')}.arrow`), arrow.tableToIPC(scores, 'file'));
       } else {
         show(scores);
+      }
+      if (index === pauseAfter) {
+        console.error(`paused after chunk ${index}`);
+        await nextLine();
       }
       index += 1;
     }

@@ -8,6 +8,7 @@ stays instant.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from scorecast.accounts import DEFAULT_ACCOUNT, check_account_name
@@ -29,6 +31,7 @@ DATA_HELP = (
 OUT_HELP = "output Parquet file, or postgresql://...?schema=S&table=T (table T swapped in whole; default table scores); written atomically"
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, RuntimeError)
+"""Errors printed as one line (with DiskFull, scorecast.atomic's full disk)."""
 
 
 def _scores(text: str) -> list[str]:
@@ -191,37 +194,83 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
+    import itertools
+
     import grpc
     from tqdm import tqdm
 
     from scorecast.as_of import default_as_of, warn_if_stale
     from scorecast.base import BaseChunks
     from scorecast.client import ScorecastClient
+    from scorecast.postgres import is_postgres_url, redact
+    from scorecast.resume import ResumeState, base_signature
+    from scorecast.retry import RetriesExhausted, RetryPolicy, StreamEvent
     from scorecast.sources import describe, local_base, score_writer
 
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
     security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
-    with ScorecastClient(args.server, **security, account=args.account) as client:  # type: ignore[arg-type]
+    options = option_values(args)
+    folder = None if is_postgres_url(args.data) else Path(args.data)
+    job = {
+        "data": str(folder.resolve()) if folder is not None else redact(args.data),
+        "base": base_signature(folder) if folder is not None and folder.is_dir() else [],
+        "account": args.account,
+        "chunk_contacts": args.chunk_contacts,
+        **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in options.items()},
+        "scores": args.scores,
+    }
+    # the answered chunks are kept beside a Parquet output; for a table, in the working folder
+    kept = Path(args.out) if not is_postgres_url(args.out) else Path(f"scorecast-score-{hashlib.sha256(redact(args.out).encode()).hexdigest()[:12]}")
+    state, note = ResumeState.open(kept, job, args.resume)
+    if note:
+        print(f"scorecast score: {note}", file=sys.stderr)
+    retry = RetryPolicy(retries=args.retries)
+    with ScorecastClient(args.server, retry=retry, account=args.account, **security) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
             raise RuntimeError(f"no scorecast server answered at {args.server} within {args.connect_timeout}s") from None
         columns: dict[str, list[str]] = {"contacts": ["contact_id"]}
         for score in args.scores:
-            for qualified in client.get_model(score).input_columns:
+            for qualified in client.get_model(score, state.models.get(score, "")).input_columns:
                 table, column = qualified.split(".", 1)
                 columns.setdefault(table, []).append(column)
         with local_base(args.data, columns) as data:  # type: ignore[arg-type]
             chunks = BaseChunks(data, columns, chunk_contacts=args.chunk_contacts)
-            args.as_of = default_as_of(args.as_of, data)
-            warn_if_stale(args.scores, args.as_of, data)
+            # a resumed job keeps its reference time, even one that was "now"
+            as_of = datetime.fromisoformat(state.as_of) if args.as_of is None and state.as_of else default_as_of(args.as_of, folder)
+            options["as_of"] = as_of
+            state.as_of = as_of.isoformat()
+            warn_if_stale(args.scores, as_of, folder)
             progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
-            with score_writer(args.out) as writer:
-                for batch in client.score(chunks, args.scores, **option_values(args)):
-                    writer.write(batch)
-                    progress.update(batch.num_rows)
-            progress.close()
+
+            def report(event: StreamEvent) -> None:
+                if event.kind == "failed":
+                    progress.write(
+                        f"scorecast score: the stream to {event.target} failed ({event.error}); {event.answered} chunks "
+                        f"({event.contacts:,} contacts) scored; retrying on {event.next_target} within {event.retry_in_s:.1f}s",
+                        file=sys.stderr,
+                    )
+
+            try:
+                with score_writer(args.out) as writer:
+                    for batch in state.batches():
+                        writer.write(batch)
+                        progress.update(batch.num_rows)
+                    answers = client.score(
+                        itertools.islice(chunks, state.chunks, None), args.scores, start=state.chunks, start_contacts=state.contacts,
+                        on_event=report, on_models=state.set_models, **{**options, "model_versions": state.models},
+                    )
+                    for batch in answers:
+                        state.add(batch)
+                        writer.write(batch)
+                        progress.update(batch.num_rows)
+            except RetriesExhausted as exc:
+                raise RuntimeError(f"{exc}; they are kept in {state.folder}: run the same command with --resume to go on") from None
+            finally:
+                progress.close()  # before any error line
+    state.finish()
     seconds = time.perf_counter() - start
     print(f"scored {writer.rows:,} contacts in {seconds:.1f}s ({writer.rows / seconds:,.0f} contacts/s) into {describe(args.out)}")
 
@@ -414,9 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-root", dest="base_roots", type=Path, action="append", default=None, help="folder TopN may read bases from by path (repeatable; default: none)")
 
     p = command("score", cmd_score, "stream a base to a server and write every score to Parquet")
-    p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server")
+    p.add_argument("--server", required=True, help="HOST:PORT of a scorecast server, or several comma-separated (failover)")
     p.add_argument("--data", type=_source, required=True, help=DATA_HELP)
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    p.add_argument("--retries", type=int, default=6, help="failed streams in a row before giving up (default 6; backoff 0.5 s doubling to 8 s)")
+    p.add_argument("--resume", action="store_true", help="go on from the chunks an interrupted run kept in <out>.resume/")
     p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN; prefer the variable: flags show in ps)")
     p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
@@ -485,6 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("scorecast: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as exc:
+        print(f"scorecast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from scorecast.atomic import DiskFull
+
+        if not isinstance(exc, DiskFull):
+            raise
         print(f"scorecast {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
