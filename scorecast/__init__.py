@@ -27,6 +27,8 @@ training, and every layer above builds on them. By job:
 - ``model_store``  the model repository on disk: ``<root>/<score>/<version>.onnx``
 - ``onnx_graph``   building ONNX graphs by hand, one IR version and opset policy
 - ``atomic``       atomic writes: a file or folder appears whole, or not at all
+- ``retry``        a score stream that survives restarts: re-sent chunks, failover, bounded retries
+- ``resume``       the answers of an interrupted ``scorecast score`` kept for ``--resume``
 - ``client``       the Python client of the scorecast.v1 gRPC API
 - ``process``      ``scorecast serve`` in a child process (demo, benchmarks, end-to-end tests)
 

@@ -72,6 +72,7 @@ class ResumeState:
         """
         folder = state_folder(out)
         manifest_path = folder / "manifest.json"
+        job = json.loads(json.dumps(job))  # as the manifest keeps it (tuples as lists), so the two compare
         if not folder.exists():
             return cls(folder, job), (f"nothing to resume in {folder}: starting from the first chunk" if resume else "")
         if not resume:

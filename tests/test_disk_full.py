@@ -22,7 +22,7 @@ from scorecast.client import ScorecastClient
 from scorecast.model_store import store_model
 from scorecast.process import ServerProcess
 
-from .server.fakes import linear_model, segment_model, write_model
+from .support.fakes import linear_model, segment_model, write_model
 
 SIZE = 1 << 20
 

@@ -23,7 +23,7 @@ from scorecast.process import ServerProcess
 from scorecast.resume import ResumeState, state_folder
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
-from .server.fakes import linear_model, segment_model, write_model
+from .support.fakes import linear_model, segment_model, write_model
 
 CHUNK = "300"
 

@@ -20,7 +20,7 @@ from scorecast.process import ServerProcess
 from scorecast.retry import RetriesExhausted, RetryPolicy, StreamEvent, parse_targets
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
-from .server.fakes import linear_model, segment_model, write_model
+from .support.fakes import linear_model, segment_model, write_model
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 SCORES = ["spend", "segments"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scorecast.server.heap import heap_bytes, rss_bytes
+from scorecast.server.repository import LOAD_THREADS
 
 from ..support.fakes import linear_model, wide_model, write_model
 
@@ -52,8 +53,9 @@ print(json.dumps({"measured": registry.held_bytes - first, "rss": rss_bytes() - 
 def test_measured_account_bytes_add_up_to_the_rss_they_took(tmp_path: Path) -> None:
     """40 accounts of two models each, loaded one after another in a fresh serving process: the
     sum of their measured bytes is within 15% of the RSS growth (about 1.05 here; for trained
-    models, benchmarks/accounts.py), and the process has as many
-    threads after as after the first account (the shared ONNX Runtime pools)."""
+    models, benchmarks/accounts.py), and the 80 sessions bring no threads of their own (the
+    shared ONNX Runtime pools): the count grows at most by the model loader's threads that the
+    first account did not need yet (``LOAD_THREADS``, started on demand)."""
     root = tmp_path / "models"
     for i in range(41):
         write_model(root / f"acct{i}", wide_model(width=131_072 + 64 * i))
@@ -62,4 +64,4 @@ def test_measured_account_bytes_add_up_to_the_rss_they_took(tmp_path: Path) -> N
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["loaded"] == 41
     assert 0.85 < got["measured"] / got["rss"] < 1.15, got
-    assert got["threads"][1] == got["threads"][0], got
+    assert got["threads"][1] <= got["threads"][0] + LOAD_THREADS - 1, got
