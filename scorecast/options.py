@@ -264,7 +264,7 @@ class ScoreSpec:
     product_groups: tuple[str, ...] = option(NAMES, "product groups to return, comma-separated (default: all)", ("affinity", "cross_sell"))
     model_versions: Mapping[str, str] = option(VERSIONS, "model version per score, SCORE=VERSION,... (default: each score's newest)")
     churn_threshold: float = option(
-        FLOAT, "P(alive) under which a contact counts as lapsed (0: the model's default, 0.5)", ("churn", "clv"), check=lambda v: None if not v else _open_unit(v)
+        FLOAT, "churn: the chance of any order in the next 365 days under which, with no new order, a contact counts as lapsed (0: the model's default, learned at training)", ("churn", "clv"), check=lambda v: None if not v else _open_unit(v)
     )
     exclude_bought: bool | None = option(
         OPTIONAL_BOOL, "leave out the SKUs the contact already bought (default: what the model learned)", ("recommendations",), off_flag="--include-bought"

@@ -52,8 +52,11 @@ Outputs (all float32 ``[N, 1]``, in this order):
   alive customer (Pareto/NBD and BG/NBD alike);
 - ``value`` (with ``gg``): expected_orders * p(gamma + x zbar)/(p x + q - 1); a NaN zbar (x = 0)
   gives the population mean p gamma/(q - 1);
-- ``decisive_days_left`` (MBG/NBD only): T* - T with T* the age at which p_alive falls to the
-  threshold column theta: T* = (alpha+t_x) (((1-theta)/theta) (b+x)/a)^(1/(r+x)) - alpha.
+- ``decisive_days_left`` (MBG/NBD only): T* - T with T* the age >= t_x at which, with no new
+  order, P(any order in the next ``lapse_window`` days) = p_alive(T*) (1 - ((alpha+T*)/(alpha+T*+W))^(r+x))
+  falls below the threshold column theta (see ``ModifiedBetaGeoModel.lapse_T``). It decreases
+  in T* (both factors do), so T* is found by bisection, :data:`LAPSE_STEPS` halvings of
+  (t_x, t_x + :data:`LAPSE_CAP_DAYS`) unrolled (no Loop); a row never below theta gets the cap.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ from scorecast.onnx_graph import GraphBuilder, make_model
 
 __all__ = [
     "CUDA_OPS",
+    "LAPSE_CAP_DAYS",
+    "LAPSE_STEPS",
+    "LAPSE_WINDOW_DAYS",
     "DEFAULT_FEATURES",
     "bgnbd_graph",
     "pareto_nbd_graph",
@@ -96,6 +102,10 @@ CUDA_OPS: frozenset[str] = frozenset(
         "ScatterND", "Sign", "Slice", "Sqrt", "Sub", "Unsqueeze", "Where",
     }
 )  # fmt: skip
+
+LAPSE_WINDOW_DAYS = 365.0  # the decisive date's window: P(any order in the next year)
+LAPSE_CAP_DAYS = 36_500.0  # the decisive date's search range after the last order (100 years)
+LAPSE_STEPS = 32  # bisection halvings: the cap / 2^32 < 1e-5 days
 
 _H = 1.0 / 16.0  # tanh-sinh step
 _TAIL = 40.0  # e^-40 ~ 4e-18: where the power-law tails of the integrands are cut
@@ -250,6 +260,26 @@ def _quadrature_rows(g: _Builder, e_series: str, A: str, B: str, u: str, a: floa
     return g.op("ScatterND", e_series, idx_col, e_quad)
 
 
+def _lapse_age(g: _Builder, prm: Mapping[str, float], x: str, tx: str, A: str, theta: str, window: float) -> str:
+    """MBG/NBD: the age T* >= t_x where P(any order in the next ``window`` days) falls below theta
+    with no new order (module docstring), by bisection on the offset after t_x."""
+    one, half = g.const(1.0), g.const(0.5)
+    alpha, w = g.const(prm["alpha"]), g.const(float(window))
+    log_prior = g.const(math.log(prm["a"]))
+    log_b = g.sub(log_prior, g.log(g.add(g.const(prm["b"]), x)))  # log a - log(b + x)
+    log_atx = g.log(g.add(alpha, tx))
+    zero = g.mul(tx, g.const(0.0))  # [N, 1] zeros (NaN rows stay NaN)
+    lo, hi = zero, g.add(zero, g.const(LAPSE_CAP_DAYS))
+    for _ in range(LAPSE_STEPS):
+        mid = g.mul(g.add(lo, hi), half)
+        aT = g.add(alpha, g.add(tx, mid))
+        p_alive = g.op("Reciprocal", g.add(one, g.exp(g.add(log_b, g.mul(A, g.sub(g.log(aT), log_atx))))))
+        p_any = g.mul(p_alive, g.op("Neg", g.expm1(g.op("Neg", g.mul(A, g.log1p(g.div(w, aT)))))))
+        below = g.op("Less", p_any, theta)
+        hi, lo = g.where(below, mid, hi), g.where(below, lo, mid)
+    return g.add(tx, hi)
+
+
 def _check_features(feature_order: Sequence[str]) -> tuple[str, ...]:
     names = tuple(feature_order)
     if len(names) != len(_ROLES) or len(set(names)) != len(names):
@@ -316,13 +346,14 @@ def bgnbd_graph(
     model: str = "BG/NBD",
     gg: Mapping[str, float] | None = None,
     feature_order: Sequence[str] = DEFAULT_FEATURES,
+    lapse_window: float = LAPSE_WINDOW_DAYS,
 ) -> onnx.ModelProto:
     """ONNX graph of a fitted BG/NBD or MBG/NBD model (and Gamma-Gamma spend model).
 
     ``params``: r, alpha, a, b. ``feature_order``: the names of the input columns for
     (x, t_x, T, zbar, horizon t, churn threshold theta) — the graph reads them by position,
     the names only document the caller's contract. Outputs: see the module docstring
-    (``decisive_days_left`` only for MBG/NBD, ``value`` only with ``gg``).
+    (``decisive_days_left`` only for MBG/NBD, over ``lapse_window`` days; ``value`` only with ``gg``).
     """
     if model not in ("BG/NBD", "MBG/NBD"):
         raise ValueError(f"model must be 'BG/NBD' or 'MBG/NBD', got {model!r}")
@@ -373,13 +404,7 @@ def bgnbd_graph(
     if gg is not None:
         outputs["value"] = g.mul(expected, _gg_mean(g, gg, x, c["zbar"]))
     if mbg:
-        theta = c["theta"]
-        lratio = g.sub(
-            g.add(g.log(g.sub(one, theta)), g.log(g.add(b_, x))),
-            g.add(g.log(theta), g.log(a_)),
-        )
-        t_star = g.sub(g.mul(atx, g.exp(g.div(lratio, A))), alpha)
-        outputs["decisive_days_left"] = g.sub(t_star, T)
+        outputs["decisive_days_left"] = g.sub(_lapse_age(g, prm, x, tx, A, c["theta"], lapse_window), T)
     return _finish(g, outputs, model.replace("/", "_").lower())
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, gammaln, hyp2f1
 
-from .bg_nbd import _BetaGeoBase, _check_nonneg, _shape_out
+from .bg_nbd import _BetaGeoBase, _check_nonneg, _check_rft, _check_threshold, _shape_out
 
 __all__ = ["ModifiedBetaGeoModel"]
 
@@ -39,7 +39,9 @@ class ModifiedBetaGeoModel(_BetaGeoBase):
       as well, and it falls with T for every customer;
     - P(no purchase in (T, T+t]) = 1 - P(alive) + P(alive) ((α+T)/(α+T+t))^{r+x};
     - the decisive age (P(alive) falls to θ with no new order), closed form:
-      T* = (α + t_x) · (((1-θ)/θ) · (b+x)/a)^{1/(r+x)} - α, floored at t_x.
+      T* = (α + t_x) · (((1-θ)/θ) · (b+x)/a)^{1/(r+x)} - α, floored at t_x;
+    - the lapse age (:meth:`lapse_T`, the served decisive date): where P(any purchase in the
+      next W days) = P(alive) (1 - ((α+T)/(α+T+W))^{r+x}) falls to ε with no new order.
 
     Attributes
     ----------
@@ -76,6 +78,24 @@ class ModifiedBetaGeoModel(_BetaGeoBase):
             + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         )
         return 1.0 / (1.0 + np.exp(log_odds))
+
+    def lapse_T(self, x: ArrayLike, t_x: ArrayLike, threshold: ArrayLike, window: float,
+                cap: float = 36_500.0, steps: int = 32) -> np.ndarray | float:  # fmt: skip
+        """The age T* >= t_x at which, with no new order, P(any purchase in the next ``window``
+        days) falls below ``threshold``; by bisection of (t_x, t_x + cap), as the served graph
+        does (both factors of that probability decrease in T). Never below: t_x + cap."""
+        r, alpha, a, b = self._check_fitted()
+        th = _check_threshold(threshold)
+        xs, txs, _ = _check_rft(x, t_x, _check_nonneg("t_x", t_x))
+        xs, txs, th = np.broadcast_arrays(xs, txs, th)
+        lo, hi = np.zeros(xs.shape), np.full(xs.shape, float(cap))
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            aT = alpha + txs + mid
+            alive = self._p_alive(r, alpha, a, b, xs, txs, txs + mid)
+            below = alive * -np.expm1(-(r + xs) * np.log1p(window / aT)) < th
+            hi, lo = np.where(below, mid, hi), np.where(below, lo, mid)
+        return _shape_out(txs + hi, x, t_x, threshold)
 
     def expected_purchases(self, t: ArrayLike) -> np.ndarray | float:
         """E[X(t)]: repeat purchases of a new customer in (0, t]."""

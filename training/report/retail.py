@@ -163,30 +163,30 @@ def clv(meta: ModelMetadata) -> Section:
 def churn(meta: ModelMetadata) -> Section:
     """MBG/NBD's holdout fit vs naive, the P(alive) distribution and the parameters."""
     m, report = meta.metrics, report_data(meta)
-    body, below_text = [], ""
+    body = []
     if "p_alive_histogram" in report:
         counts = report["p_alive_histogram"]
         fig, ax = plt.subplots(figsize=(5, 3.6))
         ax.bar([(i + 0.5) / len(counts) for i in range(len(counts))], counts, width=0.9 / len(counts), color=MODEL)
-        threshold = (meta.params.request_defaults or {}).get("churn_threshold", 0.5)
-        ax.axvline(threshold, color=BASELINE, linestyle="--", label=f"churn threshold {threshold}")
         ax.set(xlabel="P(alive) as of the training date", ylabel="customers (fit sample)", title="P(alive) distribution")
-        ax.legend(fontsize=8)
         body.append(f'<div class="charts">{img(png(fig), "p alive")}</div>')
-        below = sum(c for i, c in enumerate(counts) if (i + 1) / len(counts) <= threshold) / max(sum(counts), 1)
-        below_text = f"; {100 * below:.1f} % of customers below P(alive) {threshold}"
-        body.append(f"<p>{100 * below:.1f} % of the customers have P(alive) below the threshold {threshold}.</p>")
     else:
         body.append(missing("P(alive) distribution"))
     date_text = ""
     if "decisive:precision" in m:
+        threshold = meta.params.get("request_defaults", {}).get("churn_threshold")
+        body.append(f"<p>The decisive date is where, with no new order, P(any order in the next "
+                    f"{meta.params.get('lapse_window_days', 365):.0f} days) falls below the threshold {threshold}: the largest "
+                    f"that keeps 90 % of the dated customers buying nothing after their date on the last "
+                    f"{m.get('decisive:window_days', float('nan')):.0f} days of the history (fitted on what came before).</p>")
         body.append(table(["decisive date on the holdout", "value"], [
             ["customers dated before the holdout's end", m["decisive:dated_share"]],
+            ["their median days from the cut to the date", m.get("decisive:median_days_to_date", float("nan"))],
             ["of them, bought nothing after their date (precision)", m["decisive:precision"]],
             ["customers who bought nothing, dated in time (recall)", m["decisive:recall"]]]))  # fmt: skip
         date_text = f"; {100 * m['decisive:precision']:.0f} % of dated customers bought nothing after their date"
     body.append(_params_table(meta.params.get("params", {}), "MBG/NBD"))
-    headline = f"MBG/NBD holdout MAE {fmt(m['MBG/NBD:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer{below_text}{date_text}"
+    headline = f"MBG/NBD holdout MAE {fmt(m['MBG/NBD:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer{date_text}"
     return Section(headline, "\n".join(body))
 
 

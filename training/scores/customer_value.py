@@ -13,8 +13,10 @@ Training (one pipeline: the repeat summary comes from ``FeatureFrame``, as at se
    the spend after the cut best (``clv.calibrated_value``).
 3. The chosen model and the Gamma-Gamma spend model are refitted on the summary as of
    ``as_of`` and served as ``clv``. ``churn`` always serves MBG/NBD: its P(alive) moves for
-   one-time buyers too (BG/NBD keeps it at 1 until a repeat purchase), and the date at which
-   it falls below the threshold has a closed form.
+   one-time buyers too (BG/NBD keeps it at 1 until a repeat purchase). Its decisive date is
+   where, with no new order, P(any order in the next 365 days) falls below the churn
+   threshold; the threshold (the request default) is the largest that keeps 90 % of the dated
+   customers buying nothing after their date on the second split (``decisive:*`` metrics).
 
 Time unit: days. Fitting uses at most :data:`MAX_FIT_CUSTOMERS` customers (a seeded sample):
 the likelihoods have 3-4 parameters and the estimates stop moving long before that.
@@ -40,20 +42,25 @@ from scorecast.onnx_graph import make_model, merged_opsets
 from ..clv.bg_nbd import BetaGeoModel
 from ..clv.calibrated_value import ValueRule, choose_value_rule, glm_features, naive_value
 from ..clv.gamma_gamma import GammaGammaModel
-from ..clv.graph import bgnbd_graph, pareto_nbd_graph
+from ..clv.graph import LAPSE_WINDOW_DAYS, bgnbd_graph, pareto_nbd_graph
 from ..clv.mbg_nbd import ModifiedBetaGeoModel
 from ..clv.pareto_nbd import ParetoNBDModel
 from ..clv.validation import holdout_metrics
 from ..onnx_export import attach_metadata
 from ..run import Fitted, TrainingRun
 
-__all__ = ["CustomerValueModels", "fit_churn", "fit_clv", "fit_customer_value"]
+__all__ = ["CustomerValueModels", "decisive_check", "fit_churn", "fit_clv", "fit_customer_value"]
 
 REPEAT_FEATURES = ("repeat_frequency", "repeat_recency_days", "age_days", "repeat_monetary")
 CLV_FEATURES = (*REPEAT_FEATURES, "request:horizon_days", "request:churn_threshold", "total_amount")
 CHURN_FEATURES = (*REPEAT_FEATURES, "request:churn_threshold")
 DEFAULT_HORIZON_DAYS = 365
-DEFAULT_CHURN_THRESHOLD = 0.5
+DEFAULT_CHURN_THRESHOLD = 0.5  # clv's P(alive) threshold input (unused by its outputs)
+# churn's threshold: the decisive date is where P(any order in the next LAPSE_WINDOW_DAYS) falls
+# below it; training picks the largest that keeps DECISIVE_PRECISION of the dated customers
+# buying nothing after their date on its own inner holdout
+LAPSE_THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(1, 51))
+DECISIVE_PRECISION = 0.90
 CHURN_RISK_DAYS = 90
 RISK_BANDS = ("low", "medium", "high")  # P(no order in 90 days) < 1/3, between, > 2/3
 MAX_HOLDOUT_DAYS = 365
@@ -77,6 +84,7 @@ class CustomerValueModels:
     churn_model: ModifiedBetaGeoModel
     spend_model: GammaGammaModel
     value_rule: ValueRule
+    churn_threshold: float
     metrics: dict[str, float] = field(default_factory=dict)
     holdout_days: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # small arrays for the validation report
@@ -89,6 +97,7 @@ class CustomerValueModels:
         else:
             inner = bgnbd_graph(self.purchase_model.params_, model=self.chosen, gg=gg)
         model = _value_nodes(_wrap(inner, width=len(CLV_FEATURES), pass_through={"historic_value": 6}), self.value_rule, gg)
+        model = _keep_outputs(model, [o.name for o in model.graph.output if o.name != "decisive_days_left"])  # churn's, not ours
         rule = self.value_rule.rule
         outputs = (
             OutputSpec("value", "float32", f"expected spend over the horizon (default {DEFAULT_HORIZON_DAYS} days), {rule} rule", "clv_value", 0),
@@ -125,11 +134,11 @@ class CustomerValueModels:
 
     def churn_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """The served ``churn`` model (MBG/NBD): decisive date, days left, P(alive), 90-day risk."""
-        inner = bgnbd_graph(self.churn_model.params_, model="MBG/NBD", gg=self.spend_model.params_)
+        inner = bgnbd_graph(self.churn_model.params_, model="MBG/NBD", gg=self.spend_model.params_, lapse_window=LAPSE_WINDOW_DAYS)
         model = _wrap(inner, width=len(CHURN_FEATURES), horizon_constant=CHURN_RISK_DAYS, risk_band=True)
         model = _keep_outputs(model, ["decisive_days_left", "p_alive", "p_no_order", "risk_band"])
         outputs = (
-            OutputSpec("decisive_date", "timestamp", "date after which, with no new order, P(alive) < threshold", "decisive_days_left", 0),
+            OutputSpec("decisive_date", "timestamp", f"date after which, with no new order, P(any order in the next {LAPSE_WINDOW_DAYS:.0f} days) < threshold", "decisive_days_left", 0),
             OutputSpec("days_left", "float32", "days from as_of to the decisive date (negative: already past)", "decisive_days_left", 0),
             OutputSpec("p_alive", "float32", "probability the customer is still active now", "p_alive", 0),
             OutputSpec("p_no_order_90d", "float32", "probability of no order in the next 90 days", "p_no_order", 0),
@@ -143,12 +152,13 @@ class CustomerValueModels:
             outputs=outputs,
             trained_at=trained_at,
             data_as_of=data_as_of,
-            description="churn decisive moment: when P(alive) falls below the threshold without a new order",
+            description=f"churn decisive moment: when P(any order in the next {LAPSE_WINDOW_DAYS:.0f} days) falls below the threshold without a new order",
             metrics={k: v for k, v in self.metrics.items() if k.startswith(("MBG/NBD", "naive", "n_", "decisive:", "holdout_days"))},
             params={
                 "params": self.churn_model.params_,
                 "time_unit": "day",
-                "request_defaults": {"churn_threshold": DEFAULT_CHURN_THRESHOLD},
+                "request_defaults": {"churn_threshold": self.churn_threshold},
+                "lapse_window_days": LAPSE_WINDOW_DAYS,
                 "risk_days": CHURN_RISK_DAYS,
                 "report": {k: self.report[k] for k in ("p_alive_histogram",) if k in self.report},
             },
@@ -336,22 +346,16 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
         predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
         metrics |= {f"{name}:{k}": v for k, v in holdout_metrics(predicted, actual).items()}
     chosen = min(CANDIDATES, key=lambda name: metrics[f"{name}:mae"])
-    # the decisive date against the holdout: of the customers dated before its end, the share
-    # who bought nothing after their date; of those who bought nothing, the share dated in time
-    days_left = calibrated["MBG/NBD"].decisive_T(x, t_x, DEFAULT_CHURN_THRESHOLD) - T
-    bought = actual > 0
-    last = np.where(bought, full[cal_rows, 1] - T, -np.inf)  # last purchase day, days after the cutoff
-    dated = days_left <= holdout_days
-    metrics["decisive:dated_share"] = float(dated.mean())
-    metrics["decisive:precision"] = float(np.mean(last[dated] <= days_left[dated])) if dated.any() else float("nan")
-    metrics["decisive:recall"] = float(np.mean(dated[~bought])) if (~bought).any() else float("nan")
     metrics["beats_naive_mae"] = float(metrics[f"{chosen}:mae"] < metrics["naive:mae"])
     report = _holdout_views(calibrated[chosen], naive, actual, x, t_x, T, holdout_days)
     ids = frame.contact_ids.take(pa.array(cal_rows))
     report["weekly"]["actual"] = _weekly_actual(tables["orders"], ids, cutoff, as_of)
 
-    value_rule = _value_rule(tables, as_of, int(min(MAX_HOLDOUT_DAYS, history // 2)), CANDIDATES[chosen])
+    inner_days = int(min(MAX_HOLDOUT_DAYS, history // 2))
+    value_rule = _value_rule(tables, as_of, inner_days, CANDIDATES[chosen])
     metrics |= value_rule.metrics
+    churn_threshold, decisive = _lapse_threshold(tables, as_of, inner_days)
+    metrics |= decisive
 
     rows = np.flatnonzero(customers)
     fit = rows[_sample(len(rows), seed=1)]
@@ -362,7 +366,42 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
     alive = churn.p_alive(full[fit, 0], full[fit, 1], full[fit, 2])
     report["p_alive_histogram"] = np.histogram(alive, bins=20, range=(0, 1))[0].tolist()
-    return CustomerValueModels(chosen, purchase, churn, spend, value_rule, metrics, holdout_days, report)
+    return CustomerValueModels(chosen, purchase, churn, spend, value_rule, churn_threshold, metrics, holdout_days, report)
+
+
+def decisive_check(days_left: np.ndarray, bought: np.ndarray, last: np.ndarray, window_days: float) -> dict[str, float]:
+    """The decisive date against the ``window_days`` after the as-of: of the customers dated
+    before its end, the share who bought nothing after their date (precision); of those who
+    bought nothing, the share dated in time (recall); the dated share and their median days
+    from the as-of to the date (how early the dates fall). ``last``: the last purchase in the
+    window, days after the as-of (-inf without one)."""
+    dated = days_left <= window_days
+    return {
+        "precision": float(np.mean(last[dated] <= days_left[dated])) if dated.any() else float("nan"),
+        "recall": float(np.mean(dated[~bought])) if (~bought).any() else float("nan"),
+        "dated_share": float(dated.mean()),
+        "median_days_to_date": float(np.median(np.maximum(days_left[dated], 0.0))) if dated.any() else float("nan"),
+    }
+
+
+def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: int) -> tuple[float, dict[str, float]]:
+    """The churn threshold: the largest of :data:`LAPSE_THRESHOLDS` whose decisive dates reach
+    :data:`DECISIVE_PRECISION` on the ``window_days`` before ``as_of`` (MBG/NBD fitted on the
+    summary as of their start); none reaching it, the most precise. Returns it and its figures."""
+    cut = as_of - timedelta(days=window_days)
+    _, before = _summary(tables, cut)
+    _, after = _summary(tables, as_of)
+    rows = np.flatnonzero(np.isfinite(before[:, 2]))
+    rows = rows[_sample(len(rows), seed=4)]
+    x, t_x, T = (before[rows, i] for i in range(3))
+    model = ModifiedBetaGeoModel().fit(x, t_x, T)
+    bought = after[rows, 0] > x
+    last = np.where(bought, after[rows, 1] - after[rows, 2] + window_days, -np.inf)  # days after the cut
+    checks = {th: decisive_check(model.lapse_T(x, t_x, th, LAPSE_WINDOW_DAYS) - T, bought, last, window_days)
+              for th in LAPSE_THRESHOLDS}  # fmt: skip
+    reaching = [th for th, c in checks.items() if c["precision"] >= DECISIVE_PRECISION]
+    chosen = max(reaching) if reaching else max(checks, key=lambda th: checks[th]["precision"])
+    return chosen, {"decisive:threshold": chosen, "decisive:window_days": float(window_days)} | {f"decisive:{k}": v for k, v in checks[chosen].items()}
 
 
 def _value_rule(tables: dict[str, pa.Table], as_of: datetime, window_days: int, model_class: type) -> ValueRule:

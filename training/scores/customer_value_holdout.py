@@ -7,8 +7,9 @@ to then), runs the served graphs, and compares with the orders in (calibration e
   the holdout spend, for the served ``clv.value``, the BTYD value (the chosen repeat model +
   Gamma-Gamma over the holdout) and the naive value;
 - decisive date: of the customers whose ``churn.decisive_date`` falls before the holdout end,
-  the share who bought nothing after it (precision), and the share of the customers who bought
-  nothing in the holdout that were dated before its end (recall).
+  the share who bought nothing after it (precision), the share of the customers who bought
+  nothing in the holdout that were dated before its end (recall), and how early the dates fall
+  (median days from the calibration end to the date of the dated customers, past dates as 0).
 
 ``python -m scorecast.training.scores.customer_value_holdout`` prints both tables for the
 shipped CDNOW sample (calibration weeks 1-39, holdout weeks 40-78).
@@ -25,7 +26,7 @@ import pyarrow as pa
 from scorecast.kernels import FeatureFrame
 
 from ..clv.calibrated_value import naive_value, ranking_metrics
-from .customer_value import CHURN_FEATURES, CLV_FEATURES, DEFAULT_CHURN_THRESHOLD, CustomerValueModels, fit_customer_value
+from .customer_value import CHURN_FEATURES, CLV_FEATURES, DEFAULT_CHURN_THRESHOLD, CustomerValueModels, decisive_check, fit_customer_value
 
 __all__ = ["decisive_date_check", "holdout_check", "value_ranking_check"]
 
@@ -58,33 +59,33 @@ def value_ranking_check(tables: dict[str, pa.Table], models: CustomerValueModels
         f"BTYD ({models.chosen} + Gamma-Gamma)": out["value"],
         "naive": naive_value(data[rows, 0], data[rows, 2], np.nan_to_num(data[rows, 4]), days),
     }
-    return {name: ranking_metrics(score, spend) | {"customers": float(rows.sum())} for name, score in scores.items()}
+    return {name: ranking_metrics(score, spend) | _bootstrap_sd(score, spend) | {"customers": float(rows.sum())} for name, score in scores.items()}
+
+
+def _bootstrap_sd(score: np.ndarray, spend: np.ndarray, draws: int = 200, seed: int = 0) -> dict[str, float]:
+    """Bootstrap SDs (customers resampled) of :func:`ranking_metrics`: the noise of the comparison."""
+    rng = np.random.default_rng(seed)
+    boot = [ranking_metrics(score[i], spend[i]) for i in (rng.integers(0, len(score), len(score)) for _ in range(draws))]
+    return {f"{k}_sd": float(np.std([b[k] for b in boot])) for k in boot[0]}
 
 
 def decisive_date_check(tables: dict[str, pa.Table], models: CustomerValueModels, calibration_end: datetime,
-                        holdout_end: datetime, threshold: float = DEFAULT_CHURN_THRESHOLD) -> dict[str, float]:  # fmt: skip
-    """Precision and recall of the served decisive date against the holdout's orders (module docstring)."""
+                        holdout_end: datetime) -> dict[str, float]:  # fmt: skip
+    """Precision and recall of the served decisive date (the model's default threshold) against
+    the holdout's orders, and how early the dates fall (module docstring)."""
     frame = FeatureFrame(tables, _us(calibration_end))
     data = frame.matrix(list(CHURN_FEATURES[:4])).astype(np.float64)
     rows = np.isfinite(data[:, 2])
-    x = np.column_stack([data[rows], np.full(int(rows.sum()), threshold)]).astype(np.float32)
+    x = np.column_stack([data[rows], np.full(int(rows.sum()), models.churn_threshold)]).astype(np.float32)
     days_left = _run(models.churn_onnx(**_TIMES), x, ["decisive_days_left"])["decisive_days_left"]
     # the last purchase day by the holdout end, in days after the calibration end
     later = FeatureFrame(tables, _us(holdout_end), contact_ids=frame.contact_ids).matrix(["repeat_frequency", "repeat_recency_days", "age_days"])
     later = later[rows].astype(np.float64)
     bought = later[:, 0] > data[rows, 0]
-    last = np.where(bought, later[:, 1] - data[rows, 2], -np.inf)  # t_x then, minus T now
     days = (holdout_end - calibration_end).total_seconds() / 86_400
-    dated = days_left <= days
-    lapsed = ~bought
-    return {
-        "customers": float(rows.sum()),
-        "dated_share": float(dated.mean()),
-        "precision": float(np.mean(last[dated] <= days_left[dated])) if dated.any() else float("nan"),
-        "recall": float(np.mean(dated[lapsed])) if lapsed.any() else float("nan"),
-        "lapsed_share": float(lapsed.mean()),
-        "median_days_left": float(np.median(days_left)),
-    }
+    last = np.where(bought, later[:, 1] - later[:, 2] + days, -np.inf)  # t_x then, minus T then, plus the holdout
+    return {"customers": float(rows.sum()), "threshold": models.churn_threshold} | decisive_check(days_left, bought, last, days) | {
+        "lapsed_share": float((~bought).mean()), "median_days_left_all": float(np.median(days_left))}
 
 
 def holdout_check(orders: pa.Table, calibration_end: datetime, holdout_end: datetime) -> tuple[CustomerValueModels, dict, dict]:
@@ -100,16 +101,17 @@ def main() -> None:
 
     models, ranking, dates = holdout_check(load_cdnow_transactions(), CALIBRATION_END, HOLDOUT_END)
     print(f"CDNOW sample, calibration to {CALIBRATION_END.date()}, holdout to {HOLDOUT_END.date()}\n")
-    print("| value score | top-10 % capture of holdout spend | Spearman with holdout spend |\n|---|---|---|")
+    print("| value score | top-10 % capture of holdout spend (bootstrap SD) | Spearman with holdout spend (SD) |\n|---|---|---|")
     for name, m in ranking.items():
-        print(f"| {name} | {m['top10_capture']:.3f} | {m['spearman']:.3f} |")
+        print(f"| {name} | {m['top10_capture']:.3f} ({m['top10_capture_sd']:.3f}) | {m['spearman']:.3f} ({m['spearman_sd']:.3f}) |")
     inner = {k: v for k, v in models.metrics.items() if k.startswith("value:")}
     print("\nchosen inside calibration (cross-fitted, window of", int(inner["value:window_days"]), "days before the calibration end):")
     for rule in ("calibrated", "BTYD", "naive"):
         print(f"  {rule}: top-10 % capture {inner[f'value:{rule}:top10_capture']:.3f}, Spearman {inner[f'value:{rule}:spearman']:.3f}")
-    print("\n| decisive date (threshold 0.5) | value |\n|---|---|")
-    for k, v in dates.items():
-        print(f"| {k} | {v:.3f} |")
+    print(f"\n| decisive date (P(any order in 365 days) < {models.churn_threshold:.2f}) | real holdout | inner holdout ({int(models.metrics['decisive:window_days'])} days, chose the threshold) |\n|---|---|---|")
+    for k in ("precision", "recall", "dated_share", "median_days_to_date"):
+        print(f"| {k} | {dates[k]:.3f} | {models.metrics[f'decisive:{k}']:.3f} |")
+    print(f"| lapsed_share | {dates['lapsed_share']:.3f} | |\n| median_days_left_all | {dates['median_days_left_all']:.1f} | |")
 
 
 if __name__ == "__main__":

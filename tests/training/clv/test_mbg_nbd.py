@@ -114,6 +114,21 @@ def test_decisive_T_closed_form_matches_root_of_p_alive(threshold: float) -> Non
         assert np.isfinite(T_star) and T_star == pytest.approx(root, rel=1e-9)
 
 
+@pytest.mark.parametrize("threshold", [0.05, 0.2, 0.6])
+def test_lapse_T_is_the_root_of_p_any_order(threshold: float) -> None:
+    """lapse_T: the age where P(alive) (1 - ((alpha+T)/(alpha+T+W))^(r+x)) falls to the threshold."""
+    model = fitted()
+    r, alpha = model.params_["r"], model.params_["alpha"]
+    p_any = lambda x, t_x, T: model.p_alive(x, t_x, T) * (1 - ((alpha + T) / (alpha + T + 52)) ** (r + x))  # noqa: E731
+    for x, t_x, _ in CUSTOMERS:
+        T_star = model.lapse_T(x, t_x, threshold, 52.0)
+        if p_any(x, t_x, t_x) < threshold:
+            assert T_star == pytest.approx(t_x, abs=1e-5)
+            continue
+        root = brentq(lambda T, x=x, t_x=t_x: p_any(x, t_x, T) - threshold, t_x, t_x + 36_500, xtol=1e-12)
+        assert T_star == pytest.approx(root, abs=1e-4)
+
+
 def test_invalid_input_is_rejected() -> None:
     with pytest.raises(
         ValueError, match=r"t_x must be <= T, got t_x\[1\]=5.0 > T\[1\]=4.0"

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from scorecast.kernels import FeatureFrame
+from scorecast.training.clv.graph import LAPSE_WINDOW_DAYS
 from scorecast.training.scores.customer_value import CANDIDATES, CHURN_FEATURES, CLV_FEATURES, MIN_CUSTOMERS, fit_customer_value
 from scorecast.training.simulate.products import ProductConfig
 from scorecast.training.simulate.retail import SimulationConfig, simulate_base
@@ -63,7 +64,7 @@ def test_clv_graph_equals_the_fitted_models(fitted) -> None:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_churn_decisive_moment(fitted) -> None:  # noqa: ANN001
-    """days_left = T*(threshold) - T from the closed form; risk bands follow P(no order in 90 days)."""
+    """days_left = T*(threshold) - T, the lapse age of MBG/NBD; risk bands follow P(no order in 90 days)."""
     tables, models = fitted
     frame = FeatureFrame(tables, int(AS_OF.timestamp() * 1e6))
     data = frame.matrix(CHURN_FEATURES[:4])
@@ -72,7 +73,7 @@ def test_churn_decisive_moment(fitted) -> None:  # noqa: ANN001
         out = _run(models.churn_onnx(**TIMES), x)
         buyers = np.isfinite(data[:, 2])
         f, tx, T = (data[buyers, i].astype(np.float64) for i in range(3))
-        expected = models.churn_model.decisive_T(f, tx, threshold) - T
+        expected = models.churn_model.lapse_T(f, tx, threshold, LAPSE_WINDOW_DAYS) - T
         np.testing.assert_allclose(out["decisive_days_left"][buyers, 0], expected, rtol=1e-5, atol=1e-3)
     p = out["p_no_order"][:, 0]
     bands = out["risk_band"][:, 0]

@@ -33,16 +33,22 @@ def test_value_ranking_on_the_holdout(checked) -> None:  # noqa: ANN001
 
 
 def test_decisive_date_on_the_holdout(checked) -> None:  # noqa: ANN001
-    """Precision and recall of the decisive date are measured on the real holdout and, inside
-    calibration, stored in the churn metadata (the 90 % goal is missed: ~0.74 and ~0.86)."""
+    """The churn threshold chosen inside calibration (largest with 90 % precision on the last 136
+    days of it) dates 0.83 of the real holdout's dated customers correctly (0.74 with P(alive) <
+    0.5 before; the 90 % goal is missed: the inner holdout, half as long, is optimistic), with
+    recall ~0.91, and the dates are not pushed to the horizon: median ~49 days after the as-of."""
     models, _, dates = checked
     assert dates["customers"] == 2357
-    assert 0.70 < dates["precision"] < 0.80 and dates["recall"] > 0.95
+    assert dates["threshold"] == models.churn_threshold == pytest.approx(0.13)
+    assert dates["precision"] > 0.80 and dates["recall"] > 0.88
+    assert 20 < dates["median_days_to_date"] < 120 and dates["dated_share"] < 0.9
     meta = models.churn_onnx(version="1", trained_at="t", data_as_of="t")
     from scorecast.training.onnx_export import read_metadata
 
-    m = read_metadata(meta).metrics
-    assert 0.8 < m["decisive:precision"] < 0.9 and m["decisive:recall"] > 0.9
+    m = read_metadata(meta)
+    assert m.params["request_defaults"]["churn_threshold"] == models.churn_threshold
+    assert m.metrics["decisive:precision"] >= 0.90 and m.metrics["decisive:recall"] > 0.85
+    assert m.metrics["decisive:window_days"] == 136 and m.metrics["decisive:median_days_to_date"] > 0
 
 
 def test_served_value_equals_the_rule(checked) -> None:  # noqa: ANN001
