@@ -8,7 +8,9 @@ Ray's own shuffle (no shared scratch folder, no contact list broadcast to worker
 2. ``map_batches(tag_buckets)``: each row's bucket is its contact's partition among
    ``ceil(contacts / chunk_contacts)`` (``kernels.partition``, the local engine's hash); a
    block becomes one row per (bucket, table) holding that slice as Arrow IPC bytes, so tables
-   of different schemas share one dataset;
+   of different schemas share one dataset. Reference tables (no contact_id: ``campaigns``,
+   ``kernels.features.REFERENCE_TABLES``) are small: read whole here and given to every actor
+   once, as the local engine gives them to every chunk;
 3. ``union`` of the tables, then ``groupby("bucket").map_groups(BucketScorer)``: an actor class
    (``concurrency`` actors, each loading the ONNX sessions and compiling the kernels once)
    gets every slice of one bucket, i.e. all tables of about ``chunk_contacts`` contacts, and
@@ -34,7 +36,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from scorecast.atomic import replace_dir, sibling_dir
-from scorecast.base import open_table, table_names
+from scorecast.base import open_table, read_table, table_names
+from scorecast.kernels.features import REFERENCE_TABLES
 from scorecast.kernels.partition import partition_of
 from scorecast.options import ScoreSpec
 from scorecast.tables import CONTACT_ID
@@ -77,11 +80,20 @@ def tag_buckets(batch: pa.Table, table: str, n_buckets: int) -> pa.Table:
 
 
 class BucketScorer:
-    """A Ray actor: loads the models once, then scores one bucket (all tables of its contacts) per call."""
+    """A Ray actor: loads the models once, then scores one bucket (all tables of its contacts,
+    plus the reference tables, the same for every bucket) per call."""
 
-    def __init__(self, models: str, options: SessionOptions, spec: ScoreSpec, has_contacts: bool) -> None:
+    def __init__(
+        self,
+        models: str,
+        options: SessionOptions,
+        spec: ScoreSpec,
+        has_contacts: bool,
+        references: Mapping[str, pa.Table],
+    ) -> None:
         self.pipeline = ScoringPipeline(ModelRepository.load(Path(models), options), spec)
         self.has_contacts = has_contacts
+        self.references = dict(references)
 
     def __call__(self, group: pa.Table) -> pa.Table:
         tables: dict[str, pa.Table] = {}
@@ -97,7 +109,7 @@ class BucketScorer:
             # Orders of contacts missing from contacts.parquet: the pipeline refuses them, as rescore does.
             some = next(iter(tables.values()))
             tables["contacts"] = pa.table({CONTACT_ID: pa.array([], some.schema.field(CONTACT_ID).type)})
-        return pa.Table.from_batches([self.pipeline.score(tables)])
+        return pa.Table.from_batches([self.pipeline.score(tables | self.references)])
 
 
 def _read_ipc(payload: bytes) -> pa.Table:
@@ -152,6 +164,8 @@ def rescore_ray(
     columns = input_columns(f for m in pipeline.models for f in m.meta.features)
     present = table_names(base)
     read = {name: columns.get(name, [CONTACT_ID]) for name in present if name in columns or name == "contacts"}
+    # Reference tables have no contact to hash by: read whole, shipped to each actor once.
+    references = {name: read_table(base, name, read.pop(name)) for name in REFERENCE_TABLES if name in read}
     if not read:
         raise ValueError(f"base {base} has none of the tables {sorted(columns)}")
     n_contacts = _count_contacts(base, read)
@@ -186,6 +200,7 @@ def rescore_ray(
             "options": options,
             "spec": spec,
             "has_contacts": "contacts" in read,
+            "references": references,
         },
     )
     tmp = sibling_dir(out, "partial")

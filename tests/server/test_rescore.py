@@ -22,8 +22,8 @@ from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import rescore
 
-from ..support.fakes import grouped_model, linear_model, segment_model, write_model
-from .conftest import AS_OF_US, make_orders
+from ..support.fakes import grouped_model, keyword_model, linear_model, segment_model, write_model
+from .conftest import AS_OF_US, US_PER_DAY, make_orders
 
 SPEC = ScoreSpec(scores=("spend", "affinity", "segments"), as_of_us=AS_OF_US)
 N_CONTACTS = 4000
@@ -231,6 +231,58 @@ def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) 
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
     assert sorted(p.name for p in out.iterdir()) == ["local.parquet", "ray.parquet"]
+
+
+def write_email_base(folder: Path) -> Path:
+    """A base of N_CONTACTS contacts (the last 500 without e-mails), e-mail events in several
+    row groups and the ``campaigns`` reference table (no contact_id) their keywords come from."""
+    rng = np.random.default_rng(7)
+    ids = rng.permutation(N_CONTACTS) + 10
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"contact_id": pa.array(ids, pa.int64())}), folder / "contacts.parquet")
+    n, n_campaigns = 12_000, 30
+    keywords = [["running", "tech", "books"][: i % 4] for i in range(n_campaigns)]  # some campaigns have none
+    campaigns = pa.table(
+        {
+            "campaign_id": pa.array(np.arange(n_campaigns) + 100, pa.int64()),
+            "ts": pa.array(AS_OF_US - 400 * US_PER_DAY + np.arange(n_campaigns) * US_PER_DAY, pa.timestamp("us", "UTC")),
+            "keywords": pa.array(keywords, pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(campaigns, folder / "campaigns.parquet")
+    events = pa.table(
+        {
+            "contact_id": pa.array(ids[rng.choice(N_CONTACTS - 500, n)], pa.int64()),
+            "ts": pa.array(AS_OF_US - (rng.uniform(0, 300, n) * US_PER_DAY).astype(np.int64), pa.timestamp("us", "UTC")),
+            "campaign_id": pa.array(rng.integers(100, 100 + n_campaigns, n), pa.int64()),
+            "event": pa.array(rng.choice(["sent", "open", "click"], n)),
+        }
+    )
+    pq.write_table(events, folder / "email_events.parquet", row_group_size=2000)
+    return folder
+
+
+@pytest.mark.slow
+def test_ray_engine_reads_reference_tables_whole(local_ray: None, tmp_path: Path) -> None:
+    """A score reading ``campaigns`` (keyword weights; no contact_id to hash by): each bucket
+    gets the whole table, as each local chunk does, so Ray gives the local engine's rows exactly."""
+    from scorecast.server.rescore_ray import rescore_ray
+
+    models = tmp_path / "models"
+    write_model(models, keyword_model())
+    data = write_email_base(tmp_path / "base")
+    spec = ScoreSpec(scores=("interests",), as_of_us=AS_OF_US)
+    out = tmp_path / "out"
+    out.mkdir()
+    rescore(ModelRepository.load(models), data, spec, out / "local.parquet", chunk_contacts=700)
+    result = rescore_ray(models, data, spec, out / "ray.parquet", chunk_contacts=700)
+    local = pq.read_table(out / "local.parquet").sort_by("contact_id")
+    remote = pq.read_table(out / "ray.parquet").sort_by("contact_id")
+    assert result.rows == remote.num_rows == N_CONTACTS and result.chunks > 1
+    assert remote.schema.equals(local.schema)
+    assert remote.combine_chunks().equals(local.combine_chunks())
+    weights = local.column("interests.running").to_numpy()  # the keywords were read: not all zero
+    assert (weights > 0).sum() > N_CONTACTS // 2
 
 
 def _dataset(folder: Path, ids: list[int]) -> Path:

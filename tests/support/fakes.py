@@ -70,6 +70,24 @@ def grouped_model(groups: tuple[str, ...] = ("shoes", "books"), horizon_days: in
     return _model(nodes, out, len(features), meta)
 
 
+def keyword_model(keywords: tuple[str, ...] = ("running", "tech")) -> onnx.ModelProto:
+    """An interests-shaped model: ``keyword_weight:<k>`` passed through, one column per keyword
+    (the one feature that reads the ``campaigns`` reference table)."""
+    features = tuple(f"keyword_weight:{k}" for k in keywords)
+    meta = ModelMetadata(
+        score="interests",
+        version="1",
+        model_type="fake-identity",
+        features=features,
+        outputs=tuple(OutputSpec(k, "float32", f"weight of {k}", onnx_output="weights", column=i) for i, k in enumerate(keywords)),
+        trained_at=TRAINED_AT,
+        data_as_of=AS_OF,
+    )
+    nodes = [helper.make_node("Identity", [INPUT_NAME], ["weights"])]
+    out = [helper.make_tensor_value_info("weights", TensorProto.FLOAT, [None, len(keywords)])]
+    return _model(nodes, out, len(features), meta)
+
+
 def segment_model() -> onnx.ModelProto:
     """A category output with nulls: segment 'none' (null) for frequency 0, 'one', 'many'."""
     meta = ModelMetadata(
