@@ -138,7 +138,8 @@ def parse_url(url: str) -> PostgresLocation:
     query = parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in query if k in ("schema", "table")}
     rest = [(k, v) for k, v in query if k not in ("schema", "table")]
-    uri = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
+    # percent-encoded as libpq decodes it ("+" is no space there: options=-c%20name%3Dvalue)
+    uri = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest, quote_via=quote)))
     schema = _identifier("schema", ours.get("schema", DEFAULT_SCHEMA), url)
     table = _identifier("table", ours.get("table", DEFAULT_TABLE), url)
     return PostgresLocation(uri, schema, table, unquote(parts.password) if parts.password else None)
@@ -186,6 +187,10 @@ def _explain(location: PostgresLocation, exc: BaseException, doing: str) -> Post
         reason = "a table does not exist"
     elif sqlstate == "42703":
         reason = "a column does not exist"
+    elif sqlstate == "53100" or "no space left on device" in lowered:
+        # the server's disk: its free space is not visible from here, the server's own words
+        # (the file it could not extend) are kept
+        reason = "the database server's disk is full (no space left where it writes this table; nothing was committed)"
     else:
         reason = "failed"
     detail = message.split("\n")[0] if reason == "failed" else message.replace("\n", " ").replace("\t", " ")

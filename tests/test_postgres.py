@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,8 +20,9 @@ from threadpoolctl import threadpool_limits
 from scorecast import postgres
 from scorecast.base import read_table, table_names
 from scorecast.cli import main
+from scorecast.postgres import PostgresError
 from scorecast.sources import local_base, score_writer
-from tests.support.services import PostgresServer, free_port, load_base
+from tests.support.services import PG_OS_USER, PostgresServer, free_port, load_base
 
 AS_OF = "2026-01-01"
 
@@ -121,6 +129,61 @@ def test_a_failed_write_leaves_the_old_table_and_no_staging(postgres: PostgresSe
         raise RuntimeError("scoring broke")
     assert postgres.query('SELECT count(*), max("x.p") FROM failed.scores') == [(10, 1.0)]
     assert postgres.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'failed'") == [(1,)]
+
+
+SMALL_TABLESPACE = "small_disk"
+
+
+@pytest.fixture
+def small_tablespace(postgres: PostgresServer) -> Iterator[Path]:
+    """A tablespace on a 4 MiB tmpfs this test mounts (PostgreSQL's own WAL and catalogs stay on
+    its data folder, so only the tables placed there meet the full disk); its folder."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs for a full PostgreSQL tablespace needs root (CI runs as root)")
+    owner = pwd.getpwnam(PG_OS_USER)
+    folder = Path(tempfile.mkdtemp(prefix="scorecast-pgfull-"))  # under /tmp: reachable by the server's user
+    mount = ["mount", "-t", "tmpfs", "-o", f"size=4m,mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}", "tmpfs", str(folder)]
+    run = subprocess.run(mount, capture_output=True, text=True)
+    if run.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs for a full tablespace ({run.stderr.strip() or run.returncode})")
+    try:
+        with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cur:  # CREATE TABLESPACE cannot run in a transaction
+            cur.execute(f"CREATE TABLESPACE {SMALL_TABLESPACE} LOCATION '{folder}'")
+        yield folder
+    finally:
+        (folder / "filler").unlink(missing_ok=True)
+        with pg.connect(postgres.url(), autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("DROP SCHEMA IF EXISTS diskfull CASCADE")
+            cur.execute(f"DROP TABLESPACE IF EXISTS {SMALL_TABLESPACE}")
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        folder.rmdir()
+
+
+def test_a_full_disk_leaves_the_old_table_and_no_staging(postgres: PostgresServer, small_tablespace: Path) -> None:
+    """The server's disk fills while the staging table is written: one line naming the table, the
+    full disk and the server's file; the old scores stay, no staging table is left."""
+    # the connection's tables go to the small tablespace (libpq's options parameter)
+    url = postgres.url(schema="diskfull", table="scores", options=quote(f"-c default_tablespace={SMALL_TABLESPACE}"))
+    with score_writer(url) as writer:
+        writer.write(_scores(1000, 1.0))
+    with (small_tablespace / "filler").open("wb") as f:  # the disk to its last byte
+        try:
+            f.write(b"\0" * shutil.disk_usage(small_tablespace).free)
+        except OSError:
+            pass
+    with pytest.raises(PostgresError) as info, score_writer(url) as writer:
+        for _ in range(20):
+            writer.write(_scores(100_000, 0.25))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    assert "write scores to diskfull.scores (staging table scores__staging_" in message, message
+    assert "the database server's disk is full" in message and "No space left on device" in message, message
+    assert postgres.password not in message
+    assert postgres.query('SELECT count(*), max("x.p") FROM diskfull.scores') == [(1000, 1.0)]
+    assert postgres.query("SELECT tablename FROM pg_tables WHERE schemaname = 'diskfull'") == [("scores",)]
 
 
 @pytest.fixture(scope="module")
