@@ -26,6 +26,8 @@ from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import oip, oip_rpc
 from scorecast.tables import TABLES
 
+from .batching import Batcher, batch_key
+from .config import ServerSettings
 from .errors import InvalidArgument, ModelNotFound, ScorecastError
 from .limits import DecodeBudget
 from .pipeline import ScoreSpec, ScoringPipeline
@@ -115,8 +117,12 @@ def model_outputs(model: OnnxModel) -> list[tuple[str, str]]:
 class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
     """inference.GRPCInferenceService over the model repository the native servicer serves."""
 
-    def __init__(self, repository: ModelRepository, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None) -> None:
+    def __init__(
+        self, repository: ModelRepository, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None, batcher: Batcher | None = None
+    ) -> None:
         self.repository = repository
+        defaults = ServerSettings()
+        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
         self.max_rows_per_chunk = max_rows_per_chunk
         self.budget = budget
         self.metrics = metrics  # read by handle_errors
@@ -153,12 +159,18 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
             outputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_outputs(model)],
         )
 
-    def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
+    def _infer(self, request: oip.ModelInferRequest, context: grpc.ServicerContext | None = None) -> oip.ModelInferResponse:
+        """One inference; with ``context`` (unary ModelInfer), batched with other calls (server/batching.py)."""
         call = current_call()
         call.scores = (request.model_name,)
-        spec = spec_from_parameters(request.model_name, request.model_version, request.parameters)
-        pipeline = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
-        batch = pipeline.score(tables_from_request(request, self.budget))
+        with self.batcher.incoming() as incoming:
+            spec = spec_from_parameters(request.model_name, request.model_version, request.parameters)
+            pipeline = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
+            tables = tables_from_request(request, self.budget)
+            if context is None:  # a ModelStreamInfer message: its stream's answers are in order, each scored alone
+                batch = pipeline.score(tables)
+            else:
+                batch = incoming.score(batch_key(pipeline, "as_of" in request.parameters), pipeline, tables, context)
         for stage, seconds in pipeline.seconds.items():
             call.stages[stage] = call.stages.get(stage, 0.0) + seconds
         call.rows += batch.num_rows
@@ -173,7 +185,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ModelInfer(self, request: oip.ModelInferRequest, context: grpc.ServicerContext) -> oip.ModelInferResponse:
-        return self._infer(request)
+        return self._infer(request, context)
 
     @handle_errors
     def ModelStreamInfer(

@@ -28,6 +28,7 @@ from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.proto import pb, rpc
 
+from .batching import Batcher, batch_key
 from .codec import decode_tables, encode_batch
 from .config import ServerSettings
 from .errors import InvalidArgument, ResourceExhausted, ScorecastError
@@ -241,6 +242,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         budget: DecodeBudget | None = None,
         max_topn_n: int | None = None,
         max_base_bytes: int | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
         self.repository = repository
         self.max_rows_per_chunk = max_rows_per_chunk
@@ -252,6 +254,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
         self.max_topn_n = max_topn_n or defaults.max_topn_n
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
+        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
 
     def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
@@ -282,8 +285,11 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
-        pipeline = self._pipeline(request.header)
-        batch = pipeline.score(decode_tables(request.chunk.tables, self.budget))
+        with self.batcher.incoming() as incoming:
+            pipeline = self._pipeline(request.header)
+            tables = decode_tables(request.chunk.tables, self.budget)
+            key = batch_key(pipeline, request.header.options.HasField("as_of"))
+            batch = incoming.score(key, pipeline, tables, context)
         _call.get().rows = batch.num_rows
         return pb.ScoreBatchResponse(rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline))
 
