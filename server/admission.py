@@ -99,6 +99,7 @@ class Slots:
     """
 
     def __init__(self, slots: int) -> None:
+        self.slots = slots
         self._free = slots
         self._lock = threading.Lock()
         self._waiters: collections.deque[threading.Event] = collections.deque()
@@ -114,6 +115,10 @@ class Slots:
     def queued(self) -> int:
         """Calls waiting for a slot now."""
         return len(self._waiters)
+
+    def held(self) -> int:
+        """Slots held now."""
+        return self.slots - self._free
 
     def enqueue(self) -> threading.Event:
         """A place in the queue (set once a slot is handed to it); ``wait`` it, then ``leave`` it."""
@@ -173,6 +178,14 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         self.max_calls, self.max_streams = max_calls, max_streams
         self.max_queued, self.max_wait_s = max_queued, max_wait_s
         self._waited = waited  # seconds each queued call waited (a metric)
+
+    def queued(self) -> int:
+        """Calls waiting for a slot now."""
+        return self._calls.queued()
+
+    def serving(self) -> int:
+        """Calls holding a slot now."""
+        return self._calls.held()
 
     def _call_slot(self, context: grpc.ServicerContext) -> None:
         """Take a call slot, waiting in the queue for one if need be; QueueFull (or

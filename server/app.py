@@ -73,6 +73,8 @@ class RunningServer:
     repository: ModelRepository
     metrics: ServerMetrics
     metrics_port: int | None = None
+    batcher: Batcher | None = None
+    admission: AdmissionInterceptor | None = None
     _stopping: threading.Event | None = None
     _reload_lock: threading.Lock | None = None
 
@@ -167,7 +169,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=channel_options(settings), interceptors=interceptors)
     batcher = Batcher(settings.batch_max_delay_ms / 1e3, settings.batch_max_rows, metrics.batch)
     health_servicer = health.HealthServicer()
-    running = RunningServer(server, 0, health_servicer, repository, metrics, None, threading.Event(), threading.Lock())
+    running = RunningServer(server, 0, health_servicer, repository, metrics, None, batcher, admission, threading.Event(), threading.Lock())
     servicer = ScorecastServicer(
         repository,
         settings.max_rows_per_chunk,

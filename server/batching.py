@@ -130,6 +130,16 @@ class Batcher:
         """Whether calls are batched at all (``batch_max_delay_ms`` > 0)."""
         return self.max_delay_s > 0
 
+    def waiting(self) -> int:
+        """Calls waiting in batches not yet started."""
+        with self._cond:
+            return sum(len(b.members) for b in self._open.values())
+
+    def running(self) -> int:
+        """Passes running now."""
+        with self._cond:
+            return sum(self._running.values())
+
     @contextmanager
     def incoming(self) -> Iterator[Incoming]:
         """Mark a call as on its way while it is decoded; ``score`` it from within."""
