@@ -116,10 +116,12 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None
         time.sleep(0.002)
 
 
-def _block(running: RunningServer, stub: rpc.ScorecastStub) -> grpc.Future:
-    """A 1,000-contact call of BLOCKED, once its pass runs: calls of BLOCKED then queue behind it."""
-    ids = list(range(1_000, 2_000))
-    future = stub.ScoreBatch.future(_request({"orders": _orders(ids, [3] * 1_000, [1.0] * 1_000, ["shoes"] * 1_000)}, BLOCKED), timeout=60)
+def _block(running: RunningServer, stub: rpc.ScorecastStub, contacts: int = 1_000) -> grpc.Future:
+    """A call of BLOCKED for ``contacts`` contacts (~1 ms each), once its pass runs: calls of
+    BLOCKED then queue behind it."""
+    ids = list(range(10_000, 10_000 + contacts))
+    orders = _orders(ids, [3] * contacts, [1.0] * contacts, ["shoes"] * contacts)
+    future = stub.ScoreBatch.future(_request({"orders": orders}, BLOCKED), timeout=60)
     assert running.batcher is not None
     _wait(lambda: running.batcher.running() == 1, "the blocking pass")
     return future
@@ -200,10 +202,10 @@ def test_bad_input_fails_its_own_call_only(started) -> None:  # noqa: ANN001
 def test_deadline_passing_in_a_batch_drops_the_call(started) -> None:  # noqa: ANN001
     """A call whose deadline passes while it waits behind a running pass leaves its batch (before
     the pass), gets DEADLINE_EXCEEDED; its batch-mate is answered, in a pass of one."""
-    running = started(batch_max_delay_ms=5, max_workers=16)
+    running = started(batch_max_delay_ms=5, max_workers=16, batch_max_rows=4_000)
     stub = _stub(running)
-    blocker = _block(running, stub)
-    short = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=0.2)
+    blocker = _block(running, stub, contacts=4_000)  # a pass of seconds: well past the deadline below
+    short = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=0.3)
     other = stub.ScoreBatch.future(_request(_caller_tables(2), BLOCKED), timeout=60)
     _wait(lambda: running.batcher.waiting() == 2, "two calls in one batch")
     with pytest.raises(grpc.RpcError) as info:
@@ -218,9 +220,9 @@ def test_deadline_passing_in_a_batch_drops_the_call(started) -> None:  # noqa: A
 
 def test_cancelled_call_leaves_its_batch(started) -> None:  # noqa: ANN001
     """A call cancelled while waiting in a batch leaves it; the others are answered."""
-    running = started(batch_max_delay_ms=5, max_workers=16)
+    running = started(batch_max_delay_ms=5, max_workers=16, batch_max_rows=4_000)
     stub = _stub(running)
-    blocker = _block(running, stub)
+    blocker = _block(running, stub, contacts=4_000)
     cancelled = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=60)
     others = [stub.ScoreBatch.future(_request(_caller_tables(i), BLOCKED), timeout=60) for i in (2, 3)]
     _wait(lambda: running.batcher.waiting() == 3, "three calls in one batch")
