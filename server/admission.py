@@ -4,8 +4,9 @@ a stream may idle.
 Every scorecast.v1 call takes a slot (``max_workers``), a Score or TopN stream a stream slot
 too (``max_streams``, fewer than ``max_workers``, so streams always leave threads to unary
 calls). A call that finds every slot held waits for one, first come first served, in a queue
-of at most ``max_queued_calls`` calls for at most ``max_queue_wait_ms`` (or its deadline, if
-sooner); past either it is RESOURCE_EXHAUSTED naming the setting. A stream that finds no
+of at most ``max_queued_calls`` calls holding at most ``max_queued_bytes`` of requests, for at
+most ``max_queue_wait_ms`` (or its deadline, if sooner); past any of them it is
+RESOURCE_EXHAUSTED naming the setting. A stream that finds no
 stream slot is refused at once: streams are long, a queue of them would only hide the refusal.
 A waiting call holds one of the pool's threads and no CPU. The server's thread pool has
 ``RESERVED_THREADS`` more threads than slots and queue places, and health and reflection take
@@ -171,6 +172,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         max_queued: int = 0,
         max_wait_s: float = 0.0,
         waited: Callable[[float], None] | None = None,
+        max_queued_bytes: int = 0,
     ) -> None:
         self.idle_timeout_s = idle_timeout_s
         self._calls = Slots(max_calls)
@@ -178,6 +180,9 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         self.max_calls, self.max_streams = max_calls, max_streams
         self.max_queued, self.max_wait_s = max_queued, max_wait_s
         self._waited = waited  # seconds each queued call waited (a metric)
+        self.max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0  # what the waiting calls' requests hold
+        self._bytes_lock = threading.Lock()
 
     def queued(self) -> int:
         """Calls waiting for a slot now."""
@@ -187,9 +192,10 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         """Calls holding a slot now."""
         return self._calls.held()
 
-    def _call_slot(self, context: grpc.ServicerContext) -> None:
+    def _call_slot(self, context: grpc.ServicerContext, size: int = 0) -> None:
         """Take a call slot, waiting in the queue for one if need be; QueueFull (or
         DEADLINE_EXCEEDED, the caller's deadline coming first) if none comes in time.
+        ``size``: the bytes of the call's request, held while it waits (``max_queued_bytes``).
 
         Taken in the handler's thread, not when the call is dispatched: a call cancelled before
         its handler runs never reaches it, and so never holds a slot it cannot give back.
@@ -201,11 +207,23 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
                 f"the server is serving its limit of {self.max_calls} calls (setting max_workers) and {self.max_queued}"
                 " more wait for a slot (setting max_queued_calls); try again later"
             )
+        with self._bytes_lock:
+            if self._queued_bytes + size > self.max_queued_bytes:
+                raise QueueFull(
+                    f"the server is serving its limit of {self.max_calls} calls (setting max_workers) and the waiting"
+                    f" calls hold {self._queued_bytes} bytes of requests; {size} more would pass max_queued_bytes"
+                    f" ({self.max_queued_bytes}); try again later"
+                )
+            self._queued_bytes += size
         start = time.monotonic()
-        turn = self._calls.enqueue()
-        remaining = context.time_remaining()
-        timeout = self.max_wait_s if remaining is None else min(self.max_wait_s, max(remaining, 0.0))
-        got = turn.wait(timeout) or self._calls.leave(turn)
+        try:
+            turn = self._calls.enqueue()
+            remaining = context.time_remaining()
+            timeout = self.max_wait_s if remaining is None else min(self.max_wait_s, max(remaining, 0.0))
+            got = turn.wait(timeout) or self._calls.leave(turn)
+        finally:
+            with self._bytes_lock:
+                self._queued_bytes -= size
         if self._waited is not None:
             self._waited(time.monotonic() - start)
         if got:
@@ -235,7 +253,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
 
         def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                self._call_slot(context)
+                self._call_slot(context, request.ByteSize())
             except ScorecastError as exc:
                 context.abort(exc.status, str(exc))
             try:

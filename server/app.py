@@ -160,6 +160,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         settings.max_queued_calls,
         settings.max_queue_wait_ms / 1e3,
         metrics.queue_wait.observe,
+        settings.max_queued_bytes,
     )
     interceptors: list[grpc.ServerInterceptor] = [admission]
     if settings.tokens_file is not None:

@@ -67,6 +67,11 @@ class ServerSettings:
     """Longest a call waits in that queue (or its deadline, if sooner) before RESOURCE_EXHAUSTED.
     5 s: 10x the p99 latency of 64 concurrent 1-contact callers on a busy 2-core machine
     (benchmarks/load.py), so only a server overwhelmed for seconds refuses."""
+    max_queued_bytes: int = 256 * 1024 * 1024
+    """Most request bytes the waiting calls may hold together (a queued call's request is already
+    received); a call that would pass it is RESOURCE_EXHAUSTED instead of queued, so a flood of
+    large requests cannot fill memory. 256 MiB: four messages of the default 64 MiB limit, and
+    tens of thousands of real-time requests (a few KB each)."""
     batch_max_delay_ms: float = 2.0
     """Dynamic batching of ScoreBatch and ModelInfer calls (server/batching.py): how long a batch
     waits for calls on their way before its pass starts; 0 turns batching off (every call scored
@@ -149,7 +154,7 @@ class ServerSettings:
             raise ValueError(f"metrics_port must be in -1..65535, got {self.metrics_port!r}")
         positive = ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes", "processes",
                     "max_decoded_bytes_per_chunk", "max_event_rows_per_chunk", "max_streams", "max_topn_n", "max_base_bytes", "idle_timeout_s",
-                    "keepalive_s", "keepalive_timeout_s", "max_queue_wait_ms", "batch_max_rows")
+                    "keepalive_s", "keepalive_timeout_s", "max_queue_wait_ms", "batch_max_rows", "max_queued_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

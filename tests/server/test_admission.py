@@ -136,3 +136,21 @@ def test_64_concurrent_callers_get_no_error_with_default_settings(started) -> No
         t.join()
     assert not errors, errors[:3]
     assert answered == [1] * 320
+
+
+def test_queued_requests_are_bounded_in_bytes(started) -> None:  # noqa: ANN001
+    """A call whose request would take the waiting calls past max_queued_bytes is refused at
+    once, naming the setting; a small one still queues and is answered."""
+    running = started(max_workers=2, max_streams=1, max_queued_bytes=20_000, batch_max_delay_ms=0)
+    stub = _stub(running)
+    slow = [stub.ScoreBatch.future(_request(1_000, "slow"), timeout=60) for _ in range(2)]
+    _wait(lambda: running.admission.serving() == 2, "the slow calls holding both slots")
+    big = _request(1_000, "spend")
+    assert big.ByteSize() > 20_000
+    start = time.perf_counter()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ScoreBatch(big, timeout=60)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_queued_bytes" in info.value.details()
+    assert time.perf_counter() - start < 0.5 and not all(f.done() for f in slow)
+    assert stub.ScoreBatch(_request(1, "spend"), timeout=60).rows == 1
+    assert [f.result().rows for f in slow] == [1_000, 1_000]
