@@ -11,7 +11,7 @@
 - **labels**: ``--names`` ScoreBatch calls for random score names; prints how many
   ``scorecast_score_errors`` series ``/metrics`` then holds.
 
-The fake models of tests/server/fakes.py are served with default settings (the server's
+The fake models of tests/support/fakes.py are served with default settings (the server's
 own defaults are what is measured).
 """
 
@@ -38,7 +38,7 @@ from scorecast.client import encode_table
 from scorecast.kernels.time_units import US_PER_DAY  # noqa: E402
 from scorecast.process import ServerProcess
 from scorecast.proto import pb, rpc
-from tests.server.fakes import grouped_model, linear_model, segment_model, write_model
+from tests.support.fakes import grouped_model, linear_model, segment_model, write_model
 
 AS_OF_US = 1_767_225_600_000_000
 OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]

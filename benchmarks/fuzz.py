@@ -2,9 +2,9 @@
 
     python benchmarks/fuzz.py --cases 10000 --seed 0 [--show 20]
 
-The fake models of tests/server/fakes.py are written to a temporary repository and served on
+The fake models of tests/support/fakes.py are written to a temporary repository and served on
 port 0 with small row limits (so RESOURCE_EXHAUSTED is cheap to reach). The cases come from
-``generate_cases`` in tests/server/test_fuzz.py (the one generator; CI runs a few hundred of
+``generate_cases`` in tests/support/fuzz.py (the one generator; CI runs a few hundred of
 them in process). Prints counts by status code and by category, every unexpected outcome
 (there must be none: exit status 1 otherwise), and the server's RSS after a warm-up run of
 200 cases and after the whole run.
@@ -26,8 +26,8 @@ import grpc
 
 from scorecast.process import ServerProcess
 from scorecast.proto import rpc
-from tests.server.fakes import grouped_model, linear_model, segment_model, write_model
-from tests.server.test_fuzz import (
+from tests.support.fakes import grouped_model, linear_model, segment_model, write_model
+from tests.support.fuzz import (
     MAX_DECODED_BYTES_PER_CHUNK,
     MAX_EVENT_ROWS_PER_CHUNK,
     MAX_ROWS_PER_CHUNK,

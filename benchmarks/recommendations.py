@@ -101,7 +101,7 @@ END_US = 1_767_225_600_000_000  # 2026-01-01
 def scale_model(workdir: Path, n_skus: int, fit_contacts: int, seed: int) -> Path:
     """A recommendations model over ``n_skus`` SKUs fitted on synthetic orders; its repository."""
     from scorecast.kernels import category_codes, contact_codes, timestamps_us
-    from scorecast.training.scores.recommendations import RecommendationModel, _Orders, _vocabulary
+    from scorecast.training.recommendations.model import Orders, RecommendationModel, vocabulary
 
     models = workdir / f"recs-scale-models-{n_skus}-{fit_contacts}-seed{seed}"
     path = models / "recommendations" / "1.onnx"
@@ -120,10 +120,10 @@ def scale_model(workdir: Path, n_skus: int, fit_contacts: int, seed: int) -> Pat
     })])  # fmt: skip
     names = orders.column("sku").combine_chunks()
     ts = timestamps_us(orders.column("ts"), "orders.ts")
-    skus = _vocabulary(names, ts, END_US, n_skus)
+    skus = vocabulary(names, ts, END_US, n_skus)
     contact, ids = contact_codes(orders.column("contact_id"), field="orders.contact_id")
     codes = category_codes(names, skus, "orders.sku")
-    model = RecommendationModel(k=10).fit(skus, _Orders(contact, codes, ts, len(ids)), END_US)
+    model = RecommendationModel(k=10).fit(skus, Orders(contact, codes, ts, len(ids)), END_US)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = {"version": "1", "trained_at": "2026-01-01T00:00:00+00:00", "data_as_of": "2026-01-01T00:00:00+00:00"}
     path.write_bytes(model.to_onnx(**stamp, metrics={}).SerializeToString())

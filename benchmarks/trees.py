@@ -31,7 +31,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.training.scores.test_affinity import synthetic_base
+from tests.support.affinity_base import synthetic_base
 
 from scorecast.model_store import write_model
 from scorecast.server.runtime import OnnxModel, SessionOptions

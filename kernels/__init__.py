@@ -1,30 +1,53 @@
 """Numba feature kernels over Arrow data: the one feature pipeline of training and serving.
 
-``FeatureFrame`` turns input tables into a float32 feature matrix, each feature computed by a
-family module (``order_features`` …, see ``features``); the modules below them are
-usable on their own: ``arrow`` (Arrow columns to NumPy), ``factorise`` (int64 ids to codes),
-``rfm`` (the RFM kernel), ``repeat`` (the repeat-purchase kernel: BG/NBD and Gamma-Gamma
-inputs), ``web`` (the web-visit kernel; ``web_config`` checks its page config) and
-``errors`` (``InputError``, raised for every bad input). This
-package imports nothing else of scorecast's.
+This package imports nothing else of scorecast's. Its modules, by job:
+
+The pipeline (input tables to a float32 feature matrix)
+- ``frame``       ``FeatureFrame``: fixes the rows and the reference time; ``matrix(names)``;
+                  ``warm_up`` compiles every kernel before a server reports ready
+- ``features``    the registry: ``FAMILIES``, ``FEATURE_PATTERNS``, ``required_columns``, which
+                  family computes a feature
+- ``family``      the contract between the frame and its families (``FeatureFamily``, ``Frame``)
+
+Feature families (one per event table; each parses its feature names and calls the kernels)
+- ``order_features``        orders: RFM, repeat purchases, per-product-group counts
+- ``sku_features``          orders: the SKUs each contact bought (recommendations, uplift)
+- ``sku_view_features``     web_events: the product pages each contact viewed
+- ``email_features``        email_events (+ campaigns): sends, opens, clicks, keyword weights
+- ``web_features``          web_events: visit density, page value, categories, recency
+- ``contact_features``      contacts: firmographic attributes as numbers and indicators
+- ``interaction_features``  interactions: windowed counts (the lead behaviour families)
+- ``lead_web_features``     web_events: the lead family's B2B web-visit counts
+
+Kernels (usable on their own; NumPy in, NumPy out)
+- ``rfm``            the RFM summary per contact
+- ``repeat``         the repeat-purchase summary (BG/NBD, Pareto/NBD, Gamma-Gamma inputs)
+- ``email``          the e-mail summary and keyword weights
+- ``web``            the web-visit summary (``web_config`` checks its page configuration)
+- ``event_windows``  windowed counts per contact and category
+- ``sku_history``    recent distinct SKUs, time-decayed top viewed SKUs, promo share
+- ``grouping``       counting sort of rows by contact code, the first step of every kernel
+- ``partition``      a contact's partition (one hash for both rescore engines' splits)
+
+Shared by all of the above
+- ``arrow``       Arrow columns to the NumPy arrays the kernels take (codes, µs, floats)
+- ``factorise``   dense codes for int64 keys in order of first appearance
+- ``checks``      argument checks of the kernel wrappers
+- ``errors``      ``InputError``, raised for every bad input, naming the field
+- ``time_units``  µs since the epoch (UTC) and the constants to convert them
+- ``web_config``  the web-heat configuration (page points, categories, sessions) as data
 """
 
 import os
 
 from .arrow import category_codes, contact_codes, floats, timestamps_us, unique_contact_ids
 from .errors import InputError
-from .features import (
-    FAMILIES,
-    FEATURE_PATTERNS,
-    FeatureFamily,
-    FeatureFrame,
-    order_feature_names,
-    required_columns,
-    warm_up,
-)
+from .family import FeatureFamily
+from .features import FAMILIES, FEATURE_PATTERNS, required_columns
+from .frame import FeatureFrame, warm_up
+from .order_features import order_feature_names
 from .repeat import RepeatSummary, repeat_summary
 from .rfm import RfmSummary, rfm_summary
-
 
 
 def passive_openmp() -> None:

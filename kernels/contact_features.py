@@ -9,7 +9,7 @@ Without a contacts table every row is unknown: NaN, and 0 for the indicators.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,9 +17,7 @@ import pyarrow.compute as pc
 
 from .arrow import category_codes
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
+from .family import Frame, MakeFrame
 
 __all__ = ["CONTACT_ATTRIBUTES", "ContactFeatures"]
 
@@ -49,7 +47,7 @@ class ContactFeatures:
         column, _ = _parse(name)  # type: ignore[misc]
         return {f"contacts.{column}"}
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         n = len(frame)
         codes = frame.codes("contacts")
         out = []
@@ -65,9 +63,9 @@ class ContactFeatures:
             out.append(row)
         return out
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         contacts = pa.table({"contact_id": pa.array([1, 2]), "a": pa.array(["x", None]), "b": pa.array([1.5, None])})
-        frame_type({"contacts": contacts}, 0).matrix(["attr:a=x", "attr:b"])
+        make_frame({"contacts": contacts}, 0).matrix(["attr:a=x", "attr:b"])
 
 
 def _numbers(column: pa.ChunkedArray, field: str) -> np.ndarray:

@@ -16,7 +16,7 @@ Feature params: ``keyword_half_life_days`` (default 90) and ``keyword_click_weig
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,9 +25,7 @@ import pyarrow.compute as pc
 from .arrow import category_codes, contact_codes
 from .email import EVENT_TYPES, WINDOWS_DAYS, ContactEmails, EmailSummary, email_summary, keyword_weights, sort_events
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
+from .family import Frame, MakeFrame
 
 __all__ = ["EMAIL", "EMAIL_FEATURES", "EmailFeatures"]
 
@@ -81,7 +79,7 @@ class EmailFeatures:
             base |= {"campaigns.campaign_id", "campaigns.keywords"}
         return base
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         keywords = tuple(dict.fromkeys(n.removeprefix(KEYWORD_PREFIX) for n in names if n.startswith(KEYWORD_PREFIX)))
         half_life = float(params.get("keyword_half_life_days", DEFAULT_HALF_LIFE_DAYS))
         click_weight = float(params.get("keyword_click_weight", DEFAULT_CLICK_WEIGHT))
@@ -95,7 +93,7 @@ class EmailFeatures:
             for n in names
         ]
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         events = pa.table(
             {
                 "contact_id": pa.array([2, 1, 2, 2], pa.int64()),
@@ -105,13 +103,13 @@ class EmailFeatures:
             }
         )
         campaigns = pa.table({"campaign_id": pa.array([7], pa.int64()), "keywords": pa.array([["a", "b"]])})
-        frame_type({"email_events": events, "campaigns": campaigns}, 4).matrix([*EMAIL_FEATURES, f"{KEYWORD_PREFIX}a"])
+        make_frame({"email_events": events, "campaigns": campaigns}, 4).matrix([*EMAIL_FEATURES, f"{KEYWORD_PREFIX}a"])
 
 
 EMAIL = EmailFeatures()
 
 
-def _events(frame: FeatureFrame) -> tuple[ContactEmails, pa.Array]:
+def _events(frame: Frame) -> tuple[ContactEmails, pa.Array]:
     """The frame's e-mail events grouped by contact and the campaign ids their codes stand
     for, once per frame: the summary and every keyword set walk the same sorted events."""
     key = f"{_TABLE}.sorted"
@@ -129,7 +127,7 @@ def _events(frame: FeatureFrame) -> tuple[ContactEmails, pa.Array]:
     return frame.cache[key]
 
 
-def _summary(frame: FeatureFrame) -> EmailSummary:
+def _summary(frame: Frame) -> EmailSummary:
     """The per-contact summary (keyword weights aside), computed once per frame."""
     key = f"{_TABLE}.summary"
     if key not in frame.cache:
@@ -138,7 +136,7 @@ def _summary(frame: FeatureFrame) -> EmailSummary:
 
 
 def _keyword_weights(
-    frame: FeatureFrame, keywords: tuple[str, ...], half_life: float, click_weight: float
+    frame: Frame, keywords: tuple[str, ...], half_life: float, click_weight: float
 ) -> dict[str, np.ndarray]:
     """Each keyword's weight column with these params; only keywords not asked before (with
     the same params) run the kernel."""
@@ -194,7 +192,7 @@ def _check_distinct(ids: pa.ChunkedArray, field: str) -> None:
         raise InputError(field, f"{len(repeated)} campaign ids appear more than once, e.g. {example!r}")
 
 
-def _keyword_lists(frame: FeatureFrame, campaign_ids: pa.Array, keywords: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _keyword_lists(frame: Frame, campaign_ids: pa.Array, keywords: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Each event campaign code's keyword positions, as CSR offsets and indices."""
     campaigns = frame.table("campaigns")
     if campaigns is None:

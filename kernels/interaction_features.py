@@ -11,7 +11,7 @@ shared with ``lead_web_features`` (same kernel, another table and prefix).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,9 +19,7 @@ import pyarrow as pa
 from .arrow import category_codes, floats
 from .errors import InputError
 from .event_windows import WindowCounts, window_counts
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
+from .family import Frame, MakeFrame
 
 __all__ = ["INTERACTIONS", "EventWindowFamily"]
 
@@ -76,7 +74,7 @@ class EventWindowFamily:
             cols.add(f"{self.table}.{self.weight_column}")
         return cols
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         parsed = [self._parse(name) for name in names]
         categories = tuple(dict.fromkeys(c for _, c, _ in parsed if c != ALL))  # type: ignore[misc]
         days = tuple(sorted({d for _, _, d in parsed if d is not None}))  # type: ignore[misc]
@@ -93,7 +91,7 @@ class EventWindowFamily:
         return out
 
     def _summary(
-        self, frame: FeatureFrame, categories: tuple[str, ...], days: tuple[int, ...], weighted: bool
+        self, frame: Frame, categories: tuple[str, ...], days: tuple[int, ...], weighted: bool
     ) -> tuple[WindowCounts, tuple[str, ...], tuple[int, ...]]:
         """The kernel's result covering these categories and windows, computed again only if not."""
         key = f"{self.table}.{self.prefix}windows"
@@ -129,7 +127,7 @@ class EventWindowFamily:
         frame.cache[key] = (summary, categories, days, weighted)
         return summary, categories, days
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         columns = {
             "contact_id": pa.array([2, 1, 2], pa.int64()),
             "ts": pa.array([1, 2, 3], pa.timestamp("us", "UTC")),
@@ -138,7 +136,7 @@ class EventWindowFamily:
         if self.weight_column:
             columns[self.weight_column] = pa.array([1.0, None, 2.0])
         names = [f"{self.prefix}{kind}:a" + (":7" if what != "recency" else "") for kind, what in self.features.items()]
-        frame_type({self.table: pa.table(columns)}, 2).matrix(names)
+        make_frame({self.table: pa.table(columns)}, 2).matrix(names)
 
 
 INTERACTIONS = EventWindowFamily("interactions", "kind", "lead_int_", {"count": "count", "recency_days": "recency"})

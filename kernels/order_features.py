@@ -15,17 +15,15 @@ import functools
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from .arrow import category_codes, floats
+from .family import Frame, MakeFrame
 from .repeat import RepeatSummary, repeat_summary
 from .rfm import RfmSummary, rfm_summary
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
 
 __all__ = ["ORDERS", "OrderFeatures", "order_feature_names"]
 
@@ -120,7 +118,7 @@ class OrderFeatures:
         extra = _EXTRA_COLUMN.get(parsed[0])
         return {"orders.contact_id", "orders.ts"} | ({f"orders.{extra}"} if extra else set())
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         wanted = _wanted(tuple(names))
         if frame.table("orders") is not None:
             for col, name in wanted.first_reader.items():
@@ -140,7 +138,7 @@ class OrderFeatures:
                 columns.append(table[:, position])
         return columns
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         orders = pa.table(
             {
                 "contact_id": pa.array([2, 1, 2], pa.int64()),
@@ -149,20 +147,20 @@ class OrderFeatures:
                 "product_group": pa.array(["a", None, "b"]),
             }
         )
-        frame_type({"orders": orders}, 2).matrix([*order_feature_names(["a", "b"]), *_REPEAT_FEATURES])
+        make_frame({"orders": orders}, 2).matrix([*order_feature_names(["a", "b"]), *_REPEAT_FEATURES])
 
 
 ORDERS = OrderFeatures()
 
 
-def _amounts(frame: FeatureFrame) -> np.ndarray:
+def _amounts(frame: Frame) -> np.ndarray:
     """orders.amount as float64 (NaN for nulls), converted once per frame."""
     if "orders.amount" not in frame.cache:
         frame.cache["orders.amount"] = floats(frame.column("orders", "amount", "amount features"), "orders.amount")
     return frame.cache["orders.amount"]
 
 
-def _summary(frame: FeatureFrame, groups: tuple[str, ...], needs_amount: bool) -> RfmSummary:
+def _summary(frame: Frame, groups: tuple[str, ...], needs_amount: bool) -> RfmSummary:
     """The RFM summary covering these groups (and amounts), computed again only if not."""
     cache = frame.cache
     done: RfmSummary | None = cache.get("orders.rfm")
@@ -197,7 +195,7 @@ def _summary(frame: FeatureFrame, groups: tuple[str, ...], needs_amount: bool) -
     return summary
 
 
-def _repeat_summary(frame: FeatureFrame, needs_amount: bool) -> RepeatSummary:
+def _repeat_summary(frame: Frame, needs_amount: bool) -> RepeatSummary:
     """The repeat-purchase summary (with amounts if asked), computed again only if not."""
     cache = frame.cache
     done: RepeatSummary | None = cache.get("orders.repeat")

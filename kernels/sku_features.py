@@ -18,7 +18,7 @@ strings or integers (integers are matched by their decimal text). Memory per fra
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,11 +26,9 @@ import pyarrow.compute as pc
 
 from .arrow import category_codes
 from .errors import InputError
+from .family import Frame, MakeFrame
 from .sku_history import decayed_counts, promo_share, recent_distinct
 from .time_units import US_PER_DAY
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
 
 __all__ = ["SKUS", "SkuFeatures", "sku_history_names", "sku_strings", "sku_weight_names"]
 
@@ -86,7 +84,7 @@ class SkuFeatures:
         extra = "promo" if name == _PROMO else "sku"
         return {"orders.contact_id", "orders.ts", f"orders.{extra}"}
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         columns: list[np.ndarray] = []
         slots = [_slot(name) for name in names]
         weight_slots = [_slot(name, _WEIGHT) for name in names]
@@ -109,7 +107,7 @@ class SkuFeatures:
                 columns.append(share)
         return columns
 
-    def _history(self, frame: FeatureFrame, slots: int, params: Mapping[str, Any]) -> np.ndarray:
+    def _history(self, frame: Frame, slots: int, params: Mapping[str, Any]) -> np.ndarray:
         skus = params.get("skus")
         if not isinstance(skus, list) or not skus:
             raise ValueError("sku_history features need the model's SKU vocabulary: params['skus'], a non-empty list")
@@ -129,7 +127,7 @@ class SkuFeatures:
         frame.cache[key] = (skus, out)  # the list is kept so its id() is never reused
         return out
 
-    def _weights(self, frame: FeatureFrame, history: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    def _weights(self, frame: Frame, history: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
         half_life = params.get("half_life_days")
         if not isinstance(half_life, (int, float)) or not half_life > 0:
             raise ValueError(f"sku_weight features need params['half_life_days'] > 0, got {half_life!r}")
@@ -142,7 +140,7 @@ class SkuFeatures:
             codes, frame.timestamps("orders"), sku_codes, history, frame.as_of_us, float(half_life) * US_PER_DAY
         )
 
-    def _promo_share(self, frame: FeatureFrame) -> np.ndarray:
+    def _promo_share(self, frame: Frame) -> np.ndarray:
         if "orders.promo_share" in frame.cache:
             return frame.cache["orders.promo_share"]
         codes = frame.codes("orders")
@@ -158,7 +156,7 @@ class SkuFeatures:
         frame.cache["orders.promo_share"] = out
         return out
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         orders = pa.table(
             {
                 "contact_id": pa.array([2, 1, 2], pa.int64()),
@@ -167,7 +165,7 @@ class SkuFeatures:
                 "promo": pa.array([True, None, False]),
             }
         )
-        frame_type({"orders": orders}, 2).matrix(
+        make_frame({"orders": orders}, 2).matrix(
             [*sku_history_names(2), *sku_weight_names(2), _PROMO], {"skus": ["a", "b"], "half_life_days": 30.0}
         )
 

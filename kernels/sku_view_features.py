@@ -17,7 +17,7 @@ block of each, never a contacts x SKUs matrix.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,13 +25,11 @@ import pyarrow.compute as pc
 
 from .arrow import category_codes
 from .errors import InputError
+from .family import Frame, MakeFrame
 from .sku_features import MAX_SLOTS
 from .sku_history import top_decayed
 from .time_units import US_PER_DAY
 from .web_config import product_page_parts
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
 
 __all__ = ["SKU_VIEWS", "SkuViewFeatures", "product_page_skus", "sku_view_weight_names", "sku_viewed_names"]
 
@@ -112,13 +110,13 @@ class SkuViewFeatures:
     def columns(self, name: str) -> set[str]:
         return {f"{TABLE}.contact_id", f"{TABLE}.ts", f"{TABLE}.page"}
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         slots = [_slot(name) for name in names]
         codes, counts = self._views(frame, max(s for _, s in slots) + 1, params, names)  # type: ignore[misc]
         return [(codes if feature == _VIEWED else counts)[:, slot] for feature, slot in slots]  # type: ignore[misc]
 
     def _views(
-        self, frame: FeatureFrame, slots: int, params: Mapping[str, Any], names: Sequence[str]
+        self, frame: Frame, slots: int, params: Mapping[str, Any], names: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
         skus, pattern, half_life = params.get("skus"), params.get("product_page"), params.get("view_half_life_days")
         if not isinstance(skus, list) or not skus:
@@ -144,7 +142,7 @@ class SkuViewFeatures:
         frame.cache[key] = (skus, codes, counts)  # the list is kept so its id() is never reused
         return codes, counts
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         events = pa.table(
             {
                 "contact_id": pa.array([2, 1, 2], pa.int64()),
@@ -153,7 +151,7 @@ class SkuViewFeatures:
             }
         )
         params = {"skus": ["a", "b"], "product_page": "/p/{sku}", "view_half_life_days": 7.0}
-        frame_type({TABLE: events}, 2).matrix([*sku_viewed_names(2), *sku_view_weight_names(2)], params)
+        make_frame({TABLE: events}, 2).matrix([*sku_viewed_names(2), *sku_view_weight_names(2)], params)
 
 
 SKU_VIEWS = SkuViewFeatures()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,11 +23,9 @@ import pyarrow.compute as pc
 
 from .arrow import floats
 from .errors import InputError
+from .family import Frame, MakeFrame
 from .web import WEB_FIELDS, WebSummary, check_durations, web_summary
 from .web_config import CATEGORIES, DEFAULT_WEB_CONFIG, parse_web_config
-
-if TYPE_CHECKING:
-    from .features import FeatureFrame
 
 __all__ = ["WEB", "WEB_FEATURES", "WebFeatures", "page_entries"]
 
@@ -114,7 +112,7 @@ class WebFeatures:
         extra = {"page"} if field in _PAGE_FIELDS else {"duration_s"} if field in _DURATION_FIELDS else set()
         return {f"{TABLE}.contact_id", f"{TABLE}.ts"} | {f"{TABLE}.{c}" for c in extra}
 
-    def compute(self, frame: FeatureFrame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
+    def compute(self, frame: Frame, names: Sequence[str], params: Mapping[str, Any]) -> list[np.ndarray]:
         config = web_config_of(params)
         fields = [name.removeprefix("web_") for name in names]
         needs_page = any(f in _PAGE_FIELDS for f in fields)
@@ -122,7 +120,7 @@ class WebFeatures:
         summary = _summary(frame, config, needs_page, needs_duration, names)
         return [getattr(summary, f) for f in fields]
 
-    def warm_up(self, frame_type: type[FeatureFrame]) -> None:
+    def warm_up(self, make_frame: MakeFrame) -> None:
         events = pa.table(
             {
                 "contact_id": pa.array([2, 1, 2], pa.int64()),
@@ -132,14 +130,14 @@ class WebFeatures:
             }
         )
         config = {"half_life_days": 1, "pages": [{"page": "/a", "points": 1, "category": "hot"}, {"prefix": "/", "points": 1}]}
-        frame_type({TABLE: events}, 3).matrix(list(WEB_FEATURES), {"web": config})
+        make_frame({TABLE: events}, 3).matrix(list(WEB_FEATURES), {"web": config})
 
 
 WEB = WebFeatures()
 
 
 def _summary(
-    frame: FeatureFrame, config: Mapping[str, Any], needs_page: bool, needs_duration: bool, names: Sequence[str]
+    frame: Frame, config: Mapping[str, Any], needs_page: bool, needs_duration: bool, names: Sequence[str]
 ) -> WebSummary:
     """The summary for this config covering pages / durations as needed, computed once."""
     key = f"{TABLE}.summary:" + json.dumps(config, sort_keys=True)
@@ -171,7 +169,7 @@ def _summary(
     return summary
 
 
-def _durations(frame: FeatureFrame, needed_by: str) -> np.ndarray:
+def _durations(frame: Frame, needed_by: str) -> np.ndarray:
     """web_events.duration_s as float64 (NaN for nulls), checked >= 0, once per frame."""
     key = f"{TABLE}.duration_s"
     if key not in frame.cache:

@@ -10,8 +10,10 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    def __init__(self, account: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
@@ -20,12 +22,14 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
-    __slots__ = ("score", "version")
+    __slots__ = ("score", "version", "account")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     score: str
     version: str
-    def __init__(self, score: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, score: _Optional[str] = ..., version: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class GetModelResponse(_message.Message):
     __slots__ = ("model",)
@@ -123,12 +127,14 @@ class ScoreOptions(_message.Message):
     def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., horizon_days: _Optional[int] = ..., product_groups: _Optional[_Iterable[str]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., churn_threshold: _Optional[float] = ..., exclude_bought: _Optional[bool] = ..., uplift_threshold: _Optional[float] = ..., buy_threshold: _Optional[float] = ...) -> None: ...
 
 class ScoreHeader(_message.Message):
-    __slots__ = ("scores", "options")
+    __slots__ = ("scores", "options", "account")
     SCORES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     scores: _containers.RepeatedScalarFieldContainer[str]
     options: ScoreOptions
-    def __init__(self, scores: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[ScoreOptions, _Mapping]] = ...) -> None: ...
+    account: str
+    def __init__(self, scores: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[ScoreOptions, _Mapping]] = ..., account: _Optional[str] = ...) -> None: ...
 
 class ContactChunk(_message.Message):
     __slots__ = ("tables",)
@@ -190,8 +196,10 @@ class ScoreBatchResponse(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., scores: _Optional[bytes] = ..., models: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ...) -> None: ...
 
 class ReloadModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    def __init__(self, account: _Optional[str] = ...) -> None: ...
 
 class LoadFailure(_message.Message):
     __slots__ = ("path", "reason")
@@ -214,20 +222,22 @@ class ReloadModelsResponse(_message.Message):
     def __init__(self, loaded: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., unloaded: _Optional[_Iterable[_Union[ModelRef, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[LoadFailure, _Mapping]]] = ..., scores: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TopNHeader(_message.Message):
-    __slots__ = ("by", "n", "where", "options", "base_path", "chunk_contacts")
+    __slots__ = ("by", "n", "where", "options", "base_path", "chunk_contacts", "account")
     BY_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     BASE_PATH_FIELD_NUMBER: _ClassVar[int]
     CHUNK_CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     by: str
     n: int
     where: _containers.RepeatedScalarFieldContainer[str]
     options: ScoreOptions
     base_path: str
     chunk_contacts: int
-    def __init__(self, by: _Optional[str] = ..., n: _Optional[int] = ..., where: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[ScoreOptions, _Mapping]] = ..., base_path: _Optional[str] = ..., chunk_contacts: _Optional[int] = ...) -> None: ...
+    account: str
+    def __init__(self, by: _Optional[str] = ..., n: _Optional[int] = ..., where: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[ScoreOptions, _Mapping]] = ..., base_path: _Optional[str] = ..., chunk_contacts: _Optional[int] = ..., account: _Optional[str] = ...) -> None: ...
 
 class TopNRequest(_message.Message):
     __slots__ = ("header", "chunk")

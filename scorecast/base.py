@@ -8,15 +8,9 @@ tables need not be sorted or grouped by contact.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import socket
-import tempfile
-import threading
-import weakref
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,26 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from numba import njit
 
-from .atomic import process_alive
 from .kernels.grouping import group_rows
+from .kernels.partition import partition_of
+from .spill import Spill, TableSource
 from .tables import CONTACT_ID, TABLES
 
 __all__ = ["BaseChunks", "open_table", "read_table", "table_names"]
 
 MAX_PARTITIONS = 256  # files open at once per table during the split; beyond, partitions hold several chunks
 PARTITION_FILL = 0.875  # partitions of ~7/8 of a chunk: hashing spreads them so few overflow one
-SPILL_FREE_SHARE = 0.5
-"""Partitions spill to the temporary folder as they are in memory while that takes at most this
-share of its free space, LZ4-compressed (about 2.5 times smaller) beyond: compressing and
-decompressing took 0.6 of the 2.6 CPU s of splitting 1M contacts' behaviour tables, and
-rescoring them took 1.84x DuckDB's read-and-group time against 1.32x plain and mapped
-(benchmarks/README.md)."""
-_PLAIN = pa.ipc.IpcWriteOptions()
-_LZ4 = pa.ipc.IpcWriteOptions(compression="lz4")
-SPLIT_THREADS = 2
-READ_AHEAD = 2  # groups of partitions read while a chunk is scored
 
 
 def open_table(base: Path, name: str) -> ds.Dataset | None:
@@ -85,8 +69,8 @@ class BaseChunks:
 
     Memory follows the chunk, not the base: a base of more than ``partition_contacts`` contacts
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
-    partition of a hash of its contact_id, partitions being about a chunk each (Arrow IPC
-    streams in a temporary folder, see ``SPILL_FREE_SHARE``). A chunk is then one partition (or
+    partition of a hash of its contact_id (``kernels.partition``), partitions being about a
+    chunk each, held in memory or spilled to a temporary folder (``spill.Spill``). A chunk is then one partition (or
     a run of small ones, or part of a large one), read straight from its files, the next two
     read ahead while the current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
     appearance); a partitioned base's go partition by partition, in that order within each.
@@ -122,9 +106,7 @@ class BaseChunks:
         per_partition = max(1, int(chunk_contacts * PARTITION_FILL))
         self.n_partitions = 1 if bound <= self.partition_contacts else min(MAX_PARTITIONS, math.ceil(bound / per_partition))
         self._counts: list[int] | None = None  # contacts per partition, known after the split
-        self._tmp: Path | None = None
-        self._held: dict[str, list[pa.Table]] = {}  # the partitions kept in memory, per table
-        self._n_held = 0
+        self._spill: Spill | None = None
 
     @property
     def n_contacts(self) -> int:
@@ -156,7 +138,8 @@ class BaseChunks:
             elif "contacts" in self.columns:  # one pass over the ids alone, no split yet
                 counts = np.zeros(self.n_partitions, np.int64)
                 for batch in _batches(self._datasets()["contacts"], [CONTACT_ID]):
-                    counts += np.bincount(_partition_of(batch[CONTACT_ID], self.n_partitions), minlength=self.n_partitions)
+                    parts = partition_of(batch[CONTACT_ID], self.n_partitions, field="contacts.contact_id")
+                    counts += np.bincount(parts, minlength=self.n_partitions)
                 self._counts = counts.tolist()
             else:
                 self._split_on_disk()
@@ -190,16 +173,10 @@ class BaseChunks:
             yield from self._chunks(tables, _contact_ids(tables))
             return
         self._split_on_disk()
+        assert self._spill is not None
         try:
-            groups = self._groups()
-            # read ahead: the next READ_AHEAD groups are read while this chunk is scored (rescore
-            # scores two chunks at once: with one read ahead, every other chunk waited for its read)
-            with ThreadPoolExecutor(1, thread_name_prefix="scorecast-read") as pool:
-                reads = deque(pool.submit(self._read_partitions, group) for group in groups[:READ_AHEAD])
-                for i in range(len(groups)):
-                    tables = reads.popleft().result()
-                    if i + READ_AHEAD < len(groups):
-                        reads.append(pool.submit(self._read_partitions, groups[i + READ_AHEAD]))
+            with closing(self._spill.read_ahead(self._groups())) as groups:
+                for tables in groups:
                     yield from self._chunks(tables, _contact_ids(tables))
         finally:
             self._cleanup()
@@ -244,165 +221,47 @@ class BaseChunks:
     def _split_on_disk(self) -> None:
         """One streaming pass over every table, each row going to its partition: the first
         ``partition_contacts`` worth of partitions stay in memory, the others go to files."""
-        if self._tmp is not None:
+        if self._spill is not None:
             return
-        _sweep_stale(Path(tempfile.gettempdir()))
-        self._tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(os.getpid())))
-        # removed after the last partition is read, or when this object goes (a caller that
-        # only asked len(), or stopped early), or at exit
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         per_partition = max(1, int(self.chunk_contacts * PARTITION_FILL))
-        self._n_held = min(self.n_partitions, self.partition_contacts // per_partition)
-        splits: list[_TableSplit] = []
+        held = min(self.n_partitions, self.partition_contacts // per_partition)
+        sources = [_source(name, dataset, _present(dataset, self.columns[name])) for name, dataset in self._datasets().items()]
+        self._spill = Spill(self.n_partitions, held)
         try:
-            splits += [
-                _TableSplit(name, dataset, _present(dataset, self.columns[name]), self.n_partitions, self._n_held, self._tmp)
-                for name, dataset in self._datasets().items()
-            ]
-            spilled = sum(split.arrow_bytes for split in splits) * (self.n_partitions - self._n_held) // self.n_partitions
-            options = _spill_options(spilled, self._tmp)
-            for split in splits:
-                split.options = options
-            # row groups of every table split side by side (Parquet decoding, take and
-            # compression release the GIL), the largest tables' first so that small ones even
-            # out the end
-            pool = ThreadPoolExecutor(SPLIT_THREADS, thread_name_prefix="scorecast-split")
-            try:
-                for done in [
-                    pool.submit(split.run, unit)
-                    for split in sorted(splits, key=lambda t: -t.weight)
-                    for unit in range(len(split.units))
-                ]:
-                    done.result()
-            finally:
-                pool.shutdown(cancel_futures=True)  # after a failure, the row groups not started
-                for split in splits:
-                    split.close()
-            for split in splits:
-                self._held[split.name] = split.held_tables()
-                if split.name == "contacts":  # its rows per partition are the partitions' contacts
-                    self._counts = split.rows.tolist()
-            if self._counts is None:  # no contacts table: the distinct ids of each partition
-                self._counts = [
-                    len(_contact_ids(self._read_partitions(range(p, p + 1), keep=True))) for p in range(self.n_partitions)
-                ]
+            self._spill.split(sources)
+            if "contacts" in self._spill.rows:  # its rows per partition are the partitions' contacts
+                self._counts = self._spill.rows["contacts"]
+            else:  # no contacts table: the distinct ids of each partition
+                self._counts = [len(_contact_ids(self._spill.read(range(p, p + 1), keep=True))) for p in range(self.n_partitions)]
         except BaseException:
             self._cleanup()
             raise
 
-    def _read_partitions(self, parts: range, keep: bool = False) -> dict[str, pa.Table]:
-        """The tables of these partitions; partitions held in memory are let go unless ``keep``."""
-        assert self._tmp is not None
-        tables = {}
-        for name in self.columns:
-            read = []
-            for part in parts:
-                if part < self._n_held:
-                    read.append(self._held[name][part])
-                    if not keep:
-                        self._held[name][part] = read[-1].schema.empty_table()
-                    continue
-                # mapped, not read: plain IPC buffers are used where they lie in the page cache
-                with pa.ipc.open_stream(pa.memory_map(str(self._tmp / f"{name}.{part}.arrow"))) as reader:
-                    read.append(reader.read_all())
-            tables[name] = read[0] if len(read) == 1 else pa.concat_tables(read)
-        return tables
-
     def _cleanup(self) -> None:
-        self._held.clear()
-        if self._tmp is not None:
-            self._finalizer()
-            self._tmp = None
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
 
-class _TableSplit:
-    """One table's split: any thread buckets a row group's rows by partition (``run``), then
-    hands them to the partitions in row-group order, so a partition holds its rows in table
-    order whichever thread read them. The first ``held`` partitions stay in memory, the others
-    go to one Arrow IPC stream each in ``tmp``."""
+def _source(name: str, dataset: ds.Dataset, columns: list[str] | None) -> TableSource:
+    """A table to split, read one Parquet row group at a time (``_read_row_group``)."""
+    units = _row_groups(dataset)
+    names = columns or dataset.schema.names
+    return TableSource(
+        name=name,
+        units=len(units),
+        read=partial(_read_units, dataset, units, columns),
+        schema=pa.schema([dataset.schema.field(c) for c in names]),
+        arrow_bytes=_arrow_bytes(dataset.schema, names, units),
+        weight=sum(metadata.row_group(g).num_rows for _, metadata, g in units) * len(names),
+    )
 
-    def __init__(self, name: str, dataset: ds.Dataset, columns: list[str] | None, n: int, held: int, tmp: Path) -> None:
-        self.name, self.n, self.held, self.tmp = name, n, held, tmp
-        self.dataset, self.columns = dataset, columns
-        self.units = _row_groups(dataset)
-        self.weight = sum(metadata.row_group(g).num_rows for _, metadata, g in self.units) * len(columns or dataset.schema.names)
-        self.arrow_bytes = _arrow_bytes(dataset.schema, columns or dataset.schema.names, self.units)
-        """About the bytes of the table's columns as Arrow arrays (the partitions' IPC streams)."""
-        self.options = _LZ4  # how the spilled partitions are written (set before ``run``)
-        self.rows = np.zeros(n, np.int64)
-        self._kept: list[list[pa.RecordBatch]] = [[] for _ in range(held)]
-        self._writers: list[pa.ipc.RecordBatchStreamWriter] = []
-        self._schema: pa.Schema | None = None
-        self._turn = 0  # the row group whose rows go to the partitions next
-        self._failed = False
-        self._turns = threading.Condition()
 
-    def run(self, unit: int) -> None:
-        """Bucket row group ``unit``, then hand its rows over once the previous one's are."""
-        try:
-            if self._failed:
-                return
-            bucketed = [self._bucket(batch) for batch in _read_row_group(self.dataset, self.units[unit], self.columns)]
-            with self._turns:
-                self._turns.wait_for(lambda: self._turn == unit or self._failed)
-                if self._failed:
-                    return
-                for schema, counts, kept, rest in bucketed:
-                    self._hand_over(schema, counts, kept, rest)
-                self._turn += 1
-                self._turns.notify_all()
-        except BaseException:
-            with self._turns:  # the next row groups' threads stop waiting for this one
-                self._failed = True
-                self._turns.notify_all()
-            raise
-
-    def _bucket(self, batch: pa.RecordBatch) -> tuple[pa.Schema, np.ndarray, list[pa.RecordBatch | None], pa.RecordBatch | None]:
-        n, held = self.n, self.held
-        order, bounds = group_rows(_partition_of(batch[CONTACT_ID], n), n)
-        # two takes (each a pass over every column), not one per held partition: the held
-        # partitions are slices of the held rows' own buffers, which they alone keep alive
-        rows = batch.take(order[: bounds[held]])
-        kept = [rows.slice(bounds[p], bounds[p + 1] - bounds[p]) if bounds[p + 1] > bounds[p] else None for p in range(held)]
-        rest = batch.take(order[bounds[held] :]) if bounds[n] > bounds[held] else None
-        return _plain_schema(batch, n), np.diff(bounds), kept, rest
-
-    def _hand_over(
-        self, schema: pa.Schema, counts: np.ndarray, kept: list[pa.RecordBatch | None], rest: pa.RecordBatch | None
-    ) -> None:
-        if self._schema is None:  # the table's first batch chooses dictionary or plain strings
-            self._open(schema)
-        assert self._schema is not None
-        self.rows += counts
-        for p, part in enumerate(kept):
-            if part is not None:
-                self._kept[p].append(_like(part, self._schema))
-        if rest is not None:
-            rest = _like(rest, self._schema)
-            offset = 0
-            for p in range(self.held, self.n):
-                if counts[p]:
-                    self._writers[p - self.held].write_batch(rest.slice(offset, int(counts[p])))
-                offset += int(counts[p])
-
-    def _open(self, schema: pa.Schema) -> None:
-        self._schema = schema
-        # streams, not files: each row group brings its own dictionaries
-        self._writers = [
-            pa.ipc.new_stream(self.tmp / f"{self.name}.{p}.arrow", schema, options=self.options) for p in range(self.held, self.n)
-        ]
-
-    def close(self) -> None:
-        """Close the partition streams (after every row group, or after a failure)."""
-        if self._schema is None and not self._failed:  # an empty table: empty partitions of its schema
-            columns = self.columns or self.dataset.schema.names
-            self._open(pa.schema([self.dataset.schema.field(c) for c in columns]))
-        for writer in self._writers:
-            writer.close()
-
-    def held_tables(self) -> list[pa.Table]:
-        """The partitions kept in memory, as tables."""
-        return [pa.Table.from_batches(batches, self._schema) for batches in self._kept]
+def _read_units(
+    dataset: ds.Dataset, units: Sequence[tuple[str, pq.FileMetaData, int]], columns: Sequence[str] | None, unit: int
+) -> list[pa.RecordBatch]:
+    """The rows of row group ``units[unit]``."""
+    return _read_row_group(dataset, units[unit], columns)
 
 
 def _arrow_bytes(schema: pa.Schema, columns: Sequence[str], units: Sequence[tuple[str, pq.FileMetaData, int]]) -> int:
@@ -424,52 +283,8 @@ def _arrow_bytes(schema: pa.Schema, columns: Sequence[str], units: Sequence[tupl
     return total
 
 
-def _spill_options(spilled: int, tmp: Path) -> pa.ipc.IpcWriteOptions:
-    """Plain IPC for partitions of about ``spilled`` bytes when they fit ``SPILL_FREE_SHARE`` of
-    the free space of ``tmp``, else LZ4."""
-    return _PLAIN if spilled <= SPILL_FREE_SHARE * shutil.disk_usage(tmp).free else _LZ4
-
-
-def _tmp_prefix(pid: int) -> str:
-    """Split folders are named for the host and process that made them (see ``_sweep_stale``)."""
-    return f"scorecast-chunks-{socket.gethostname()}-{pid}-"
-
-
-def _sweep_stale(root: Path) -> None:
-    """Remove split folders left by processes of this host that died without cleaning up
-    (SIGKILL, out of memory): a killed 10M-contact rescore leaves gigabytes otherwise."""
-    mine = _tmp_prefix(0)[: -len("0-")]
-    for path in root.glob(f"{mine}*"):
-        pid = path.name[len(mine) :].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def _is_string(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-def _plain_schema(batch: pa.RecordBatch, n_partitions: int) -> pa.Schema:
-    """The batch's schema with plain strings where the dictionary would outweigh the rows:
-    each partition's stream carries its own copy of every dictionary."""
-    fields = [
-        pa.field(f.name, f.type.value_type, f.nullable, f.metadata)
-        if pa.types.is_dictionary(f.type) and len(column.dictionary) * n_partitions > max(len(column), 1)
-        else f
-        for f, column in zip(batch.schema, batch.columns, strict=True)
-    ]
-    return pa.schema(fields)
-
-
-def _like(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """The batch with the first batch's choice of dictionary or plain strings per column."""
-    if batch.schema.equals(schema):
-        return batch
-    columns = [
-        c.dictionary_decode() if pa.types.is_dictionary(c.type) and not pa.types.is_dictionary(f.type) else c
-        for c, f in zip(batch.columns, schema, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _batches(dataset: ds.Dataset, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
@@ -515,48 +330,3 @@ def _contact_ids(tables: Mapping[str, pa.Table]) -> pa.Array:
     if ids.null_count:
         raise ValueError(f"contact_id has {ids.null_count} nulls")
     return ids.cast(pa.int64()) if pa.types.is_integer(ids.type) else ids
-
-
-@njit(cache=True, nogil=True)
-def _fnv1a(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
-    for i in range(out.shape[0]):
-        h = np.uint64(14695981039346656037)
-        for j in range(offsets[i], offsets[i + 1]):
-            h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
-        out[i] = h
-
-
-@njit(cache=True, nogil=True)
-def _mix_partition(ids: np.ndarray, n: int, out: np.ndarray) -> None:
-    # MurmurHash3's 64-bit finalizer, not a golden-ratio multiply: the kernels' hash tables
-    # (factorise) slot ids by the top bits of id * golden ratio, and a partition's ids sharing
-    # those bits would all collide there
-    for i in range(ids.shape[0]):
-        h = np.uint64(ids[i])
-        h = (h ^ (h >> np.uint64(33))) * np.uint64(0xFF51AFD7ED558CCD)
-        h = (h ^ (h >> np.uint64(33))) * np.uint64(0xC4CEB9FE1A85EC53)
-        h = (h ^ (h >> np.uint64(33))) >> np.uint64(32)
-        out[i] = np.int64((h * np.uint64(n)) >> np.uint64(32))  # h * n / 2**32: no division
-
-
-def _partition_of(ids: pa.Array | pa.ChunkedArray, n_partitions: int) -> np.ndarray:
-    """The partition (0 .. n - 1) of each contact id: a hash, the same in every table."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    out = np.empty(len(ids), np.int64)
-    if pa.types.is_integer(ids.type):
-        _mix_partition(ids.cast(pa.int64()).to_numpy(zero_copy_only=False), n_partitions, out)
-        return out
-    if pa.types.is_large_string(ids.type) or pa.types.is_large_binary(ids.type):
-        ids = ids.cast(pa.string() if pa.types.is_large_string(ids.type) else pa.binary())
-    if not (pa.types.is_string(ids.type) or pa.types.is_binary(ids.type)):
-        raise ValueError(f"contact_id must be integers or strings, got {ids.type}")
-    if ids.null_count:
-        raise ValueError(f"contact_id has {ids.null_count} nulls")
-    _, offsets_buf, data_buf = ids.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int32)[ids.offset : ids.offset + len(ids) + 1]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    hashes = np.empty(len(ids), np.uint64)
-    _fnv1a(offsets, data, hashes)
-    out[:] = hashes % np.uint64(n_partitions)
-    return out

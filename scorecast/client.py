@@ -5,7 +5,9 @@
             ...
 
 Chunks are ``{table name: pa.Table}``; scores come back as ``pa.RecordBatch`` per chunk, in
-order. The request stream is produced lazily, so memory holds a few chunks at most.
+order. The request stream is produced lazily, so memory holds a few chunks at most. Request
+options are keywords named as in ``scorecast.options`` (``horizon_days=``, ``exclude_bought=``
+…); ``account=`` names the account, per client (its default) or per call.
 
 Against a secured server: ``ScorecastClient(target, token=..., tls_ca="ca.pem")`` (add
 ``tls_cert``/``tls_key`` when the server asks for client certificates; ``tls=True`` alone
@@ -16,15 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import grpc
 import pyarrow as pa
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from scorecast.accounts import DEFAULT_ACCOUNT
+from scorecast.options import score_options
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb, rpc
 
 __all__ = ["ScorecastClient", "TopNResult", "encode_table", "header"]
@@ -58,35 +60,10 @@ def _decode(data: bytes) -> pa.RecordBatch:
     return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
-def header(
-    scores: Sequence[str],
-    as_of: datetime | None = None,
-    horizon_days: int = 0,
-    product_groups: Sequence[str] = (),
-    model_versions: Mapping[str, str] | None = None,
-    churn_threshold: float = 0.0,
-    exclude_bought: bool | None = None,
-    uplift_threshold: float = 0.0,
-    buy_threshold: float = 0.0,
-) -> pb.ScoreHeader:
-    """A request header; ``as_of`` must be timezone-aware (None: the server's now)."""
-    options = pb.ScoreOptions(
-        horizon_days=horizon_days,
-        product_groups=list(product_groups),
-        model_versions=dict(model_versions or {}),
-        churn_threshold=churn_threshold,
-        uplift_threshold=uplift_threshold,
-        buy_threshold=buy_threshold,
-    )
-    if exclude_bought is not None:
-        options.exclude_bought = exclude_bought
-    if as_of is not None:
-        if as_of.tzinfo is None:
-            raise ValueError(f"as_of must be timezone-aware, got {as_of!r}")
-        stamp = Timestamp()
-        stamp.FromDatetime(as_of)
-        options.as_of.CopyFrom(stamp)
-    return pb.ScoreHeader(scores=list(scores), options=options)
+def header(scores: Sequence[str], *, account: str = DEFAULT_ACCOUNT, **options: Any) -> pb.ScoreHeader:
+    """A request header: ``options`` are the request options by name (``scorecast.options``;
+    ``as_of`` a timezone-aware datetime, None: the server's now)."""
+    return pb.ScoreHeader(scores=list(scores), options=score_options(**options), account=account)
 
 
 def _chunk(tables: Mapping[str, pa.Table]) -> pb.ContactChunk:
@@ -150,7 +127,8 @@ class ScorecastClient:
 
     ``token`` is sent as ``authorization: Bearer <token>``. TLS is used when any of ``tls``,
     ``tls_ca`` (PEM roots that signed the server's certificate; default: the system's) or
-    ``tls_cert``/``tls_key`` (a client certificate, both or neither) is given.
+    ``tls_cert``/``tls_key`` (a client certificate, both or neither) is given. ``account``: the
+    account of every call that names none.
     """
 
     def __init__(
@@ -164,6 +142,7 @@ class ScorecastClient:
         tls_ca: str | Path | None = None,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key go together: give both or neither")
@@ -180,6 +159,7 @@ class ScorecastClient:
             channel = grpc.intercept_channel(channel, _TokenInterceptor(token.strip()))
         self.stub = rpc.ScorecastStub(channel)
         self.timeout = timeout
+        self.account = account
 
     def __enter__(self) -> ScorecastClient:
         return self
@@ -191,32 +171,39 @@ class ScorecastClient:
         """Close the channel."""
         self.channel.close()
 
+    def _account(self, account: str | None) -> str:
+        return self.account if account is None else account
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the channel is connected (raises grpc.FutureTimeoutError)."""
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
 
-    def list_models(self) -> list[pb.ModelInfo]:
+    def list_models(self, *, account: str | None = None) -> list[pb.ModelInfo]:
         """Every score served, at its default version."""
-        return list(self.stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout).models)
+        request = pb.ListModelsRequest(account=self._account(account))
+        return list(self.stub.ListModels(request, timeout=self.timeout).models)
 
-    def get_model(self, score: str, version: str = "") -> pb.ModelInfo:
+    def get_model(self, score: str, version: str = "", *, account: str | None = None) -> pb.ModelInfo:
         """One model's metadata and metrics."""
-        return self.stub.GetModel(pb.GetModelRequest(score=score, version=version), timeout=self.timeout).model
+        request = pb.GetModelRequest(score=score, version=version, account=self._account(account))
+        return self.stub.GetModel(request, timeout=self.timeout).model
 
-    def score_batch(self, tables: Mapping[str, pa.Table], scores: Sequence[str], **options: object) -> pa.RecordBatch:
+    def score_batch(
+        self, tables: Mapping[str, pa.Table], scores: Sequence[str], *, account: str | None = None, **options: Any
+    ) -> pa.RecordBatch:
         """Score a small set of contacts in one call (the real-time path)."""
-        request = pb.ScoreBatchRequest(header=header(scores, **options), chunk=_chunk(tables))  # type: ignore[arg-type]
+        request = pb.ScoreBatchRequest(header=header(scores, account=self._account(account), **options), chunk=_chunk(tables))
         return _decode(self.stub.ScoreBatch(request, timeout=self.timeout).scores)
 
-    def reload_models(self) -> pb.ReloadModelsResponse:
+    def reload_models(self, *, account: str | None = None) -> pb.ReloadModelsResponse:
         """Ask the server to rescan its model repository now (needs the admin role when tokens are on)."""
-        return self.stub.ReloadModels(pb.ReloadModelsRequest(), timeout=self.timeout)
+        return self.stub.ReloadModels(pb.ReloadModelsRequest(account=self._account(account)), timeout=self.timeout)
 
     def score(
-        self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], **options: object
+        self, chunks: Iterable[Mapping[str, pa.Table]], scores: Sequence[str], *, account: str | None = None, **options: Any
     ) -> Iterator[pa.RecordBatch]:
         """Stream chunks of contacts; yields one scores batch per chunk, in order."""
-        first = header(scores, **options)  # type: ignore[arg-type]
+        first = header(scores, account=self._account(account), **options)
 
         def requests() -> Iterator[pb.ScoreRequest]:
             yield pb.ScoreRequest(header=first)
@@ -235,7 +222,8 @@ class ScorecastClient:
         chunks: Iterable[Mapping[str, pa.Table]] | None = None,
         base_path: str | None = None,
         chunk_contacts: int = 0,
-        **options: object,
+        account: str | None = None,
+        **options: Any,
     ) -> TopNResult:
         """The ``n`` contacts with the highest ``by`` among those matching ``where`` (TopN).
 
@@ -244,9 +232,14 @@ class ScorecastClient:
         """
         if (chunks is None) == (base_path is None):
             raise ValueError("give either chunks or base_path")
-        score_header = header([], **options)  # type: ignore[arg-type]
         first = pb.TopNHeader(
-            by=by, n=n, where=list(where), options=score_header.options, base_path=base_path or "", chunk_contacts=chunk_contacts
+            by=by,
+            n=n,
+            where=list(where),
+            options=score_options(**options),
+            base_path=base_path or "",
+            chunk_contacts=chunk_contacts,
+            account=self._account(account),
         )
 
         def requests() -> Iterator[pb.TopNRequest]:

@@ -1,18 +1,22 @@
 """Build and run the gRPC server: scorecast.v1, the Open Inference Protocol, health (per model),
 reflection, metrics.
 
-``start_server`` loads the repository, warms every model and kernel on a tiny synthetic chunk,
-and only then reports SERVING (``processes.serve`` runs it until a signal). While it runs, a poller reloads the repository when its files
-change (``reload_interval_s``; ``ReloadModels`` does the same on demand) and health follows
-the scores served. On SIGTERM or SIGINT it reports NOT_SERVING, stops taking new calls, and
+``start_server`` finds the repository's accounts, loads the pinned ones (and the one account of
+a repository without account folders), warms every kernel and those models on a tiny synthetic
+chunk, and only then reports SERVING (``processes.serve`` runs it until a signal); other
+accounts load on their first call (``server/accounts.py``). While it runs, a poller rescans the
+accounts and reloads the loaded ones when their files change (``reload_interval_s``;
+``ReloadModels`` does the same on demand) and health follows the default account's scores. On SIGTERM or SIGINT it reports NOT_SERVING, stops taking new calls, and
 lets in-flight streams finish within ``grace_s``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Iterable
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -22,28 +26,32 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from scorecast import kernels
+from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.kernels.time_units import US_PER_DAY
+from scorecast.options import ScoreSpec
 from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME, oip_rpc, pb, rpc
 
+from .accounts import AccountRegistry
 from .admission import RESERVED_THREADS, AdmissionInterceptor
 from .batching import Batcher
 from .config import ServerSettings
 from .limits import DecodeBudget
 from .metrics import ServerMetrics
 from .oip import OipServicer
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
+from .usage import UsageWriter
 
 __all__ = ["RunningServer", "channel_options", "start_server", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 
-def warm_up(repository: ModelRepository) -> float:
-    """Compile (or load from numba's cache) every kernel, then run every default model through
-    the whole pipeline once; seconds. Called before health reports SERVING."""
+def warm_up(repositories: Iterable[ModelRepository]) -> float:
+    """Compile (or load from numba's cache) every kernel, then run every default model of the
+    given repositories through the whole pipeline once; seconds. Called before health reports SERVING."""
     start = time.perf_counter()
     kernels.warm_up()
     now_us = time.time_ns() // 1_000
@@ -58,8 +66,9 @@ def warm_up(repository: ModelRepository) -> float:
             "promo": [False, True, False],
         }
     )
-    for model in repository.defaults():
-        ScoringPipeline(repository, ScoreSpec(scores=(model.meta.score,), as_of_us=now_us)).score({"orders": orders})
+    for repository in repositories:
+        for model in repository.defaults():
+            ScoringPipeline(repository, ScoreSpec(scores=(model.meta.score,), as_of_us=now_us)).score({"orders": orders})
     return time.perf_counter() - start
 
 
@@ -70,40 +79,53 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
-    repository: ModelRepository
+    registry: AccountRegistry
     metrics: ServerMetrics
     metrics_port: int | None = None
     batcher: Batcher | None = None
     admission: AdmissionInterceptor | None = None
     _stopping: threading.Event | None = None
     _reload_lock: threading.Lock | None = None
+    _usage: UsageWriter | None = None
 
-    def reload(self) -> ReloadReport:
-        """Rescan the repository, swap in what changed, and make health follow the scores served."""
+    @property
+    def repository(self) -> ModelRepository | None:
+        """The default account's models (the whole repository when it has no account folders)."""
+        return self.registry.repository(DEFAULT_ACCOUNT)
+
+    def _default_scores(self) -> set[str]:
+        repository = self.repository
+        return set(repository.scores) if repository is not None else set()
+
+    def reload(self, account: str | None = None) -> dict[str, ReloadReport]:
+        """Rescan the accounts and reload the loaded ones (or just ``account``); health follows the
+        default account's scores. Reports by account."""
         assert self._reload_lock is not None
         with self._reload_lock:
-            before = set(self.repository.scores)
+            before = self._default_scores()
             try:
-                report = self.repository.reload()
+                reports = self.registry.reload(account)
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise
-            after = set(self.repository.scores)
+            after = self._default_scores()
             for score in after:
                 self.health.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.SERVING)
             for score in before - after:
                 self.health.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.NOT_SERVING)
             _publish_models(self.metrics, self.repository)
-            self.metrics.reloads.labels("changed" if report.changed else "unchanged").inc()
-            if report.changed:
-                log.info("reload: loaded %s, unloaded %s, %d failed", report.loaded, report.unloaded, len(report.failed))
-            return report
+            changed = any(r.changed for r in reports.values())
+            self.metrics.reloads.labels("changed" if changed else "unchanged").inc()
+            for name, report in reports.items():
+                if report.changed:
+                    log.info("reload of %r: loaded %s, unloaded %s, %d failed", name, report.loaded, report.unloaded, len(report.failed))
+            return reports
 
     def _poll(self, interval_s: float) -> None:
         assert self._stopping is not None
         while not self._stopping.wait(interval_s):
             try:
-                if self.repository.fingerprint() != self.repository.stamps:
+                if self.registry.changed():
                     self.reload()
             except Exception:  # a bad moment on disk must not kill the poller
                 log.exception("repository poll failed; trying again in %.0fs", interval_s)
@@ -114,10 +136,14 @@ class RunningServer:
             self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        if self._usage is not None:
+            self._usage.stop()
         self.metrics.close()
 
 
-def _publish_models(metrics: ServerMetrics, repository: ModelRepository) -> None:
+def _publish_models(metrics: ServerMetrics, repository: ModelRepository | None) -> None:
+    if repository is None:
+        return
     served = [(s, v, m.load_seconds) for s, versions in repository.models.items() for v, m in versions.items()]
     metrics.models(served, len(repository.failures))
 
@@ -141,17 +167,31 @@ def channel_options(settings: ServerSettings) -> list[tuple[str, int]]:
 
 
 def start_server(settings: ServerSettings, repository: ModelRepository | None = None) -> RunningServer:
-    """Load (unless given) and warm the repository, start serving, report SERVING; returns at once."""
+    """Find the accounts, load (unless given) and warm the pinned ones, start serving, report
+    SERVING; returns at once. ``repository``: the default account's models, already loaded."""
     kernels.passive_openmp()  # before any kernel loads OpenMP
-    if repository is None:
-        repository = ModelRepository.load(settings.models, settings.session_options)
-    if not repository.scores:
-        problems = "; ".join(repository.failures.values()) or "it holds no <score>/<version>.onnx file"
-        raise RuntimeError(f"no model to serve in {settings.models}: {problems}")
-    warm_seconds = warm_up(repository)
-    log.info("warmed up %d models in %.2fs", len(repository.scores), warm_seconds)
-
     metrics = ServerMetrics()
+    registry = AccountRegistry(
+        repository.root if repository is not None else settings.models,
+        settings.session_options,
+        budget=settings.model_memory_budget,
+        eviction=settings.eviction,
+        pinned=settings.pinned_accounts,
+        retry_s=settings.account_retry_s,
+        metrics=metrics,
+        preloaded=repository,
+    )
+    if registry.single:
+        default = registry.repository(DEFAULT_ACCOUNT)
+        if default is None or not default.scores:
+            failures = default.failures.values() if default is not None else ()
+            problems = "; ".join(failures) or "it holds no <score>/<version>.onnx file"
+            raise RuntimeError(f"no model to serve in {settings.models}: {problems}")
+    registry.max_calls = settings.max_calls_per_account or (None if registry.single else math.ceil(settings.max_workers / 2))
+    loaded = [r for r in (registry.repository(a) for a in registry.loaded()) if r is not None]
+    warm_seconds = warm_up(loaded)
+    log.info("warmed up %d accounts' models in %.2fs (%d accounts known)", len(loaded), warm_seconds, len(registry.known()))
+
     # Admission first: it wraps whatever the token check answers, so a refused call holds no slot.
     admission = AdmissionInterceptor(
         settings.max_workers,
@@ -170,9 +210,9 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=channel_options(settings), interceptors=interceptors)
     batcher = Batcher(settings.batch_max_delay_ms / 1e3, settings.batch_max_rows, metrics.batch)
     health_servicer = health.HealthServicer()
-    running = RunningServer(server, 0, health_servicer, repository, metrics, None, batcher, admission, threading.Event(), threading.Lock())
+    running = RunningServer(server, 0, health_servicer, registry, metrics, None, batcher, admission, threading.Event(), threading.Lock())
     servicer = ScorecastServicer(
-        repository,
+        registry,
         settings.max_rows_per_chunk,
         settings.max_rows_per_request,
         metrics,
@@ -184,7 +224,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         batcher=batcher,
     )
     rpc.add_ScorecastServicer_to_server(servicer, server)
-    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(repository, settings.max_rows_per_chunk, servicer.budget, metrics, batcher), server)
+    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(registry, settings.max_rows_per_chunk, servicer.budget, metrics, batcher), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -199,9 +239,9 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     running.port = port
     if settings.metrics_port >= 0:
         running.metrics_port = metrics.serve_http(settings.host, settings.metrics_port)
-    _publish_models(metrics, repository)
+    _publish_models(metrics, running.repository)
     server.start()
-    for score in repository.scores:
+    for score in running._default_scores():
         health_servicer.set(f"{SERVICE_NAME}/{score}", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -209,9 +249,14 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     security += ", tokens" if settings.tokens_file else ", no tokens"
     if settings.insecure and settings.tls_cert is None and settings.tokens_file is None:
         log.warning("serving %s in the clear with no tokens (setting insecure): anyone who reaches the port can call it", settings.host)
+    if settings.usage_file is not None:
+        running._usage = UsageWriter(registry, settings.usage_file, settings.usage_interval_s).start()
     if settings.reload_interval_s > 0:
         threading.Thread(target=running._poll, args=(settings.reload_interval_s,), name="scorecast-reload", daemon=True).start()
     metrics_at = f", metrics on :{running.metrics_port}" if running.metrics_port is not None else ""
-    log.info("serving %s on %s:%d (%s; %s%s)", repository.scores, settings.host, port, settings.device, security, metrics_at)
+    log.info(
+        "serving %d accounts (%s loaded, budget %.0f MB) on %s:%d (%s; %s%s)",
+        len(registry.known()), len(registry.loaded()), settings.model_memory_budget / 1e6, settings.host, port, settings.device, security, metrics_at,
+    )  # fmt: skip
     return running
 

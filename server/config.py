@@ -15,6 +15,7 @@ from typing import Any
 
 from scorecast.proto import DEFAULT_MAX_MESSAGE_BYTES, pb
 
+from .eviction import EVICTION_POLICIES
 from .runtime import DEFAULT_MAX_MODEL_BYTES, SessionOptions
 from .security import load_tokens
 from .tree_gemm import TREE_FORMS
@@ -24,6 +25,11 @@ __all__ = ["DEVICES", "ServerSettings", "is_loopback"]
 DEVICES = ("cpu", "cuda")
 LOG_FORMATS = ("text", "json")
 ENV_PREFIX = "SCORECAST_"
+DEFAULT_MODEL_MEMORY_BUDGET = 2 * 1024**3
+"""2 GiB: an account of five trained scores (rfm, churn, clv, affinity, engagement on a 20k-contact
+base) measures 6.4 MB (affinity's trees 3.7 MB, clv 1.7 MB), so ~330 accounts stay loaded, far
+more than the hot set of a Zipf-distributed real-time load over 10,000 accounts; a 4 GB container
+keeps half of its memory for requests and the server's own ~500 MB."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,8 @@ class ServerSettings:
     """Server-wide settings; see each field's comment."""
 
     models: Path = Path("models")
-    """Model repository: a folder of ``<score>/<version>.onnx`` files."""
+    """Model repository: ``<account>/<score>/<version>.onnx`` files, or ``<score>/<version>.onnx``
+    for one default account (see ``server/repository.py``)."""
     host: str = "127.0.0.1"
     """Address to listen on (``0.0.0.0`` in a container)."""
     port: int = 50051
@@ -136,6 +143,28 @@ class ServerSettings:
     """``text`` or ``json`` (one object per line with the request id), for ``scorecast serve``."""
     base_roots: tuple[Path, ...] = ()
     """Folders under which TopN may read a base by path (comma-separated in env); empty: none."""
+    model_memory_budget: int = DEFAULT_MODEL_MEMORY_BUDGET
+    """Most bytes the loaded accounts' models may hold, as measured when each loads (ONNX Runtime
+    session, weights, tables; ``server/heap.py``); past it the least useful unheld accounts are
+    unloaded (``eviction``). Pinned accounts and the default account of a repository without
+    account folders count too but never leave."""
+    eviction: str = "segmented"
+    """Which loaded account leaves first: ``segmented`` (bulk passes never push out accounts
+    serving real-time calls, ``server/eviction.py``) or ``lru`` (plain LRU, for comparison)."""
+    pinned_accounts: tuple[str, ...] = ()
+    """Accounts loaded at start and never evicted (comma-separated in env)."""
+    max_calls_per_account: int = 0
+    """Most calls of one account in flight at once; more are RESOURCE_EXHAUSTED naming it, so
+    one account's flood leaves slots to the others. 0: half of ``max_workers`` (rounded up) in a
+    repository with account folders; no cap in one without (one account starves no one)."""
+    account_retry_s: float = 5.0
+    """After a failed account load, the wait before the next try; doubled on each failure in a
+    row, up to 5 minutes. Calls meanwhile are UNAVAILABLE at once, without a load."""
+    usage_file: Path | None = None
+    """If set, each account's usage (calls, contacts scored, errors, loads) since start is
+    written there as JSON lines every ``usage_interval_s`` and at stop (atomic replace)."""
+    usage_interval_s: float = 60.0
+    """Seconds between two writes of ``usage_file``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_roots", tuple(Path(r) for r in self.base_roots))
@@ -148,13 +177,18 @@ class ServerSettings:
             raise ValueError(f"tree_form must be one of {TREE_FORMS}, got {self.tree_form!r}")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
+        if self.eviction not in EVICTION_POLICIES:
+            raise ValueError(f"eviction must be one of {EVICTION_POLICIES}, got {self.eviction!r}")
+        if self.max_calls_per_account < 0:
+            raise ValueError(f"max_calls_per_account must be >= 0 (0: half of max_workers), got {self.max_calls_per_account!r}")
         if self.reload_interval_s < 0:
             raise ValueError(f"reload_interval_s must be >= 0, got {self.reload_interval_s!r}")
         if not -1 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be in -1..65535, got {self.metrics_port!r}")
         positive = ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes", "processes",
                     "max_decoded_bytes_per_chunk", "max_event_rows_per_chunk", "max_streams", "max_topn_n", "max_base_bytes", "idle_timeout_s",
-                    "keepalive_s", "keepalive_timeout_s", "max_queue_wait_ms", "batch_max_rows", "max_queued_bytes")
+                    "keepalive_s", "keepalive_timeout_s", "model_memory_budget", "account_retry_s", "usage_interval_s",
+                    "max_queue_wait_ms", "batch_max_rows", "max_queued_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

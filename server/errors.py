@@ -1,9 +1,11 @@
 """Errors the server raises, each carrying the gRPC status it maps to.
 
-    ScorecastError                 (INTERNAL)
-    ├── InvalidArgument            (INVALID_ARGUMENT)  a request field or option is wrong
+    ScorecastError                 (INTERNAL)          ┐ scorecast/errors.py: the bottom layer's
+    ├── InvalidArgument            (INVALID_ARGUMENT)  ┘ (options.py checks ranges with it)
     │   └── MalformedPayload       (INVALID_ARGUMENT)  bytes that are not an Arrow IPC stream
     ├── ModelNotFound              (NOT_FOUND)         no such score, or no such version of it
+    ├── AccountNotFound            (NOT_FOUND)         no such account, or one the token may not see
+    ├── AccountUnavailable         (UNAVAILABLE)       an account's models failed to load; retried later
     ├── ModelNotReady              (UNAVAILABLE)       known but not loaded / warmed up
     ├── ResourceExhausted          (RESOURCE_EXHAUSTED) a configured limit was exceeded
     ├── ModelLoadError             (FAILED_PRECONDITION) an ONNX file that cannot be served
@@ -20,7 +22,11 @@ from collections.abc import Iterable
 
 import grpc
 
+from scorecast.errors import InvalidArgument, ScorecastError
+
 __all__ = [
+    "AccountNotFound",
+    "AccountUnavailable",
     "BaseNotFound",
     "InvalidArgument",
     "MalformedPayload",
@@ -31,22 +37,6 @@ __all__ = [
     "ResourceExhausted",
     "ScorecastError",
 ]
-
-
-class ScorecastError(Exception):
-    """Base of our errors; ``status`` is the gRPC code a caller sees."""
-
-    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
-
-
-class InvalidArgument(ScorecastError):
-    """A request field has a value that is not allowed."""
-
-    status = grpc.StatusCode.INVALID_ARGUMENT
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: got {value!r}; {allowed}")
 
 
 class MalformedPayload(InvalidArgument):
@@ -66,6 +56,31 @@ class ModelNotFound(ScorecastError):
         what = f"score {score!r}" if not version else f"version {version!r} of score {score!r}"
         why = f" (its file failed to load: {load_error})" if load_error else ""
         super().__init__(f"no model for {what}{why}; available: {sorted(available)}")
+
+
+class AccountNotFound(ScorecastError):
+    """No account of this name, or one the caller's token does not cover: the same answer, so a
+    token cannot learn which other accounts exist."""
+
+    status = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        shown = account if len(account) <= 80 else f"{account[:40]}… ({len(account)} chars)"  # status details stay small
+        super().__init__(f"account {shown!r} not found")
+
+
+class AccountUnavailable(ScorecastError):
+    """An account's models failed to load. UNAVAILABLE, not FAILED_PRECONDITION: the server
+    retries the load itself after ``retry_in_s`` (a file replaced, memory freed, a disk back),
+    so the same call may succeed later unchanged, and standard gRPC retry policies retry
+    UNAVAILABLE with backoff while they never retry FAILED_PRECONDITION."""
+
+    status = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, account: str, reason: str, retry_in_s: float) -> None:
+        self.account = account
+        super().__init__(f"account {account!r} could not be loaded: {reason}; the server tries again in {retry_in_s:.0f}s")
 
 
 class ModelNotReady(ScorecastError):

@@ -4,6 +4,11 @@ Each server owns a ``CollectorRegistry`` (several servers in one process, as in 
 do not mix their counts); ``serve_http`` exposes it on ``/metrics``. Stage time splits a
 request's scoring into kernels (``features``), ONNX Runtime (``onnx``) and building the
 Arrow result (``assemble``): the "ONNX Runtime vs the rest" an operator asks about.
+
+Accounts have no label: at 10,000 accounts a label per account would be 10,000 series per
+metric. The account gauges and counters are server-wide (accounts known and loaded, measured
+bytes held against the budget, loads, evictions, load failures, load time); what each account
+used is in the usage file (``server/usage.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ __all__ = ["UNKNOWN_SCORE", "ServerMetrics"]
 UNKNOWN_SCORE = "unknown"
 """The one label value of every requested score the server does not serve (bounded label sets)."""
 
+# Account load time: a few ms (five small models) to seconds (large recommenders).
+_LOAD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Latency buckets from one-contact requests (~1 ms) to million-contact streams (minutes).
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -54,8 +61,19 @@ class ServerMetrics:
             "scorecast_queue_wait_seconds", "Time calls that found every slot held waited for one", buckets=_BUCKETS, registry=r
         )
         self.reloads = Counter("scorecast_reloads", "Repository reloads by result (changed, unchanged, failed)", ["result"], registry=r)
+        self.accounts_known = Gauge("scorecast_accounts_known", "Accounts with a folder in the repository", registry=r)
+        self.accounts_loaded = Gauge("scorecast_accounts_loaded", "Accounts whose models are loaded", registry=r)
+        self.model_bytes_held = Gauge("scorecast_model_bytes_held", "Measured bytes of the loaded models", registry=r)
+        self.model_memory_budget = Gauge("scorecast_model_memory_budget_bytes", "Setting model_memory_budget", registry=r)
+        self.account_loads = Counter("scorecast_account_loads", "Accounts loaded on demand (or pinned at start)", registry=r)
+        self.account_evictions = Counter("scorecast_account_evictions", "Accounts unloaded to stay within the budget", registry=r)
+        self.account_load_failures = Counter("scorecast_account_load_failures", "Account loads that failed", registry=r)
+        self.account_load_seconds = Histogram(
+            "scorecast_account_load_seconds", "Time to load an account's models", buckets=_LOAD_BUCKETS, registry=r
+        )
         self._http: WSGIServer | None = None
         self._served: frozenset[str] = frozenset()
+        self._account_scores: frozenset[str] = frozenset()  # score names of every account loaded so far
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
@@ -69,7 +87,14 @@ class ServerMetrics:
         return child
 
     def _label(self, score: str) -> str:
-        return score if score in self._served else UNKNOWN_SCORE
+        return score if score in self._served or score in self._account_scores else UNKNOWN_SCORE
+
+    def serve_scores(self, scores: Iterable[str]) -> None:
+        """Add the scores of a loaded account to the label values (names of folders the operator
+        made, never a caller's: bounded however many accounts)."""
+        new = frozenset(scores) - self._account_scores
+        if new:
+            self._account_scores |= new
 
     def call(self, method: str, code: str, seconds: float, scores: Iterable[str] = ()) -> None:
         """Record one finished call."""
@@ -107,6 +132,26 @@ class ServerMetrics:
         self._served = frozenset(served)
         self.models_served.set(n)
         self.model_load_failures.set(failures)
+
+    def accounts(self, known: int, loaded: int, held_bytes: int, budget: int) -> None:
+        """Set the account gauges."""
+        self.accounts_known.set(known)
+        self.accounts_loaded.set(loaded)
+        self.model_bytes_held.set(held_bytes)
+        self.model_memory_budget.set(budget)
+
+    def account_loaded(self, seconds: float) -> None:
+        """Count one account load and its time."""
+        self.account_loads.inc()
+        self.account_load_seconds.observe(seconds)
+
+    def account_load_failed(self) -> None:
+        """Count one failed account load."""
+        self.account_load_failures.inc()
+
+    def account_evicted(self) -> None:
+        """Count one account evicted."""
+        self.account_evictions.inc()
 
     def serve_http(self, host: str, port: int) -> int:
         """Expose ``/metrics`` over HTTP on a daemon thread; returns the bound port."""

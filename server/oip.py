@@ -1,95 +1,48 @@
 """The Open Inference Protocol (KServe V2) servicer: ``inference.GRPCInferenceService`` beside
 scorecast.v1 on the same port, so KServe, Seldon and Triton clients can call scorecast.
 
-Each score is a model (name = score, version = model version). A ModelInfer request is one
-chunk: its tensors become Arrow tables (server/tensors.py), the same ``ScoringPipeline`` the
-native servicer calls scores them, and the batch's columns come back as raw output tensors.
-Options are request parameters named as in ``ScoreOptions``: ``as_of`` (ISO-8601 string or
-INT64 µs since the epoch; unset: now), ``horizon_days``, ``churn_threshold``,
-``exclude_bought``, ``uplift_threshold``, ``buy_threshold``, ``product_groups`` (comma-separated).
+Each score is a model: its name is ``<account>/<score>``, or plain ``<score>`` for the default
+account; its version is the model version. A ModelInfer request is one chunk: its tensors
+become Arrow tables (server/tensors.py), the same ``ScoringPipeline`` the native servicer
+calls scores them, and the batch's columns come back as raw output tensors. Options are
+request parameters named as in ``ScoreOptions`` (``scorecast.options.spec_from_parameters``:
+``as_of`` as an ISO-8601 string or INT64 µs, ``product_groups`` comma-separated).
 Errors, request ids, metrics and the log line come from ``servicer.handle_errors``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from scorecast import __version__
+from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.kernels import InputError, required_columns
 from scorecast.kernels.contact_features import PREFIX as ATTRIBUTE_PREFIX
 from scorecast.metadata import REQUEST_PREFIX
+from scorecast.options import spec_from_parameters
 from scorecast.proto import oip, oip_rpc
 from scorecast.tables import TABLES
 
+from .accounts import AccountRegistry
 from .batching import Batcher, batch_key
 from .config import ServerSettings
 from .errors import InvalidArgument, ModelNotFound, ScorecastError
 from .limits import DecodeBudget
-from .pipeline import ScoreSpec, ScoringPipeline
-from .repository import ModelRepository
+from .pipeline import ScoringPipeline
 from .runtime import OnnxModel
-from .servicer import current_call, handle_errors
+from .servicer import account_models, current_call, handle_errors
 from .tensors import INPUT_DATATYPES, encode_outputs, output_datatype, tables_from_request
 
-__all__ = ["OipServicer", "spec_from_parameters"]
+__all__ = ["OipServicer", "model_name"]
 
-_FLOAT_OPTIONS = ("churn_threshold", "uplift_threshold", "buy_threshold")
-
-
-def _param(value: oip.InferParameter) -> Any:
-    kind = value.WhichOneof("parameter_choice")
-    return None if kind is None else getattr(value, kind)
-
-
-def spec_from_parameters(score: str, version: str, parameters: Any) -> ScoreSpec:
-    """The pipeline's view of one ModelInfer request (its model and parameters)."""
-    given = {name: _param(value) for name, value in parameters.items()}
-    known = {"as_of", "horizon_days", "exclude_bought", "product_groups", *_FLOAT_OPTIONS}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise InvalidArgument("parameters", unknown, f"known parameters are {sorted(known)}")
-    as_of = given.get("as_of")
-    if as_of is None:
-        as_of_us = time.time_ns() // 1_000
-    elif isinstance(as_of, str):
-        try:
-            stamp = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidArgument("parameters['as_of']", as_of, "an ISO-8601 time, e.g. 2026-01-01T00:00:00Z, or INT64 µs") from None
-        as_of_us = int((stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp() * 1_000_000)
-    elif isinstance(as_of, int) and not isinstance(as_of, bool):
-        as_of_us = as_of
-    else:
-        raise InvalidArgument("parameters['as_of']", as_of, "an ISO-8601 string or INT64 µs since the epoch")
-    horizon = given.get("horizon_days", 0)
-    if not isinstance(horizon, int) or isinstance(horizon, bool):
-        raise InvalidArgument("parameters['horizon_days']", horizon, "an int64 parameter")
-    floats = {}
-    for name in _FLOAT_OPTIONS:
-        value = given.get(name, 0.0)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidArgument(f"parameters[{name!r}]", value, "a double parameter")
-        floats[name] = float(value)
-    exclude = given.get("exclude_bought")
-    if exclude is not None and not isinstance(exclude, bool):
-        raise InvalidArgument("parameters['exclude_bought']", exclude, "a bool parameter")
-    groups = given.get("product_groups", "")
-    if not isinstance(groups, str):
-        raise InvalidArgument("parameters['product_groups']", groups, "a comma-separated string")
-    return ScoreSpec(
-        scores=(score,),
-        as_of_us=as_of_us,
-        horizon_days=horizon,
-        product_groups=tuple(g for g in groups.split(",") if g),
-        model_versions={score: version} if version else {},
-        exclude_bought=exclude,
-        **floats,
-    )
+def model_name(name: str) -> tuple[str, str]:
+    """``(account, score)`` of an OIP model name: ``<account>/<score>``, or ``<score>`` for the
+    default account (account names hold no ``/``)."""
+    account, _, score = name.rpartition("/")
+    return (account, score) if account else (DEFAULT_ACCOUNT, score)
 
 
 def model_inputs(model: OnnxModel) -> list[tuple[str, str]]:
@@ -115,12 +68,12 @@ def model_outputs(model: OnnxModel) -> list[tuple[str, str]]:
 
 
 class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
-    """inference.GRPCInferenceService over the model repository the native servicer serves."""
+    """inference.GRPCInferenceService over the accounts the native servicer serves."""
 
     def __init__(
-        self, repository: ModelRepository, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None, batcher: Batcher | None = None
+        self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None, batcher: Batcher | None = None
     ) -> None:
-        self.repository = repository
+        self.registry = registry
         defaults = ServerSettings()
         self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
         self.max_rows_per_chunk = max_rows_per_chunk
@@ -133,12 +86,17 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ServerReady(self, request: oip.ServerReadyRequest, context: grpc.ServicerContext) -> oip.ServerReadyResponse:
-        return oip.ServerReadyResponse(ready=bool(self.repository.scores))
+        return oip.ServerReadyResponse(ready=bool(self.registry.known()))
 
     @handle_errors
     def ModelReady(self, request: oip.ModelReadyRequest, context: grpc.ServicerContext) -> oip.ModelReadyResponse:
+        # open without a token, like health: it answers from what is loaded and never loads an account
+        account, score = model_name(request.name)
+        repository = self.registry.repository(account)
+        if repository is None:
+            return oip.ModelReadyResponse(ready=False)
         try:
-            self.repository.get(request.name, request.version or None)
+            repository.get(score, request.version or None)
         except ModelNotFound:
             return oip.ModelReadyResponse(ready=False)
         return oip.ModelReadyResponse(ready=True)
@@ -149,11 +107,14 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ModelMetadata(self, request: oip.ModelMetadataRequest, context: grpc.ServicerContext) -> oip.ModelMetadataResponse:
-        model = self.repository.get(request.name, request.version or None)
+        account, score = model_name(request.name)
+        with account_models(self.registry, account, scan=True) as repository:
+            model = repository.get(score, request.version or None)
+            versions = repository.versions(model.meta.score)
         tensor = oip.ModelMetadataResponse.TensorMetadata
         return oip.ModelMetadataResponse(
-            name=model.meta.score,
-            versions=self.repository.versions(model.meta.score),
+            name=request.name,
+            versions=versions,
             platform="onnxruntime_onnx",
             inputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_inputs(model)],
             outputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_outputs(model)],
@@ -162,14 +123,15 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
     def _infer(self, request: oip.ModelInferRequest, context: grpc.ServicerContext | None = None) -> oip.ModelInferResponse:
         """One inference; with ``context`` (unary ModelInfer), batched with other calls (server/batching.py)."""
         call = current_call()
-        call.scores = (request.model_name,)
-        with self.batcher.incoming() as incoming:
-            spec = spec_from_parameters(request.model_name, request.model_version, request.parameters)
-            pipeline = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
+        account, score = model_name(request.model_name)
+        call.scores = (score,)
+        spec = spec_from_parameters(score, request.model_version, request.parameters, account)
+        with account_models(self.registry, account, scan=False) as repository, self.batcher.incoming() as incoming:
+            pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             tables = tables_from_request(request, self.budget)
             if context is None:  # a ModelStreamInfer message: its stream's answers are in order, each scored alone
                 batch = pipeline.score(tables)
-            else:
+            else:  # the key holds the account (in the spec)
                 batch = incoming.score(batch_key(pipeline, "as_of" in request.parameters), pipeline, tables, context)
         for stage, seconds in pipeline.seconds.items():
             call.stages[stage] = call.stages.get(stage, 0.0) + seconds
@@ -179,7 +141,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         if unknown:
             raise InvalidArgument("outputs", unknown, f"{request.model_name} gives {batch.schema.names}")
         model = pipeline.models[0]
-        response = oip.ModelInferResponse(model_name=model.meta.score, model_version=model.meta.version, id=request.id)
+        response = oip.ModelInferResponse(model_name=request.model_name, model_version=model.meta.version, id=request.id)
         encode_outputs(batch, wanted, response)
         return response
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -23,65 +23,14 @@ import pyarrow as pa
 
 from scorecast.kernels import FeatureFrame
 from scorecast.kernels.time_units import US_PER_DAY
-from scorecast.metadata import REQUEST_PREFIX, ModelMetadata, OutputSpec
+from scorecast.metadata import REQUEST_PREFIX, OutputSpec
+from scorecast.options import ScoreSpec, request_columns
 
 from .errors import InvalidArgument, ResourceExhausted
 from .repository import ModelRepository
 from .runtime import OnnxModel
 
-__all__ = ["ScoreSpec", "ScoringPipeline"]
-
-
-@dataclass(frozen=True)
-class ScoreSpec:
-    """What a request asks for: the scores and their options (see ``ScoreOptions`` in the proto)."""
-
-    scores: tuple[str, ...]
-    as_of_us: int
-    horizon_days: int = 0
-    product_groups: tuple[str, ...] = ()
-    model_versions: Mapping[str, str] = field(default_factory=dict)
-    churn_threshold: float = 0.0
-    exclude_bought: bool | None = None  # None: the model's learned default
-    uplift_threshold: float = 0.0
-    buy_threshold: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.horizon_days <= MAX_HORIZON_DAYS:
-            raise InvalidArgument(
-                "options.horizon_days", self.horizon_days, f"must be in 0..{MAX_HORIZON_DAYS} (0: the model's own)"
-            )
-        if self.churn_threshold and not 0 < self.churn_threshold < 1:
-            raise InvalidArgument("options.churn_threshold", self.churn_threshold, "must be in (0, 1) (0: the model's default)")
-        for name in ("uplift_threshold", "buy_threshold"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:  # also refuses NaN
-                raise InvalidArgument(f"options.{name}", value, "must be in [0, 1) (0: the model's default)")
-
-    def request_option(self, name: str, meta: ModelMetadata) -> float:
-        """The value of a ``request:<name>`` feature: the request's option, else the model's default."""
-        options = {
-            "horizon_days": self.horizon_days,
-            "churn_threshold": self.churn_threshold,
-            "exclude_bought": self.exclude_bought,
-        }
-        options |= {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold}
-        if name not in options:
-            raise InvalidArgument(
-                f"{meta.score} feature", f"{REQUEST_PREFIX}{name}", f"this server fills only {', '.join(options)}"
-            )
-        value = options[name]
-        if name == "exclude_bought" and value is not None:
-            return float(value)  # false is an answer here, not "unset"
-        if not value:
-            defaults = meta.params.get("request_defaults", {})
-            value = meta.horizon_days if name == "horizon_days" and name not in defaults else defaults.get(name)
-        if value is None:
-            raise InvalidArgument(f"options.{name}", 0, f"{meta.score} version {meta.version} has no default for it: set it")
-        return float(value)
-
-
-MAX_HORIZON_DAYS = 3650
+__all__ = ["ScoringPipeline"]
 
 
 @dataclass
@@ -101,7 +50,7 @@ class _Plan:
     @property
     def params(self) -> dict[str, Any] | None:
         """The model's feature parameters (for feature families that take some)."""
-        return self.model.meta.params.get("feature_params")
+        return self.model.meta.params.feature_params
 
     def matrix(self, n: int, data: np.ndarray | None) -> np.ndarray:
         """The model's input for ``n`` rows: its kernel features ``data`` (columns in
@@ -128,7 +77,7 @@ class ScoringPipeline:
         unknown_pins = sorted(set(spec.model_versions) - set(spec.scores))
         if unknown_pins:
             raise InvalidArgument("options.model_versions", unknown_pins, f"pin only requested scores {list(spec.scores)}")
-        if spec.product_groups and not any("groups" in p.model.meta.params for p in self.plans):
+        if spec.product_groups and not any(p.model.meta.params.groups is not None for p in self.plans):
             raise InvalidArgument("options.product_groups", list(spec.product_groups), "no requested score has product groups")
         self.seconds = _no_seconds()
         """Time spent per stage over every chunk so far (for benchmarks and metrics)."""
@@ -163,11 +112,6 @@ class ScoringPipeline:
     def _plan(self, repository: ModelRepository, score: str) -> _Plan:
         model = repository.get(score, self.spec.model_versions.get(score))
         meta = model.meta
-        request_columns = {
-            i: self.spec.request_option(name.removeprefix(REQUEST_PREFIX), meta)
-            for i, name in enumerate(meta.features)
-            if name.startswith(REQUEST_PREFIX)
-        }
         takes_horizon = f"{REQUEST_PREFIX}horizon_days" in meta.features
         if self.spec.horizon_days and meta.horizon_days and not takes_horizon and self.spec.horizon_days != meta.horizon_days:
             raise InvalidArgument(
@@ -176,7 +120,7 @@ class ScoringPipeline:
                 f"{score} version {meta.version} is trained for {meta.horizon_days} days",
             )
         outputs = list(meta.outputs)
-        groups = meta.params.get("groups")
+        groups = meta.params.groups
         if self.spec.product_groups and groups:
             unknown = [g for g in self.spec.product_groups if g not in groups]
             if unknown:
@@ -184,7 +128,7 @@ class ScoringPipeline:
             wanted = set(self.spec.product_groups)
             outputs = [o for o in outputs if o.name in wanted]
         data_features = [f for f in meta.features if not f.startswith(REQUEST_PREFIX)]
-        return _Plan(model, outputs, data_features, request_columns)
+        return _Plan(model, outputs, data_features, request_columns(meta, self.spec))
 
     def score(self, tables: Mapping[str, pa.Table], contact_ids: pa.Array | None = None) -> pa.RecordBatch:
         """Score one chunk: every table restricted to one set of contacts; ``contact_ids``: the

@@ -20,6 +20,7 @@ from dataclasses import replace
 from .app import start_server
 from .config import ServerSettings
 from .logs import configure
+from .runtime import share_thread_pools
 
 __all__ = ["serve", "serve_processes"]
 
@@ -39,6 +40,7 @@ def _child(settings: ServerSettings, ready: mp.synchronize.Event, stop: mp.synch
     configure(settings.log_format, log_level)  # spawned: the parent's logging set-up is not inherited
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    share_thread_pools(settings.intra_op_threads, settings.inter_op_threads)  # this process only serves
     running = start_server(settings)
     ready.set()
     stop.wait()
@@ -94,6 +96,7 @@ def serve(settings: ServerSettings) -> None:
     if settings.processes > 1:
         serve_processes(settings)
         return
+    share_thread_pools(settings.intra_op_threads, settings.inter_op_threads)  # this process only serves
     running = start_server(settings)
     if settings.port_file is not None:
         tmp = settings.port_file.with_suffix(".tmp")
@@ -102,7 +105,9 @@ def serve(settings: ServerSettings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"scorecast serving {', '.join(running.repository.scores)} on {settings.host}:{running.port}", flush=True)
+    default = running.repository
+    served = ", ".join(default.scores) if default is not None and running.registry.single else f"{len(running.registry.known())} accounts"
+    print(f"scorecast serving {served} on {settings.host}:{running.port}", flush=True)
     stop.wait()
     log.info("shutting down: in-flight calls have %.0fs to finish", settings.grace_s)
     running.stop(settings.grace_s)

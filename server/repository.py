@@ -1,7 +1,18 @@
-"""The model repository: a folder of ``<score>/<version>.onnx`` files, loaded into sessions.
+"""The model repository: ``<account>/<score>/<version>.onnx`` files, loaded into sessions.
 
-Nothing but ``.onnx`` files is read from it. Versions sort numerically when they are numbers
-("10" after "9"); the default version of a score is the highest that loaded.
+**Layout.** ``MODELS/<account>/<score>/<version>.onnx``: one folder per account, holding that
+account's score folders. A repository without account folders (``MODELS/<score>/<version>.onnx``,
+the layout before accounts) is one account, the default one, so every existing repository keeps
+working. ``account_folders`` tells them apart by what a top-level folder holds: one with
+``.onnx`` files directly in it is a score folder of the default account; any other (its
+subfolders hold the ``.onnx`` files, or it is still empty) is an account folder. The two may
+sit side by side; the default account's scores are then the top-level score folders, and an
+account folder of the default account's name is ignored (logged). Names that are not valid
+account names (letters, digits, ``_ . -``, not starting with ``.`` or ``-``) are skipped.
+
+**One account's models** are a ``ModelRepository`` over its folder. Nothing but ``.onnx``
+files is read from it. Versions sort numerically when they are numbers ("10" after "9"); the
+default version of a score is the highest that loaded.
 
 ``reload`` rescans the folder: new and changed files are loaded beside the models being
 served, then the whole set is swapped in one assignment. A request holds the models it
@@ -15,22 +26,65 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
 
+from scorecast.accounts import check_account_name
 from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
 
 from .errors import ModelLoadError, ModelNotFound
 from .runtime import DEFAULT_SESSION_OPTIONS, OnnxModel, SessionOptions
 
-__all__ = ["ModelRepository", "ReloadReport"]
+__all__ = ["ModelRepository", "ReloadReport", "account_folders"]
 
 log = logging.getLogger(__name__)
 
 
 # (mtime_ns, size, inode): a file whose stamp is unchanged is not loaded again
 _Stamp = tuple[int, int, int]
+
+
+def account_folders(root: Path, default: str) -> dict[str, Path]:
+    """Each account of the repository at ``root`` and the folder its score folders live in
+    (``root`` itself for the default account's top-level score folders); see the layout above."""
+    accounts: dict[str, Path] = {}
+    legacy = False
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return {}
+    for folder in folders:
+        if next(folder.glob(f"*{MODEL_SUFFIX}"), None) is not None:
+            legacy = True
+            continue
+        try:
+            check_account_name(folder.name)
+        except ValueError as exc:
+            log.warning("skipping %s: %s", folder, exc)
+            continue
+        accounts[folder.name] = folder
+    if legacy or not accounts:  # top-level score folders, or an empty repository: the default account
+        if default in accounts:
+            log.warning("ignoring account folder %s: the top-level score folders are account %r", accounts[default], default)
+        accounts[default] = root
+    return accounts
+
+
+LOAD_THREADS = 4
+"""Model files loaded at once (a reload, an account's first call): the five models of an account
+load in about the time of the slowest (measured on 2 busy cores: 82 ms against 135 ms one by one)."""
+_loader_pool: ThreadPoolExecutor | None = None
+_loader_lock = threading.Lock()
+
+
+def _loader() -> ThreadPoolExecutor:
+    global _loader_pool
+    with _loader_lock:
+        if _loader_pool is None:
+            _loader_pool = ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="scorecast-load")
+        return _loader_pool
 
 
 @dataclass(frozen=True)
@@ -116,6 +170,7 @@ class ModelRepository:
             failures: dict[Path, str] = {}
             kept_stamps: dict[Path, _Stamp] = {}
             report = ReloadReport()
+            fresh = self._load_all([p for p in sorted(stamps) if self._needs_load(old, p, stamps[p])])
             for path in sorted(stamps):
                 score, version = path.parent.name, path.stem
                 current = old.models.get(score, {}).get(version)
@@ -129,11 +184,10 @@ class ModelRepository:
                     if current is not None:
                         models.setdefault(score, {})[version] = current
                     continue
-                try:
-                    model = self._load(path, score, version)
-                except ModelLoadError as exc:
-                    log.error("%s", exc)
-                    failures[path] = report.failed[path] = str(exc)
+                model = fresh[path]
+                if isinstance(model, ModelLoadError):
+                    log.error("%s", model)
+                    failures[path] = report.failed[path] = str(model)
                     kept_stamps[path] = stamps[path]
                     if current is not None:  # a broken replacement leaves the old one serving
                         models.setdefault(score, {})[version] = current
@@ -158,6 +212,27 @@ class ModelRepository:
                         log.info("unloaded %s version %s: its file is gone", score, version)
             self._snapshot = _Snapshot(models, kept_stamps, failures)
             return report
+
+    @staticmethod
+    def _needs_load(old: _Snapshot, path: Path, stamp: _Stamp) -> bool:
+        """A file new or changed since ``old`` (a failed one only once its stamp changes)."""
+        if old.stamps.get(path) != stamp:
+            return True
+        return path not in old.failures and old.models.get(path.parent.name, {}).get(path.stem) is None
+
+    def _load_all(self, paths: list[Path]) -> dict[Path, OnnxModel | ModelLoadError]:
+        """Each file loaded (or why not), several at once: building a session releases the GIL for
+        most of its time, and an account's first call waits for all of its models."""
+
+        def one(path: Path) -> OnnxModel | ModelLoadError:
+            try:
+                return self._load(path, path.parent.name, path.stem)
+            except ModelLoadError as exc:
+                return exc
+
+        if len(paths) <= 1:
+            return {p: one(p) for p in paths}
+        return dict(zip(paths, _loader().map(one, paths), strict=True))
 
     def _load(self, path: Path, score: str, version: str) -> OnnxModel:
         try:

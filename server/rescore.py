@@ -23,9 +23,10 @@ from scorecast.atomic import AtomicParquetWriter
 from scorecast.base import BaseChunks
 from scorecast.kernels import passive_openmp, required_columns, warm_up
 from scorecast.metadata import REQUEST_PREFIX
+from scorecast.options import ScoreSpec
 
 from .lanes import in_lanes, scoring_threads
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository
 
 __all__ = ["RescoreResult", "input_columns", "rescore"]

@@ -5,9 +5,10 @@ gives blocks of one table in file order. So the plan is a hash partition by cont
 Ray's own shuffle (no shared scratch folder, no contact list broadcast to workers):
 
 1. ``read_parquet`` of each table the models read (only their columns);
-2. ``map_batches(tag_buckets)``: each row's bucket is a hash of its ``contact_id`` modulo
-   ``ceil(contacts / chunk_contacts)``; a block becomes one row per (bucket, table) holding
-   that slice as Arrow IPC bytes, so tables of different schemas share one dataset;
+2. ``map_batches(tag_buckets)``: each row's bucket is its contact's partition among
+   ``ceil(contacts / chunk_contacts)`` (``kernels.partition``, the local engine's hash); a
+   block becomes one row per (bucket, table) holding that slice as Arrow IPC bytes, so tables
+   of different schemas share one dataset;
 3. ``union`` of the tables, then ``groupby("bucket").map_groups(BucketScorer)``: an actor class
    (``concurrency`` actors, each loading the ONNX sessions and compiling the kernels once)
    gets every slice of one bucket, i.e. all tables of about ``chunk_contacts`` contacts, and
@@ -31,51 +32,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from numba import njit
 
 from scorecast.atomic import replace_dir, sibling_dir
 from scorecast.base import open_table, table_names
+from scorecast.kernels.partition import partition_of
+from scorecast.options import ScoreSpec
 from scorecast.tables import CONTACT_ID
 
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository
 from .rescore import RescoreResult, input_columns
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["BucketScorer", "bucket_of", "rescore_ray", "swap_into_place", "tag_buckets"]
+__all__ = ["BucketScorer", "rescore_ray", "swap_into_place", "tag_buckets"]
 
 _BUCKET, _TABLE, _PAYLOAD = "bucket", "table", "payload"
-
-
-@njit(cache=True)
-def _fnv1a(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    out = np.empty(len(offsets) - 1, dtype=np.uint64)
-    for i in range(len(offsets) - 1):
-        h = np.uint64(14695981039346656037)
-        for j in range(offsets[i], offsets[i + 1]):
-            h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
-        out[i] = h
-    return out
-
-
-def bucket_of(ids: pa.Array | pa.ChunkedArray, n_buckets: int) -> np.ndarray:
-    """Each contact id's bucket in ``0..n_buckets-1``: the same id gives the same bucket in every table and block."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if pa.types.is_integer(ids.type):
-        x = ids.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64)
-        # splitmix64's finaliser: sequential ids spread evenly over the buckets
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        h = x ^ (x >> np.uint64(31))
-    elif pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
-        ids = ids.cast(pa.large_string())
-        offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64)[ids.offset : ids.offset + len(ids) + 1]
-        data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
-        h = _fnv1a(offsets, data)
-    else:
-        raise ValueError(f"contact_id must be an integer or a string, got {ids.type}")
-    return (h % np.uint64(n_buckets)).astype(np.int64)
 
 
 def tag_buckets(batch: pa.Table, table: str, n_buckets: int) -> pa.Table:
@@ -84,10 +55,7 @@ def tag_buckets(batch: pa.Table, table: str, n_buckets: int) -> pa.Table:
         return pa.table(
             {_BUCKET: pa.array([], pa.int64()), _TABLE: pa.array([], pa.string()), _PAYLOAD: pa.array([], pa.large_binary())}
         )
-    ids = batch[CONTACT_ID]
-    if ids.null_count:
-        raise ValueError(f"{table}.contact_id has {ids.null_count} nulls")
-    buckets = bucket_of(ids, n_buckets)
+    buckets = partition_of(batch[CONTACT_ID], n_buckets, field=f"{table}.{CONTACT_ID}")
     order = np.argsort(buckets, kind="stable")
     present, starts = np.unique(buckets[order], return_index=True)
     ends = np.append(starts[1:], len(order))

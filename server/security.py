@@ -2,13 +2,16 @@
 
 Tokens live in a JSON file that holds only their SHA-256 hashes::
 
-    {"tokens": [{"token_sha256": "<64 hex digits>", "name": "crm-batch", "roles": ["score"]},
-                {"token_sha256": "<64 hex digits>", "name": "ops", "roles": ["score", "admin"]}]}
+    {"tokens": [{"token_sha256": "<64 hex digits>", "name": "crm-batch", "roles": ["score"], "accounts": ["acme", "globex"]},
+                {"token_sha256": "<64 hex digits>", "name": "ops", "roles": ["score", "admin"], "accounts": "*"}]}
 
 (``printf %s "$TOKEN" | sha256sum`` gives the hash.) A client sends ``authorization: Bearer
 <token>``. Every scorecast.v1 method needs the ``score`` role, except the admin methods
 (``ADMIN_METHODS`` plus the ``admin_methods`` setting), which need ``admin``; roles are
-independent (an admin-only token cannot score). Health and reflection stay open so load
+independent (an admin-only token cannot score). ``accounts`` scopes a token to the accounts
+it names (``"*"``: every account; left out: the default account only, as before accounts): the
+interceptor puts the scope in ``caller_accounts`` for the servicers, which answer a call for an
+account outside it exactly as for a missing account. Health and reflection stay open so load
 balancers can probe without a token.
 """
 
@@ -20,13 +23,15 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from scorecast.accounts import DEFAULT_ACCOUNT, check_account_name
 from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "Token",
     "TokenAuthInterceptor",
     "abort_handler",
+    "caller_accounts",
     "hash_token",
     "load_tokens",
     "server_credentials",
@@ -54,14 +60,23 @@ OPEN_METHODS = frozenset(f"/{OIP_SERVICE_NAME}/{m}" for m in ("ServerLive", "Ser
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
+ALL_ACCOUNTS = "*"
+DEFAULT_SCOPE = frozenset({DEFAULT_ACCOUNT})
+"""Accounts of a token whose entry names none: the default account (tokens files from before accounts)."""
+
+caller_accounts: ContextVar[frozenset[str] | None] = ContextVar("scorecast_caller_accounts", default=None)
+"""The accounts the running call's token may use; None: every account (no tokens, or ``"*"``)."""
+
 
 @dataclass(frozen=True)
 class Token:
-    """One accepted token: its SHA-256 (hex), a name for logs and errors, its roles."""
+    """One accepted token: its SHA-256 (hex), a name for logs and errors, its roles, and the
+    accounts it may use (None: all)."""
 
     sha256: str
     name: str
     roles: frozenset[str]
+    accounts: frozenset[str] | None = DEFAULT_SCOPE
 
 
 def hash_token(token: str) -> str:
@@ -84,8 +99,8 @@ def load_tokens(path: Path, setting: str = "tokens_file") -> tuple[Token, ...]:
     tokens: list[Token] = []
     for i, entry in enumerate(entries):
         at = f"{where}: tokens[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"token_sha256", "name", "roles"}:
-            raise ValueError(f"{at}: expected an object with token_sha256, name and roles only")
+        if not isinstance(entry, dict) or set(entry) - {"token_sha256", "name", "roles", "accounts"}:
+            raise ValueError(f"{at}: expected an object with token_sha256, name, roles and accounts only")
         digest, name, roles = entry.get("token_sha256"), entry.get("name"), entry.get("roles")
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
             raise ValueError(f"{at}: token_sha256 must be 64 hex digits (the SHA-256 of the token, never the token)")
@@ -95,8 +110,22 @@ def load_tokens(path: Path, setting: str = "tokens_file") -> tuple[Token, ...]:
             raise ValueError(f"{at} ({name!r}): roles must be a non-empty list of {ROLES}, got {roles!r}")
         if any(t.sha256 == digest.lower() for t in tokens):
             raise ValueError(f"{at} ({name!r}): the same token_sha256 as an earlier entry")
-        tokens.append(Token(digest.lower(), name, frozenset(roles)))
+        tokens.append(Token(digest.lower(), name, frozenset(roles), _scope(entry.get("accounts", sorted(DEFAULT_SCOPE)), f"{at} ({name!r})")))
     return tuple(tokens)
+
+
+def _scope(accounts: object, at: str) -> frozenset[str] | None:
+    if accounts == ALL_ACCOUNTS:
+        return None
+    if not isinstance(accounts, list) or not accounts or not all(isinstance(a, str) for a in accounts):
+        raise ValueError(f'{at}: accounts must be "*" or a non-empty list of account names ("" is the default account), got {accounts!r}')
+    for account in accounts:
+        if account != DEFAULT_ACCOUNT:
+            try:
+                check_account_name(account)
+            except ValueError as exc:
+                raise ValueError(f"{at}: {exc}") from None
+    return frozenset(accounts)
 
 
 def _read(path: Path) -> bytes:
@@ -176,4 +205,34 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
             return abort_handler(
                 handler, grpc.StatusCode.PERMISSION_DENIED, f"token {found.name!r} lacks the {role!r} role that {details.method} needs"
             )
-        return handler
+        return _scoped(handler, found.accounts)
+
+
+def _scoped(handler: grpc.RpcMethodHandler, accounts: frozenset[str] | None) -> grpc.RpcMethodHandler:
+    """``handler`` running with ``caller_accounts`` set to ``accounts`` (the interceptor runs on
+    gRPC's polling thread, the handler on a worker: the scope travels with the handler)."""
+    if accounts is None:
+        return handler  # the variable's default: every account
+    if handler.request_streaming and handler.response_streaming:
+        stream = handler.stream_stream
+
+        def stream_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            reset = caller_accounts.set(accounts)
+            try:
+                yield from stream(requests, context)
+            finally:
+                caller_accounts.reset(reset)
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, handler.request_deserializer, handler.response_serializer)
+    if handler.request_streaming or handler.response_streaming:
+        raise TypeError("token scopes cover unary calls and bidirectional streams only")
+    unary = handler.unary_unary
+
+    def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
+        reset = caller_accounts.set(accounts)
+        try:
+            return unary(request, context)
+        finally:
+            caller_accounts.reset(reset)
+
+    return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer, handler.response_serializer)

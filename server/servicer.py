@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,8 +27,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
+from scorecast.options import spec_from_header
 from scorecast.proto import pb, rpc
 
+from .accounts import AccountRegistry
 from .batching import Batcher, batch_key
 from .codec import decode_tables, encode_batch
 from .config import ServerSettings
@@ -36,12 +39,13 @@ from .lanes import in_lanes, scoring_threads
 from .limits import DecodeBudget
 from .logs import REQUEST_ID_HEADER, new_request_id, request_id
 from .metrics import ServerMetrics
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
 from .runtime import OnnxModel
+from .security import caller_accounts
 from .topn import BASE_CHUNK_CONTACTS, TopNQuery, TopNScan, resolve_base
 
-__all__ = ["ScorecastServicer", "current_call", "handle_errors", "model_info", "spec_from_header"]
+__all__ = ["ScorecastServicer", "account_models", "current_call", "handle_errors", "model_info"]
 
 TOPN_RESPONSE_ROWS = 200_000
 """Rows per TopNResponse: a few MB each, well under the message limit."""
@@ -58,6 +62,9 @@ class _Call:
     scores: tuple[str, ...] = ()
     rows: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+    account: str | None = None
+    """The account the call used, once the caller may see it (its usage is counted; "" is the
+    default account)."""
 
 
 _call: contextvars.ContextVar[_Call] = contextvars.ContextVar("scorecast_call")
@@ -91,6 +98,9 @@ def _finish(servicer: Any, method: str, call: _Call, start: float, code: grpc.St
     if code == grpc.StatusCode.OK and not context.is_active():
         code = grpc.StatusCode.CANCELLED  # the caller left (cancelled, deadline) before the end
     seconds = time.perf_counter() - start
+    registry: AccountRegistry | None = getattr(servicer, "registry", None)
+    if registry is not None and call.account is not None:
+        registry.record(call.account, call.rows, code == grpc.StatusCode.OK)
     metrics: ServerMetrics | None = getattr(servicer, "metrics", None)
     if metrics is not None:
         metrics.call(method, code.name, seconds, call.scores)
@@ -158,26 +168,6 @@ def handle_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     return unary
 
 
-def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
-    """The pipeline's view of a request header; ``as_of`` unset means now."""
-    options = header.options
-    if options.HasField("as_of"):
-        as_of_us = options.as_of.seconds * 1_000_000 + options.as_of.nanos // 1_000
-    else:
-        as_of_us = time.time_ns() // 1_000
-    return ScoreSpec(
-        scores=tuple(header.scores),
-        as_of_us=as_of_us,
-        horizon_days=options.horizon_days,
-        product_groups=tuple(options.product_groups),
-        model_versions=dict(options.model_versions),
-        churn_threshold=options.churn_threshold,
-        exclude_bought=options.exclude_bought if options.HasField("exclude_bought") else None,
-        uplift_threshold=options.uplift_threshold,
-        buy_threshold=options.buy_threshold,
-    )
-
-
 def _timestamp(iso: str) -> Timestamp:
     ts = Timestamp()
     ts.FromJsonString(iso if iso.endswith("Z") or "+" in iso[10:] else iso + "Z")
@@ -200,7 +190,7 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
         data_as_of=_timestamp(meta.data_as_of),
         horizon_days=meta.horizon_days or 0,
         metrics=meta.metrics,
-        params_json=json.dumps(meta.params, sort_keys=True),
+        params_json=json.dumps(dict(meta.params), sort_keys=True),
         description=meta.description,
         ready=True,
         providers=model.providers,
@@ -208,6 +198,17 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
         input_columns=sorted(required_columns(f for f in meta.features if not f.startswith(REQUEST_PREFIX))),
         failed_versions=repository.failed_versions(meta.score),
     )
+
+
+@contextmanager
+def account_models(registry: AccountRegistry, account: str, scan: bool) -> Iterator[ModelRepository]:
+    """The models of the call's ``account`` ("" is the default account), held until the ``with``
+    ends; NOT_FOUND alike for a missing account and one the caller's token does not cover.
+    ``scan``: bulk work, which never promotes an account in the eviction order."""
+    registry.visible(account, caller_accounts.get())
+    _call.get().account = account
+    with registry.hold(account, scan) as repository:
+        yield repository
 
 
 MAX_CACHED_PLANS = 1024
@@ -228,15 +229,15 @@ def _models(pipeline: ScoringPipeline) -> list[pb.ModelRef]:
 
 
 class ScorecastServicer(rpc.ScorecastServicer):
-    """scorecast.v1.Scorecast over a loaded model repository."""
+    """scorecast.v1.Scorecast over the accounts' model repositories."""
 
     def __init__(
         self,
-        repository: ModelRepository,
+        registry: AccountRegistry,
         max_rows_per_chunk: int,
         max_rows_per_request: int | None = None,
         metrics: ServerMetrics | None = None,
-        reload: Callable[[], ReloadReport] | None = None,
+        reload: Callable[[str | None], dict[str, ReloadReport]] | None = None,
         base_roots: tuple[Path, ...] = (),
         *,
         budget: DecodeBudget | None = None,
@@ -244,11 +245,11 @@ class ScorecastServicer(rpc.ScorecastServicer):
         max_base_bytes: int | None = None,
         batcher: Batcher | None = None,
     ) -> None:
-        self.repository = repository
+        self.registry = registry
         self.max_rows_per_chunk = max_rows_per_chunk
         self.max_rows_per_request = max_rows_per_request
         self.metrics = metrics
-        self._reload = reload or repository.reload
+        self._reload = reload or registry.reload
         self.base_roots = base_roots
         defaults = ServerSettings()
         self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
@@ -256,17 +257,17 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
         self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
 
-    def _pipeline(self, header: pb.ScoreHeader) -> ScoringPipeline:
+    def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
         call.scores = tuple(header.scores)
         spec = spec_from_header(header)
         # The plan (model lookups, request columns, shared feature sets) is the same for every
         # request with this header but its as_of: built once per set of served models.
         key = ("pipeline", _without_as_of(header), self.max_rows_per_chunk)
-        cache = self.repository.derived
+        cache = repository.derived
         planned = cache.get(key)
         if planned is None:
-            planned = ScoringPipeline(self.repository, spec, self.max_rows_per_chunk)
+            planned = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             if len(cache) >= MAX_CACHED_PLANS:
                 cache.clear()  # a client cycling through headers gets no unbounded cache
             cache[key] = planned
@@ -276,17 +277,20 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=[model_info(m, self.repository) for m in self.repository.defaults()])
+        with account_models(self.registry, request.account, scan=True) as repository:
+            return pb.ListModelsResponse(models=[model_info(m, repository) for m in repository.defaults()])
 
     @handle_errors
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        model = self.repository.get(request.score, request.version or None)
-        return pb.GetModelResponse(model=model_info(model, self.repository))
+        with account_models(self.registry, request.account, scan=True) as repository:
+            model = repository.get(request.score, request.version or None)
+            return pb.GetModelResponse(model=model_info(model, repository))
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
-        with self.batcher.incoming() as incoming:
-            pipeline = self._pipeline(request.header)
+        # the account's cap and models per call; the batch key holds the account (in the spec)
+        with account_models(self.registry, request.header.account, scan=False) as repository, self.batcher.incoming() as incoming:
+            pipeline = self._pipeline(repository, request.header)
             tables = decode_tables(request.chunk.tables, self.budget)
             key = batch_key(pipeline, request.header.options.HasField("as_of"))
             batch = incoming.score(key, pipeline, tables, context)
@@ -295,60 +299,68 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def Score(self, request_iterator: Iterator[pb.ScoreRequest], context: grpc.ServicerContext) -> Iterator[pb.ScoreResponse]:
-        pipeline = self._pipeline(_header(request_iterator, "Score"))
-        call = _call.get()
+        header = _header(request_iterator, "Score")
+        with account_models(self.registry, header.account, scan=True) as repository:
+            pipeline = self._pipeline(repository, header)
+            call = _call.get()
 
-        def score(tables: Mapping[str, pa.Table]) -> tuple[int, bytes]:
-            # encoded in the lane too: beside the other lane's chunk, and Arrow's buffers freed
-            # by the thread that allocated them (mimalloc keeps per-thread heaps)
-            batch = pipeline.score(tables)
-            return batch.num_rows, encode_batch(batch)
+            def score(tables: Mapping[str, pa.Table]) -> tuple[int, bytes]:
+                # encoded in the lane too: beside the other lane's chunk, and Arrow's buffers freed
+                # by the thread that allocated them (mimalloc keeps per-thread heaps)
+                batch = pipeline.score(tables)
+                return batch.num_rows, encode_batch(batch)
 
-        # two chunks scored at once (see lanes.py), answered in order
-        for index, (rows, scores) in self._chunks(request_iterator, context, "Score", score, _first, scoring_threads()):
-            call.rows += rows
-            yield pb.ScoreResponse(chunk_index=index, rows=rows, scores=scores, models=_models(pipeline) if index == 0 else [])
+            # two chunks scored at once (see lanes.py), answered in order
+            for index, (rows, scores) in self._chunks(request_iterator, context, "Score", score, _first, scoring_threads()):
+                call.rows += rows
+                yield pb.ScoreResponse(chunk_index=index, rows=rows, scores=scores, models=_models(pipeline) if index == 0 else [])
 
     @handle_errors
     def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> pb.ReloadModelsResponse:
-        report = self._reload()
-        root = self.repository.root
+        account, scope = request.account, caller_accounts.get()
+        self.registry.visible(account, scope)
+        _call.get().account = account
+        # no account named by a token for every account: the whole repository, as before accounts
+        reports = self._reload(None if not account and scope is None else account)
+        report = reports.get(account, ReloadReport())
+        repository = self.registry.repository(account)
+        root = repository.root if repository is not None else self.registry.root
+        failures = repository.failures if repository is not None else {}
         return pb.ReloadModelsResponse(
             loaded=[pb.ModelRef(score=s, version=v) for s, v in report.loaded],
             unloaded=[pb.ModelRef(score=s, version=v) for s, v in report.unloaded],
-            failures=[
-                pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(self.repository.failures.items())
-            ],
-            scores=self.repository.scores,
+            failures=[pb.LoadFailure(path=p.relative_to(root).as_posix(), reason=r) for p, r in sorted(failures.items())],
+            scores=repository.scores if repository is not None else [],
         )
 
     @handle_errors
     def TopN(self, request_iterator: Iterator[pb.TopNRequest], context: grpc.ServicerContext) -> Iterator[pb.TopNResponse]:
         head = _header(request_iterator, "TopN")
         query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_topn_n)
-        spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options))
-        scan = TopNScan(self.repository, query, spec, self.max_rows_per_chunk)
-        if head.base_path:
-            base = resolve_base(head.base_path, self.base_roots, "header.base_path")
-            if next(request_iterator, None) is not None:
-                raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
-            chunk_contacts = head.chunk_contacts or BASE_CHUNK_CONTACTS
-            if not scan.scan_base(
-                base,
-                chunk_contacts,
-                named=head.base_path,
-                where="header.",
-                active=context.is_active,
-                budget=self.budget,
-                max_base_bytes=self.max_base_bytes,
-            ):
-                log.info("TopN stopped: the caller is gone")
-                return
-        else:
-            for _ in self._chunks(request_iterator, context, "TopN", scan.add, int):  # one at a time: add merges
-                pass
-            if not context.is_active():
-                return
+        spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options, account=head.account))
+        with account_models(self.registry, head.account, scan=True) as repository:
+            scan = TopNScan(repository, query, spec, self.max_rows_per_chunk)
+            if head.base_path:
+                base = resolve_base(head.base_path, self.base_roots, "header.base_path")
+                if next(request_iterator, None) is not None:
+                    raise InvalidArgument("TopN stream", "a chunk", "a header with base_path takes no chunks")
+                chunk_contacts = head.chunk_contacts or BASE_CHUNK_CONTACTS
+                if not scan.scan_base(
+                    base,
+                    chunk_contacts,
+                    named=head.base_path,
+                    where="header.",
+                    active=context.is_active,
+                    budget=self.budget,
+                    max_base_bytes=self.max_base_bytes,
+                ):
+                    log.info("TopN stopped: the caller is gone")
+                    return
+            else:
+                for _ in self._chunks(request_iterator, context, "TopN", scan.add, int):  # one at a time: add merges
+                    pass
+                if not context.is_active():
+                    return
         yield from _topn_responses(scan)
 
     def _chunks(

@@ -28,11 +28,12 @@ import pyarrow.compute as pc
 from scorecast.base import BaseChunks
 from scorecast.filters import CONTACTS, FEATURES, Clause, FilterError, compile_filter, parse_column, parse_filter
 from scorecast.kernels import FeatureFrame, InputError, required_columns
+from scorecast.options import ScoreSpec
 from scorecast.tables import CONTACT_ID, TABLES
 
 from .errors import BaseNotFound, InvalidArgument, PathNotAllowed, ScorecastError
 from .limits import DecodeBudget, check_base_bytes
-from .pipeline import ScoreSpec, ScoringPipeline
+from .pipeline import ScoringPipeline
 from .repository import ModelRepository
 from .rescore import input_columns
 

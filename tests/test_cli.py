@@ -20,7 +20,7 @@ AS_OF = "2026-01-01"
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     """Each command prints --help and exits 0."""
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"simulate", "simulate-b2b", "cdnow", "train", "serve", "score", "rescore", "top", "report", "lead-rules", "demo"}
+    assert set(commands) == {"simulate", "simulate-b2b", "cdnow", "train", "serve", "score", "rescore", "top", "report", "lead-rules", "demo", "import"}
     for name in commands:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
@@ -40,7 +40,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Bad input exits 2 with a one-line reason, no traceback."""
-    from .server.fakes import linear_model, write_model
+    from .support.fakes import linear_model, write_model
 
     write_model(tmp_path, linear_model())
     assert main([str(tmp_path) if a == "MODELS" else a for a in argv]) == 2
@@ -150,3 +150,46 @@ def test_cdnow_train_and_rescore(tmp_path: Path) -> None:
     assert model_mae < 0.8 * naive_mae
     assert abs(predicted.sum() - actual.sum()) < abs(naive.sum() - actual.sum())
     assert pc.all(pc.is_valid(scores["churn.decisive_date"])).as_py()
+
+
+def test_option_and_account_flags_of_every_scoring_command() -> None:
+    """score, rescore and top take every request option (scorecast.options) and --account."""
+    from scorecast.options import OPTIONS, option_values
+
+    parser = build_parser()
+    flags = ["--as-of", AS_OF, "--horizon-days", "30", "--product-groups", "shoes,books", "--model-versions", "affinity=3",
+             "--churn-threshold", "0.25", "--include-bought", "--uplift-threshold", "0.1", "--buy-threshold", "0.7",
+             "--account", "acme", "--out", "/tmp/x.parquet"]  # fmt: skip
+    commands = {
+        "score": ["score", "--server", "h:1", "--data", "/d", "--scores", "affinity"],
+        "rescore": ["rescore", "--models", "/m", "--data", "/d", "--scores", "affinity"],
+        "top": ["top", "--server", "h:1", "--by", "affinity.shoes", "--n", "5", "--data", "/d"],
+    }
+    for name, argv in commands.items():
+        args = parser.parse_args([*argv, *flags])
+        values = option_values(args)
+        assert set(values) == {o.name for o in OPTIONS}, name
+        assert (values["horizon_days"], values["product_groups"], values["model_versions"]) == (30, ["shoes", "books"], {"affinity": "3"})
+        assert (values["exclude_bought"], values["buy_threshold"], args.account) == (False, 0.7, "acme"), name
+        assert parser.parse_args(argv + ["--out", "/tmp/x.parquet"]).account == "", name
+
+
+def test_a_bad_account_name_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "/nowhere", "--out", "/tmp/never", "--account", "../up"])
+    assert info.value.code == 2
+    assert "account '../up' is not a valid name" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_and_rescore_use_the_accounts_folder(tmp_path: Path) -> None:
+    """`train --account acme` writes MODELS/acme/<score>/<version>.onnx; `rescore --account acme` reads it."""
+    assert main(["cdnow", "--out", str(tmp_path / "base")]) == 0
+    models = tmp_path / "models"
+    assert main(["train", "--data", str(tmp_path / "base"), "--out", str(models), "--scores", "rfm", "--account", "acme"]) == 0
+    assert sorted(p.relative_to(models).as_posix() for p in models.rglob("*.onnx")) == ["acme/rfm/1.onnx"]
+    out = tmp_path / "rfm.parquet"
+    common = ["rescore", "--models", str(models), "--data", str(tmp_path / "base"), "--scores", "rfm", "--out", str(out), "--as-of", "1998-07-01"]
+    assert main([*common, "--account", "acme"]) == 0
+    assert pq.read_table(out).num_rows == 2357
+    assert main(common) == 2  # the default account: the root holds no model

@@ -149,3 +149,20 @@ def test_node_example_fails_in_one_line_without_a_server(tmp_path: Path) -> None
         pytest.skip("node or clients/node/node_modules is absent (`make test` runs `npm ci` when node is installed)")
     run = subprocess.run([node, "example.js", "--target", "127.0.0.1:1", "--token", "t"], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and run.stderr.startswith("scorecast: ")
+
+
+def test_node_client_names_its_account(tmp_path: Path) -> None:
+    """The Node.js client sends its account in the header: the default one scores, another is
+    NOT_FOUND naming it (one line, exit 1)."""
+    from .support.fakes import linear_model, write_model
+
+    node = shutil.which("node")
+    if node is None or not (NODE_CLIENT / "node_modules").is_dir():
+        pytest.skip("node or clients/node/node_modules is absent (`make test` runs `npm ci` when node is installed)")
+    write_model(tmp_path / "models", linear_model())
+    with ServerProcess(tmp_path / "models", tmp_path / "srv") as running:
+        example = [node, "example.js", "--target", running.target, "--scores", "spend"]
+        served = subprocess.run(example, cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
+        assert served.returncode == 0 and "scored 3 contacts in 1 chunks" in served.stderr, served.stderr
+        refused = subprocess.run([*example, "--account", "acme"], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and refused.stderr.strip() == "scorecast: account 'acme' not found"

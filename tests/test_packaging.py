@@ -78,6 +78,70 @@ def test_layers_import_only_what_they_may() -> None:
     assert not _layer_violations(graph), "\n".join(_layer_violations(graph))
 
 
+def test_every_package_maps_its_modules() -> None:
+    """Each package's ``__init__`` docstring names every module and subpackage in it, so a
+    newcomer finds a module's job from its package (generated stubs aside)."""
+    unnamed = []
+    for folder in ("kernels", "server", "training", "scorecast"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+            children = [p.stem for p in init.parent.glob("*.py") if p.stem not in ("__init__", "__main__")]
+            children += [p.parent.name for p in init.parent.glob("*/__init__.py")]
+            unnamed += [f"{init.relative_to(ROOT)}: {name}" for name in sorted(children) if f"``{name}``" not in doc and f"``scorecast.{name}``" not in doc]
+    assert not unnamed, "modules missing from their package's docstring:\n" + "\n".join(unnamed)
+
+
+SUPPORT = "tests.support"
+"""The one part of the tests that benchmarks may import: the generators both share."""
+
+
+def _imported_names(path: Path, package: str) -> set[str]:
+    """What ``path`` imports, functions included: ``a.b`` for ``import a.b``, ``a.b.c`` for
+    ``from a.b import c``; relative imports resolved against ``package``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _support_violations(imports: dict[str, set[str]]) -> list[str]:
+    """Imports of a test module (anything under ``tests`` but ``tests.support``)."""
+    return sorted(
+        f"{who} imports {name}"
+        for who, names in imports.items()
+        for name in names
+        if name.split(".")[0] == "tests" and name != SUPPORT and not name.startswith(SUPPORT + ".")
+    )
+
+
+def test_support_check_finds_a_planted_test_import() -> None:
+    """A benchmark importing a test module's generator is flagged; the support package is not."""
+    imports = {
+        "benchmarks/fuzz.py": {"tests.server.test_fuzz.generate_cases", "tests.support.fakes.write_model", "scorecast.process"},
+        "tests/support/fakes.py": {"tests.server.conftest.AS_OF_US"},
+    }
+    assert _support_violations(imports) == [
+        "benchmarks/fuzz.py imports tests.server.test_fuzz.generate_cases",
+        "tests/support/fakes.py imports tests.server.conftest.AS_OF_US",
+    ]
+
+
+def test_benchmarks_import_only_the_test_support() -> None:
+    """Benchmarks share generators with the tests through ``tests/support/`` and import no test
+    module; ``tests/support/`` imports no test module either (so a benchmark never runs one)."""
+    imports = {str(path.relative_to(ROOT)): _imported_names(path, "benchmarks") for path in (ROOT / "benchmarks").glob("*.py")}
+    imports |= {str(path.relative_to(ROOT)): _imported_names(path, SUPPORT) for path in (ROOT / "tests" / "support").glob("*.py")}
+    assert any(SUPPORT in name for names in imports.values() for name in names)  # the walk sees them
+    assert not _support_violations(imports), "\n".join(_support_violations(imports))
+
+
 FOLDERS = {"kernels": "scorecast.kernels", "server": "scorecast.server", "training": "scorecast.training", "proto": "scorecast.proto", "scorecast": "scorecast"}
 """Our source folders and the package each installs as (pyproject's package-dir)."""
 
@@ -183,6 +247,6 @@ def test_no_import_cycles() -> None:
     modules = _modules()
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     assert "scorecast.server.app" in graph["scorecast.server.processes"]  # the walk resolves relative imports
-    assert "scorecast.kernels.features" not in graph["scorecast.kernels.contact_features"]  # TYPE_CHECKING only
+    assert "scorecast.training.simulate.retail" not in graph["scorecast.training.simulate.web"]  # TYPE_CHECKING only
     cycles = _cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)

@@ -1,4 +1,6 @@
-"""Holdout metrics every score is validated with: ROC AUC, lift, calibration error, and for uplift scores on randomised campaigns the Qini curve and AUUC."""
+"""Holdout metrics every score is validated with: ROC AUC, lift, calibration error, for uplift scores
+on randomised campaigns the Qini curve and AUUC, and for ranked lists (recommendations) recall@K
+and NDCG@K."""
 
 from __future__ import annotations
 
@@ -6,7 +8,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["expected_calibration_error", "gains_points", "lift_at", "qini_curve", "reliability_bins", "roc_auc", "uplift_metrics"]
+__all__ = [
+    "expected_calibration_error",
+    "gains_points",
+    "lift_at",
+    "qini_bootstrap_sd",
+    "qini_curve",
+    "ranking_metrics",
+    "reliability_bins",
+    "roc_auc",
+    "uplift_metrics",
+]
 
 
 def _check(y: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -126,4 +138,38 @@ def uplift_metrics(uplift: np.ndarray, treated: np.ndarray, y: np.ndarray) -> di
         "qini": float(np.mean(gain - fractions * gain[-1])),
         "auuc": float(np.mean(gain)),
         "uplift_top10": top_uplift,
+    }
+
+
+def qini_bootstrap_sd(scores: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]], treated: np.ndarray, y: np.ndarray,
+                      n: int = 200, seed: int = 0) -> dict[str, float]:  # fmt: skip
+    """Bootstrap standard deviation of each score's ``qini`` (``uplift_metrics``) over the contacts;
+    a pair ``(a, b)`` gives the deviation of ``qini(a) - qini(b)`` on the same resamples."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {name: [] for name in scores}
+    qini = lambda s, rows: uplift_metrics(s[rows], treated[rows], y[rows])["qini"]  # noqa: E731
+    for _ in range(n):
+        rows = rng.integers(0, len(y), len(y))
+        if not treated[rows].any() or treated[rows].all():
+            continue
+        for name, score in scores.items():
+            draws[name].append(qini(score[0], rows) - qini(score[1], rows) if isinstance(score, tuple) else qini(score, rows))
+    return {name: float(np.std(v, ddof=1)) for name, v in draws.items()}
+
+
+def ranking_metrics(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
+    """Mean ``recall``@k (hits / relevant) and ``ndcg``@k (binary gains) of the ranked codes
+    ``top`` (a row per contact) over the rows with a relevant item (NaN when none has)."""
+    recalls, ndcgs = [], []
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    for row, rel in zip(top, relevant, strict=True):
+        if rel.size == 0:
+            continue
+        hit = np.isin(row[:k], rel)
+        recalls.append(hit.sum() / rel.size)
+        ideal = discounts[: min(rel.size, k)].sum()
+        ndcgs.append(float((hit * discounts[: hit.size]).sum() / ideal))
+    return {
+        "recall": float(np.mean(recalls)) if recalls else float("nan"),
+        "ndcg": float(np.mean(ndcgs)) if ndcgs else float("nan"),
     }

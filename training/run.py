@@ -68,6 +68,8 @@ class TrainingRun:
     interest_k: int = 3
     lead_rules: Path | None = None
     tier_thresholds: Sequence[int] | None = None
+    promo_outcome: str = "order"  # promo_appetence: "order" or "visit" (web_events)
+    promo_window_days: int = 30  # promo_appetence: days after a campaign its outcome is counted
     _shared: dict[str, Any] = field(default_factory=dict)
 
     def shared(self, key: str, make: Callable[[], T]) -> T:

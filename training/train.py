@@ -24,6 +24,7 @@ from scorecast.kernels import FeatureFrame
 from scorecast.kernels.web_config import load_web_config
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.model_store import next_version, store_model
+from scorecast.options import request_columns
 
 from .lead import training as lead
 from .onnx_export import PROBE_ROWS, add_probe, read_metadata
@@ -80,6 +81,8 @@ def train(
     tier_thresholds: Sequence[int] | None = None,
     web_config: Path | None = None,
     interest_k: int = 3,
+    promo_outcome: str = "order",
+    promo_window_days: int = 30,
 ) -> list[Path]:
     """Fit the requested scores on the base in ``data``; return the files written.
 
@@ -91,6 +94,8 @@ def train(
     ``web_config``: the page points and categories (JSON, see ``kernels.web_config``) of the
     web scores, stored in their metadata; default ``training/web_config.json``.
     ``interest_k``: how many top keywords the interests score gives.
+    ``promo_outcome``, ``promo_window_days``: promo_appetence's outcome ("order" or "visit")
+    and the days after a campaign it is counted.
     """
     scores = list(scores or _default_scores(data))
     unknown = sorted(set(scores) - set(SCORES))
@@ -105,6 +110,8 @@ def train(
         interest_k=interest_k,
         lead_rules=lead_rules,
         tier_thresholds=tier_thresholds,
+        promo_outcome=promo_outcome,
+        promo_window_days=promo_window_days,
     )
     built: list[tuple[str, str, onnx.ModelProto]] = []
 
@@ -138,7 +145,8 @@ def _default_scores(data: Path) -> list[str]:
 
 def _probe_rows(tables: dict[str, pa.Table], as_of: datetime, model: onnx.ModelProto) -> np.ndarray:
     """Feature rows of a few contacts spread over the base (buyers and, where there are, prospects),
-    computed by the serving pipeline, request options at the model's defaults: the parity probe."""
+    computed by the serving pipeline, request options at the model's defaults (filled as the
+    server fills them, ``scorecast.options.request_columns``): the parity probe."""
     meta = read_metadata(model)
     ids = FeatureFrame(tables, as_us(as_of)).contact_ids
     picked = ids.take(pa.array(np.linspace(0, len(ids) - 1, min(PROBE_ROWS, len(ids))).astype(np.int64)))
@@ -150,10 +158,7 @@ def _probe_rows(tables: dict[str, pa.Table], as_of: datetime, model: onnx.ModelP
     x = np.empty((len(picked), len(meta.features)), np.float32)
     data = [i for i, f in enumerate(meta.features) if not f.startswith(REQUEST_PREFIX)]
     if data:
-        x[:, data] = frame.matrix([meta.features[i] for i in data], meta.params.get("feature_params"))
-    for i, name in enumerate(meta.features):
-        if name.startswith(REQUEST_PREFIX):
-            option = name.removeprefix(REQUEST_PREFIX)
-            default = meta.params.get("request_defaults", {}).get(option)
-            x[:, i] = meta.horizon_days if default is None and option == "horizon_days" else default
+        x[:, data] = frame.matrix([meta.features[i] for i in data], meta.params.feature_params)
+    for i, value in request_columns(meta).items():
+        x[:, i] = value
     return x

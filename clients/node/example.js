@@ -2,7 +2,7 @@
 // Score a base through scorecast's Score stream and print (or write) the scores.
 //
 //   node example.js --target 127.0.0.1:50051 --scores rfm,clv [--as-of 2026-01-01T00:00:00Z]
-//        [--chunks DIR] [--out DIR] [--token T] [--tls] [--tls-ca ca.pem]
+//        [--chunks DIR] [--out DIR] [--token T] [--tls] [--tls-ca ca.pem] [--account A]
 //
 // --chunks DIR: a folder of chunk folders (000/, 001/, …) each holding <table>.arrow (Arrow IPC
 // files or streams); without it a three-contact orders table built here is scored.
@@ -58,10 +58,11 @@ async function main() {
       token: { type: 'string' },
       tls: { type: 'boolean', default: false },
       'tls-ca': { type: 'string' },
+      account: { type: 'string', default: '' },
     },
   });
   const asOf = values['as-of'] ? new Date(values['as-of']) : new Date();
-  const client = new ScorecastClient(values.target, { token: values.token, tls: values.tls, tlsCa: values['tls-ca'], timeoutMs: 600_000 });
+  const client = new ScorecastClient(values.target, { token: values.token, tls: values.tls, tlsCa: values['tls-ca'], timeoutMs: 600_000, account: values.account });
   const chunks = values.chunks ? chunksFrom(values.chunks) : tinyBase(asOf);
   let index = 0;
   let rows = 0;

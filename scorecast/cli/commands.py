@@ -15,21 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
+
+from scorecast.accounts import DEFAULT_ACCOUNT, check_account_name
+from scorecast.options import add_option_flags, option_values, parse_as_of
 
 __all__ = ["main", "parse_as_of"]
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, RuntimeError)
-
-
-def parse_as_of(text: str) -> datetime:
-    """A date or ISO 8601 time; without a zone it is UTC."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r} (e.g. 2026-01-01 or 2026-01-01T12:00:00+00:00)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _scores(text: str) -> list[str]:
@@ -43,10 +36,28 @@ def _groups(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def _account(text: str) -> str:
+    if text == DEFAULT_ACCOUNT:  # argparse passes the default through here too
+        return text
+    try:
+        return check_account_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_simulate(args: argparse.Namespace) -> None:
     from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
     start = time.perf_counter()
+    if args.accounts:
+        from scorecast.training.simulate.accounts import simulate_accounts
+
+        config = SimulationConfig(seed=args.seed, id_type=args.id_type)
+        sizes = simulate_accounts(args.accounts, args.contacts, args.out, config, overwrite=args.overwrite)
+        ordered = sorted(sizes.values())
+        print(f"simulated {len(sizes)} accounts into {args.out}/<account>/ in {time.perf_counter() - start:.1f}s: "
+              f"{sum(ordered):,} contacts, median {ordered[len(ordered) // 2]:,}, largest {ordered[-1]:,}")
+        return
     base = simulate_base(SimulationConfig(n_contacts=args.contacts, seed=args.seed, id_type=args.id_type))
     write_base(base, args.out, progress=True, overwrite=args.overwrite)
     print(f"simulated {args.contacts:,} contacts, {base.orders.num_rows:,} orders into {args.out} in {time.perf_counter() - start:.1f}s")
@@ -91,12 +102,20 @@ def cmd_cdnow(args: argparse.Namespace) -> None:
     print(f"wrote the CDNOW sample (2,357 customers, 6,919 orders, 1997-01-01..1998-06-30) into {args.out}")
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from scorecast.training.simulate.hillstrom import AS_OF, write_hillstrom_base
+
+    counts = write_hillstrom_base(args.file, args.out, overwrite=args.overwrite)
+    print(f"wrote the Hillstrom campaign into {args.out} (as of {AS_OF.date()}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    from scorecast.accounts import account_root
     from scorecast.training.train import train
 
     written = train(
         args.data,
-        args.out,
+        account_root(args.out, args.account),
         scores=args.scores,
         as_of=args.as_of,
         progress=True,
@@ -104,6 +123,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         tier_thresholds=args.lead_tiers,
         web_config=args.web_config,
         interest_k=args.interest_k,
+        promo_outcome=args.promo_outcome,
+        promo_window_days=args.promo_window,
     )
     for path in written:
         print(f"wrote {path}")
@@ -152,18 +173,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(settings)
 
 
-def _options(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "as_of": args.as_of,
-        "horizon_days": args.horizon_days,
-        "product_groups": args.product_groups,
-        "churn_threshold": args.churn_threshold,
-        "exclude_bought": args.exclude_bought,
-        "uplift_threshold": args.uplift_threshold,
-        "buy_threshold": args.buy_threshold,
-    }
-
-
 def cmd_score(args: argparse.Namespace) -> None:
     import grpc
     from tqdm import tqdm
@@ -176,7 +185,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     token = args.token if args.token is not None else os.environ.get("SCORECAST_TOKEN") or None
     security = {"token": token, "tls": args.tls, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
-    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
+    with ScorecastClient(args.server, **security, account=args.account) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
@@ -191,7 +200,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         warn_if_stale(args.scores, args.as_of, args.data)
         progress = tqdm(total=chunks.n_contacts, unit="contact", unit_scale=True, desc="score", file=sys.stderr)
         with AtomicParquetWriter(args.out) as writer:
-            for batch in client.score(chunks, args.scores, **_options(args)):
+            for batch in client.score(chunks, args.scores, **option_values(args)):
                 writer.write(batch)
                 progress.update(batch.num_rows)
         progress.close()
@@ -200,8 +209,10 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
+    from scorecast.accounts import account_root
     from scorecast.as_of import default_as_of, warn_if_stale
-    from scorecast.server.pipeline import ScoreSpec
+    from scorecast.client import header
+    from scorecast.options import spec_from_header
     from scorecast.server.repository import ModelRepository
     from scorecast.server.rescore import rescore
     from scorecast.server.runtime import SessionOptions
@@ -209,23 +220,15 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     as_of = default_as_of(args.as_of, args.data)
     warn_if_stale(args.scores, as_of, args.data)
-    spec = ScoreSpec(
-        scores=tuple(args.scores),
-        as_of_us=int(as_of.timestamp() * 1_000_000),
-        horizon_days=args.horizon_days,
-        product_groups=tuple(args.product_groups),
-        churn_threshold=args.churn_threshold,
-        exclude_bought=args.exclude_bought,
-        uplift_threshold=args.uplift_threshold,
-        buy_threshold=args.buy_threshold,
-    )
+    spec = spec_from_header(header(args.scores, **{**option_values(args), "as_of": as_of}))  # the server's reading of it
+    models = account_root(args.models, args.account)
     options = SessionOptions(device=args.device, intra_op_threads=args.intra_op_threads, tree_form=args.tree_form)
     if args.engine == "ray":
         from scorecast.server.rescore_ray import rescore_ray
 
-        result = rescore_ray(args.models, args.data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
+        result = rescore_ray(models, args.data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
     else:
-        repository = ModelRepository.load(args.models, options)
+        repository = ModelRepository.load(models, options)
         result = rescore(repository, args.data, spec, args.out, chunk_contacts=args.chunk_contacts, progress=True)
     seconds = time.perf_counter() - start
     print(f"rescored {result.rows:,} contacts in {seconds:.1f}s ({result.rows / seconds:,.0f} contacts/s) into {args.out}")
@@ -251,8 +254,8 @@ def cmd_top(args: argparse.Namespace) -> None:
     local = args.data if args.data is not None else Path(args.base_path) if Path(args.base_path).is_dir() else None  # the server's path may be local too
     as_of = default_as_of(args.as_of, local)
     warn_if_stale(dict.fromkeys([args.by.split(".", 1)[0], *(c.namespace for c in clauses)]), as_of, local)
-    options = {"as_of": as_of, "horizon_days": args.horizon_days, "product_groups": args.product_groups, "churn_threshold": args.churn_threshold}
-    with ScorecastClient(args.server, **security) as client:  # type: ignore[arg-type]
+    options = {**option_values(args), "as_of": as_of}
+    with ScorecastClient(args.server, **security, account=args.account) as client:  # type: ignore[arg-type]
         try:
             client.wait_ready(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
@@ -286,22 +289,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.contacts, args.seed, args.workdir)
 
 
+AS_OF_HELP = "reference time (default: the base's own as-of from its base.json, else now)"
+
+
+def _add_account(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--account", type=_account, default=DEFAULT_ACCOUNT, help=f"{what} (default: the default account)")
+
+
 def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=_scores, required=True, help="comma-separated scores, e.g. rfm,affinity")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: the base's own as-of from its base.json, else now)")
-    p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
-    p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
-    p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
-    bought = p.add_mutually_exclusive_group()
-    bought.add_argument(
-        "--exclude-bought", dest="exclude_bought", action="store_true", default=None, help="recommendations: leave out SKUs the contact already bought"
-    )
-    bought.add_argument(
-        "--include-bought", dest="exclude_bought", action="store_false", help="recommendations: keep them (default: what the model learned)"
-    )
-    p.add_argument("--uplift-threshold", type=float, default=0.0, help="promo_appetence: |uplift| for persuadable / do-not-disturb (0: model default 0.05)")
-    p.add_argument("--buy-threshold", type=float, default=0.0, help="promo_appetence: P(buy | no promo) for a sure thing (0: model default 0.5)")
+    add_option_flags(p, AS_OF_HELP)
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
 
 
@@ -317,13 +315,20 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("simulate", cmd_simulate, "simulate a CRM base as Parquet tables, with its ground truth")
-    p.add_argument("--contacts", type=int, default=100_000, help="number of contacts (default 100000)")
+    p.add_argument("--contacts", type=int, default=100_000, help="number of contacts, over all accounts (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--id-type", choices=("int64", "string"), default="int64", help="contact_id type (default int64)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--accounts", type=int, default=0, help="N brand accounts, a base each in OUT/<account>/, sizes lognormal (most small)")
 
     p = command("cdnow", cmd_cdnow, "write the shipped CDNOW sample (Fader, Hardie & Lee 2005) as a base folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+
+    p = command("import", cmd_import, "turn a public data set into a base folder: hillstrom (MineThatData e-mail campaign CSV)")
+    p.add_argument("dataset", choices=("hillstrom",), help="the data set's format")
+    p.add_argument("file", type=Path, help="the data set's file (Hillstrom: the CSV, plain or .gz)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
@@ -336,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-tiers", type=_tiers, default=None, help="lead: tier cuts LOW,HIGH on the 1-99 score (default 34,67: thirds)")
     p.add_argument("--web-config", type=Path, default=None, help="web page points and categories (JSON; default: the bundled example)")
     p.add_argument("--interest-k", type=int, default=3, help="top keywords the interests score gives (default 3)")
+    p.add_argument("--promo-outcome", choices=("order", "visit"), default="order", help="promo_appetence: uplift on an order (default) or a web visit")
+    p.add_argument("--promo-window", type=int, default=30, help="promo_appetence: days after a campaign its outcome counts (default 30)")
+    _add_account(p, "account to train for: its models go into OUT/ACCOUNT/")
 
     p = command("simulate-b2b", cmd_simulate_b2b, "simulate a B2B lead base (contacts, interactions, web_events) with its truth")
     p.add_argument("--contacts", type=int, default=20_000, help="number of leads (default 20000)")
@@ -394,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that signed the server's certificate (implies TLS)")
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate, if the server asks for one")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    _add_account(p, "account whose models score")
     _add_score_options(p)
 
     p = command("rescore", cmd_rescore, "score a whole base in process (no server), same pipeline")
@@ -410,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out is then a Parquet dataset folder",
     )
     p.add_argument("--ray-actors", type=int, default=None, help="ray: scoring actors (default: the cluster's CPUs - 1)")
+    _add_account(p, "account whose models score: MODELS/ACCOUNT/")
     _add_score_options(p)
 
     p = command("top", cmd_top, "the N contacts with the highest score among those matching a filter (TopN over gRPC)")
@@ -420,11 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="local base folder, streamed to the server")
     p.add_argument("--base-path", default=None, help="base folder on the server (under its --base-root), read there")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file (written atomically)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="reference time (default: the base's own as-of from its base.json, else now)")
-    p.add_argument("--horizon-days", type=int, default=0, help="horizon for scores that have one (0: the model's)")
-    p.add_argument("--product-groups", type=_groups, default=[], help="affinity: comma-separated groups (default: all)")
-    p.add_argument("--churn-threshold", type=float, default=0.0, help="churn: P(alive) that marks a lapse (0: model default 0.5)")
+    add_option_flags(p, AS_OF_HELP)
     p.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per chunk (default 50000)")
+    _add_account(p, "account whose models score")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
     p.add_argument("--token", default=None, help="bearer token (default: SCORECAST_TOKEN)")
     p.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")

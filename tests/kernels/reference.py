@@ -295,3 +295,24 @@ def web_features(events: pa.Table, contact_ids: Sequence, as_of_us: int, config:
     last = df.groupby("contact_id")["ts"].max()
     result["days_since_visit"] = ((as_of_us - last) / US_PER_DAY).reindex(rows).to_numpy(np.float64)
     return result
+
+
+def contact_partition(ids: Sequence[int | str | bytes], n: int) -> np.ndarray:
+    """``kernels.partition.partition_of`` in Python integers: integer ids through MurmurHash3's
+    64-bit finaliser, its top 32 bits times ``n`` over 2**32; string ids (UTF-8) and binary ids
+    through 64-bit FNV-1a, modulo ``n``."""
+    mask = 2**64 - 1
+    out = []
+    for x in ids:
+        if isinstance(x, str | bytes):
+            h = 14695981039346656037
+            for byte in x.encode() if isinstance(x, str) else x:
+                h = ((h ^ byte) * 1099511628211) & mask
+            out.append(h % n)
+        else:
+            h = x & mask  # two's complement, as a uint64 view of the int64
+            h = ((h ^ (h >> 33)) * 0xFF51AFD7ED558CCD) & mask
+            h = ((h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53) & mask
+            h = (h ^ (h >> 33)) >> 32
+            out.append((h * n) >> 32)
+    return np.array(out, np.int64)

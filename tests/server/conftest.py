@@ -14,7 +14,7 @@ from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
-from .fakes import grouped_model, linear_model, segment_model, write_model
+from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 
 AS_OF_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 

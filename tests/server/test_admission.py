@@ -20,7 +20,7 @@ from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
 from .conftest import AS_OF_US, make_orders
-from .fakes import linear_model, slow_model, write_model
+from ..support.fakes import linear_model, slow_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 

@@ -21,7 +21,7 @@ from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
 from .conftest import AS_OF_US
-from .fakes import grouped_model, linear_model, segment_model, slow_model, write_model
+from ..support.fakes import grouped_model, linear_model, segment_model, slow_model, write_model
 from .test_oip import infer_request, outputs
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()

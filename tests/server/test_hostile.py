@@ -132,8 +132,13 @@ def test_idle_streams_leave_room_for_calls_and_health(started, orders: pa.Table)
     stubs = [_stub(running) for _ in range(4)]
     hold = threading.Event()
     streams = [_idle_stream(stubs[i % 4], hold) for i in range(32)]
+    ended = threading.Semaphore(0)
+    for stream in streams:
+        stream.add_done_callback(lambda _: ended.release())
     try:
-        time.sleep(1.0)  # every stream has reached the server
+        # 28 streams refused means the other 4 hold every slot: all 32 have reached the server
+        for _ in range(32 - 4):
+            assert ended.acquire(timeout=30), "fewer streams refused than max_streams leaves out"
         one = make_orders([7], [3], [10.0], ["shoes"])
         start = time.perf_counter()
         response = stubs[0].ScoreBatch(_batch_request({"orders": encode_table(one)}), timeout=1)

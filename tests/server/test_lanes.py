@@ -52,11 +52,14 @@ def test_a_result_is_yielded_while_the_next_item_is_awaited() -> None:
 def test_a_slow_item_holds_back_only_behind_more() -> None:
     """While the first item's work waits, ``behind`` more items are taken, no more."""
     release = threading.Event()
+    took = threading.Condition()
     taken: list[int] = []
 
     def items() -> Iterator[int]:
         for i in range(10):
-            taken.append(i)
+            with took:
+                taken.append(i)
+                took.notify_all()
             yield i
 
     def work(i: int) -> int:
@@ -67,10 +70,9 @@ def test_a_slow_item_holds_back_only_behind_more() -> None:
     results = in_lanes(items(), work, lanes=2, behind=3)
     consumer = threading.Thread(target=lambda: taken.append(sum(results) * 1000))
     consumer.start()
-    deadline = time.monotonic() + WAIT_S
-    while len(taken) < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # room for a wrongly taken fifth item to show up
+    with took:
+        assert took.wait_for(lambda: len(taken) >= 4, WAIT_S)
+    time.sleep(0.2)  # a quiet window in which a wrongly taken fifth item would show up
     assert taken == [0, 1, 2, 3]
     release.set()
     consumer.join(WAIT_S)

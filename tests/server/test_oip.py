@@ -197,3 +197,25 @@ def test_fp32_numbers_are_accepted(stub, orders: pa.Table) -> None:
     assert as_fp32.keys() == as_fp64.keys()
     for name, values in as_fp64.items():
         assert as_fp32[name] == pytest.approx(values, nan_ok=True), name
+
+
+def test_model_names_carry_the_account(stub, orders: pa.Table) -> None:
+    """``<account>/<score>`` names an account's model; an unknown account is NOT_FOUND, and not ready."""
+    assert outputs(stub.ModelInfer(infer_request("spend", orders))).keys() == {"contact_id", "spend.value"}
+    request = infer_request("spend", orders)
+    request.model_name = "acme/spend"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details() == "account 'acme' not found"
+    assert not stub.ModelReady(oip.ModelReadyRequest(name="acme/spend")).ready
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelMetadata(oip.ModelMetadataRequest(name="acme/spend"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_model_name_parts() -> None:
+    from scorecast.server.oip import model_name
+
+    assert model_name("spend") == ("", "spend")
+    assert model_name("acme/spend") == ("acme", "spend")

@@ -8,8 +8,9 @@ import pytest
 
 from scorecast.kernels import InputError
 from scorecast.kernels.time_units import US_PER_DAY
+from scorecast.options import ScoreSpec
 from scorecast.server.errors import InvalidArgument, ModelNotFound, ResourceExhausted
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 
 from .conftest import AS_OF_US
@@ -89,7 +90,7 @@ def test_bad_requests_name_the_field(repository: ModelRepository, kwargs: dict, 
 def test_request_options_fill_request_features(tmp_path, orders: pa.Table) -> None:  # noqa: ANN001
     """request:<option> columns get the request's value, else the model's default; a
     timestamp output is days after as-of."""
-    from .fakes import horizon_model, write_model
+    from ..support.fakes import horizon_model, write_model
 
     repo = ModelRepository.load(write_model(tmp_path, horizon_model()).parents[1])
     batch = ScoringPipeline(repo, spec("value")).score({"orders": orders})
@@ -153,13 +154,3 @@ def test_shared_feature_matrix_equals_one_matrix_per_model(repository: ModelRepo
         alone = ScoringPipeline(repository, spec(score)).score(tables)
         for name in alone.schema.names:
             assert together.column(name).equals(alone.column(name)), name
-
-
-@pytest.mark.parametrize("requested, expected", [(None, 1.0), (False, 0.0), (True, 1.0)])
-def test_exclude_bought_false_overrides_a_learned_true(requested: bool | None, expected: float) -> None:
-    """Unset takes the model's learned default; an explicit false is kept, not read as unset."""
-    from types import SimpleNamespace
-
-    meta = SimpleNamespace(score="recommendations", version="1", horizon_days=0, params={"request_defaults": {"exclude_bought": 1.0}})
-    spec = ScoreSpec(scores=("recommendations",), as_of_us=AS_OF_US, exclude_bought=requested)
-    assert spec.request_option("exclude_bought", meta) == expected  # type: ignore[arg-type]

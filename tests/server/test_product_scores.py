@@ -41,7 +41,8 @@ def _chunk() -> dict[str, pa.Table]:
     base = product_base()
     ids = base.contacts.column("contact_id").slice(0, 800)
     orders = base.orders.filter(pc.is_in(base.orders.column("contact_id"), value_set=ids))
-    return {"contacts": pa.table({"contact_id": ids}), "orders": orders}
+    contacts = base.contacts.slice(0, 800)  # with their attributes: promo_appetence reads them
+    return {"contacts": contacts, "orders": orders}
 
 
 def test_three_scores_over_grpc(client: ScorecastClient) -> None:

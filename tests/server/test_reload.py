@@ -26,8 +26,8 @@ from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 from scorecast.server.runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
+from ..support.fakes import linear_model, segment_model, write_model
 from .conftest import AS_OF_US
-from .fakes import linear_model, segment_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 
@@ -161,31 +161,47 @@ def test_in_flight_stream_finishes_on_the_model_it_started_with(root: Path, clie
 
 
 def test_reload_under_load_fails_no_request(root: Path, running: RunningServer, orders: pa.Table) -> None:
+    """Six reloads (old versions deleted as they go) while four callers score: no call fails, and
+    each version is answered by a call that began after its reload before the next one."""
     stop = threading.Event()
+    answered = threading.Condition()
     errors: list[BaseException] = []
     seen: set[float] = set()
+    reloads = 0  # reloads done
+    caught_up = 0  # the most reloads done before a call that has since answered began
 
     def caller() -> None:
+        nonlocal caught_up
         with ScorecastClient(f"127.0.0.1:{running.port}", timeout=30) as c:
             while not stop.is_set():
+                before = reloads
                 try:
-                    seen.add(_value(c, orders)[0])
+                    value = _value(c, orders)[0]
                 except BaseException as exc:  # noqa: BLE001 - any failure is the finding
                     errors.append(exc)
+                    value = None
+                with answered:
+                    if value is not None:
+                        seen.add(value)
+                    caught_up = max(caught_up, before)
+                    answered.notify_all()
 
     threads = [threading.Thread(target=caller) for _ in range(4)]
     for t in threads:
         t.start()
-    for version in range(2, 8):
-        _drop(root, linear_model(version=str(version), weights=(float(version), 10.0 * version)))
-        running.reload()
-        if version > 3:
-            (root / "spend" / f"{version - 2}.onnx").unlink()  # old versions go away too
-        time.sleep(0.05)
-    time.sleep(0.2)
-    stop.set()
-    for t in threads:
-        t.join(30)
+    try:
+        for version in range(2, 8):
+            _drop(root, linear_model(version=str(version), weights=(float(version), 10.0 * version)))
+            running.reload()
+            if version > 3:
+                (root / "spend" / f"{version - 2}.onnx").unlink()  # old versions go away too
+            with answered:
+                reloads += 1
+                assert answered.wait_for(lambda: caught_up >= reloads or errors, timeout=30), "no call answered after a reload"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
     assert not errors
     assert len(seen) >= 3  # the callers really saw several versions
 

@@ -10,7 +10,7 @@ from scorecast.model_store import model_path
 from scorecast.server.errors import ModelNotFound
 from scorecast.server.repository import ModelRepository
 
-from .fakes import linear_model, write_model
+from ..support.fakes import linear_model, write_model
 
 
 def test_versions_sort_numerically_and_default_is_newest(tmp_path: Path) -> None:

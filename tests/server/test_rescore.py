@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,15 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.options import ScoreSpec
+from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import rescore
 
+from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 from .conftest import AS_OF_US, make_orders
-from .fakes import grouped_model, linear_model, segment_model, write_model
 
 SPEC = ScoreSpec(scores=("spend", "affinity", "segments"), as_of_us=AS_OF_US)
 N_CONTACTS = 4000
+WAIT_S = 60  # a bound for what should come at once; reaching it is a failure
 
 
 def write_base(folder: Path, id_type: str = "int") -> Path:
@@ -150,8 +153,9 @@ def test_rescore_writes_every_contact(models: Path, base: Path, tmp_path: Path) 
 def test_a_slow_chunk_does_not_hold_the_other_lane(
     models: Path, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While the first chunk is slow, the other lane scores the next ones (at most
-    MAX_UNWRITTEN waiting behind it); the output is still written in chunk order."""
+    """While the first chunk waits, the other lane scores the next ones (MAX_UNWRITTEN waiting
+    behind it, and no chunk past them is taken before the first is scored); the output is still
+    written in chunk order. (tests/server/test_lanes.py checks the bound itself.)"""
     from scorecast.server import rescore as module
     from scorecast.server.lanes import scoring_threads
 
@@ -159,20 +163,42 @@ def test_a_slow_chunk_does_not_hold_the_other_lane(
     rescore(ModelRepository.load(models), base, SPEC, out, chunk_contacts=500)
     expected = pq.read_table(out)
     assert scoring_threads() == 2  # numba's layer runs kernels from two threads here
-    started: list[int] = []
-    during: list[int] = []
-    score = ScoringPipeline.score
+    bound = module.MAX_UNWRITTEN + 1  # the slow first chunk and the ones waiting behind it
+    lock = threading.Lock()
+    started = 0
+    others_scored = threading.Event()  # the chunks after the first, up to the bound, are scored
+    first_scored = threading.Event()
+    early: list[int] = []  # chunks past the bound taken before the first was scored
+    score, in_lanes = ScoringPipeline.score, module.in_lanes
 
     def slow_first(self: ScoringPipeline, tables: dict) -> pa.RecordBatch:
-        started.append(1)
-        if len(started) == 1:
-            time.sleep(1.5)
-            during.append(len(started))
-        return score(self, tables)
+        nonlocal started
+        with lock:
+            started += 1
+            n = started
+        if n == 1:
+            assert others_scored.wait(WAIT_S), "the other lane did not score up to the bound while the first chunk waited"
+        batch = score(self, tables)
+        if n == 1:
+            first_scored.set()
+        elif n == bound:
+            others_scored.set()
+        return batch
+
+    def watched(items: Iterator, *args: object, **kwargs: object) -> Iterator:
+        def taken() -> Iterator:
+            for i, item in enumerate(items, start=1):
+                yield item
+                # the lanes ask for the next chunk: past the bound, only once the first is scored
+                if i >= bound and not first_scored.is_set():
+                    early.append(i + 1)
+
+        return in_lanes(taken(), *args, **kwargs)
 
     monkeypatch.setattr(ScoringPipeline, "score", slow_first)
+    monkeypatch.setattr(module, "in_lanes", watched)
     result = rescore(ModelRepository.load(models), base, SPEC, out, chunk_contacts=500)
-    assert during[0] == module.MAX_UNWRITTEN + 1 < result.chunks  # the other lane went on, up to the bound
+    assert not early and bound < result.chunks  # the other lane went on, up to the bound and no further
     assert pq.read_table(out).equals(expected)
 
 
@@ -191,7 +217,7 @@ def local_ray() -> Iterator[None]:
 def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) -> None:
     """Ray Data (hash partition by contact, actors scoring whole buckets) gives the local engine's
     rows and values exactly; the result folder appears whole and nothing else is left. (String
-    ids take the other hash path: test_bucket_of_is_stable_and_spread.)"""
+    ids take the other hash path: tests/kernels/test_partition.py.)"""
     from scorecast.server.rescore_ray import rescore_ray
 
     data = write_base(tmp_path / "base")
@@ -205,23 +231,6 @@ def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) 
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
     assert sorted(p.name for p in out.iterdir()) == ["local.parquet", "ray.parquet"]
-
-
-def test_bucket_of_is_stable_and_spread() -> None:
-    """The same id lands in the same bucket whatever the array it comes in; buckets are even."""
-    from scorecast.server.rescore_ray import bucket_of
-
-    ids = np.arange(100_000, dtype=np.int64)
-    buckets = bucket_of(pa.array(ids), 10)
-    assert np.array_equal(bucket_of(pa.array(ids[5000:6000]), 10), buckets[5000:6000])
-    assert np.bincount(buckets, minlength=10).min() > 9_000
-    names = pa.array([f"c-{i}" for i in range(20_000)])
-    by_name = bucket_of(names, 7)
-    assert np.array_equal(bucket_of(names.slice(100, 50), 7), by_name[100:150])
-    assert np.array_equal(bucket_of(pa.chunked_array([names.slice(0, 10), names.slice(10, 5)]), 7), by_name[:15])
-    assert np.bincount(by_name, minlength=7).min() > 2_500
-    with pytest.raises(ValueError, match="integer or a string"):
-        bucket_of(pa.array([1.5]), 3)
 
 
 def _dataset(folder: Path, ids: list[int]) -> Path:

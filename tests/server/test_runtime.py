@@ -13,7 +13,7 @@ from scorecast.metadata import METADATA_KEY, ModelMetadata, OutputSpec
 from scorecast.server import runtime
 from scorecast.server.runtime import CUDA, OnnxModel, SessionOptions, providers_for
 
-from .fakes import linear_model, write_model
+from ..support.fakes import linear_model, write_model
 
 HAS_CUDA = CUDA in ort.get_available_providers()
 

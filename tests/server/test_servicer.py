@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 import numpy as np
 import pyarrow as pa
@@ -197,16 +199,18 @@ def test_stream_total_row_limit(repository, orders: pa.Table) -> None:  # noqa: 
 
 def test_deadline_ends_a_stream(client: ScorecastClient, orders: pa.Table) -> None:
     """A stream past its deadline is DEADLINE_EXCEEDED for the caller, and the server serves on."""
-    import time as _time
+    ended = threading.Event()
 
-    def slow_chunks():  # noqa: ANN202
-        for _ in range(50):
-            _time.sleep(0.05)
-            yield pb.ScoreRequest(chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
+    def stalled_chunks():  # noqa: ANN202
+        yield pb.ScoreRequest(chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
+        ended.wait(30)  # the next chunk never comes before the deadline
 
     def call() -> None:
         first = [pb.ScoreRequest(header=header(["spend"], as_of=AS_OF))]
-        list(client.stub.Score(_chain(first, slow_chunks()), timeout=0.5))
+        try:
+            list(client.stub.Score(_chain(first, stalled_chunks()), timeout=0.5))
+        finally:
+            ended.set()
 
     code, _ = _code(call)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -225,7 +229,7 @@ def test_request_plan_is_reused_but_not_its_as_of(
     a reload that swaps the models drops the plans built on the old ones."""
     from datetime import timedelta
 
-    from .fakes import linear_model, write_model
+    from ..support.fakes import linear_model, write_model
 
     repository = server.repository
     first = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).to_pydict()
@@ -240,3 +244,31 @@ def test_request_plan_is_reused_but_not_its_as_of(
     assert not [k for k in repository.derived if k[0] == "pipeline"]
     again = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF).to_pydict()
     assert again["spend.value"][again["contact_id"].index(7)] == 2.0 * 2  # version 2: 2 x frequency
+
+
+def test_every_call_names_its_account(client: ScorecastClient, orders: pa.Table) -> None:
+    """The default account ("") is served; any other account is NOT_FOUND naming it, on every RPC."""
+    assert client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF, account="").num_rows == 3
+    assert [m.score for m in client.list_models(account="")]
+    calls = {
+        "ListModels": lambda: client.list_models(account="acme"),
+        "GetModel": lambda: client.get_model("spend", account="acme"),
+        "ScoreBatch": lambda: client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF, account="acme"),
+        "Score": lambda: list(client.score([{"orders": orders}], ["spend"], as_of=AS_OF, account="acme")),
+        "TopN": lambda: client.top("spend.value", 2, chunks=[{"orders": orders}], as_of=AS_OF, account="acme"),
+        "ReloadModels": lambda: client.reload_models(account="acme"),
+    }
+    for method, call in calls.items():
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND, method
+        assert caught.value.details() == "account 'acme' not found", method
+
+
+def test_the_clients_account_is_every_calls_default(server: RunningServer, orders: pa.Table) -> None:
+    """ScorecastClient(account=...) names it on each call that names none."""
+    with ScorecastClient(f"127.0.0.1:{server.port}", timeout=30, account="acme") as acme:
+        with pytest.raises(grpc.RpcError) as caught:
+            acme.get_model("spend")
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND and "'acme'" in caught.value.details()
+        assert acme.get_model("spend", account="").score == "spend"

@@ -14,14 +14,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from scorecast.client import ScorecastClient
+from scorecast.options import ScoreSpec
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
-from scorecast.server.pipeline import ScoreSpec, ScoringPipeline
+from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 from scorecast.server.topn import RunningTopN, TopNQuery, TopNScan, top_n
 
+from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 from .conftest import AS_OF_US, make_orders
-from .fakes import grouped_model, linear_model, segment_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 N_CONTACTS = 3000

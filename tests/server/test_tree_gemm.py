@@ -32,7 +32,7 @@ from scorecast.server.tree_gemm import (
 )
 from scorecast.training.scores.affinity import fit_affinity
 
-from ..training.scores.test_affinity import synthetic_base
+from ..support.affinity_base import synthetic_base
 
 TOLERANCE = 1e-5
 HAS_CUDA = CUDA in ort.get_available_providers()

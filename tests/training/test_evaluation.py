@@ -1,11 +1,18 @@
-"""Tests of training/metrics.py against hand-computed cases."""
+"""Tests of training/evaluation.py against hand-computed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scorecast.training.evaluation import expected_calibration_error, gains_points, lift_at, reliability_bins, roc_auc
+from scorecast.training.evaluation import (
+    expected_calibration_error,
+    gains_points,
+    lift_at,
+    ranking_metrics,
+    reliability_bins,
+    roc_auc,
+)
 
 
 def test_roc_auc_hand_computed() -> None:
@@ -99,3 +106,11 @@ def test_reliability_bins_are_deciles_that_add_up() -> None:
     assert sum(b["count"] * b["observed"] for b in bins) / 5_000 == pytest.approx(y.mean())
     assert [b["predicted"] for b in bins] == sorted(b["predicted"] for b in bins)
     assert bins[0]["observed"] < bins[0]["predicted"]  # 5 p**2 is below p under 0.2: over-confident at the bottom
+
+
+def test_ranking_metrics_by_hand() -> None:
+    """Row 1: one of its two relevant codes, at rank 2; row 2 has none relevant and is skipped."""
+    top = np.array([[1, 2, 3], [4, 5, 6]])
+    m = ranking_metrics(top, [np.array([2, 9]), np.array([])], 3)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["ndcg"] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))

@@ -58,7 +58,7 @@ def promo_appetence(meta: ModelMetadata) -> Section:
     qini, shares = report.get("qini"), report.get("segment_shares")
     charts = []
     if qini:
-        styles = {"model": (MODEL, "o-"), "two_model": (BASELINE, "s--"), "random": ("#888", ":")}
+        styles = {"model": (MODEL, "o-"), "two_model": (BASELINE, "s--"), "two_model_lr": ("#9a6700", "^--"), "random": ("#888", ":")}
         xs = [0, *(5 * (i + 1) for i in range(len(qini["model"])))]
         charts.append(line_chart("Qini curves (holdout)", "contacts targeted, best uplift first (%)", "extra buyers per contact", xs,
                                  {n: ([0.0, *v], *styles.get(n, ("#555", "-"))) for n, v in qini.items()}))  # fmt: skip
@@ -68,9 +68,11 @@ def promo_appetence(meta: ModelMetadata) -> Section:
         ax.set(ylabel="holdout contacts (%)", title="Segments")
         ax.tick_params(axis="x", labelsize=8)
         charts.append(png(fig))
-    rows = [[name, m[f"{prefix}qini"], m[f"{prefix}auuc"], m[f"{prefix}uplift_top10"]] for name, prefix in (("R-learner (served)", ""), ("two-model", "two_model_"), ("random", "random_"))]
+    names = (("R-learner (served)", ""), ("two-model, gradient boosting", "two_model_"), ("two-model, logistic regression", "two_model_lr_"), ("random", "random_"))
+    rows = [[name, m[f"{prefix}qini"], m.get(f"{prefix}qini_sd", float("nan")), m[f"{prefix}auuc"], m[f"{prefix}uplift_top10"]]
+            for name, prefix in names if f"{prefix}qini" in m]  # fmt: skip
     body = (f'<div class="charts">{"".join(img(c, "promo") for c in charts)}</div>' if charts else missing("Qini curves")) + table(
-        ["model", "Qini", "AUUC", "uplift in the top 10 %"], rows
+        ["model", "Qini", "bootstrap SD", "AUUC", "uplift in the top 10 %"], rows
     ) + table(["measure", "value"], [["holdout buy rate, treated", m["holdout_buy_rate_treated"]], ["holdout buy rate, control", m["holdout_buy_rate_control"]]])
     if shares:
         body += table(["segment", "share of holdout contacts"], [[k, f"{100 * v:.1f} %"] for k, v in shares.items()])

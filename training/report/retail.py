@@ -67,7 +67,7 @@ def _lift(gains: list[float], percent: int) -> float:
 def affinity(meta: ModelMetadata) -> Section:
     """Per group: holdout AUC and lift at 5 and 10 % vs the baseline, and the gains curves."""
     m, gains = meta.metrics, report_data(meta).get("gains", {})
-    groups = list(meta.params.get("groups", []))
+    groups = list(meta.params.groups or ())
     rows = []
     for g in groups:
         row: list[Any] = [g, m.get(f"auc:{g}", float("nan")), m.get(f"baseline_auc:{g}", float("nan"))]
@@ -91,7 +91,7 @@ def cross_sell(meta: ModelMetadata) -> Section:
     """Per group: AUC and lift at 5 % (and 10 %) among contacts new to it; pooled gains vs group popularity."""
     m, gains = meta.metrics, report_data(meta).get("gains", {})
     rows = []
-    for g in meta.params.get("groups", []):
+    for g in meta.params.groups or ():
         row: list[Any] = [g, m.get(f"auc:{g}", float("nan")), m.get(f"lift_top5:{g}", float("nan"))]
         row += [_lift(gains[g], 10) if g in gains else float("nan"), m.get(f"base_rate:{g}", float("nan"))]
         rows.append(row)
@@ -148,6 +148,12 @@ def clv(meta: ModelMetadata) -> Section:
         body.insert(0, f'<div class="charts">{"".join(charts)}</div>')
     else:
         body.insert(0, missing("holdout views"))
+    served = meta.params.get("value_rule", {}).get("rule")
+    if served:  # the value ranking, cross-fitted on the spend after a cut inside the training data
+        window = fmt(m.get("value:window_days", float("nan")))
+        body.append(table([f"value rule (spend of the last {window} days)", "top-10 % capture", "Spearman"],
+                          [[rule + (" (served)" if rule == served else ""), m[f"value:{rule}:top10_capture"], m[f"value:{rule}:spearman"]]
+                           for rule in ("calibrated", "BTYD", "naive") if f"value:{rule}:spearman" in m]))  # fmt: skip
     body.append(_params_table(meta.params.get("purchase_params", {}), chosen) + _params_table(meta.params.get("spend_params", {}), "Gamma-Gamma"))
     headline = (f"{chosen} holdout MAE {fmt(m[f'{chosen}:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer "
                 f"over {fmt(m['holdout_days'])} days (Spearman {fmt(m[f'{chosen}:spearman'])} vs {fmt(m['naive:spearman'])})")  # fmt: skip
@@ -162,7 +168,7 @@ def churn(meta: ModelMetadata) -> Section:
         counts = report["p_alive_histogram"]
         fig, ax = plt.subplots(figsize=(5, 3.6))
         ax.bar([(i + 0.5) / len(counts) for i in range(len(counts))], counts, width=0.9 / len(counts), color=MODEL)
-        threshold = meta.params.get("request_defaults", {}).get("churn_threshold", 0.5)
+        threshold = (meta.params.request_defaults or {}).get("churn_threshold", 0.5)
         ax.axvline(threshold, color=BASELINE, linestyle="--", label=f"churn threshold {threshold}")
         ax.set(xlabel="P(alive) as of the training date", ylabel="customers (fit sample)", title="P(alive) distribution")
         ax.legend(fontsize=8)
@@ -172,8 +178,15 @@ def churn(meta: ModelMetadata) -> Section:
         body.append(f"<p>{100 * below:.1f} % of the customers have P(alive) below the threshold {threshold}.</p>")
     else:
         body.append(missing("P(alive) distribution"))
+    date_text = ""
+    if "decisive:precision" in m:
+        body.append(table(["decisive date on the holdout", "value"], [
+            ["customers dated before the holdout's end", m["decisive:dated_share"]],
+            ["of them, bought nothing after their date (precision)", m["decisive:precision"]],
+            ["customers who bought nothing, dated in time (recall)", m["decisive:recall"]]]))  # fmt: skip
+        date_text = f"; {100 * m['decisive:precision']:.0f} % of dated customers bought nothing after their date"
     body.append(_params_table(meta.params.get("params", {}), "MBG/NBD"))
-    headline = f"MBG/NBD holdout MAE {fmt(m['MBG/NBD:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer{below_text}"
+    headline = f"MBG/NBD holdout MAE {fmt(m['MBG/NBD:mae'])} vs naive {fmt(m['naive:mae'])} repeat purchases per customer{below_text}{date_text}"
     return Section(headline, "\n".join(body))
 
 

@@ -7,7 +7,11 @@ Training (one pipeline: the repeat summary comes from ``FeatureFrame``, as at se
    Pareto/NBD are fitted on the summary as of the split; each predicts every customer's
    repeat purchase days in the holdout; the one with the lowest per-customer MAE is chosen
    (a naive baseline, past repeat rate x/T times the holdout length, is reported beside).
-2. The chosen model and the Gamma-Gamma spend model are refitted on the summary as of
+2. The value ranking (``clv.value``) is chosen on a second split, at half the history (at
+   most :data:`MAX_HOLDOUT_DAYS` before ``as_of``): a Poisson regression of the spend after
+   that cut on the chosen model's quantities, BTYD value or the naive value, whichever ranks
+   the spend after the cut best (``clv.calibrated_value``).
+3. The chosen model and the Gamma-Gamma spend model are refitted on the summary as of
    ``as_of`` and served as ``clv``. ``churn`` always serves MBG/NBD: its P(alive) moves for
    one-time buyers too (BG/NBD keeps it at 1 until a repeat purchase), and the date at which
    it falls below the threshold has a closed form.
@@ -34,6 +38,7 @@ from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model, merged_opsets
 
 from ..clv.bg_nbd import BetaGeoModel
+from ..clv.calibrated_value import ValueRule, choose_value_rule, glm_features, naive_value
 from ..clv.gamma_gamma import GammaGammaModel
 from ..clv.graph import bgnbd_graph, pareto_nbd_graph
 from ..clv.mbg_nbd import ModifiedBetaGeoModel
@@ -71,6 +76,7 @@ class CustomerValueModels:
     purchase_model: Any
     churn_model: ModifiedBetaGeoModel
     spend_model: GammaGammaModel
+    value_rule: ValueRule
     metrics: dict[str, float] = field(default_factory=dict)
     holdout_days: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # small arrays for the validation report
@@ -82,9 +88,10 @@ class CustomerValueModels:
             inner = pareto_nbd_graph(self.purchase_model.params_, gg)
         else:
             inner = bgnbd_graph(self.purchase_model.params_, model=self.chosen, gg=gg)
-        model = _wrap(inner, width=len(CLV_FEATURES), pass_through={"historic_value": 6})
+        model = _value_nodes(_wrap(inner, width=len(CLV_FEATURES), pass_through={"historic_value": 6}), self.value_rule, gg)
+        rule = self.value_rule.rule
         outputs = (
-            OutputSpec("value", "float32", f"expected spend over the horizon (default {DEFAULT_HORIZON_DAYS} days)", "value", 0),
+            OutputSpec("value", "float32", f"expected spend over the horizon (default {DEFAULT_HORIZON_DAYS} days), {rule} rule", "clv_value", 0),
             OutputSpec("expected_orders", "float32", "expected repeat purchase days over the horizon", "expected_orders", 0),
             OutputSpec("p_alive", "float32", "probability the customer is still active now", "p_alive", 0),
             OutputSpec("historic_value", "float32", "spend so far (sum of order amounts)", "historic_value", 0),
@@ -109,6 +116,8 @@ class CustomerValueModels:
                 "time_unit": "day",
                 "request_defaults": {"churn_threshold": DEFAULT_CHURN_THRESHOLD},
                 "holdout_days": self.holdout_days,
+                "value_rule": {"rule": rule, "intercept": self.value_rule.intercept, "coef": list(self.value_rule.coef),
+                               "window_days": self.value_rule.window_days},
                 "report": {k: self.report[k] for k in ("by_frequency", "weekly") if k in self.report},
             },
         )
@@ -135,7 +144,7 @@ class CustomerValueModels:
             trained_at=trained_at,
             data_as_of=data_as_of,
             description="churn decisive moment: when P(alive) falls below the threshold without a new order",
-            metrics={k: v for k, v in self.metrics.items() if k.startswith(("MBG/NBD", "naive", "n_"))},
+            metrics={k: v for k, v in self.metrics.items() if k.startswith(("MBG/NBD", "naive", "n_", "decisive:", "holdout_days"))},
             params={
                 "params": self.churn_model.params_,
                 "time_unit": "day",
@@ -215,6 +224,66 @@ def _wrap(
     return model
 
 
+def _value_nodes(model: onnx.ModelProto, rule: ValueRule, gg: dict[str, float]) -> onnx.ModelProto:
+    """Add ``clv_value``, the chosen value rule (``clv.calibrated_value``), to the wrapped clv graph.
+
+    Reads the feature row (x, T, zbar, horizon, total_amount) and the inner graph's
+    ``p_alive``, ``expected_days_to_next_order`` and BTYD ``value``; NaN where P(alive) is
+    (contacts without orders).
+    """
+    graph = model.graph
+    nodes, inits = [], []
+
+    def const(name: str, value: float) -> str:
+        inits.append(numpy_helper.from_array(np.array([value], np.float32), name))
+        return name
+
+    def node(op: str, inputs: list[str], out: str) -> str:
+        nodes.append(helper.make_node(op, inputs, [out]))
+        return out
+
+    for name, column in (("v_x", 0), ("v_T", 2), ("v_zbar", 3), ("v_h", 4), ("v_total", 6)):
+        ends = [numpy_helper.from_array(np.array([c], np.int64), f"{name}_{k}") for k, c in (("s", column), ("e", column + 1), ("a", 1))]
+        inits += ends
+        node("Slice", [INPUT_NAME, *(e.name for e in ends)], name)
+    nan_if_no_orders = node("Mul", ["p_alive", const("v_zero", 0.0)], "v_nan0")  # 0, NaN without orders
+    if rule.rule == "BTYD":
+        out = node("Identity", ["value"], "v_raw")
+    elif rule.rule == "naive":
+        x, T = "v_x", "v_T"
+        rate = node("Where", [node("Greater", [T, const("v_0", 0.0)], "v_has_T"), node("Div", [x, T], "v_rate_raw"), const("v_00", 0.0)], "v_rate")
+        mean = node("Div", ["v_total", node("Add", [x, const("v_1", 1.0)], "v_days")], "v_mean")
+        out = node("Mul", [node("Mul", [rate, mean], "v_per_day"), "v_h"], "v_raw")
+    else:
+        p, q, gamma = (float(gg[k]) for k in ("p", "q", "gamma"))
+        x = "v_x"
+        # Gamma-Gamma mean spend p (gamma + x zbar) / (p x + q - 1) (repeat buyers only use it)
+        # where zbar is unknown (NaN): the population mean p gamma / (q - 1), as the BTYD value
+        zbar_nan = node("IsNaN", ["v_zbar"], "v_zbar_nan")
+        zbar = node("Where", [zbar_nan, const("v_z0", 0.0), "v_zbar"], "v_zbar_safe")
+        num = node("Mul", [node("Add", [node("Mul", [x, zbar], "v_xz"), const("v_gamma", gamma)], "v_gxz"), const("v_p", p)], "v_num")
+        den_raw = node("Add", [node("Mul", [x, const("v_p2", p)], "v_px"), const("v_q1", q - 1.0)], "v_den_raw")
+        den = node("Where", [zbar_nan, const("v_q1b", q - 1.0), den_raw], "v_den")
+        b = rule.coef
+        terms = [
+            node("Mul", [node("Neg", [node("Log", ["expected_days_to_next_order"], "v_log_days")], "v_log_rate"), const("v_b0", b[0])], "v_t0"),
+            node("Mul", [node("Log", [node("Div", [num, den], "v_gg")], "v_log_gg"), const("v_b1", b[1])], "v_t1"),
+            node("Mul", [node("Log", [node("Max", ["p_alive", const("v_floor", 1e-30)], "v_p_floor")], "v_log_p"), const("v_b2", b[2])], "v_t2"),
+        ]
+        repeat = node("Add", [node("Add", [node("Add", terms[:2], "v_t01"), terms[2]], "v_t012"), const("v_b3", rule.intercept + b[3])], "v_lin_rep")
+        lin = node("Where", [node("Greater", [x, const("v_x0", 0.0)], "v_is_rep"), repeat, const("v_b_one", rule.intercept)], "v_lin")
+        out = node("Mul", [node("Exp", [lin], "v_per_window"), node("Mul", ["v_h", const("v_per_day", 1.0 / rule.window_days)], "v_h_share")], "v_raw")
+    node("Add", [out, nan_if_no_orders], "clv_value")
+    new_graph = helper.make_graph(
+        list(graph.node) + nodes, graph.name, list(graph.input),
+        [*graph.output, helper.make_tensor_value_info("clv_value", TensorProto.FLOAT, [None, 1])],
+        initializer=list(graph.initializer) + inits,
+    )  # fmt: skip
+    out_model = make_model(new_graph, merged_opsets(model))
+    onnx.checker.check_model(out_model)
+    return out_model
+
+
 def _keep_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     """Drop every node the named outputs do not need: ONNX Runtime runs a whole graph each call,
     so churn would otherwise pay for clv's quadrature."""
@@ -267,10 +336,22 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
         predicted = model.conditional_expected_purchases(holdout_days, x, t_x, T)
         metrics |= {f"{name}:{k}": v for k, v in holdout_metrics(predicted, actual).items()}
     chosen = min(CANDIDATES, key=lambda name: metrics[f"{name}:mae"])
+    # the decisive date against the holdout: of the customers dated before its end, the share
+    # who bought nothing after their date; of those who bought nothing, the share dated in time
+    days_left = calibrated["MBG/NBD"].decisive_T(x, t_x, DEFAULT_CHURN_THRESHOLD) - T
+    bought = actual > 0
+    last = np.where(bought, full[cal_rows, 1] - T, -np.inf)  # last purchase day, days after the cutoff
+    dated = days_left <= holdout_days
+    metrics["decisive:dated_share"] = float(dated.mean())
+    metrics["decisive:precision"] = float(np.mean(last[dated] <= days_left[dated])) if dated.any() else float("nan")
+    metrics["decisive:recall"] = float(np.mean(dated[~bought])) if (~bought).any() else float("nan")
     metrics["beats_naive_mae"] = float(metrics[f"{chosen}:mae"] < metrics["naive:mae"])
     report = _holdout_views(calibrated[chosen], naive, actual, x, t_x, T, holdout_days)
     ids = frame.contact_ids.take(pa.array(cal_rows))
     report["weekly"]["actual"] = _weekly_actual(tables["orders"], ids, cutoff, as_of)
+
+    value_rule = _value_rule(tables, as_of, int(min(MAX_HOLDOUT_DAYS, history // 2)), CANDIDATES[chosen])
+    metrics |= value_rule.metrics
 
     rows = np.flatnonzero(customers)
     fit = rows[_sample(len(rows), seed=1)]
@@ -281,7 +362,31 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
     alive = churn.p_alive(full[fit, 0], full[fit, 1], full[fit, 2])
     report["p_alive_histogram"] = np.histogram(alive, bins=20, range=(0, 1))[0].tolist()
-    return CustomerValueModels(chosen, purchase, churn, spend, metrics, holdout_days, report)
+    return CustomerValueModels(chosen, purchase, churn, spend, value_rule, metrics, holdout_days, report)
+
+
+def _value_rule(tables: dict[str, pa.Table], as_of: datetime, window_days: int, model_class: type) -> ValueRule:
+    """The value rule chosen on the spend in the ``window_days`` before ``as_of`` (``clv.calibrated_value``)."""
+    cut = as_of - timedelta(days=window_days)
+    columns = [*REPEAT_FEATURES, "total_amount"]
+    frame = FeatureFrame(tables, int(cut.timestamp() * 1_000_000))
+    before = frame.matrix(columns).astype(np.float64)
+    after = FeatureFrame(tables, int(as_of.timestamp() * 1_000_000), contact_ids=frame.contact_ids).matrix(["total_amount"])
+    rows = np.flatnonzero(np.isfinite(before[:, 2]))
+    rows = rows[_sample(len(rows), seed=3)]
+    x, t_x, T, zbar, total = (before[rows, i] for i in range(5))
+    total = np.nan_to_num(total)
+    spend = np.maximum(np.nan_to_num(after[rows, 0].astype(np.float64)) - total, 0.0)
+    purchase = model_class().fit(x, t_x, T)
+    spenders = (x >= 1) & (zbar > 0)
+    gg = GammaGammaModel().fit(x[spenders], zbar[spenders])
+    repeat = x > 0
+    known = repeat & np.isfinite(zbar)
+    mean_spend = np.where(known, gg.conditional_expected_average_value(np.maximum(x, 1), np.where(known, zbar, 1.0)), gg.expected_average_value())
+    rate = (purchase.params_["r"] + x) / (purchase.params_["alpha"] + T)
+    btyd = purchase.conditional_expected_purchases(window_days, x, t_x, T) * mean_spend
+    features = glm_features(x, rate, mean_spend, purchase.p_alive(x, t_x, T))
+    return choose_value_rule(features, btyd, naive_value(x, T, total, window_days), spend, window_days)
 
 
 def _holdout_views(model: Any, naive: np.ndarray, actual: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,

@@ -13,8 +13,9 @@ the segment: uplift above ``uplift_threshold`` persuadable, below ``-uplift_thre
 do-not-disturb, else sure thing if P(buy | none) >= ``buy_threshold`` else lost cause.
 
 Holdout (``holdout_fraction`` of the contacts, all their campaign rows): Qini and AUUC of the
-model, of the two-model baseline (one classifier per arm, uplift = difference) and of a
-random ranking.
+model, of two two-model baselines (one classifier per arm, uplift = difference: gradient-boosted
+trees, ``two_model_``, and logistic regression, ``two_model_lr_``) and of a random ranking, each
+Qini with its bootstrap standard deviation over the holdout's contacts (``*_qini_sd``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ import pyarrow.compute as pc
 from onnx import TensorProto, helper
 from onnx.compose import add_prefix_graph
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from scorecast.base import read_table
 from scorecast.kernels import FeatureFrame, contact_codes, timestamps_us
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import TARGET_OPSET, make_model, merged_opsets
 
+from ..lead.scorecard import base_vocabulary, lead_feature_names
 from ..onnx_export import attach_metadata, fixed_hist_gradient_boosting_export, hist_gradient_boosting_to_onnx
 from ..simulate.products import SEGMENTS
 from ..run import Fitted, TrainingRun
@@ -47,25 +53,36 @@ _BASE_FEATURES = ("recency_days", "frequency", "tenure_days", "repeat_frequency"
 THRESHOLD_FEATURES = ("request:uplift_threshold", "request:buy_threshold")
 """Segment thresholds, filled by the server from the request (default: the model's)."""
 MIN_ROWS_PER_ARM = 200
+OUTCOMES = ("order", "visit")
+BOOTSTRAP = 200  # resamples of the holdout's contacts for the Qini standard deviations
 
 
-def promo_features(orders: pa.Table) -> list[str]:
-    """The model's features for a base: order history, plus amounts and promo share when present."""
+def promo_features(orders: pa.Table, contacts: pa.Table | None = None) -> list[str]:
+    """The model's features for a base: order history, plus amounts and promo share when present,
+    plus the contact attributes (numbers as they are, strings one-hot on their frequent values)."""
     names = list(_BASE_FEATURES)
     if "amount" in orders.column_names:
         names.append("monetary")
     if "promo" in orders.column_names:
         names.append("promo_share")
+    if contacts is not None:
+        names += lead_feature_names(base_vocabulary({"contacts": contacts}))
     return names
 
 
 def campaign_rows(
-    tables: dict[str, pa.Table], as_of: datetime, window_days: int, features: Sequence[str]
+    tables: dict[str, pa.Table], as_of: datetime, window_days: int, features: Sequence[str], outcome: str = "order"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X, treated, bought, contact codes) over every campaign row whose window ends by ``as_of``.
+    """(X, treated, outcome, contact codes) over every campaign row whose window ends by ``as_of``;
+    the outcome is an order (``"order"``) or a web event (``"visit"``) within the window.
 
     Raises ValueError naming what is missing: the promotions table, a column, either arm.
     """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"promo_appetence: outcome must be one of {OUTCOMES}, got {outcome!r}")
+    events = tables.get("orders" if outcome == "order" else "web_events")
+    if events is None:
+        raise ValueError("promo_appetence: the visit outcome needs a web_events table; this base has none")
     promotions = tables.get("promotions")
     if promotions is None or promotions.num_rows == 0:
         raise ValueError(
@@ -74,14 +91,14 @@ def campaign_rows(
     for column in ("contact_id", "campaign_id", "ts", "treated"):
         if column not in promotions.column_names:
             raise ValueError(f"promo_appetence needs promotions.{column}, which this base does not have")
-    orders = tables["orders"]
+    orders, contacts = tables["orders"], tables.get("contacts")
     as_of_us = int(as_of.timestamp() * 1_000_000)
     window_us = window_days * US_PER_DAY
     p_ts = timestamps_us(promotions.column("ts"), "promotions.ts")
     treated_all = pc.fill_null(promotions.column("treated"), False).to_numpy(zero_copy_only=False).astype(bool)
     usable = p_ts + window_us <= as_of_us
     campaigns = promotions.column("campaign_id").combine_chunks()
-    o_ids = orders.column("contact_id")
+    o_ids, e_ids = orders.column("contact_id"), events.column("contact_id")
     blocks, treated, bought, codes = [], [], [], []
     _, everyone = contact_codes(
         pa.chunked_array([promotions.column("contact_id").combine_chunks()]), field="promotions.contact_id"
@@ -94,12 +111,16 @@ def campaign_rows(
                 f"promotions: campaign {campaign!r} lists a contact more than once; one row per contact and campaign"
             )
         start = int(p_ts[rows].min())  # one send time per campaign: its first
-        mine = orders.filter(pc.is_in(o_ids, value_set=ids))
-        frame = FeatureFrame({"orders": mine}, start, contact_ids=ids)
+        mine = {"orders": orders.filter(pc.is_in(o_ids, value_set=ids))}
+        if contacts is not None:
+            mine["contacts"] = contacts.filter(pc.is_in(contacts.column("contact_id"), value_set=ids))
+        frame = FeatureFrame(mine, start, contact_ids=ids)
         blocks.append(frame.matrix(list(features)))
-        m_ts = timestamps_us(mine.column("ts"), "orders.ts")
+        seen = events.filter(pc.is_in(e_ids, value_set=ids))
+        name = "orders" if outcome == "order" else "web_events"
+        m_ts = timestamps_us(seen.column("ts"), f"{name}.ts")
         in_window = (m_ts > start) & (m_ts <= start + window_us)
-        hit, _ = contact_codes(mine.column("contact_id").filter(pa.array(in_window)), ids, field="orders.contact_id")
+        hit, _ = contact_codes(seen.column("contact_id").filter(pa.array(in_window)), ids, field=f"{name}.contact_id")
         y = np.zeros(len(ids), bool)
         y[hit[hit >= 0]] = True
         bought.append(y)
@@ -125,6 +146,7 @@ class PromoAppetenceModel:
         self,
         *,
         window_days: int = 30,
+        outcome: str = "order",
         uplift_threshold: float = 0.05,
         buy_threshold: float = 0.5,
         folds: int = 2,
@@ -137,7 +159,10 @@ class PromoAppetenceModel:
     ) -> None:
         if not 0 < uplift_threshold < 1 or not 0 < buy_threshold < 1:
             raise ValueError(f"uplift_threshold and buy_threshold must be in (0, 1), got {uplift_threshold}, {buy_threshold}")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
         self.window_days = window_days
+        self.outcome = outcome
         self.uplift_threshold = uplift_threshold
         self.buy_threshold = buy_threshold
         self.folds = folds
@@ -148,7 +173,7 @@ class PromoAppetenceModel:
         self.tau_iter = tau_iter
         self.random_state = random_state
 
-    def _classifier(self) -> HistGradientBoostingClassifier:
+    def _classifier(self) -> HistGradientBoostingClassifier:  # also the two-model baseline's
         return HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate, min_samples_leaf=self.min_samples_leaf,
             early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=self.random_state,
@@ -195,26 +220,33 @@ class PromoAppetenceModel:
             "n_holdout": float(hold.sum()),
             "treated_share": float(t.mean()),
         }
-        from ..evaluation import qini_curve, uplift_metrics
+        from ..evaluation import qini_bootstrap_sd, qini_curve, uplift_metrics
 
         m, tau, e = self._fit_r(X[train], t[train], y[train])
         arms = [self._classifier().fit(X[train & (t == a)], y[train & (t == a)]) for a in (False, True)]
+        lr_arms = [_logistic().fit(np.nan_to_num(X[train & (t == a)]), y[train & (t == a)]) for a in (False, True)]
         Xh = X[hold]
         ours = self._combine(m.predict_proba(Xh)[:, 1], tau.predict(Xh), e)[0]
         two = arms[1].predict_proba(Xh)[:, 1] - arms[0].predict_proba(Xh)[:, 1]
+        two_lr = lr_arms[1].predict_proba(np.nan_to_num(Xh))[:, 1] - lr_arms[0].predict_proba(np.nan_to_num(Xh))[:, 1]
         random = np.random.default_rng(self.random_state + 1).random(int(hold.sum()))
         self.qini_: dict[str, list[float]] = {}  # holdout Qini curves at 5 % steps, for the report
-        for name, score in (("", ours), ("two_model_", two), ("random_", random)):
+        scores = {"": ours, "two_model_": two, "two_model_lr_": two_lr, "random_": random}
+        for name, score in scores.items():
             for key, value in uplift_metrics(score, t[hold], y[hold]).items():
                 metrics[f"{name}{key}"] = value
             self.qini_[name.rstrip("_") or "model"] = [round(float(v), 6) for v in qini_curve(score, t[hold], y[hold], points=20)[1]]
+        best = max(("two_model_", "two_model_lr_"), key=lambda k: metrics[f"{k}qini"])
+        sds = qini_bootstrap_sd({**scores, "gap_": (ours, scores[best])}, t[hold], y[hold], BOOTSTRAP, self.random_state)
+        metrics |= {f"{name}qini_sd": sd for name, sd in sds.items()}  # gap_qini_sd: of model - the better baseline
         metrics["holdout_buy_rate_treated"] = float(y[hold & t].mean())
         metrics["holdout_buy_rate_control"] = float(y[hold & ~t].mean())
         # the served model is the one measured (fitted on the training contacts)
         self.m_, self.tau_, self.e_ = m, tau, e
         self.baseline_arms_ = arms
         # contacts without orders are scored only if campaigns reached enough of them
-        freq = X[:, list(feature_names).index("frequency")]
+        # (no frequency column: every campaign row had the same, so whoever is scored is like them)
+        freq = X[:, list(feature_names).index("frequency")] if "frequency" in feature_names else np.zeros(len(X))
         self.covers_non_buyers_ = bool(np.sum(~(freq > 0)) >= MIN_ROWS_PER_ARM)
         self.features_ = tuple(feature_names)
         self.metrics_ = metrics
@@ -256,11 +288,11 @@ class PromoAppetenceModel:
         return self.baseline_arms_[1].predict_proba(X)[:, 1] - self.baseline_arms_[0].predict_proba(X)[:, 1]
 
     def metadata(self, *, version: str, trained_at: str, data_as_of: str) -> ModelMetadata:
-        w = self.window_days
+        w, act = self.window_days, "buy" if self.outcome == "order" else "visit"
         outputs = (
-            OutputSpec("uplift", "float32", f"P(buy within {w} days | promo) - P(buy | no promo)", "uplift_out"),
-            OutputSpec("p_buy_promo", "float32", f"P(buy within {w} days | promo)", "p_buy_promo_out"),
-            OutputSpec("p_buy_none", "float32", f"P(buy within {w} days | no promo)", "p_buy_none_out"),
+            OutputSpec("uplift", "float32", f"P({act} within {w} days | promo) - P({act} | no promo)", "uplift_out"),
+            OutputSpec("p_buy_promo", "float32", f"P({act} within {w} days | promo)", "p_buy_promo_out"),
+            OutputSpec("p_buy_none", "float32", f"P({act} within {w} days | no promo)", "p_buy_none_out"),
             OutputSpec(
                 "segment", "category", "persuadable, sure_thing, lost_cause or do_not_disturb", "segment", categories=SEGMENTS
             ),
@@ -273,18 +305,19 @@ class PromoAppetenceModel:
             outputs=outputs,
             trained_at=trained_at,
             data_as_of=data_as_of,
-            description=f"promotion uplift on purchase within {w} days (R-learner, gradient-boosted trees) and segment",
+            description=f"promotion uplift on {'purchase' if act == 'buy' else 'web visit'} within {w} days (R-learner, gradient-boosted trees) and segment",
             horizon_days=w,
             metrics=dict(self.metrics_),
             params={
                 "uplift_threshold": self.uplift_threshold,
                 "buy_threshold": self.buy_threshold,
                 "treated_share": self.e_,
+                "outcome": self.outcome,
                 "folds": self.folds,
                 "covers_non_buyers": self.covers_non_buyers_,
                 "request_defaults": {"uplift_threshold": self.uplift_threshold, "buy_threshold": self.buy_threshold},
                 "fit_seconds": round(self.fit_seconds_, 3),
-                "baseline": "two-model: one gradient-boosted classifier per arm, uplift = difference",
+                "baseline": "two-model: one classifier per arm (gradient-boosted trees; logistic regression), uplift = difference",
                 "report": {"qini": self.qini_, "segment_shares": self.segment_shares_},
             },
         )
@@ -367,6 +400,11 @@ class PromoAppetenceModel:
         return attach_metadata(model, self.metadata(version=version, trained_at=trained_at, data_as_of=data_as_of))
 
 
+def _logistic() -> Any:
+    """The logistic two-model baseline's per-arm classifier (standardised columns, default L2)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
 def _regressor_to_onnx(estimator: HistGradientBoostingRegressor, n_features: int) -> onnx.ModelProto:
     """A fitted ``HistGradientBoostingRegressor`` as ONNX: ``features`` -> ``variable`` [N, 1]."""
     from skl2onnx import convert_sklearn
@@ -380,14 +418,27 @@ def _regressor_to_onnx(estimator: HistGradientBoostingRegressor, n_features: int
 
 def fit_promo_appetence(tables: dict[str, pa.Table], as_of: datetime, **params: Any) -> PromoAppetenceModel:
     """Campaign rows of the base (``campaign_rows``) and the fitted model."""
-    window = int(params.get("window_days", 30))
-    features = promo_features(tables["orders"])
-    X, t, y, contact = campaign_rows(tables, as_of, window, features)
-    return PromoAppetenceModel(**params).fit(X, features, t, y, contact)
+    window, outcome = int(params.get("window_days", 30)), params.get("outcome", "order")
+    features = promo_features(tables["orders"], tables.get("contacts"))
+    X, t, y, contact = campaign_rows(tables, as_of, window, features, outcome)
+    # a column with one value over the campaign rows carries nothing (and the trees' binning
+    # refuses it): e.g. the order history of a base whose orders all follow its campaigns
+    keep = [j for j in range(X.shape[1]) if np.unique(X[np.isfinite(X[:, j]), j]).size > 1]
+    return PromoAppetenceModel(**params).fit(X[:, keep], [features[j] for j in keep], t, y, contact)
 
 
 def fit(run: TrainingRun, version: str) -> Fitted:
-    """``promo_appetence`` for ``scorecast train``: needs the base's ``promotions`` table."""
+    """``promo_appetence`` for ``scorecast train``: needs the base's ``promotions`` table (and
+    web_events for the visit outcome)."""
     promotions = run.read("promotions", ["campaign_id", "ts", "treated"])
-    tables = {**run.tables, "promotions": promotions} if promotions is not None else run.tables
-    return Fitted(fit_promo_appetence(tables, run.as_of).to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)
+    tables = {**run.tables, "promotions": promotions} if promotions is not None else dict(run.tables)
+    contacts = read_table(run.data, "contacts")  # every attribute column
+    if contacts is not None:
+        tables["contacts"] = contacts
+    if run.promo_outcome == "visit":
+        web = run.read("web_events", ["ts"])
+        if web is not None:
+            tables["web_events"] = web
+    model = fit_promo_appetence(tables, run.as_of, window_days=run.promo_window_days, outcome=run.promo_outcome)
+    features = {name: tables[name] for name in ("orders", "contacts") if name in tables}
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), features, run.as_of)

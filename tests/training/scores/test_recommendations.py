@@ -1,4 +1,4 @@
-"""training/recommendations.py: holdout quality vs baselines, ONNX top-K vs the reference, options."""
+"""training/scores/recommendations.py (and training/recommendations/): holdout quality vs baselines, ONNX top-K vs the reference, options."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame, InputError, required_columns
 from scorecast.kernels.sku_features import sku_history_names, sku_weight_names
-from scorecast.training.scores.recommendations import VIEW_SLOTS, RecommendationModel, fit_recommendations, ranking_metrics
+from scorecast.training.recommendations.model import RecommendationModel
+from scorecast.training.scores.recommendations import VIEW_SLOTS, fit_recommendations
 
 from .product_base import product_base
 
@@ -116,13 +117,6 @@ def test_ties_go_to_the_lower_code() -> None:
     assert_array_equal(items, [[2, 0, 1], [0, 1, 2]])  # the repeat boost lifts the bought SKU
 
 
-def test_ranking_metrics_by_hand() -> None:
-    top = np.array([[1, 2, 3], [4, 5, 6]])
-    m = ranking_metrics(top, [np.array([2, 9]), np.array([])], 3)
-    assert m["recall"] == pytest.approx(0.5)
-    assert m["ndcg"] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
-
-
 def test_any_retailer_orders_integer_skus_string_ids_no_optional_columns() -> None:
     """Only contact_id, ts and sku; SKUs as integers, ids as strings, contacts without SKU."""
     base = product_base()
@@ -147,7 +141,7 @@ def test_any_retailer_orders_integer_skus_string_ids_no_optional_columns() -> No
 
 
 def test_partial_top_k_equals_a_stable_full_sort() -> None:
-    from scorecast.training.scores.recommendation_baselines import top_k
+    from scorecast.training.recommendations.baselines import top_k
 
     rng = np.random.default_rng(0)
     for _ in range(30):
@@ -161,7 +155,7 @@ def test_baselines_by_hand() -> None:
     """Three contacts x four SKUs (codes in popularity order): each baseline's top 2."""
     import scipy.sparse as sp
 
-    from scorecast.training.scores import recommendation_baselines
+    from scorecast.training.recommendations import baselines as recommendation_baselines
 
     counts = sp.csr_matrix(np.array([[0, 3, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]], np.float64))
     assert_array_equal(recommendation_baselines.popularity(counts, 2), [[0, 1], [0, 1], [0, 1]])

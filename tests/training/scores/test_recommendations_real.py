@@ -1,4 +1,4 @@
-"""training/recommendations.py on real data (training/datasets/, see PROVENANCE.md): the
+"""training/scores/recommendations.py on real data (training/datasets/, see PROVENANCE.md): the
 served ONNX top 10 against every simple baseline on a time split the fit never saw."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from scorecast.kernels import FeatureFrame, category_codes, contact_codes
 from scorecast.kernels.sku_features import sku_history_names, sku_strings, sku_weight_names
-from scorecast.training.scores import recommendation_baselines
-from scorecast.training.scores.recommendations import fit_recommendations, ranking_metrics
+from scorecast.training.evaluation import ranking_metrics
+from scorecast.training.recommendations import baselines as recommendation_baselines
+from scorecast.training.scores.recommendations import fit_recommendations
 
 DATASETS = Path(__file__).parents[3] / "training" / "datasets"
 K = 10

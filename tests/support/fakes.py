@@ -159,3 +159,21 @@ def write_model(root: Path, model: onnx.ModelProto) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
     return path
+
+
+def wide_model(score: str = "wide", version: str = "1", width: int = 65_536) -> onnx.ModelProto:
+    """``linear_model`` with ``width`` output columns (only the first served): 8 x ``width`` bytes
+    of weights, a model whose memory is mostly its own (for memory-measurement tests)."""
+    meta = ModelMetadata(
+        score=score,
+        version=version,
+        model_type="fake-wide",
+        features=("frequency", "total_amount"),
+        outputs=(OutputSpec("value", "float32", "first column", onnx_output="value", column=0),),
+        trained_at=TRAINED_AT,
+        data_as_of=AS_OF,
+    )
+    weights = np.random.default_rng(len(score) + width).random((2, width), dtype=np.float32)
+    w = numpy_helper.from_array(weights, "w")
+    nodes = [helper.make_node("MatMul", [INPUT_NAME, "w"], ["value"])]
+    return _model(nodes, [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, width])], 2, meta, [w])

@@ -1,0 +1,396 @@
+"""The accounts a server knows, and which of them have their models loaded.
+
+A platform's thousands of brand accounts each have a folder of models
+(``repository.account_folders``). The registry knows them all (rescanned on reload) and
+loads an account's models on its first call, within a memory budget:
+
+- **One load per account at a time, one account loading in the process at a time.** The first
+  call for an unloaded account loads it (its model files several at once); calls that come
+  meanwhile wait for that load. Account loads are serialised so each measures what it adds to
+  the heap alone (``heap.py``): an account's size is the heap it took, never a guess from files.
+- **A memory budget** (``model_memory_budget``): before a load, accounts are evicted until the
+  account's last measured size (or the mean of those measured so far) fits; after it, until the
+  budget holds. ``eviction.SegmentedLru`` picks them, so a bulk pass over every account (scan
+  class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
+  Pinned accounts (``pinned_accounts``) load at start and never leave.
+- **Holds.** ``hold`` gives a call its account's repository and keeps it loaded until the call
+  ends: only accounts no call holds are evicted, so eviction never breaks a call in flight (and
+  the memory of an account evicted while unheld is freed when its last reference goes).
+- **Per-account cap.** At most ``max_calls`` calls of one account at once (waiting for its load
+  included); more are RESOURCE_EXHAUSTED naming the account, so one account's flood leaves the
+  server's other slots to the others.
+- **Failed loads** (the folder unreadable, or files that all failed) answer UNAVAILABLE naming
+  the account and the reason, count in the metrics, and are retried after a backoff that
+  doubles from ``retry_s`` up to ``MAX_RETRY_S`` (a reload retries at once); calls meanwhile
+  get the same answer at once, without a load. Other accounts keep serving.
+- **Usage** per account (calls, contacts, errors, calls that had to load) for the usage file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scorecast.accounts import DEFAULT_ACCOUNT
+
+from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
+from .eviction import EvictionPolicy, policy_for
+from .heap import heap_bytes, release_free_memory
+from .repository import ModelRepository, ReloadReport, account_folders
+from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
+
+__all__ = ["MAX_RETRY_S", "AccountRegistry", "Usage"]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_S = 300.0
+"""Longest wait between two tries of an account that keeps failing to load."""
+
+_UNLOADED, _LOADING, _LOADED, _FAILED = "unloaded", "loading", "loaded", "failed"
+
+
+@dataclass
+class Usage:
+    """What one account's calls did since the server started (for billing and capacity)."""
+
+    calls: int = 0
+    contacts: int = 0
+    errors: int = 0
+    loads: int = 0
+    """Calls that found the account unloaded and waited for its models."""
+
+
+@dataclass
+class _Account:
+    name: str
+    folder: Path
+    pinned: bool = False
+    state: str = _UNLOADED
+    repository: ModelRepository | None = None
+    nbytes: int = 0
+    last_nbytes: int = 0  # measured at its last load: the estimate for the next one
+    calls: int = 0  # in flight, including those waiting for the load (the cap)
+    holds: int = 0  # calls using the loaded repository (not evictable while > 0)
+    loaded: threading.Event = field(default_factory=threading.Event)
+    failure: str = ""
+    failures: int = 0
+    retry_at: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+
+class AccountRegistry:
+    """Accounts by name, their models loaded on demand within a memory budget (module docstring)."""
+
+    def __init__(
+        self,
+        root: Path,
+        options: SessionOptions = DEFAULT_SESSION_OPTIONS,
+        *,
+        budget: int,
+        eviction: str = "segmented",
+        pinned: Iterable[str] = (),
+        max_calls: int | None = None,
+        retry_s: float = 5.0,
+        metrics: Any = None,
+        preloaded: ModelRepository | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.options = options
+        self.budget = budget
+        self.max_calls = max_calls
+        self.retry_s = retry_s
+        self.metrics = metrics
+        self.policy: EvictionPolicy = policy_for(eviction, budget)
+        self.pinned = frozenset(pinned)
+        self._lock = threading.Lock()  # the table, the bytes, the policy: held for microseconds
+        self._load_lock = threading.Lock()  # one load in the process at a time (measured alone)
+        self._accounts: dict[str, _Account] = {}
+        self._held = 0
+        self.loads = self.evictions = self.load_failures = 0
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"model repository {self.root} is not a folder")
+        self._scan()
+        default = self._accounts.get(DEFAULT_ACCOUNT)
+        if default is not None and default.folder == self.root:
+            # a repository without account folders (or with top-level score folders beside them):
+            # its default account serves as the whole server did before accounts, always loaded
+            self.pinned |= {DEFAULT_ACCOUNT}
+            default.pinned = True
+        if preloaded is not None:  # the default account's models, loaded by the caller (tests)
+            entry = self._accounts.setdefault(DEFAULT_ACCOUNT, _Account(DEFAULT_ACCOUNT, preloaded.root))
+            entry.pinned = True
+            self._loaded(entry, preloaded, 0, scan=True)  # loaded before: not measured, and never evicted
+        for name in sorted(self.pinned):
+            entry = self._accounts.get(name)
+            if entry is None:
+                log.warning("pinned account %r has no folder in %s", name, self.root)
+                continue
+            entry.pinned = True
+            if entry.state != _LOADED:
+                try:
+                    with self.hold(name, scan=True):
+                        pass
+                except AccountUnavailable as exc:
+                    log.error("%s", exc)
+
+    # -- the accounts ------------------------------------------------------------------------
+
+    def _scan(self) -> tuple[list[str], list[str]]:
+        """Match the table to the folders: (accounts added, accounts gone)."""
+        folders = account_folders(self.root, DEFAULT_ACCOUNT)
+        with self._lock:
+            added = [n for n in folders if n not in self._accounts]
+            gone = [n for n in self._accounts if n not in folders]
+            for name in added:
+                self._accounts[name] = _Account(name, folders[name], pinned=name in self.pinned)
+            for name in gone:
+                entry = self._accounts.pop(name)
+                self._drop(entry)  # calls holding it finish on their repository
+            self._publish()
+        return added, gone
+
+    @property
+    def single(self) -> bool:
+        """Whether the repository has no account folders: one default account, its top-level scores."""
+        return list(self._accounts) == [DEFAULT_ACCOUNT] and self._accounts[DEFAULT_ACCOUNT].folder == self.root
+
+    def known(self) -> list[str]:
+        """Every account with a folder."""
+        return sorted(self._accounts)
+
+    def loaded(self) -> list[str]:
+        """Accounts whose models are loaded now."""
+        return sorted(n for n, e in self._accounts.items() if e.state == _LOADED)
+
+    def repository(self, account: str) -> ModelRepository | None:
+        """The account's models if loaded now (without holding them: for start-up and tests)."""
+        entry = self._accounts.get(account)
+        return entry.repository if entry is not None else None
+
+    @property
+    def held_bytes(self) -> int:
+        """Measured bytes of every loaded account's models."""
+        return self._held
+
+    def usage(self) -> dict[str, Usage]:
+        """Each account's usage counters since start (copies), accounts never called nor loaded left out."""
+        with self._lock:
+            return {n: Usage(**vars(e.usage)) for n, e in self._accounts.items() if e.usage.calls or e.usage.loads}
+
+    def record(self, account: str, contacts: int, ok: bool) -> None:
+        """Count one finished call of ``account`` (a known one; others are not billed)."""
+        entry = self._accounts.get(account)
+        if entry is None:
+            return
+        usage = entry.usage
+        with self._lock:  # += on an attribute can interleave between threads
+            usage.calls += 1
+            usage.contacts += contacts
+            usage.errors += not ok
+
+    # -- holding an account's models ---------------------------------------------------------
+
+    @contextmanager
+    def hold(self, account: str, scan: bool) -> Iterator[ModelRepository]:
+        """The account's models, loaded if need be, kept loaded until the ``with`` ends.
+
+        ``scan``: bulk work (never promotes the account to the protected segment). Raises
+        AccountNotFound, ResourceExhausted (the per-account cap) or AccountUnavailable.
+        """
+        with self._lock:
+            entry = self._accounts.get(account)
+            if entry is None:
+                raise AccountNotFound(account)
+            if self.max_calls is not None and entry.calls >= self.max_calls:
+                raise ResourceExhausted(f"calls in flight for account {account!r}", entry.calls + 1, self.max_calls, "max_calls_per_account")
+            entry.calls += 1
+        try:
+            repository = self._acquire(entry, scan)
+            try:
+                yield repository
+            finally:
+                with self._lock:
+                    entry.holds -= 1
+                    if entry.holds == 0 and self._held > self.budget:
+                        self._make_room(0)
+        finally:
+            with self._lock:
+                entry.calls -= 1
+
+    def _acquire(self, entry: _Account, scan: bool) -> ModelRepository:
+        waited = False
+        while True:
+            with self._lock:
+                if entry.state == _LOADED and entry.repository is not None:
+                    entry.holds += 1
+                    self.policy.touch(entry.name, scan)
+                    if waited:
+                        entry.usage.loads += 1
+                    return entry.repository
+                if entry.state == _FAILED and time.monotonic() < entry.retry_at:
+                    raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic())
+                loading = entry.state == _LOADING
+                if not loading:
+                    entry.state = _LOADING
+                    entry.loaded = threading.Event()
+                event = entry.loaded
+            waited = True
+            if loading:
+                event.wait()  # the load of the call that came first
+                continue
+            try:
+                return self._load(entry, scan)
+            finally:
+                event.set()
+
+    def _load(self, entry: _Account, scan: bool) -> ModelRepository:
+        with self._load_lock:
+            with self._lock:
+                estimate = entry.last_nbytes or self._mean_bytes()
+                self._make_room(estimate)
+            start = time.perf_counter()
+            before = heap_bytes()
+            try:
+                repository = ModelRepository.load(entry.folder, self.options)
+                if not repository.scores and repository.failures:
+                    reasons = "; ".join(sorted(set(repository.failures.values())))
+                    raise RuntimeError(f"every model file failed to load ({reasons})")
+            except Exception as exc:  # noqa: BLE001 (any failure is the account's, reported and retried)
+                self._failed(entry, exc)
+                raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
+            seconds = time.perf_counter() - start
+            nbytes = max(heap_bytes() - before, 0)  # the file bytes and parsed protos are freed by now
+            release_free_memory()  # their pages too (and those of accounts evicted for this one)
+        with self._lock:
+            self._loaded(entry, repository, nbytes, scan, locked=True)
+            entry.holds += 1
+            entry.usage.loads += 1
+            self._make_room(0)
+        log.info(
+            "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f of %.0f MB held)",
+            entry.name, sum(len(v) for v in repository.models.values()), entry.nbytes / 1e6, seconds * 1e3,
+            self._held / 1e6, self.budget / 1e6,
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.account_loaded(seconds)
+        return repository
+
+    def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool, locked: bool = False) -> None:
+        def update() -> None:
+            self._held -= entry.nbytes
+            entry.repository, entry.state = repository, _LOADED
+            entry.nbytes = entry.last_nbytes = nbytes
+            entry.failure, entry.failures = "", 0
+            self._held += entry.nbytes
+            self.loads += 1
+            if not entry.pinned:
+                self.policy.admit(entry.name, entry.nbytes, scan)
+            self._publish()
+            if self.metrics is not None:
+                self.metrics.serve_scores(repository.scores)
+
+        if locked:
+            update()
+        else:
+            with self._lock:
+                update()
+
+    def _failed(self, entry: _Account, exc: Exception) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        with self._lock:
+            entry.failures += 1
+            wait = min(self.retry_s * 2 ** (entry.failures - 1), MAX_RETRY_S)
+            entry.state, entry.failure, entry.retry_at = _FAILED, reason, time.monotonic() + wait
+            self.load_failures += 1
+        log.error("account %r could not be loaded (failure %d): %s; next try in %.0fs", entry.name, entry.failures, reason, wait)
+        if self.metrics is not None:
+            self.metrics.account_load_failed()
+
+    def _mean_bytes(self) -> int:
+        sizes = [e.last_nbytes for e in self._accounts.values() if e.last_nbytes]
+        return sum(sizes) // len(sizes) if sizes else 0
+
+    def _make_room(self, needed: int) -> None:
+        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit (lock held)."""
+        if self._held + needed <= self.budget:
+            return
+        for name in self.policy.victims():
+            entry = self._accounts.get(name)
+            if entry is None or entry.holds or entry.pinned or entry.state != _LOADED:
+                continue
+            self._drop(entry)
+            self.evictions += 1
+            if self.metrics is not None:
+                self.metrics.account_evicted()
+            if self._held + needed <= self.budget:
+                break
+        self._publish()
+
+    def _drop(self, entry: _Account) -> None:
+        """Unload an account (lock held): its models are freed once no call references them."""
+        if entry.state == _LOADED:
+            self._held -= entry.nbytes
+            entry.state, entry.repository, entry.nbytes = _UNLOADED, None, 0
+        self.policy.remove(entry.name)
+
+    def _publish(self) -> None:
+        if self.metrics is not None:
+            loaded = sum(e.state == _LOADED for e in self._accounts.values())
+            self.metrics.accounts(len(self._accounts), loaded, self._held, self.budget)
+
+    # -- reloads -----------------------------------------------------------------------------
+
+    def changed(self) -> bool:
+        """Whether the folders differ from what is known or loaded (cheap enough to poll)."""
+        if set(account_folders(self.root, DEFAULT_ACCOUNT)) != set(self._accounts):
+            return True
+        return any(
+            e.repository is not None and e.repository.fingerprint() != e.repository.stamps for e in list(self._accounts.values())
+        )
+
+    def reload(self, account: str | None = None) -> dict[str, ReloadReport]:
+        """Rescan the accounts and reload the loaded ones (or just ``account``); failed ones are
+        retried on their next call. Reports by account."""
+        if account is None:
+            self._scan()
+            names = list(self._accounts)
+        else:
+            if account not in self._accounts:
+                raise AccountNotFound(account)
+            names = [account]
+        reports = {}
+        for name in names:
+            entry = self._accounts.get(name)
+            if entry is None:
+                continue
+            if entry.state == _FAILED:
+                with self._lock:
+                    entry.state, entry.retry_at = _UNLOADED, 0.0
+            repository = entry.repository
+            if repository is None:
+                continue
+            with self._load_lock:
+                before = heap_bytes()
+                reports[name] = repository.reload()
+                # new files' models, less the replaced ones no call holds any more
+                delta = heap_bytes() - before if reports[name].changed else 0
+            with self._lock:
+                if entry.repository is repository:
+                    nbytes = max(entry.nbytes + delta, 0)
+                    self._held += nbytes - entry.nbytes
+                    entry.nbytes = entry.last_nbytes = nbytes
+                self._make_room(0)
+        return reports
+
+    def visible(self, account: str, allowed: frozenset[str] | None) -> None:
+        """AccountNotFound unless ``account`` exists and ``allowed`` (a token's accounts; None:
+        all) covers it: one answer for both, so a token learns nothing of others' accounts."""
+        if (allowed is not None and account not in allowed) or account not in self._accounts:
+            raise AccountNotFound(account)
+
