@@ -2,7 +2,8 @@
 
 A real-time call is one contact, and alone it pays the whole per-chunk Python path (a dozen
 kernel calls, one ONNX Runtime run per model, assembly) for one row. Calls that ask the same
-thing (``BatchKey``: the scores, every option, ``as_of``, the model versions they resolved to)
+thing (``BatchKey``: the account, the scores, every option, ``as_of``, the model versions they
+resolved to)
 and arrive within ``batch_max_delay_ms`` of each other are scored together: each call is
 decoded and checked in its own handler thread, then the calls' tables are concatenated, scored
 in one pass, and the result is cut back into one batch per call.
@@ -52,8 +53,9 @@ from .pipeline import ScoringPipeline
 __all__ = ["BatchKey", "Batcher", "batch_key"]
 
 BatchKey = tuple[str, tuple[int, ...]]
-"""What calls must share to be scored together: their spec but ``as_of`` when unset, and the
-identities of the model versions they resolved to (a reload between two calls splits them)."""
+"""What calls must share to be scored together: their spec (``scorecast.options.ScoreSpec``:
+account, scores, every option) but ``as_of`` when unset, and the identities of the model
+versions they resolved to (a reload between two calls splits them)."""
 
 _BATCHABLE_TABLES = frozenset(EVENT_TABLES)
 """Tables keyed by contact_id, which renumbering keeps apart; a reference table (campaigns,
