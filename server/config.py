@@ -72,8 +72,8 @@ class ServerSettings:
     callers that must see no error (benchmarks/load.py)."""
     max_queue_wait_ms: float = 5_000.0
     """Longest a call waits in that queue (or its deadline, if sooner) before RESOURCE_EXHAUSTED.
-    5 s: 10x the p99 latency of 64 concurrent 1-contact callers on a busy 2-core machine
-    (benchmarks/load.py), so only a server overwhelmed for seconds refuses."""
+    5 s: over 30x the p99 latency (145 ms) of 64 concurrent 1-contact callers on a loaded 2-core
+    machine (benchmarks/load.py), so only a server overwhelmed for seconds refuses."""
     max_queued_bytes: int = 256 * 1024 * 1024
     """Most request bytes the waiting calls may hold together (a queued call's request is already
     received); a call that would pass it is RESOURCE_EXHAUSTED instead of queued, so a flood of
@@ -83,10 +83,12 @@ class ServerSettings:
     """Dynamic batching of ScoreBatch and ModelInfer calls (server/batching.py): how long a batch
     waits for calls on their way before its pass starts; 0 turns batching off (every call scored
     alone). A lone caller never waits: a batch starts at once when no other call is coming. 2 ms:
-    a few 1-contact calls' decoding (benchmarks/load.py)."""
+    under load a batch mostly starts when the previous pass of its key ends (6-8 calls per pass
+    with 16 and 64 callers); 1 ms measured the same within the noise (benchmarks/load.py)."""
     batch_max_rows: int = 1024
-    """Most contacts in one batched pass; a call of more is scored alone. 1024: kernels and ONNX
-    Runtime still run on one thread below this, so a pass stays a few ms (benchmarks/load.py)."""
+    """Most contacts in one batched pass; a call of more is scored alone (it gains little from
+    company). 1024: far above the 6-8 one-contact calls a pass gathers under load, and a pass of
+    it stays a few ms; not tuned further."""
     max_streams: int = 4
     """Most Score and TopN streams open at once (below ``max_workers``, so slow or idle streams
     always leave threads to unary calls); more are RESOURCE_EXHAUSTED at once."""
