@@ -36,7 +36,9 @@ another checkout (an earlier commit, with its own ``.venv``), for before/after i
 ``--quick``: callers 1 and 16, one repetition of 1 s, for development.
 
 ``server CPU`` is the server's user+system CPU seconds (its process and any children, from
-/proc) over the timed window divided by the window: 2.0 means two cores busy. The server is a
+/proc) over the timed window divided by the window: 2.0 means two cores busy; ``CPU/call`` is
+that per answered call, which compares code on a shared machine where a server's requests/s
+follow the CPU share it wins. The server is a
 ``scorecast serve`` subprocess (``scorecast.process.ServerProcess``) on loopback; scores
 ``rfm,affinity``. The machine's load average is printed: on a shared machine absolute latencies
 are noisy, ratios measured in the same run much less so.
@@ -329,6 +331,9 @@ def batch_cases(
                     **med,
                 }
                 row["contacts_per_s"] = med["requests_per_s"] * size
+                # the server's CPU per answered call: on a shared machine, what the code costs
+                # apart from the CPU share the server wins against other processes
+                row["cpu_ms_per_call"] = med["server_cpu"] / med["requests_per_s"] * 1e3 if med["requests_per_s"] else None
                 row["failed"] = max(r["failed"] for r in reps[config.name])  # the worst repetition
                 if row["batch_mean"] != row["batch_mean"]:  # NaN: nothing batched
                     row["batch_mean"] = None
@@ -411,7 +416,8 @@ COLUMNS: list[Column] = [("case", "case", "<", 34), ("config", "config", "<", 16
      ("p99_ms", "p99 ms", ".2f", 8), ("max_ms", "max ms", ".1f", 7), ("rps_x_floor", "req/s ×floor", ".2f", 12),
      ("p50_x_floor", "p50 ×floor", ".2f", 10), ("p99_x_floor", "p99 ×floor", ".2f", 10),
      ("p50_x_api", "p50 ×API", ".2f", 8), ("p99_x_api", "p99 ×API", ".2f", 8), ("batch_mean", "calls/pass", ".1f", 10),
-     ("failed", "failed", "d", 6), ("server_cpu", "srv CPU", ".2f", 7), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
+     ("failed", "failed", "d", 6), ("server_cpu", "srv CPU", ".2f", 7), ("cpu_ms_per_call", "CPU/call ms", ".2f", 11),
+     ("ratio", "ratio", ".2f", 6)]  # fmt: skip
 
 
 def print_table(rows: list[dict], title: str) -> None:
