@@ -1,13 +1,17 @@
 """Load test: concurrent ScoreBatch callers and 1M-contact Score streams against a server process.
 
     python benchmarks/load.py --contacts 1000000 --repeats 3 [--workdir DIR] [--duration 3]
-        [--callers 1,4,16] [--sizes 1,100,10000] [--config NAME:PROCESSES:SERVE_ARGS ...] [--no-floor] [--json FILE]
+        [--callers 1,16,64] [--sizes 1,100,10000] [--config NAME:PROCESSES:SERVE_ARGS ...] [--no-floor]
+        [--baseline CHECKOUT] [--quick] [--json FILE]
 
 1. ``ScoreBatch``: for each request size (contacts per request, taken from the simulated base
    with all their orders) and each number of concurrent callers, every caller (a separate
    process, so the client's GIL is not what is measured) sends requests back to back for
-   ``--duration`` seconds over its own channel. Per repetition: requests/s, contacts/s and the
-   latency p50/p99 over every request of every caller; the table gives medians over repetitions.
+   ``--duration`` seconds over its own channel, each call with a ``--deadline``. Per repetition:
+   requests/s, contacts/s, the latency p50/p99/max over every request of every caller, the calls
+   that failed (any status: none is the goal, with default settings) and the mean number of calls
+   scored per pass (dynamic batching, from the server's /metrics; ``-`` when it batches nothing);
+   the table gives medians over repetitions.
 2. ``Score`` stream: the whole base (``--contacts``, pre-read chunks of ``--chunk-contacts``)
    over one stream, taking turns with the same ``ScoringPipeline`` in this process over the same
    chunks; ``stream / in-process`` is the ratio of medians (goal >= 0.9).
@@ -24,12 +28,17 @@
    ``p50 ×floor``).
 
 ``--config`` (repeatable) compares server set-ups in one run, taking turns within every
-repetition: e.g. ``--config default:1: --config 'intra1:2:--intra-op-threads 1'`` runs one
-default server against two single-threaded processes sharing one port (SO_REUSEPORT). Ratios
-are against the first set-up.
+repetition: e.g. ``--config default:1: --config 'off:1:--batch-max-delay-ms 0'`` runs one
+default server against one that scores every call alone; ``NAME:2:`` is two processes sharing
+one port (SO_REUSEPORT). Ratios are against the first set-up. The default set-ups: batching on
+and off, one process and two. ``--baseline CHECKOUT``: one more set-up, ``before``, the server of
+another checkout (an earlier commit, with its own ``.venv``), for before/after in one run.
+``--quick``: callers 1 and 16, one repetition of 1 s, for development.
 
 ``server CPU`` is the server's user+system CPU seconds (its process and any children, from
-/proc) over the timed window divided by the window: 2.0 means two cores busy. The server is a
+/proc) over the timed window divided by the window: 2.0 means two cores busy; ``CPU/call`` is
+that per answered call, which compares code on a shared machine where a server's requests/s
+follow the CPU share it wins. The server is a
 ``scorecast serve`` subprocess (``scorecast.process.ServerProcess``) on loopback; scores
 ``rfm,affinity``. The machine's load average is printed: on a shared machine absolute latencies
 are noisy, ratios measured in the same run much less so.
@@ -43,10 +52,12 @@ import json
 import multiprocessing as mp
 import os
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,27 +135,34 @@ def connect(target: str) -> int:
     return os.getpid()
 
 
-def caller(job: tuple[str, str, bytes, float, float]) -> tuple[list[float], float]:
-    """Send one request back to back from ``start`` until ``end`` (epoch s); latencies and seconds sent.
+def caller(job: tuple[str, str, bytes, float, float, float]) -> tuple[list[float], float, int]:
+    """Send one request back to back from ``start`` until ``end`` (epoch s), each with a deadline
+    of ``deadline`` s; latencies of the answered calls, seconds sent, and the calls that failed.
 
     Requests and responses stay bytes (no protobuf on this side), for scorecast and the bare
     floor alike: what is timed is the server and the transport.
     """
-    target, method, raw, start, end = job
+    import grpc
+
+    target, method, raw, start, end, deadline = job
     call = _channel(target).unary_unary(method)
     for _ in range(2):  # first-call costs out of the window
-        call(raw)
+        call(raw, timeout=30)
     while time.time() < start:
         time.sleep(0.0005)
     latencies = []
+    failed = 0
     clock = time.perf_counter
     began = time.time()
     while True:  # one request at least, even for a caller that got ready late
         t0 = clock()
-        call(raw)
-        latencies.append(clock() - t0)
+        try:
+            call(raw, timeout=deadline)
+            latencies.append(clock() - t0)
+        except grpc.RpcError:
+            failed += 1
         if time.time() >= end:
-            return latencies, time.time() - began
+            return latencies, time.time() - began, failed
 
 
 def request_tables(chunk: Mapping[str, pa.Table], k: int) -> dict[str, pa.Table]:
@@ -188,6 +206,10 @@ class Config:
     kind: str = "scorecast"
     target: str = ""
     pids: list[int] = field(default_factory=list)
+    python: str | None = None
+    """Another checkout's interpreter (``--baseline``); None: this one."""
+    metrics: list[str] = field(default_factory=list)
+    """The /metrics URL of each of its processes (scorecast set-ups)."""
 
     @property
     def floor(self) -> bool:
@@ -213,35 +235,63 @@ class Config:
                 raise RuntimeError(f"bare server did not start: {line!r}")
             self.target, self.pids = f"127.0.0.1:{line.split()[1]}", [process.pid]
             return
-        first = stack.enter_context(ServerProcess(models, workdir, args=self.args))
+        # each process serves /metrics on a port of its own (the batch sizes are read there)
+        ports = [_free_port() for _ in range(self.servers)]
+        self.metrics = [f"http://127.0.0.1:{p}/metrics" for p in ports]
+        first = stack.enter_context(ServerProcess(models, workdir, args=[*self.args, "--metrics-port", str(ports[0])], python=self.python))
         self.target, self.pids = first.target, [first.pid]
         # more processes bound to the same port (SO_REUSEPORT, grpc's default on Linux): the
         # kernel spreads connections over them
-        for _ in range(self.servers - 1):
-            self.pids.append(
-                stack.enter_context(ServerProcess(models, workdir, args=[*self.args, "--port", str(first.port)])).pid
-            )
+        for port in ports[1:]:
+            args = [*self.args, "--port", str(first.port), "--metrics-port", str(port)]
+            self.pids.append(stack.enter_context(ServerProcess(models, workdir, args=args, python=self.python)).pid)
+
+    def batches(self) -> tuple[float, float]:
+        """(passes, calls scored in them) so far over its processes, from /metrics; (0, 0) for a floor."""
+        passes = calls = 0.0
+        for url in self.metrics:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith("scorecast_batch_calls_count "):
+                        passes += float(line.split()[1])
+                    elif line.startswith("scorecast_batch_calls_sum "):
+                        calls += float(line.split()[1])
+        return passes, calls
 
 
-def one_batch_run(config: Config, pool: mp.pool.Pool, raw: bytes, n_callers: int, duration: float) -> dict:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def one_batch_run(config: Config, pool: mp.pool.Pool, raw: bytes, n_callers: int, duration: float, deadline: float) -> dict:
     start = time.time() + 0.5 + 0.05 * n_callers  # every caller warm first
     end = start + duration
-    result = pool.map_async(caller, [(config.target, config.method, raw, start, end)] * n_callers, chunksize=1)
+    jobs = [(config.target, config.method, raw, start, end, deadline)] * n_callers
+    result = pool.map_async(caller, jobs, chunksize=1)
     while time.time() < start:
         time.sleep(0.001)
     cpu0 = cpu_seconds(*config.pids)
+    batches0 = config.batches()
     while time.time() < end:
         time.sleep(0.001)
     cpu1 = cpu_seconds(*config.pids)
     results = result.get()
-    lat = np.concatenate([np.asarray(x) for x, _ in results])
+    batches1 = config.batches()
+    lat = np.concatenate([np.asarray(x) for x, _, _ in results])
+    passes = batches1[0] - batches0[0]
     return {
         # each caller's own window: one that started late does not dilute the rate
-        "requests_per_s": sum(len(x) / seconds for x, seconds in results),
-        "p50_ms": float(np.percentile(lat, 50) * 1e3),
-        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "requests_per_s": sum(len(x) / seconds for x, seconds, _ in results),
+        "p50_ms": float(np.percentile(lat, 50) * 1e3) if len(lat) else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3) if len(lat) else float("nan"),
+        "max_ms": float(lat.max() * 1e3) if len(lat) else float("nan"),
         "server_cpu": (cpu1 - cpu0) / duration,
         "requests": len(lat),
+        "failed": sum(f for _, _, f in results),
+        # calls per pass; NaN where nothing was batched (batching off, or a floor)
+        "batch_mean": (batches1[1] - batches0[1]) / passes if passes else float("nan"),
     }
 
 
@@ -252,6 +302,7 @@ def batch_cases(
     callers: Sequence[int],
     duration: float,
     repeats: int,
+    deadline: float,
 ) -> list[dict]:
     """Every size x callers case, the configurations taking turns within each repetition.
 
@@ -265,8 +316,8 @@ def batch_cases(
             reps: dict[str, list[dict]] = {c.name: [] for c in configs}
             for _ in range(repeats):
                 for config in configs:
-                    reps[config.name].append(one_batch_run(config, pool, raw[config.kind], n_callers, duration))
-            med_of = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in reps.items()}
+                    reps[config.name].append(one_batch_run(config, pool, raw[config.kind], n_callers, duration, deadline))
+            med_of = {name: {k: _median(r[k] for r in runs) for k in runs[0]} for name, runs in reps.items()}
             floor = next((med_of[c.name] for c in configs if c.kind == "floor"), None)
             api = next((med_of[c.name] for c in configs if c.kind == "api"), None)
             reference = None
@@ -280,6 +331,12 @@ def batch_cases(
                     **med,
                 }
                 row["contacts_per_s"] = med["requests_per_s"] * size
+                # the server's CPU per answered call: on a shared machine, what the code costs
+                # apart from the CPU share the server wins against other processes
+                row["cpu_ms_per_call"] = med["server_cpu"] / med["requests_per_s"] * 1e3 if med["requests_per_s"] else None
+                row["failed"] = max(r["failed"] for r in reps[config.name])  # the worst repetition
+                if row["batch_mean"] != row["batch_mean"]:  # NaN: nothing batched
+                    row["batch_mean"] = None
                 row["all"] = reps[config.name]
                 if floor is not None and config.kind != "floor":
                     row["p50_x_floor"] = med["p50_ms"] / floor["p50_ms"]
@@ -287,6 +344,8 @@ def batch_cases(
                 if api is not None and not config.floor:
                     row["p50_x_api"] = med["p50_ms"] / api["p50_ms"]
                     row["p99_x_api"] = med["p99_ms"] / api["p99_ms"]
+                if floor is not None and config.kind != "floor":
+                    row["rps_x_floor"] = med["requests_per_s"] / floor["requests_per_s"]
                 if reference is None:
                     reference = med["requests_per_s"]
                 else:
@@ -295,9 +354,16 @@ def batch_cases(
                 rows.append(row)
                 log(
                     f"ScoreBatch {size} x {n_callers} callers, {config.name}: {med['requests_per_s']:.0f} req/s,"
-                    f" p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, server CPU {med['server_cpu']:.2f}"
+                    f" p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, server CPU {med['server_cpu']:.2f},"
+                    f" failed {row['failed']}, calls per pass {med['batch_mean']:.1f}"
                 )
     return rows
+
+
+def _median(values: Any) -> float:
+    """The median of the values that are numbers (NaN: not measured in that repetition)."""
+    finite = [v for v in values if v == v]
+    return statistics.median(finite) if finite else float("nan")
 
 
 def stream_cases(
@@ -342,11 +408,16 @@ def stream_cases(
     return rows
 
 
+DEFAULT_CONFIGS = ["batching:1:", "alone:1:--batch-max-delay-ms 0", "batching-2p:2:", "alone-2p:2:--batch-max-delay-ms 0"]
+"""Batching on (the default settings) and off, one process and two."""
+
 COLUMNS: list[Column] = [("case", "case", "<", 34), ("config", "config", "<", 16), ("callers", "callers", "d", 7),
      ("requests_per_s", "req/s", ",.0f", 8), ("contacts_per_s", "contacts/s", ",.0f", 11), ("p50_ms", "p50 ms", ".2f", 8),
-     ("p99_ms", "p99 ms", ".2f", 8), ("p50_x_floor", "p50 ×floor", ".2f", 10), ("p99_x_floor", "p99 ×floor", ".2f", 10),
-     ("p50_x_api", "p50 ×API", ".2f", 8), ("p99_x_api", "p99 ×API", ".2f", 8),
-     ("server_cpu", "srv CPU", ".2f", 7), ("ratio", "ratio", ".2f", 6)]  # fmt: skip
+     ("p99_ms", "p99 ms", ".2f", 8), ("max_ms", "max ms", ".1f", 7), ("rps_x_floor", "req/s ×floor", ".2f", 12),
+     ("p50_x_floor", "p50 ×floor", ".2f", 10), ("p99_x_floor", "p99 ×floor", ".2f", 10),
+     ("p50_x_api", "p50 ×API", ".2f", 8), ("p99_x_api", "p99 ×API", ".2f", 8), ("batch_mean", "calls/pass", ".1f", 10),
+     ("failed", "failed", "d", 6), ("server_cpu", "srv CPU", ".2f", 7), ("cpu_ms_per_call", "CPU/call ms", ".2f", 11),
+     ("ratio", "ratio", ".2f", 6)]  # fmt: skip
 
 
 def print_table(rows: list[dict], title: str) -> None:
@@ -368,14 +439,19 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("bench-data"), help="bases and models, reused (default bench-data)")
     parser.add_argument("--chunk-contacts", type=int, default=50_000, help="contacts per stream chunk (default 50000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per ScoreBatch repetition (default 3)")
-    parser.add_argument("--callers", type=_ints, default=[1, 4, 16], help="concurrent callers (default 1,4,16)")
+    parser.add_argument("--callers", type=_ints, default=[1, 16, 64], help="concurrent callers (default 1,16,64)")
+    parser.add_argument("--deadline", type=float, default=2.0, help="each ScoreBatch call's deadline, s (default 2)")
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="a checkout with its own .venv: its server takes turns as set-up 'before'"
+    )
+    parser.add_argument("--quick", action="store_true", help="callers 1,16, one repetition of 1 s: for development")
     parser.add_argument("--sizes", type=_ints, default=[1, 100, 10_000], help="contacts per ScoreBatch (default 1,100,10000)")
     parser.add_argument(
         "--config",
         action="append",
         default=None,
         help="a server set-up NAME:PROCESSES:SERVE_ARGS, e.g. 'intra1:2:--intra-op-threads 1'; repeat to compare"
-        " set-ups in one run, taking turns (default 'default:1:')",
+        " set-ups in one run, taking turns (default: batching on and off, 1 and 2 processes)",
     )
     parser.add_argument(
         "--no-floor",
@@ -386,6 +462,8 @@ def main() -> None:
     parser.add_argument("--skip-stream", action="store_true", help="skip the Score stream case")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON there")
     args = parser.parse_args()
+    if args.quick:
+        args.callers, args.repeats, args.duration = [c for c in args.callers if c <= 16] or [1, 16], 1, 1.0
 
     t_start = time.perf_counter()
     n, workdir = args.contacts, args.workdir.resolve()
@@ -409,13 +487,13 @@ def main() -> None:
     del repository, pipeline
     load_start = os.getloadavg()
 
-    configs = [Config.parse(c) for c in args.config or ["default:1:"]]
+    configs = [Config.parse(c) for c in args.config or DEFAULT_CONFIGS]
     workers = max(max(args.callers) + 1, 8)
-    for config in configs:
-        # a load test queues its callers, it does not probe admission: every caller gets a slot
-        # (the server refuses calls beyond max_workers at once, RESOURCE_EXHAUSTED)
-        if "--max-workers" not in config.args:
-            config.args += ["--max-workers", str(workers)]
+    if args.baseline is not None:
+        # the code before: every caller gets a slot (before issue 28, calls beyond max_workers
+        # were refused at once); scorecast's own set-ups run with their default admission
+        before = Config("before", 1, ["--max-workers", str(workers)], python=str(args.baseline.resolve() / ".venv" / "bin" / "python"))
+        configs.append(before)
     if not args.no_floor and not args.skip_batch:
         configs.append(Config("bare-floor", 1, ["--max-workers", str(workers)], kind="floor"))
         configs.append(Config("API-floor", 1, ["--max-workers", str(workers), "--api", str(api_features)], kind="api"))
@@ -428,13 +506,14 @@ def main() -> None:
             with mp.get_context("spawn").Pool(max(args.callers)) as pool:
                 for config in configs:
                     pool.map(connect, [config.target] * max(args.callers), chunksize=1)
-                rows += batch_cases(configs, pool, requests, args.callers, args.duration, args.repeats)
+                rows += batch_cases(configs, pool, requests, args.callers, args.duration, args.repeats, args.deadline)
         if not args.skip_stream:
             rows += stream_cases([c for c in configs if not c.floor], chunks, models, as_of, args.repeats)
     load_end = os.getloadavg()
     described = "; ".join(
         f"{c.name} = "
         + (f"`bare_server.py {shlex.join(c.args)}`" if c.floor else f"{c.servers} x `scorecast serve {shlex.join(c.args)}`")
+        + (f" ({c.python})" if c.python else "")
         for c in configs
     )
     title = (

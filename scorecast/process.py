@@ -19,7 +19,10 @@ __all__ = ["ServerProcess"]
 
 
 class ServerProcess:
-    """A running ``scorecast serve``; ``target`` is its ``127.0.0.1:PORT``. Use as a context."""
+    """A running ``scorecast serve``; ``target`` is its ``127.0.0.1:PORT``. Use as a context.
+
+    ``python``: the interpreter to run it with (default this one), e.g. another checkout's venv.
+    """
 
     def __init__(
         self,
@@ -29,12 +32,13 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         ready_timeout_s: float = 120.0,
         verbose: bool = False,
+        python: str | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port_file = workdir / f"server-{os.getpid()}-{id(self)}.port"
         self.log = workdir / "server.log"
         self.port_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "scorecast.cli", *(["-v"] if verbose else []), "serve", "--models", str(models), "--port", "0", "--port-file", str(self.port_file), *args]
+        cmd = [python or sys.executable, "-m", "scorecast.cli", *(["-v"] if verbose else []), "serve", "--models", str(models), "--port", "0", "--port-file", str(self.port_file), *args]
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + ready_timeout_s

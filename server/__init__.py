@@ -12,6 +12,7 @@ Answering a call
 - ``tensors``     OIP tensors <-> Arrow tables
 - ``codec``       Arrow IPC bytes <-> Arrow tables, errors naming the field
 - ``pipeline``    one chunk of contacts' tables -> one Arrow batch of scores (no gRPC)
+- ``batching``    small calls that ask the same scored together in one pipeline pass, answered apart
 - ``topn``        the N contacts with the highest value of one column among those matching a filter
 
 Models
@@ -25,7 +26,7 @@ Models
 - ``tree_gemm``   tree ensembles rewritten to GEMM form for the CUDA provider
 
 Guarding the service
-- ``admission``   how many calls and streams run at once, how long a stream may idle
+- ``admission``   how many calls and streams run at once, how many wait and how long, how long a stream may idle
 - ``limits``      what one chunk may decode to, checked before any buffer is decompressed
 - ``security``    TLS credentials and bearer-token authentication with roles
 - ``errors``      the errors the server raises, each with its gRPC status

@@ -33,6 +33,7 @@ from scorecast.proto import OIP_SERVICE_NAME, SERVICE_NAME, oip_rpc, pb, rpc
 
 from .accounts import AccountRegistry
 from .admission import RESERVED_THREADS, AdmissionInterceptor
+from .batching import Batcher
 from .config import ServerSettings
 from .limits import DecodeBudget
 from .metrics import ServerMetrics
@@ -81,6 +82,8 @@ class RunningServer:
     registry: AccountRegistry
     metrics: ServerMetrics
     metrics_port: int | None = None
+    batcher: Batcher | None = None
+    admission: AdmissionInterceptor | None = None
     _stopping: threading.Event | None = None
     _reload_lock: threading.Lock | None = None
     _usage: UsageWriter | None = None
@@ -190,15 +193,24 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     log.info("warmed up %d accounts' models in %.2fs (%d accounts known)", len(loaded), warm_seconds, len(registry.known()))
 
     # Admission first: it wraps whatever the token check answers, so a refused call holds no slot.
-    interceptors: list[grpc.ServerInterceptor] = [AdmissionInterceptor(settings.max_workers, settings.max_streams, settings.idle_timeout_s)]
+    admission = AdmissionInterceptor(
+        settings.max_workers,
+        settings.max_streams,
+        settings.idle_timeout_s,
+        settings.max_queued_calls,
+        settings.max_queue_wait_ms / 1e3,
+        metrics.queue_wait.observe,
+        settings.max_queued_bytes,
+    )
+    interceptors: list[grpc.ServerInterceptor] = [admission]
     if settings.tokens_file is not None:
         plaintext = settings.tls_cert is None
         interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods, plaintext))
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_workers + RESERVED_THREADS), options=channel_options(settings), interceptors=interceptors
-    )
+    threads = settings.max_workers + settings.max_queued_calls + RESERVED_THREADS  # queued calls wait on a thread
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=channel_options(settings), interceptors=interceptors)
+    batcher = Batcher(settings.batch_max_delay_ms / 1e3, settings.batch_max_rows, metrics.batch)
     health_servicer = health.HealthServicer()
-    running = RunningServer(server, 0, health_servicer, registry, metrics, None, threading.Event(), threading.Lock())
+    running = RunningServer(server, 0, health_servicer, registry, metrics, None, batcher, admission, threading.Event(), threading.Lock())
     servicer = ScorecastServicer(
         registry,
         settings.max_rows_per_chunk,
@@ -209,9 +221,10 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         budget=DecodeBudget(settings.max_decoded_bytes_per_chunk, settings.max_event_rows_per_chunk),
         max_topn_n=settings.max_topn_n,
         max_base_bytes=settings.max_base_bytes,
+        batcher=batcher,
     )
     rpc.add_ScorecastServicer_to_server(servicer, server)
-    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(registry, settings.max_rows_per_chunk, servicer.budget, metrics), server)
+    oip_rpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(registry, settings.max_rows_per_chunk, servicer.budget, metrics, batcher), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (pb.DESCRIPTOR.services_by_name["Scorecast"].full_name, OIP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

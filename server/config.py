@@ -60,9 +60,35 @@ class ServerSettings:
     max_event_rows_per_chunk: int = 10_000_000
     """Most rows the tables of one chunk (orders, events, … all together) may hold; more is
     RESOURCE_EXHAUSTED, before any feature work."""
-    max_workers: int = 8
-    """Most scorecast.v1 calls served at once (one handler thread each); more are RESOURCE_EXHAUSTED
-    at once. Health and reflection have threads of their own, so they answer when all are busy."""
+    max_workers: int = 16
+    """Most scorecast.v1 calls served at once (one handler thread each); more wait in the queue
+    (``max_queued_calls``). A call waiting in a batch holds its slot, so this also bounds a batch:
+    16 gave 1.46x the requests/s of 8 with 16 concurrent 1-contact callers, and 32 no more
+    (benchmarks/load.py). Health and reflection have threads of their own, so they answer when all are busy."""
+    max_queued_calls: int = 256
+    """Calls that find every slot held wait for one, first come first served, up to this many at
+    once (each holds a pool thread, no CPU); one more is RESOURCE_EXHAUSTED at once. Streams wait
+    here for their call slot too, after taking a stream slot. 256: four times the 64 concurrent
+    callers that must see no error (benchmarks/load.py)."""
+    max_queue_wait_ms: float = 5_000.0
+    """Longest a call waits in that queue (or its deadline, if sooner) before RESOURCE_EXHAUSTED.
+    5 s: over 30x the p99 latency (145 ms) of 64 concurrent 1-contact callers on a loaded 2-core
+    machine (benchmarks/load.py), so only a server overwhelmed for seconds refuses."""
+    max_queued_bytes: int = 256 * 1024 * 1024
+    """Most request bytes the waiting calls may hold together (a queued call's request is already
+    received); a call that would pass it is RESOURCE_EXHAUSTED instead of queued, so a flood of
+    large requests cannot fill memory. 256 MiB: four messages of the default 64 MiB limit, and
+    tens of thousands of real-time requests (a few KB each)."""
+    batch_max_delay_ms: float = 2.0
+    """Dynamic batching of ScoreBatch and ModelInfer calls (server/batching.py): how long a batch
+    waits for calls on their way before its pass starts; 0 turns batching off (every call scored
+    alone). A lone caller never waits: a batch starts at once when no other call is coming. 2 ms:
+    under load a batch mostly starts when the previous pass of its key ends (6-8 calls per pass
+    with 16 and 64 callers); 1 ms measured the same within the noise (benchmarks/load.py)."""
+    batch_max_rows: int = 1024
+    """Most contacts in one batched pass; a call of more is scored alone (it gains little from
+    company). 1024: far above the 6-8 one-contact calls a pass gathers under load, and a pass of
+    it stays a few ms; not tuned further."""
     max_streams: int = 4
     """Most Score and TopN streams open at once (below ``max_workers``, so slow or idle streams
     always leave threads to unary calls); more are RESOURCE_EXHAUSTED at once."""
@@ -163,13 +189,14 @@ class ServerSettings:
             raise ValueError(f"metrics_port must be in -1..65535, got {self.metrics_port!r}")
         positive = ("max_message_bytes", "max_rows_per_chunk", "max_rows_per_request", "max_workers", "max_model_bytes", "processes",
                     "max_decoded_bytes_per_chunk", "max_event_rows_per_chunk", "max_streams", "max_topn_n", "max_base_bytes", "idle_timeout_s",
-                    "keepalive_s", "keepalive_timeout_s", "model_memory_budget", "account_retry_s", "usage_interval_s")
+                    "keepalive_s", "keepalive_timeout_s", "model_memory_budget", "account_retry_s", "usage_interval_s",
+                    "max_queue_wait_ms", "batch_max_rows", "max_queued_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.max_streams >= self.max_workers:
             raise ValueError(f"max_streams ({self.max_streams}) must be below max_workers ({self.max_workers}): streams must leave threads to other calls")
-        for name in ("max_connection_age_s", "max_connection_age_grace_s"):
+        for name in ("max_connection_age_s", "max_connection_age_grace_s", "max_queued_calls", "batch_max_delay_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("intra_op_threads", "inter_op_threads"):

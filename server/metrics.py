@@ -29,6 +29,9 @@ _LOAD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Latency buckets from one-contact requests (~1 ms) to million-contact streams (minutes).
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_ROW_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+
 
 class ServerMetrics:
     """The server's metrics, registered in their own registry."""
@@ -50,6 +53,13 @@ class ServerMetrics:
         )
         self.models_served = Gauge("scorecast_models_served", "Model versions being served", registry=r)
         self.model_load_failures = Gauge("scorecast_model_load_failures", "Model files that failed to load", registry=r)
+        self.batch_calls = Histogram(
+            "scorecast_batch_calls", "Calls scored in one pipeline pass (dynamic batching; 1: alone)", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.batch_rows = Histogram("scorecast_batch_rows", "Contacts scored in one batched pass", buckets=_ROW_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "scorecast_queue_wait_seconds", "Time calls that found every slot held waited for one", buckets=_BUCKETS, registry=r
+        )
         self.reloads = Counter("scorecast_reloads", "Repository reloads by result (changed, unchanged, failed)", ["result"], registry=r)
         self.accounts_known = Gauge("scorecast_accounts_known", "Accounts with a folder in the repository", registry=r)
         self.accounts_loaded = Gauge("scorecast_accounts_loaded", "Accounts whose models are loaded", registry=r)
@@ -103,6 +113,11 @@ class ServerMetrics:
         """Add a request's time per pipeline stage."""
         for stage, value in seconds.items():
             self._child(self.stage_seconds, stage).inc(value)
+
+    def batch(self, calls: int, rows: int) -> None:
+        """Record one batched pass: how many calls, how many contacts."""
+        self.batch_calls.observe(calls)
+        self.batch_rows.observe(rows)
 
     def models(self, loaded: Iterable[tuple[str, str, float]], failures: int) -> None:
         """Set the served models (score, version, load seconds) and the failure count; only their

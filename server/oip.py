@@ -27,6 +27,8 @@ from scorecast.proto import oip, oip_rpc
 from scorecast.tables import TABLES
 
 from .accounts import AccountRegistry
+from .batching import Batcher, batch_key
+from .config import ServerSettings
 from .errors import InvalidArgument, ModelNotFound, ScorecastError
 from .limits import DecodeBudget
 from .pipeline import ScoringPipeline
@@ -68,8 +70,12 @@ def model_outputs(model: OnnxModel) -> list[tuple[str, str]]:
 class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
     """inference.GRPCInferenceService over the accounts the native servicer serves."""
 
-    def __init__(self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None) -> None:
+    def __init__(
+        self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None, batcher: Batcher | None = None
+    ) -> None:
         self.registry = registry
+        defaults = ServerSettings()
+        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
         self.max_rows_per_chunk = max_rows_per_chunk
         self.budget = budget
         self.metrics = metrics  # read by handle_errors
@@ -114,14 +120,19 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
             outputs=[tensor(name=n, datatype=d, shape=[-1]) for n, d in model_outputs(model)],
         )
 
-    def _infer(self, request: oip.ModelInferRequest) -> oip.ModelInferResponse:
+    def _infer(self, request: oip.ModelInferRequest, context: grpc.ServicerContext | None = None) -> oip.ModelInferResponse:
+        """One inference; with ``context`` (unary ModelInfer), batched with other calls (server/batching.py)."""
         call = current_call()
         account, score = model_name(request.model_name)
         call.scores = (score,)
         spec = spec_from_parameters(score, request.model_version, request.parameters, account)
-        with account_models(self.registry, account, scan=False) as repository:
+        with account_models(self.registry, account, scan=False) as repository, self.batcher.incoming() as incoming:
             pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
-            batch = pipeline.score(tables_from_request(request, self.budget))
+            tables = tables_from_request(request, self.budget)
+            if context is None:  # a ModelStreamInfer message: its stream's answers are in order, each scored alone
+                batch = pipeline.score(tables)
+            else:  # the key holds the account (in the spec)
+                batch = incoming.score(batch_key(pipeline, "as_of" in request.parameters), pipeline, tables, context)
         for stage, seconds in pipeline.seconds.items():
             call.stages[stage] = call.stages.get(stage, 0.0) + seconds
         call.rows += batch.num_rows
@@ -136,7 +147,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ModelInfer(self, request: oip.ModelInferRequest, context: grpc.ServicerContext) -> oip.ModelInferResponse:
-        return self._infer(request)
+        return self._infer(request, context)
 
     @handle_errors
     def ModelStreamInfer(

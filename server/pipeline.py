@@ -130,11 +130,12 @@ class ScoringPipeline:
         data_features = [f for f in meta.features if not f.startswith(REQUEST_PREFIX)]
         return _Plan(model, outputs, data_features, request_columns(meta, self.spec))
 
-    def score(self, tables: Mapping[str, pa.Table]) -> pa.RecordBatch:
-        """Score one chunk: every table restricted to one set of contacts."""
+    def score(self, tables: Mapping[str, pa.Table], contact_ids: pa.Array | None = None) -> pa.RecordBatch:
+        """Score one chunk: every table restricted to one set of contacts; ``contact_ids``: the
+        rows, in order (default: as ``FeatureFrame`` finds them in the tables)."""
         t0 = time.perf_counter()
         with _kernel_threads(max((t.num_rows for t in tables.values()), default=0)):
-            frame = FeatureFrame(tables, self.spec.as_of_us)
+            frame = FeatureFrame(tables, self.spec.as_of_us, contact_ids)
             n = len(frame.contact_ids)
             if self.max_rows is not None and n > self.max_rows:
                 raise ResourceExhausted("contacts in one chunk", n, self.max_rows, "max_rows_per_chunk")

@@ -31,6 +31,7 @@ from scorecast.options import spec_from_header
 from scorecast.proto import pb, rpc
 
 from .accounts import AccountRegistry
+from .batching import Batcher, batch_key
 from .codec import decode_tables, encode_batch
 from .config import ServerSettings
 from .errors import InvalidArgument, ResourceExhausted, ScorecastError
@@ -242,6 +243,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         budget: DecodeBudget | None = None,
         max_topn_n: int | None = None,
         max_base_bytes: int | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
         self.registry = registry
         self.max_rows_per_chunk = max_rows_per_chunk
@@ -253,6 +255,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
         self.max_topn_n = max_topn_n or defaults.max_topn_n
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
+        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
 
     def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
@@ -285,9 +288,12 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
-        with account_models(self.registry, request.header.account, scan=False) as repository:
+        # the account's cap and models per call; the batch key holds the account (in the spec)
+        with account_models(self.registry, request.header.account, scan=False) as repository, self.batcher.incoming() as incoming:
             pipeline = self._pipeline(repository, request.header)
-            batch = pipeline.score(decode_tables(request.chunk.tables, self.budget))
+            tables = decode_tables(request.chunk.tables, self.budget)
+            key = batch_key(pipeline, request.header.options.HasField("as_of"))
+            batch = incoming.score(key, pipeline, tables, context)
         _call.get().rows = batch.num_rows
         return pb.ScoreBatchResponse(rows=batch.num_rows, scores=encode_batch(batch), models=_models(pipeline))
 

@@ -165,6 +165,11 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 (server type imported l
         device=args.device,
         port_file=getattr(args, "port_file", None),
         max_workers=getattr(args, "max_workers", None),
+        max_queued_calls=getattr(args, "max_queued_calls", None),
+        max_queue_wait_ms=getattr(args, "max_queue_wait_ms", None),
+        max_queued_bytes=getattr(args, "max_queued_bytes", None),
+        batch_max_delay_ms=getattr(args, "batch_max_delay_ms", None),
+        batch_max_rows=getattr(args, "batch_max_rows", None),
         intra_op_threads=args.intra_op_threads,
         tree_form=getattr(args, "tree_form", None),
         inter_op_threads=getattr(args, "inter_op_threads", None),
@@ -444,7 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default 50051; 0 picks one)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help=device_help)
     p.add_argument("--port-file", type=Path, default=None, help="write the bound port there once ready")
-    p.add_argument("--max-workers", type=int, default=None, help="requests served at once (default 8)")
+    p.add_argument("--max-workers", type=int, default=None, help="requests served at once (default 16; more wait for a slot)")
+    p.add_argument("--max-queued-calls", type=int, default=None, help="calls that may wait for a slot (default 256)")
+    p.add_argument("--max-queue-wait-ms", type=float, default=None, help="longest wait for a slot (default 5000)")
+    p.add_argument("--max-queued-bytes", type=int, default=None, help="most request bytes waiting calls may hold (default 256 MiB)")
+    p.add_argument("--batch-max-delay-ms", type=float, default=None, help="dynamic batching: longest wait for calls on their way (default 2; 0: off)")
+    p.add_argument("--batch-max-rows", type=int, default=None, help="most contacts in one batched pass (default 1024)")
     p.add_argument("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.add_argument("--tree-form", choices=("auto", "native", "gemm"), default=None, help=tree_help)
     p.add_argument("--inter-op-threads", type=int, default=None, help="ONNX Runtime inter-op threads (default 0: its own)")
