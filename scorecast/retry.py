@@ -365,21 +365,36 @@ class FailoverStub:
     def __getattr__(self, method: str) -> Any:
         if method not in _UNARY:
             return getattr(self.targets[self.current].stub, method)
+        return _FailoverCall(self, method)
 
-        def call(request: Any, **kwargs: Any) -> Any:
-            for k in range(len(self.targets)):
-                which = (self.current + k) % len(self.targets)
-                try:
-                    response = getattr(self.targets[which].stub, method)(request, **kwargs)
-                except grpc.RpcError as exc:
-                    if exc.code() != grpc.StatusCode.UNAVAILABLE or k == len(self.targets) - 1:  # type: ignore[attr-defined]
-                        raise
-                    continue
-                self.current = which
-                return response
-            raise AssertionError("unreachable")
+    def _call(self, method: str, how: str, request: Any, kwargs: dict[str, Any]) -> Any:
+        """``how`` ("__call__" or "with_call") of ``method`` on the current target, then on the
+        next ones while they answer UNAVAILABLE."""
+        for k in range(len(self.targets)):
+            which = (self.current + k) % len(self.targets)
+            try:
+                response = getattr(getattr(self.targets[which].stub, method), how)(request, **kwargs)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or k == len(self.targets) - 1:  # type: ignore[attr-defined]
+                    raise
+                continue
+            self.current = which
+            return response
+        raise AssertionError("unreachable")
 
-        return call
+
+class _FailoverCall:
+    """A unary method of a ``FailoverStub``, called as grpc's multi-callables are: plainly, or
+    ``with_call`` for the response and the call (its trailing metadata)."""
+
+    def __init__(self, stub: FailoverStub, method: str) -> None:
+        self._stub, self._method = stub, method
+
+    def __call__(self, request: Any, **kwargs: Any) -> Any:
+        return self._stub._call(self._method, "__call__", request, kwargs)
+
+    def with_call(self, request: Any, **kwargs: Any) -> Any:
+        return self._stub._call(self._method, "with_call", request, kwargs)
 
 
 def wait_any_ready(channels: Sequence[grpc.Channel], timeout: float) -> int:
