@@ -8,9 +8,18 @@ loads an account's models on its first call, within a memory budget:
   call for an unloaded account loads it (its model files several at once); calls that come
   meanwhile wait for that load. Account loads are serialised so each measures what it adds to
   the heap alone (``heap.py``): an account's size is the heap it took, never a guess from files.
-- **A memory budget** (``model_memory_budget``): before a load, accounts are evicted until the
-  account's last measured size (or the mean of those measured so far) fits; after it, until the
-  budget holds. ``eviction.SegmentedLru`` picks them, so a bulk pass over every account (scan
+- **A memory budget** (``model_memory_budget``): what an account holds is measured when it
+  loads, as the larger of the heap it kept (``heap.py``) and the resident memory it added (the
+  heap misses Python's own arenas: 10% of a trained account). Before a load, accounts are evicted
+  until its *reservation* fits beside the loaded ones: ``LOAD_PEAK`` times its expected size (its
+  last measured size, else the mean of those measured so far, else ``FIRST_GUESS`` times its
+  files' size), for what the load holds only while it runs (the file read, the parsed graph,
+  ONNX Runtime's optimisation copies). The reservation counts against the budget until the load
+  ends; then the measured size replaces it and accounts are evicted until the budget holds. So
+  the models' memory, an in-progress load included, stays within the budget. What requests hold
+  (decoded chunks, ONNX Runtime's arena grown to the largest batch) is not model memory: the
+  request limits bound it (``max_decoded_bytes_per_chunk``, ``max_workers``, ``max_streams``).
+  ``eviction.SegmentedLru`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
 - **Holds.** ``hold`` gives a call its account's repository and keeps it loaded until the call
@@ -38,19 +47,26 @@ from pathlib import Path
 from typing import Any
 
 from scorecast.accounts import DEFAULT_ACCOUNT
+from scorecast.model_store import MODEL_SUFFIX
 
 from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
 from .eviction import EvictionPolicy, policy_for
-from .heap import heap_bytes, release_free_memory
+from .heap import heap_bytes, release_free_memory, rss_bytes
 from .repository import ModelRepository, ReloadReport, account_folders
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["MAX_RETRY_S", "AccountRegistry", "Usage"]
+__all__ = ["FIRST_GUESS", "LOAD_PEAK", "MAX_RETRY_S", "AccountRegistry", "Usage"]
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_S = 300.0
 """Longest wait between two tries of an account that keeps failing to load."""
+LOAD_PEAK = 1.5
+"""A load's peak memory over its account's final size (measured on trained five-score accounts:
+peak resident growth 4.7 MB for 3.3 MB kept; ``benchmarks/accounts.py`` reports the run's)."""
+FIRST_GUESS = 16
+"""Bytes of memory per byte of model file, for an account's reservation before any account was
+measured (trained five-score accounts: 3.3 MB for 0.27 MB of files)."""
 
 _UNLOADED, _LOADING, _LOADED, _FAILED = "unloaded", "loading", "loaded", "failed"
 
@@ -112,6 +128,7 @@ class AccountRegistry:
         self._load_lock = threading.Lock()  # one load in the process at a time (measured alone)
         self._accounts: dict[str, _Account] = {}
         self._held = 0
+        self._reserved = 0  # the reservation of the load in progress (loads are serialised)
         self.loads = self.evictions = self.load_failures = 0
         if not self.root.is_dir():
             raise FileNotFoundError(f"model repository {self.root} is not a folder")
@@ -177,6 +194,11 @@ class AccountRegistry:
     def held_bytes(self) -> int:
         """Measured bytes of every loaded account's models."""
         return self._held
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes set aside for the load in progress (0 when none): counted against the budget."""
+        return self._reserved
 
     def usage(self) -> dict[str, Usage]:
         """Each account's usage counters since start (copies), accounts never called nor loaded left out."""
@@ -252,26 +274,32 @@ class AccountRegistry:
     def _load(self, entry: _Account, scan: bool) -> ModelRepository:
         with self._load_lock:
             with self._lock:
-                estimate = entry.last_nbytes or self._mean_bytes()
-                self._make_room(estimate)
+                expected = entry.last_nbytes or self._mean_bytes() or FIRST_GUESS * _file_bytes(entry.folder)
+                self._reserved = int(LOAD_PEAK * expected)
+                self._make_room(0)
+            release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
             start = time.perf_counter()
-            before = heap_bytes()
+            before, rss_before = heap_bytes(), rss_bytes()
             try:
                 repository = ModelRepository.load(entry.folder, self.options)
                 if not repository.scores and repository.failures:
                     reasons = "; ".join(sorted(set(repository.failures.values())))
                     raise RuntimeError(f"every model file failed to load ({reasons})")
             except Exception as exc:  # noqa: BLE001 (any failure is the account's, reported and retried)
+                with self._lock:
+                    self._reserved = 0
                 self._failed(entry, exc)
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
             seconds = time.perf_counter() - start
-            nbytes = max(heap_bytes() - before, 0)  # the file bytes and parsed protos are freed by now
-            release_free_memory()  # their pages too (and those of accounts evicted for this one)
-        with self._lock:
-            self._loaded(entry, repository, nbytes, scan, locked=True)
-            entry.holds += 1
-            entry.usage.loads += 1
-            self._make_room(0)
+            heap_kept = heap_bytes() - before  # the file bytes and parsed protos are freed by now
+            release_free_memory()  # their pages too
+            nbytes = max(heap_kept, rss_bytes() - rss_before, 0)
+            with self._lock:  # loaded and held at once: no other call's eviction can take it between
+                self._reserved = 0
+                self._loaded(entry, repository, nbytes, scan, locked=True)
+                entry.holds += 1
+                entry.usage.loads += 1
+                self._make_room(0)
         log.info(
             "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f of %.0f MB held)",
             entry.name, sum(len(v) for v in repository.models.values()), entry.nbytes / 1e6, seconds * 1e3,
@@ -317,7 +345,9 @@ class AccountRegistry:
         return sum(sizes) // len(sizes) if sizes else 0
 
     def _make_room(self, needed: int) -> None:
-        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit (lock held)."""
+        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded
+        ones and the reservation (lock held)."""
+        needed += self._reserved
         if self._held + needed <= self.budget:
             return
         for name in self.policy.victims():
@@ -394,3 +424,14 @@ class AccountRegistry:
         if (allowed is not None and account not in allowed) or account not in self._accounts:
             raise AccountNotFound(account)
 
+
+
+def _file_bytes(folder: Path) -> int:
+    """Bytes of the model files in an account's folder (one stat each)."""
+    total = 0
+    for path in folder.glob(f"*/*{MODEL_SUFFIX}"):
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:  # removed meanwhile: the load will say so
+            continue
+    return total
