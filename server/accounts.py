@@ -11,14 +11,16 @@ loads an account's models on its first call, within a memory budget:
 - **A memory budget** (``model_memory_budget``): what an account holds is measured when it
   loads, as the larger of the heap it kept (``heap.py``) and the resident memory it added (the
   heap misses Python's own arenas: 10% of a trained account). Before a load, accounts are evicted
-  until its *reservation* fits beside the loaded ones: ``LOAD_PEAK`` times its expected size (its
-  last measured size, else the mean of those measured so far, else ``FIRST_GUESS`` times its
-  files' size), for what the load holds only while it runs (the file read, the parsed graph,
-  ONNX Runtime's optimisation copies). The reservation counts against the budget until the load
-  ends; then the measured size replaces it and accounts are evicted until the budget holds. So
-  the models' memory, an in-progress load included, stays within the budget. What requests hold
-  (decoded chunks, ONNX Runtime's arena grown to the largest batch) is not model memory: the
-  request limits bound it (``max_decoded_bytes_per_chunk``, ``max_workers``, ``max_streams``).
+  until its *reservation* fits beside the loaded ones: the peak RSS growth of the account's last
+  load (``heap.peak_rss_bytes``), else the mean of those measured so far, else ``FIRST_GUESS``
+  times its files' size. A load's transients (the file read, the parsed graph, ONNX Runtime's
+  optimisation copies: 1.4 times the final size on trained accounts, 3 times on models that are
+  mostly weights) are thus measured too, not guessed. The reservation counts against the budget
+  until the load ends; then the measured size replaces it and accounts are evicted until the
+  budget holds. So the models' memory, an in-progress load included, stays within the budget.
+  What requests hold (decoded chunks, ONNX Runtime's arena grown to the largest batch) is not
+  model memory: the request limits bound it (``max_decoded_bytes_per_chunk``, ``max_workers``,
+  ``max_streams``).
   ``eviction.SegmentedLru`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
@@ -51,22 +53,19 @@ from scorecast.model_store import MODEL_SUFFIX
 
 from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
 from .eviction import EvictionPolicy, policy_for
-from .heap import heap_bytes, release_free_memory, rss_bytes
+from .heap import heap_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss, rss_bytes
 from .repository import ModelRepository, ReloadReport, account_folders
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["FIRST_GUESS", "LOAD_PEAK", "MAX_RETRY_S", "AccountRegistry", "Usage"]
+__all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "Usage"]
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_S = 300.0
 """Longest wait between two tries of an account that keeps failing to load."""
-LOAD_PEAK = 1.5
-"""A load's peak memory over its account's final size (measured on trained five-score accounts:
-peak resident growth 4.7 MB for 3.3 MB kept; ``benchmarks/accounts.py`` reports the run's)."""
-FIRST_GUESS = 16
-"""Bytes of memory per byte of model file, for an account's reservation before any account was
-measured (trained five-score accounts: 3.3 MB for 0.27 MB of files)."""
+FIRST_GUESS = 32
+"""Bytes of memory per byte of model file, for the reservation of a load before any load was
+measured (trained five-score accounts: a peak of 4.7 MB for 0.27 MB of files)."""
 
 _UNLOADED, _LOADING, _LOADED, _FAILED = "unloaded", "loading", "loaded", "failed"
 
@@ -90,7 +89,8 @@ class _Account:
     state: str = _UNLOADED
     repository: ModelRepository | None = None
     nbytes: int = 0
-    last_nbytes: int = 0  # measured at its last load: the estimate for the next one
+    last_nbytes: int = 0  # measured at its last load
+    last_peak: int = 0  # the RSS its last load added at its peak: the next load's reservation
     calls: int = 0  # in flight, including those waiting for the load (the cap)
     holds: int = 0  # calls using the loaded repository (not evictable while > 0)
     loaded: threading.Event = field(default_factory=threading.Event)
@@ -129,6 +129,7 @@ class AccountRegistry:
         self._accounts: dict[str, _Account] = {}
         self._held = 0
         self._reserved = 0  # the reservation of the load in progress (loads are serialised)
+        self._peaks = self._peak_loads = 0  # the sum and count of the loads' peaks (for an account's first)
         self.loads = self.evictions = self.load_failures = 0
         if not self.root.is_dir():
             raise FileNotFoundError(f"model repository {self.root} is not a folder")
@@ -274,11 +275,11 @@ class AccountRegistry:
     def _load(self, entry: _Account, scan: bool) -> ModelRepository:
         with self._load_lock:
             with self._lock:
-                expected = entry.last_nbytes or self._mean_bytes() or FIRST_GUESS * _file_bytes(entry.folder)
-                self._reserved = int(LOAD_PEAK * expected)
+                self._reserved = entry.last_peak or self._mean_peak() or FIRST_GUESS * _file_bytes(entry.folder)
                 self._make_room(0)
             release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
             start = time.perf_counter()
+            peak_measured = reset_peak_rss()
             before, rss_before = heap_bytes(), rss_bytes()
             try:
                 repository = ModelRepository.load(entry.folder, self.options)
@@ -292,8 +293,11 @@ class AccountRegistry:
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
             seconds = time.perf_counter() - start
             heap_kept = heap_bytes() - before  # the file bytes and parsed protos are freed by now
+            peak = peak_rss_bytes() - rss_before if peak_measured else 0
             release_free_memory()  # their pages too
             nbytes = max(heap_kept, rss_bytes() - rss_before, 0)
+            entry.last_peak = max(peak, nbytes)
+            self._peaks, self._peak_loads = self._peaks + entry.last_peak, self._peak_loads + 1
             with self._lock:  # loaded and held at once: no other call's eviction can take it between
                 self._reserved = 0
                 self._loaded(entry, repository, nbytes, scan, locked=True)
@@ -340,9 +344,8 @@ class AccountRegistry:
         if self.metrics is not None:
             self.metrics.account_load_failed()
 
-    def _mean_bytes(self) -> int:
-        sizes = [e.last_nbytes for e in self._accounts.values() if e.last_nbytes]
-        return sum(sizes) // len(sizes) if sizes else 0
+    def _mean_peak(self) -> int:
+        return self._peaks // self._peak_loads if self._peak_loads else 0
 
     def _make_room(self, needed: int) -> None:
         """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded

@@ -39,6 +39,7 @@ from .metrics import ServerMetrics
 from .oip import OipServicer
 from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
+from .runtime import warm_runtime
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
 from .usage import UsageWriter
@@ -167,6 +168,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     """Find the accounts, load (unless given) and warm the pinned ones, start serving, report
     SERVING; returns at once. ``repository``: the default account's models, already loaded."""
     kernels.passive_openmp()  # before any kernel loads OpenMP
+    warm_runtime(settings.session_options)  # before any account's load is measured
     metrics = ServerMetrics()
     registry = AccountRegistry(
         repository.root if repository is not None else settings.models,

@@ -26,7 +26,7 @@ import ctypes.util
 import os
 from functools import cache
 
-__all__ = ["heap_bytes", "release_free_memory", "rss_bytes"]
+__all__ = ["heap_bytes", "peak_rss_bytes", "release_free_memory", "reset_peak_rss", "rss_bytes"]
 
 
 class _MallInfo2(ctypes.Structure):
@@ -80,3 +80,23 @@ def rss_bytes() -> int:
     """Resident set size of this process, in bytes (Linux ``/proc/self/statm``)."""
     with open("/proc/self/statm", "rb") as f:
         return int(f.read().split()[1]) * _PAGE
+
+
+def reset_peak_rss() -> bool:
+    """Start ``peak_rss_bytes`` again from the RSS now (Linux ``/proc/self/clear_refs``: 5 resets
+    only the peak); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """The largest RSS of this process since it started or since ``reset_peak_rss`` (VmHWM)."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return rss_bytes()
