@@ -369,6 +369,10 @@ class AccountRegistry:
         """Unload an account (lock held): its models are freed once no call references them."""
         if entry.state == _LOADED:
             self._held -= entry.nbytes
+            if entry.repository is not None:
+                # request plans point back at the repository: without this cycle broken, its
+                # sessions would wait for Python's cyclic collector, long after the eviction
+                entry.repository.derived.clear()
             entry.state, entry.repository, entry.nbytes = _UNLOADED, None, 0
         self.policy.remove(entry.name)
 
