@@ -18,9 +18,13 @@ loads an account's models on its first call, within a memory budget:
   mostly weights) are thus measured too, not guessed. The reservation counts against the budget
   until the load ends; then the measured size replaces it and accounts are evicted until the
   budget holds. So the models' memory, an in-progress load included, stays within the budget.
-  What requests hold (decoded chunks, ONNX Runtime's arena grown to the largest batch) is not
-  model memory: the request limits bound it (``max_decoded_bytes_per_chunk``, ``max_workers``,
-  ``max_streams``).
+  Once the server has warmed up, ``settle`` takes its RSS as the base; after each load, the
+  resident memory beyond the base and the accounts' bytes (``surplus_bytes``: what the allocator
+  keeps in the holes evictions leave, measured at 10-15% of a churning budget, and what past
+  requests left resident, ONNX Runtime's run arena and Arrow's pool) counts against the budget
+  too, so the RSS over the base stays within it. What calls in flight hold (decoded chunks) is
+  not model memory: the request limits bound it (``max_decoded_bytes_per_chunk``,
+  ``max_workers``, ``max_streams``).
   ``eviction.SegmentedLru`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
@@ -130,6 +134,8 @@ class AccountRegistry:
         self._held = 0
         self._reserved = 0  # the reservation of the load in progress (loads are serialised)
         self._peaks = self._peak_loads = 0  # the sum and count of the loads' peaks (for an account's first)
+        self._base_rss: int | None = None  # the warmed-up process's RSS without accounts (``settle``)
+        self._surplus = 0  # resident bytes beyond the base and the accounts, at the last load
         self.loads = self.evictions = self.load_failures = 0
         if not self.root.is_dir():
             raise FileNotFoundError(f"model repository {self.root} is not a folder")
@@ -197,6 +203,20 @@ class AccountRegistry:
         return self._held
 
     @property
+    def surplus_bytes(self) -> int:
+        """Resident bytes beyond the base and the loaded accounts at the last load (0 before
+        ``settle``): counted against the budget."""
+        return self._surplus
+
+    def settle(self) -> None:
+        """Take the process's RSS now, less the loaded accounts' bytes, as its base (the server
+        calls this once warmed up): from then on what stays resident beyond the accounts' measured
+        bytes counts against the budget too."""
+        release_free_memory()
+        with self._lock:
+            self._base_rss = rss_bytes() - self._held
+
+    @property
     def reserved_bytes(self) -> int:
         """Bytes set aside for the load in progress (0 when none): counted against the budget."""
         return self._reserved
@@ -240,7 +260,7 @@ class AccountRegistry:
             finally:
                 with self._lock:
                     entry.holds -= 1
-                    if entry.holds == 0 and self._held > self.budget:
+                    if entry.holds == 0 and self._held + self._surplus > self.budget:
                         self._make_room(0)
         finally:
             with self._lock:
@@ -295,19 +315,23 @@ class AccountRegistry:
             heap_kept = heap_bytes() - before  # the file bytes and parsed protos are freed by now
             peak = peak_rss_bytes() - rss_before if peak_measured else 0
             release_free_memory()  # their pages too
-            nbytes = max(heap_kept, rss_bytes() - rss_before, 0)
+            rss_after = rss_bytes()
+            nbytes = max(heap_kept, rss_after - rss_before, 0)
             entry.last_peak = max(peak, nbytes)
             self._peaks, self._peak_loads = self._peaks + entry.last_peak, self._peak_loads + 1
             with self._lock:  # loaded and held at once: no other call's eviction can take it between
                 self._reserved = 0
                 self._loaded(entry, repository, nbytes, scan, locked=True)
+                if self._base_rss is not None:
+                    self._surplus = max(rss_after - self._base_rss - self._held, 0)
                 entry.holds += 1
                 entry.usage.loads += 1
                 self._make_room(0)
+                self._publish()
         log.info(
-            "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f of %.0f MB held)",
+            "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f MB held + %.0f MB surplus of %.0f MB)",
             entry.name, sum(len(v) for v in repository.models.values()), entry.nbytes / 1e6, seconds * 1e3,
-            self._held / 1e6, self.budget / 1e6,
+            self._held / 1e6, self._surplus / 1e6, self.budget / 1e6,
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.account_loaded(seconds)
@@ -349,8 +373,8 @@ class AccountRegistry:
 
     def _make_room(self, needed: int) -> None:
         """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded
-        ones and the reservation (lock held)."""
-        needed += self._reserved
+        ones, the reservation and the surplus (lock held)."""
+        needed += self._reserved + self._surplus
         if self._held + needed <= self.budget:
             return
         for name in self.policy.victims():
@@ -379,7 +403,7 @@ class AccountRegistry:
     def _publish(self) -> None:
         if self.metrics is not None:
             loaded = sum(e.state == _LOADED for e in self._accounts.values())
-            self.metrics.accounts(len(self._accounts), loaded, self._held, self.budget)
+            self.metrics.accounts(len(self._accounts), loaded, self._held, self.budget, self._surplus)
 
     # -- reloads -----------------------------------------------------------------------------
 

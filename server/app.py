@@ -189,6 +189,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     registry.max_calls = settings.max_calls_per_account or (None if registry.single else math.ceil(settings.max_workers / 2))
     loaded = [r for r in (registry.repository(a) for a in registry.loaded()) if r is not None]
     warm_seconds = warm_up(loaded)
+    registry.settle()  # the warmed server's RSS: the base the budget is counted over
     log.info("warmed up %d accounts' models in %.2fs (%d accounts known)", len(loaded), warm_seconds, len(registry.known()))
 
     # Admission first: it wraps whatever the token check answers, so a refused call holds no slot.
