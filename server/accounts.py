@@ -6,8 +6,8 @@ loads an account's models on its first call, within a memory budget:
 
 - **One load per account at a time, one account loading in the process at a time.** The first
   call for an unloaded account loads it (its model files several at once); calls that come
-  meanwhile wait for that load. Account loads are serialised so each measures what it adds to
-  the heap alone (``heap.py``): an account's size is the heap it took, never a guess from files.
+  meanwhile wait for that load. Account loads are serialised so each measures what it adds
+  alone (``heap.py``): an account's size is measured, never a guess from files.
 - **A memory budget** (``model_memory_budget``): what an account holds is measured when it
   loads, as the larger of the heap it kept (``heap.py``) and the resident memory it added (the
   heap misses Python's own arenas: 10% of a trained account). Before a load, accounts are evicted

@@ -1,7 +1,8 @@
 """How many bytes the process holds: the C heap in use (what a model load adds) and its RSS.
 
 A model's memory is measured, not guessed from its file: the registry loads one account at a
-time and takes the difference of ``heap_bytes`` around the load. ONNX Runtime's sessions, its
+time and takes the difference of ``heap_bytes`` around the load (and of ``rss_bytes``, keeping
+the larger; ``peak_rss_bytes`` gives the load's peak, which the next load of it reserves). ONNX Runtime's sessions, its
 CPU arena, the initializers it copies and optimises, and NumPy arrays all come from glibc's
 malloc, so glibc's own count of the bytes in use (``mallinfo2``: ``uordblks``, the arena bytes
 in use, plus ``hblkhd``, the bytes of blocks it mmapped) moves by exactly what a load keeps.
