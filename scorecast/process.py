@@ -66,6 +66,25 @@ class ServerProcess:
                 out[key] = int(value.split()[0]) * 1024
         return out
 
+    def listening_ports(self) -> list[int]:
+        """TCP ports the server process listens on (Linux): the gRPC port and, with a metrics
+        port of 0, the one it picked."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.proc.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        ports = set()
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{self.proc.pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return sorted(ports)
+
     def stop(self, timeout_s: float = 60.0) -> int:
         """SIGTERM (graceful drain), then kill if it takes longer; returns the exit code."""
         if self.proc.poll() is None:

@@ -6,11 +6,26 @@ loads an account's models on its first call, within a memory budget:
 
 - **One load per account at a time, one account loading in the process at a time.** The first
   call for an unloaded account loads it (its model files several at once); calls that come
-  meanwhile wait for that load. Account loads are serialised so each measures what it adds to
-  the heap alone (``heap.py``): an account's size is the heap it took, never a guess from files.
-- **A memory budget** (``model_memory_budget``): before a load, accounts are evicted until the
-  account's last measured size (or the mean of those measured so far) fits; after it, until the
-  budget holds. ``eviction.SegmentedLru`` picks them, so a bulk pass over every account (scan
+  meanwhile wait for that load. Account loads are serialised so each measures what it adds
+  alone (``heap.py``): an account's size is measured, never a guess from files.
+- **A memory budget** (``model_memory_budget``): what an account holds is measured when it
+  loads, as the larger of the heap it kept (``heap.py``) and the resident memory it added (the
+  heap misses Python's own arenas: 10% of a trained account). Before a load, accounts are evicted
+  until its *reservation* fits beside the loaded ones: the peak RSS growth of the account's last
+  load (``heap.peak_rss_bytes``), else the mean of those measured so far, else ``FIRST_GUESS``
+  times its files' size. A load's transients (the file read, the parsed graph, ONNX Runtime's
+  optimisation copies: 1.4 times the final size on trained accounts, 3 times on models that are
+  mostly weights) are thus measured too, not guessed. The reservation counts against the budget
+  until the load ends; then the measured size replaces it and accounts are evicted until the
+  budget holds. So the models' memory, an in-progress load included, stays within the budget.
+  Once the server has warmed up, ``settle`` takes its RSS as the base; after each load, the
+  resident memory beyond the base and the accounts' bytes (``surplus_bytes``: what the allocator
+  keeps in the holes evictions leave, measured at 10-15% of a churning budget, and what past
+  requests left resident, ONNX Runtime's run arena and Arrow's pool) counts against the budget
+  too, so the RSS over the base stays within it. What calls in flight hold (decoded chunks) is
+  not model memory: the request limits bound it (``max_decoded_bytes_per_chunk``,
+  ``max_workers``, ``max_streams``).
+  ``eviction.SegmentedLru`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
 - **Holds.** ``hold`` gives a call its account's repository and keeps it loaded until the call
@@ -38,19 +53,23 @@ from pathlib import Path
 from typing import Any
 
 from scorecast.accounts import DEFAULT_ACCOUNT
+from scorecast.model_store import MODEL_SUFFIX
 
 from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
 from .eviction import EvictionPolicy, policy_for
-from .heap import heap_bytes, release_free_memory
+from .heap import heap_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss, rss_bytes
 from .repository import ModelRepository, ReloadReport, account_folders
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["MAX_RETRY_S", "AccountRegistry", "Usage"]
+__all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "Usage"]
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_S = 300.0
 """Longest wait between two tries of an account that keeps failing to load."""
+FIRST_GUESS = 32
+"""Bytes of memory per byte of model file, for the reservation of a load before any load was
+measured (trained five-score accounts: a peak of 4.7 MB for 0.27 MB of files)."""
 
 _UNLOADED, _LOADING, _LOADED, _FAILED = "unloaded", "loading", "loaded", "failed"
 
@@ -74,7 +93,8 @@ class _Account:
     state: str = _UNLOADED
     repository: ModelRepository | None = None
     nbytes: int = 0
-    last_nbytes: int = 0  # measured at its last load: the estimate for the next one
+    last_nbytes: int = 0  # measured at its last load
+    last_peak: int = 0  # the RSS its last load added at its peak: the next load's reservation
     calls: int = 0  # in flight, including those waiting for the load (the cap)
     holds: int = 0  # calls using the loaded repository (not evictable while > 0)
     loaded: threading.Event = field(default_factory=threading.Event)
@@ -112,6 +132,10 @@ class AccountRegistry:
         self._load_lock = threading.Lock()  # one load in the process at a time (measured alone)
         self._accounts: dict[str, _Account] = {}
         self._held = 0
+        self._reserved = 0  # the reservation of the load in progress (loads are serialised)
+        self._peaks = self._peak_loads = 0  # the sum and count of the loads' peaks (for an account's first)
+        self._base_rss: int | None = None  # the warmed-up process's RSS without accounts (``settle``)
+        self._surplus = 0  # resident bytes beyond the base and the accounts, at the last load
         self.loads = self.evictions = self.load_failures = 0
         if not self.root.is_dir():
             raise FileNotFoundError(f"model repository {self.root} is not a folder")
@@ -178,6 +202,25 @@ class AccountRegistry:
         """Measured bytes of every loaded account's models."""
         return self._held
 
+    @property
+    def surplus_bytes(self) -> int:
+        """Resident bytes beyond the base and the loaded accounts at the last load (0 before
+        ``settle``): counted against the budget."""
+        return self._surplus
+
+    def settle(self) -> None:
+        """Take the process's RSS now, less the loaded accounts' bytes, as its base (the server
+        calls this once warmed up): from then on what stays resident beyond the accounts' measured
+        bytes counts against the budget too."""
+        release_free_memory()
+        with self._lock:
+            self._base_rss = rss_bytes() - self._held
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes set aside for the load in progress (0 when none): counted against the budget."""
+        return self._reserved
+
     def usage(self) -> dict[str, Usage]:
         """Each account's usage counters since start (copies), accounts never called nor loaded left out."""
         with self._lock:
@@ -217,7 +260,7 @@ class AccountRegistry:
             finally:
                 with self._lock:
                     entry.holds -= 1
-                    if entry.holds == 0 and self._held > self.budget:
+                    if entry.holds == 0 and self._held + self._surplus > self.budget:
                         self._make_room(0)
         finally:
             with self._lock:
@@ -252,30 +295,43 @@ class AccountRegistry:
     def _load(self, entry: _Account, scan: bool) -> ModelRepository:
         with self._load_lock:
             with self._lock:
-                estimate = entry.last_nbytes or self._mean_bytes()
-                self._make_room(estimate)
+                self._reserved = entry.last_peak or self._mean_peak() or FIRST_GUESS * _file_bytes(entry.folder)
+                self._make_room(0)
+            release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
             start = time.perf_counter()
-            before = heap_bytes()
+            peak_measured = reset_peak_rss()
+            before, rss_before = heap_bytes(), rss_bytes()
             try:
                 repository = ModelRepository.load(entry.folder, self.options)
                 if not repository.scores and repository.failures:
                     reasons = "; ".join(sorted(set(repository.failures.values())))
                     raise RuntimeError(f"every model file failed to load ({reasons})")
             except Exception as exc:  # noqa: BLE001 (any failure is the account's, reported and retried)
+                with self._lock:
+                    self._reserved = 0
                 self._failed(entry, exc)
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
             seconds = time.perf_counter() - start
-            nbytes = max(heap_bytes() - before, 0)  # the file bytes and parsed protos are freed by now
-            release_free_memory()  # their pages too (and those of accounts evicted for this one)
-        with self._lock:
-            self._loaded(entry, repository, nbytes, scan, locked=True)
-            entry.holds += 1
-            entry.usage.loads += 1
-            self._make_room(0)
+            heap_kept = heap_bytes() - before  # the file bytes and parsed protos are freed by now
+            peak = peak_rss_bytes() - rss_before if peak_measured else 0
+            release_free_memory()  # their pages too
+            rss_after = rss_bytes()
+            nbytes = max(heap_kept, rss_after - rss_before, 0)
+            entry.last_peak = max(peak, nbytes)
+            self._peaks, self._peak_loads = self._peaks + entry.last_peak, self._peak_loads + 1
+            with self._lock:  # loaded and held at once: no other call's eviction can take it between
+                self._reserved = 0
+                self._loaded(entry, repository, nbytes, scan, locked=True)
+                if self._base_rss is not None:
+                    self._surplus = max(rss_after - self._base_rss - self._held, 0)
+                entry.holds += 1
+                entry.usage.loads += 1
+                self._make_room(0)
+                self._publish()
         log.info(
-            "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f of %.0f MB held)",
+            "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f MB held + %.0f MB surplus of %.0f MB)",
             entry.name, sum(len(v) for v in repository.models.values()), entry.nbytes / 1e6, seconds * 1e3,
-            self._held / 1e6, self.budget / 1e6,
+            self._held / 1e6, self._surplus / 1e6, self.budget / 1e6,
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.account_loaded(seconds)
@@ -312,12 +368,13 @@ class AccountRegistry:
         if self.metrics is not None:
             self.metrics.account_load_failed()
 
-    def _mean_bytes(self) -> int:
-        sizes = [e.last_nbytes for e in self._accounts.values() if e.last_nbytes]
-        return sum(sizes) // len(sizes) if sizes else 0
+    def _mean_peak(self) -> int:
+        return self._peaks // self._peak_loads if self._peak_loads else 0
 
     def _make_room(self, needed: int) -> None:
-        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit (lock held)."""
+        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded
+        ones, the reservation and the surplus (lock held)."""
+        needed += self._reserved + self._surplus
         if self._held + needed <= self.budget:
             return
         for name in self.policy.victims():
@@ -336,13 +393,17 @@ class AccountRegistry:
         """Unload an account (lock held): its models are freed once no call references them."""
         if entry.state == _LOADED:
             self._held -= entry.nbytes
+            if entry.repository is not None:
+                # request plans point back at the repository: without this cycle broken, its
+                # sessions would wait for Python's cyclic collector, long after the eviction
+                entry.repository.derived.clear()
             entry.state, entry.repository, entry.nbytes = _UNLOADED, None, 0
         self.policy.remove(entry.name)
 
     def _publish(self) -> None:
         if self.metrics is not None:
             loaded = sum(e.state == _LOADED for e in self._accounts.values())
-            self.metrics.accounts(len(self._accounts), loaded, self._held, self.budget)
+            self.metrics.accounts(len(self._accounts), loaded, self._held, self.budget, self._surplus)
 
     # -- reloads -----------------------------------------------------------------------------
 
@@ -394,3 +455,14 @@ class AccountRegistry:
         if (allowed is not None and account not in allowed) or account not in self._accounts:
             raise AccountNotFound(account)
 
+
+
+def _file_bytes(folder: Path) -> int:
+    """Bytes of the model files in an account's folder (one stat each)."""
+    total = 0
+    for path in folder.glob(f"*/*{MODEL_SUFFIX}"):
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:  # removed meanwhile: the load will say so
+            continue
+    return total

@@ -40,6 +40,7 @@ from .metrics import ServerMetrics
 from .oip import OipServicer
 from .pipeline import ScoringPipeline
 from .repository import ModelRepository, ReloadReport
+from .runtime import warm_runtime
 from .security import TokenAuthInterceptor, load_tokens, server_credentials
 from .servicer import ScorecastServicer
 from .usage import UsageWriter
@@ -170,6 +171,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     """Find the accounts, load (unless given) and warm the pinned ones, start serving, report
     SERVING; returns at once. ``repository``: the default account's models, already loaded."""
     kernels.passive_openmp()  # before any kernel loads OpenMP
+    warm_runtime(settings.session_options)  # before any account's load is measured
     metrics = ServerMetrics()
     registry = AccountRegistry(
         repository.root if repository is not None else settings.models,
@@ -190,6 +192,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
     registry.max_calls = settings.max_calls_per_account or (None if registry.single else math.ceil(settings.max_workers / 2))
     loaded = [r for r in (registry.repository(a) for a in registry.loaded()) if r is not None]
     warm_seconds = warm_up(loaded)
+    registry.settle()  # the warmed server's RSS: the base the budget is counted over
     log.info("warmed up %d accounts' models in %.2fs (%d accounts known)", len(loaded), warm_seconds, len(registry.known()))
 
     # Admission first: it wraps whatever the token check answers, so a refused call holds no slot.

@@ -147,9 +147,10 @@ class ServerSettings:
     """Folders under which TopN may read a base by path (comma-separated in env); empty: none."""
     model_memory_budget: int = DEFAULT_MODEL_MEMORY_BUDGET
     """Most bytes the loaded accounts' models may hold, as measured when each loads (ONNX Runtime
-    session, weights, tables; ``server/heap.py``); past it the least useful unheld accounts are
-    unloaded (``eviction``). Pinned accounts and the default account of a repository without
-    account folders count too but never leave."""
+    session, weights, tables; ``server/heap.py``), plus the measured peak of the load in progress
+    (reserved before it starts); past it the least useful unheld accounts are unloaded
+    (``eviction``). Pinned accounts and the default account of a repository without account
+    folders count too but never leave. Request memory is not in it (the request limits bound it)."""
     eviction: str = "segmented"
     """Which loaded account leaves first: ``segmented`` (bulk passes never push out accounts
     serving real-time calls, ``server/eviction.py``) or ``lru`` (plain LRU, for comparison)."""

@@ -11,8 +11,13 @@ probation is empty. Protected holds at most ``protected_share`` of the budget; p
 oldest entry drops back to probation. So a nightly pass over every account churns probation
 only, and the accounts serving real-time traffic stay loaded: the property plain LRU lacks
 (each scanned account becomes the newest, and a pass over more accounts than fit pushes out
-every hot one). A segmented LRU (Karedla et al., 1994) rather than 2Q's ghost list: the request
-class already says which accesses are scans, so no history of evicted keys is needed.
+every hot one). A segmented LRU (Karedla et al., 1994): the request class already says which
+accesses are scans. One piece of history outlives an eviction, as 2Q's ghost list does: when
+each account last had a real-time hit. An account that a real-time call must load again goes
+straight to protected if its previous real-time hit is newer than protected's oldest entry's
+(it would still be protected had it been promoted then): an account called once a minute is
+evicted from probation by a busy scan before its second call could promote it, and would
+otherwise miss on every call. An account called once (the long tail) still enters probation.
 
 ``Lru`` (plain least-recently-used, every access alike) is ModelMesh's policy; setting
 ``eviction=lru`` serves with it so ``benchmarks/accounts.py`` can show the two side by side.
@@ -79,14 +84,32 @@ class SegmentedLru:
         self._probation: OrderedDict[str, int] = OrderedDict()
         self._protected: OrderedDict[str, int] = OrderedDict()
         self._protected_bytes = 0
+        self._clock = 0
+        self._last_hit: dict[str, int] = {}  # key -> clock of its last real-time hit (kept past eviction)
+
+    def _real_time_hit(self, key: str) -> int:
+        """Record a real-time hit on ``key``; the clock of its previous one (0: none)."""
+        self._clock += 1
+        previous = self._last_hit.get(key, 0)
+        self._last_hit[key] = self._clock
+        return previous
 
     def admit(self, key: str, nbytes: int, scan: bool) -> None:
         self.remove(key)
-        self._probation[key] = nbytes
+        if scan:
+            self._probation[key] = nbytes
+            return
+        previous = self._real_time_hit(key)
+        oldest = next(iter(self._protected), None)
+        if previous and (oldest is None or previous > self._last_hit.get(oldest, 0)):
+            self._promote(key, nbytes)  # would still be protected had it been promoted then
+        else:
+            self._probation[key] = nbytes
 
     def touch(self, key: str, scan: bool) -> None:
         if key in self._protected:
             if not scan:
+                self._real_time_hit(key)
                 self._protected.move_to_end(key)
             return
         if key not in self._probation:
@@ -94,7 +117,10 @@ class SegmentedLru:
         if scan:
             self._probation.move_to_end(key)
             return
-        nbytes = self._probation.pop(key)
+        self._real_time_hit(key)
+        self._promote(key, self._probation.pop(key))
+
+    def _promote(self, key: str, nbytes: int) -> None:
         self._protected[key] = nbytes
         self._protected_bytes += nbytes
         while self._protected_bytes > self.protected_bytes_max and len(self._protected) > 1:

@@ -1,7 +1,8 @@
 """How many bytes the process holds: the C heap in use (what a model load adds) and its RSS.
 
 A model's memory is measured, not guessed from its file: the registry loads one account at a
-time and takes the difference of ``heap_bytes`` around the load. ONNX Runtime's sessions, its
+time and takes the difference of ``heap_bytes`` around the load (and of ``rss_bytes``, keeping
+the larger; ``peak_rss_bytes`` gives the load's peak, which the next load of it reserves). ONNX Runtime's sessions, its
 CPU arena, the initializers it copies and optimises, and NumPy arrays all come from glibc's
 malloc, so glibc's own count of the bytes in use (``mallinfo2``: ``uordblks``, the arena bytes
 in use, plus ``hblkhd``, the bytes of blocks it mmapped) moves by exactly what a load keeps.
@@ -26,7 +27,7 @@ import ctypes.util
 import os
 from functools import cache
 
-__all__ = ["heap_bytes", "release_free_memory", "rss_bytes"]
+__all__ = ["heap_bytes", "peak_rss_bytes", "release_free_memory", "reset_peak_rss", "rss_bytes"]
 
 
 class _MallInfo2(ctypes.Structure):
@@ -80,3 +81,23 @@ def rss_bytes() -> int:
     """Resident set size of this process, in bytes (Linux ``/proc/self/statm``)."""
     with open("/proc/self/statm", "rb") as f:
         return int(f.read().split()[1]) * _PAGE
+
+
+def reset_peak_rss() -> bool:
+    """Start ``peak_rss_bytes`` again from the RSS now (Linux ``/proc/self/clear_refs``: 5 resets
+    only the peak); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """The largest RSS of this process since it started or since ``reset_peak_rss`` (VmHWM)."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return rss_bytes()

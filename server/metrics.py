@@ -65,6 +65,9 @@ class ServerMetrics:
         self.accounts_loaded = Gauge("scorecast_accounts_loaded", "Accounts whose models are loaded", registry=r)
         self.model_bytes_held = Gauge("scorecast_model_bytes_held", "Measured bytes of the loaded models", registry=r)
         self.model_memory_budget = Gauge("scorecast_model_memory_budget_bytes", "Setting model_memory_budget", registry=r)
+        self.model_memory_surplus = Gauge(
+            "scorecast_model_memory_surplus_bytes", "Resident bytes beyond the base and the loaded models, counted in the budget", registry=r
+        )
         self.account_loads = Counter("scorecast_account_loads", "Accounts loaded on demand (or pinned at start)", registry=r)
         self.account_evictions = Counter("scorecast_account_evictions", "Accounts unloaded to stay within the budget", registry=r)
         self.account_load_failures = Counter("scorecast_account_load_failures", "Account loads that failed", registry=r)
@@ -133,12 +136,13 @@ class ServerMetrics:
         self.models_served.set(n)
         self.model_load_failures.set(failures)
 
-    def accounts(self, known: int, loaded: int, held_bytes: int, budget: int) -> None:
+    def accounts(self, known: int, loaded: int, held_bytes: int, budget: int, surplus_bytes: int = 0) -> None:
         """Set the account gauges."""
         self.accounts_known.set(known)
         self.accounts_loaded.set(loaded)
         self.model_bytes_held.set(held_bytes)
         self.model_memory_budget.set(budget)
+        self.model_memory_surplus.set(surplus_bytes)
 
     def account_loaded(self, seconds: float) -> None:
         """Count one account load and its time."""

@@ -29,10 +29,11 @@ from scorecast.tables import TABLES
 from .accounts import AccountRegistry
 from .batching import Batcher, batch_key
 from .config import ServerSettings
-from .errors import InvalidArgument, ModelNotFound, ScorecastError
+from .errors import AccountNotFound, InvalidArgument, ModelNotFound, ScorecastError
 from .limits import DecodeBudget
 from .pipeline import ScoringPipeline
 from .runtime import OnnxModel
+from .security import caller_accounts
 from .servicer import account_models, current_call, handle_errors
 from .tensors import INPUT_DATATYPES, encode_outputs, output_datatype, tables_from_request
 
@@ -90,8 +91,13 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
 
     @handle_errors
     def ModelReady(self, request: oip.ModelReadyRequest, context: grpc.ServicerContext) -> oip.ModelReadyResponse:
-        # open without a token, like health: it answers from what is loaded and never loads an account
+        # open without a token, like health: it answers from what is loaded and never loads an
+        # account; for an account outside the caller's scope, as for a missing one (not ready)
         account, score = model_name(request.name)
+        try:
+            self.registry.visible(account, caller_accounts.get())
+        except AccountNotFound:
+            return oip.ModelReadyResponse(ready=False)
         repository = self.registry.repository(account)
         if repository is None:
             return oip.ModelReadyResponse(ready=False)

@@ -184,9 +184,18 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(details)
         role = self.role_for(details.method)
-        if handler is None or role is None:
+        if handler is None:
             return handler
         metadata: Mapping[str, Any] = dict(details.invocation_metadata or ())
+        if role is None:
+            if details.method not in OPEN_METHODS:
+                return handler
+            # OIP's open probes (ModelReady) answer for the accounts of a valid token if one comes,
+            # else for the default account only: no caller learns of an account outside its scope
+            value = metadata.get("authorization")
+            scheme, _, token = value.strip().partition(" ") if isinstance(value, str) else ("", "", "")
+            found = self._find(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+            return _scoped(handler, found.accounts if found is not None else DEFAULT_SCOPE)
         value = metadata.get("authorization")
         if not isinstance(value, str) or not value.strip():
             return abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "missing token: send metadata 'authorization: Bearer <token>'")

@@ -225,3 +225,94 @@ def test_node_client_survives_a_server_killed_mid_stream(fault: str, trained: tu
         assert got.column_names == expected.column_names
         for name in expected.column_names:
             assert got[name].combine_chunks().equals(expected[name].combine_chunks()), name
+
+
+# -- named accounts: every client reaches the models of the account it names ------------------
+
+
+@pytest.fixture(scope="module")
+def accounts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """``scorecast serve`` over two accounts whose ``spend`` differ: acme = frequency + total,
+    beta = frequency + 10 x total (so a value tells which account's model scored it)."""
+    from .support.fakes import linear_model, write_model
+
+    root = tmp_path_factory.mktemp("accounts")
+    write_model(root / "models" / "acme", linear_model(weights=(1.0, 1.0)))
+    write_model(root / "models" / "beta", linear_model(weights=(1.0, 10.0)))
+    with ServerProcess(root / "models", root / "srv", env={"SCORECAST_RELOAD_INTERVAL_S": "0"}) as running:
+        yield running
+
+
+def _orders(contacts: int) -> pa.Table:
+    rng = np.random.default_rng(3)
+    ids = np.repeat(np.arange(1, contacts + 1, dtype=np.int64), 2)
+    return pa.table({
+        "contact_id": ids,
+        "ts": pa.array(AS_OF_US - rng.integers(1, 300, ids.size) * 86_400_000_000, pa.timestamp("us", tz="UTC")),
+        "amount": rng.uniform(5, 100, ids.size),
+    })  # fmt: skip
+
+
+def test_cli_score_names_its_account(accounts_server: ServerProcess, tmp_path: Path) -> None:
+    """`scorecast score --account beta` writes beta's scores (the Python client's, with
+    account="beta"); --account acme writes acme's, which differ; an unknown account is one line."""
+    base = tmp_path / "base"
+    base.mkdir()
+    orders = _orders(50)
+    pq.write_table(orders, base / "orders.parquet")
+    pq.write_table(pa.table({"contact_id": pa.array(np.arange(1, 51, dtype=np.int64))}), base / "contacts.parquet")
+    written = {}
+    for account in ("beta", "acme"):
+        out = tmp_path / f"{account}.parquet"
+        argv = ["score", "--server", accounts_server.target, "--data", str(base), "--scores", "spend", "--as-of", "2026-01-01T00:00:00Z",
+                "--account", account, "--out", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        written[account] = pq.read_table(out)
+    with ScorecastClient(accounts_server.target, timeout=60, account="beta") as client:
+        native = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF)
+    beta = dict(zip(written["beta"]["contact_id"].to_pylist(), written["beta"]["spend.value"].to_pylist(), strict=True))
+    assert beta == dict(zip(native.column(0).to_pylist(), native.column(1).to_pylist(), strict=True)) and len(beta) == 50
+    acme = dict(zip(written["acme"]["contact_id"].to_pylist(), written["acme"]["spend.value"].to_pylist(), strict=True))
+    assert all(beta[c] > acme[c] for c in beta)
+    assert main(["score", "--server", accounts_server.target, "--data", str(base), "--scores", "spend", "--account", "nobody",
+                 "--out", str(tmp_path / "x.parquet")]) == 2  # fmt: skip
+
+
+def test_node_client_scores_with_a_named_account(accounts_server: ServerProcess) -> None:
+    """clients/node/example.js --account beta gets beta's values (frequency + 10 x total), acme acme's."""
+    node = shutil.which("node")
+    if node is None or not (NODE_CLIENT / "node_modules").is_dir():
+        pytest.skip("node or clients/node/node_modules is absent (`make test` runs `npm ci` when node is installed)")
+    # example.js's three contacts: orders of (20, 35), (12) and (80, 15, 40)
+    expected = {"acme": [["1", "57"], ["2", "13"], ["3", "138"]], "beta": [["1", "552"], ["2", "121"], ["3", "1353"]]}
+    for account, rows in expected.items():
+        run = subprocess.run(
+            [node, "example.js", "--target", accounts_server.target, "--scores", "spend", "--as-of", "2026-01-01T00:00:00Z", "--account", account],
+            cwd=NODE_CLIENT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        lines = [line.split("\t") for line in run.stdout.strip().splitlines()]
+        assert lines[0] == ["contact_id", "spend.value"] and lines[1:] == rows, account
+
+
+@pytest.mark.slow
+def test_tritonclient_names_the_model_account_slash_score(accounts_server: ServerProcess, tmp_path: Path) -> None:
+    """tritonclient.grpc infers `beta/spend` (the OIP model name <account>/<score>) and gets what
+    the Python client gets with account="beta"."""
+    if not TRITON_PYTHON.exists():
+        pytest.skip(f"{TRITON_PYTHON} is absent: `make test` (or `make .venv-triton`) creates it")
+    orders = _orders(20)
+    with ScorecastClient(accounts_server.target, timeout=60) as client:  # loads beta: ModelReady never loads
+        native = client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF, account="beta")
+    with grpc.insecure_channel(accounts_server.target) as channel:
+        metadata = oip_rpc.GRPCInferenceServiceStub(channel).ModelMetadata(oip.ModelMetadataRequest(name="beta/spend"))
+    np.savez(tmp_path / "inputs.npz", **{t.name: _numpy(orders[t.name.split(".", 1)[1]]) for t in metadata.inputs})
+    run = subprocess.run(
+        [str(TRITON_PYTHON), str(ROOT / "tests" / "clients" / "tritonclient_infer.py"), accounts_server.target, "beta/spend", str(AS_OF_US),
+         str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    got = dict(np.load(tmp_path / "outputs.npz", allow_pickle=True))
+    assert got["contact_id"].tolist() == native.column(0).to_pylist()
+    np.testing.assert_array_equal(got["spend.value"], native.column(1).to_numpy())

@@ -71,3 +71,24 @@ def test_policy_for_names_the_choices() -> None:
     assert isinstance(policy_for("lru", 1), Lru) and isinstance(policy_for("segmented", 1), SegmentedLru)
     with pytest.raises(ValueError, match="eviction must be one of"):
         policy_for("fifo", 1)
+
+
+def test_a_real_time_account_loaded_again_goes_straight_to_protected() -> None:
+    """'slow' had one real-time hit, then left (a scan churned probation): called again, it enters
+    protected at once, as its last hit is newer than protected's oldest; 'tail', whose only hit
+    is older than every protected account's last, enters probation; a scan load never promotes."""
+    policy = SegmentedLru(100)
+    policy.admit("tail", 1, scan=False)
+    policy.remove("tail")
+    for key in "ab":
+        policy.admit(key, 1, scan=False)
+        policy.touch(key, scan=False)  # a, b protected, their hits newer than tail's
+    policy.admit("slow", 1, scan=False)  # first call: probation
+    assert policy.protected() == ["a", "b"]
+    policy.remove("slow")  # evicted by a scan before its second call
+    policy.admit("slow", 1, scan=False)
+    policy.admit("tail", 1, scan=False)
+    policy.admit("bulk", 1, scan=True)
+    policy.admit("bulk", 1, scan=True)
+    assert policy.protected() == ["a", "b", "slow"]
+    assert list(policy.victims()) == ["tail", "bulk", "a", "b", "slow"]
