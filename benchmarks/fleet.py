@@ -2,16 +2,18 @@
 cluster, and a base from Postgres to Postgres against Parquet to Parquet (time, peak RSS).
 
     python benchmarks/fleet.py                       # small: 8 accounts, a 100k-contact base
-    python benchmarks/fleet.py --accounts 1000 --base-contacts 1000000 --rss-orders 1000000,10000000
+    python benchmarks/fleet.py --accounts 1000 --base-contacts 1000000 --rss-contacts 30000,300000
 
 Part 1 retrains (rfm, affinity) and rescores ``--accounts`` simulated accounts of
 ``--account-contacts`` contacts, on the process pool (``--workers``) and on a two-node Ray
 cluster on loopback (one CPU per node), started and stopped here (tests/support/services.py).
 Part 2 rescores one base of ``--base-contacts`` contacts Parquet -> Parquet and the same base
 Postgres -> Postgres (a PostgreSQL server started here), each in a fresh ``scorecast rescore``
-process, and reports wall time and peak RSS; then peak RSS of the Postgres path on bases whose
-orders number each of ``--rss-orders``. Figures are medians of ``--repeat`` runs; the machine
-may be shared, so read ratios measured in the same run.
+process, and reports wall time and peak RSS; then peak RSS of both paths, rescoring scores that
+read every event table (orders, web_events, email_events: about 33 rows per contact), on bases of
+each of ``--rss-contacts`` (30k and 300k contacts: about 1M and 10M event rows). Peak RSS is the
+process's own ``VmHWM``. Figures are medians of ``--repeat`` runs; the machine may be shared,
+so read ratios measured in the same run.
 """
 
 from __future__ import annotations
@@ -34,18 +36,33 @@ from tests.support.services import load_base, start_postgres, start_ray_cluster 
 
 AS_OF = "2026-01-01"
 SCORES = "rfm,affinity"
+RSS_SCORES = "rfm,affinity,web_heat,engagement"  # read orders, web_events and email_events
+EVENT_TABLES = ("orders", "web_events", "email_events")
+
+
+_PEAK = (
+    "import atexit, runpy, sys\n"
+    "def peak():\n"
+    "    hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+    "    sys.stderr.write(f'PEAK_KIB {hwm.split()[1]}\\n')\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['scorecast', *sys.argv[1:]]\n"
+    "runpy.run_module('scorecast.cli', run_name='__main__')\n"
+)
+"""``scorecast ARGS`` that writes its peak RSS (``VmHWM``) to stderr as it exits. Not ``wait4``'s
+``ru_maxrss``: Linux carries the parent's RSS at the fork into it, so a child of this process,
+which holds the simulated base, would report at least this process's size."""
 
 
 def measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one ``scorecast`` process."""
+    """Wall seconds and peak RSS (MiB, of the main process) of one ``scorecast`` process."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "scorecast.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", _PEAK, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{argv[:2]} failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    process.stderr.close()  # type: ignore[union-attr]
-    return seconds, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:2]} failed: {done.stderr[-2000:]}")
+    peak = [line for line in done.stderr.splitlines() if line.startswith("PEAK_KIB ")][-1]
+    return seconds, int(peak.split()[1]) / 1024
 
 
 def fleet_part(args: argparse.Namespace, work: Path) -> None:
@@ -78,9 +95,8 @@ def fleet_part(args: argparse.Namespace, work: Path) -> None:
 
 
 def io_part(args: argparse.Namespace, work: Path) -> None:
-
     base, models = work / "base", work / "models"
-    cli(["simulate", "--contacts", str(args.base_contacts), "--seed", "1", "--out", str(base)])
+    simulate(args.base_contacts, base)
     cli(["train", "--data", str(base), "--out", str(models), "--scores", SCORES, "--as-of", AS_OF])
     common = ["rescore", "--models", str(models), "--scores", SCORES, "--as-of", AS_OF]
     with start_postgres() as pg:
@@ -92,19 +108,32 @@ def io_part(args: argparse.Namespace, work: Path) -> None:
         tp, rp = statistics.median(t for t, _ in parquet), statistics.median(r for _, r in parquet)
         tg, rg = statistics.median(t for t, _ in postgres), statistics.median(r for _, r in postgres)
         print(f"{args.base_contacts:,} contacts: Parquet->Parquet {tp:.1f} s ({rp:.0f} MiB), Postgres->Postgres {tg:.1f} s ({rg:.0f} MiB): {tg / tp:.2f}x (goal <= 1.5)")
-        rss = {}
-        for orders in args.rss_orders:
-            contacts = max(1000, int(orders / 3.3))  # the simulator gives about 3.3 orders per contact
-            folder = work / f"rss-{orders}"
-            cli(["simulate", "--contacts", str(contacts), "--seed", "2", "--out", str(folder)])
-            load_base(pg, folder, f"rss{orders}")
-            n = int(pg.query(f"SELECT count(*) FROM rss{orders}.orders")[0][0])
-            _, rss[orders] = measured([*common, "--data", pg.url(schema=f"rss{orders}"), "--out", pg.url(schema=f"rss{orders}", table="scores")])
-            print(f"Postgres->Postgres, {n:,} order rows: peak RSS {rss[orders]:.0f} MiB")
+        shutil.rmtree(base)
+        # peak RSS with scores that read every event table (orders, web_events, email_events)
+        rss_models = work / "rss-models"
+        rss: dict[int, tuple[float, float]] = {}
+        for contacts in args.rss_contacts:
+            folder = work / f"rss-{contacts}"
+            simulate(contacts, folder)
+            if not rss_models.exists():
+                cli(["train", "--data", str(folder), "--out", str(rss_models), "--scores", RSS_SCORES, "--as-of", AS_OF])
+            load_base(pg, folder, f"rss{contacts}")
+            events = sum(int(pg.query(f"SELECT count(*) FROM rss{contacts}.{t}")[0][0]) for t in EVENT_TABLES)
+            run = ["rescore", "--models", str(rss_models), "--scores", RSS_SCORES, "--as-of", AS_OF]
+            _, on_parquet = measured([*run, "--data", str(folder), "--out", str(work / "rss.parquet")])
+            _, on_postgres = measured([*run, "--data", pg.url(schema=f"rss{contacts}"), "--out", pg.url(schema=f"rss{contacts}", table="scores")])
+            rss[events] = (on_parquet, on_postgres)
+            print(f"{contacts:,} contacts, {events:,} event rows: peak RSS Postgres->Postgres {on_postgres:.0f} MiB, Parquet->Parquet {on_parquet:.0f} MiB")
             shutil.rmtree(folder)
         if len(rss) >= 2:
             low, high = min(rss), max(rss)
-            print(f"peak RSS {high:,} / {low:,} order rows: {rss[high] / rss[low]:.2f} (goal <= 1.2)")
+            print(f"peak RSS, Postgres path, {high:,} / {low:,} event rows: {rss[high][1] / rss[low][1]:.2f} (goal <= 1.2); Parquet path {rss[high][0] / rss[low][0]:.2f}")
+
+
+def simulate(contacts: int, out: Path, seed: int = 1) -> None:
+    """A simulated base, in a child process (this one stays small)."""
+    subprocess.run([sys.executable, "-m", "scorecast.cli", "simulate", "--contacts", str(contacts), "--seed", str(seed), "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def main() -> None:
@@ -113,7 +142,8 @@ def main() -> None:
     parser.add_argument("--account-contacts", type=int, default=2500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--base-contacts", type=int, default=100_000)
-    parser.add_argument("--rss-orders", type=lambda t: [int(x) for x in t.split(",")], default=[100_000, 1_000_000])
+    parser.add_argument("--rss-contacts", type=lambda t: [int(x) for x in t.split(",")], default=[30_000, 300_000],
+                        help="bases for peak RSS (the simulator gives about 33 event rows per contact)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--skip-io", action="store_true")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scorecast.cli import main
-from tests.support.services import PostgresServer, RayCluster, load_base
+from tests.support.services import PostgresServer, RayCluster, is_loopback, load_base
 
 AS_OF = "2026-01-01"
 ACCOUNTS = ("acme", "bolt", "cora")
@@ -92,3 +92,8 @@ def test_fleet_on_the_ray_cluster_runs_on_both_nodes(ray_cluster: RayCluster, fl
     recorded = state(models / ".fleet-train-state.json")
     assert {r["outcome"] for r in recorded.values()} == {"first version"}
     assert {r["node"] for r in recorded.values()} == set(ray_cluster.node_ids)  # both nodes ran tasks
+    # the cluster's servers listen on loopback only, and no node talks to any other address
+    sockets = ray_cluster.sockets()
+    assert any(state == "LISTEN" and "gcs_server" in who for state, _, _, who in sockets)
+    outside = [s for s in sockets if not is_loopback(s[1]) or (s[0] != "LISTEN" and not is_loopback(s[2]))]
+    assert not outside, outside

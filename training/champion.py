@@ -3,29 +3,40 @@
 The challenger (the version just fitted) and the champion (the newest version the repository
 serves) are both scored, through ONNX Runtime, on the challenger's holdout: the same contacts,
 features computed by the one feature pipeline from the same tables as of the same time, each
-model reading its own feature list, and the true labels (``run.Holdout``). The metric is the
-mean ROC AUC over the outputs both models have (affinity: the product groups in both). The
-challenger is promoted unless it falls below the champion by more than the score's tolerance
-(``PromotionPolicy``); otherwise it is kept as a candidate (``model_store.candidate_path``) that
-nothing serves, with a JSON note of the comparison beside it.
+model reading its own feature list, and the truth (``run.Holdout``). The holdout names its
+metric (``METRICS``), computed on the rows where both versions give a value:
 
-A score without a holdout (rfm's quintiles, segments' clusters, the closed-form CLV models) or
-a first version is promoted as it is, and the verdict says so. The champion may have trained
-on some of the challenger's holdout contacts (its own split of an earlier base): that favours
-the champion, so a challenger promoted under it is, if anything, better than measured.
+- ``auc``: mean ROC AUC over the outputs both models have (affinity: the product groups in both;
+  cross_sell: the groups, on the contacts new to each; engagement: p_open and p_click against
+  the reaction to the next send; churn: p_no_order_90d against no repeat order in clv's holdout);
+- ``mae``: mean absolute error (clv: expected orders over the holdout's length against the
+  repeat purchase days in it), compared relatively: the tolerance is a share of the champion's;
+- ``silhouette``: of each version's segments on the same contacts, in the challenger's
+  standardised feature space (which favours the challenger a little: it chose k there).
+
+The challenger is promoted unless it is worse than the champion by more than the score's
+tolerance (``PromotionPolicy``, in the metric's unit); otherwise it is kept as a candidate
+(``model_store.candidate_path``) that nothing serves, with a JSON note of the comparison beside it.
+
+Scores with nothing to gate (``UNGATED``) and a first version are promoted, and the verdict says
+why. The champion may have trained on some of the challenger's holdout contacts (its own split
+of an earlier base): that favours the champion, so a challenger promoted under it is, if
+anything, better than measured.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
+from sklearn.metrics import silhouette_score
 
 from scorecast.atomic import write_text
-from scorecast.metadata import INPUT_NAME
+from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX
 from scorecast.model_store import candidate_path, find_model, store_model, versions, write_model
 
 from .evaluation import roc_auc
@@ -33,16 +44,18 @@ from .onnx_export import read_metadata
 from .run import Holdout
 from .train import Built, feature_rows
 
-__all__ = ["DEFAULT_TOLERANCE", "PromotionPolicy", "Verdict", "decide", "evaluate", "settle"]
+__all__ = ["DEFAULT_TOLERANCE", "METRICS", "UNGATED", "Metric", "PromotionPolicy", "Verdict", "compare", "decide", "predict", "settle"]
 
 DEFAULT_TOLERANCE = 0.01
-"""Holdout AUC a retrain may lose against the serving version and still be promoted: the
-spread of AUC between two fits of one small account's base on different seeds is about this."""
+"""How much worse than the serving version a retrain may be and still be promoted, in its
+metric's unit (AUC or silhouette points, a share of the MAE): the spread of AUC between two fits
+of one small account's base on different seeds is about this."""
 
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """How much worse than the serving version a retrain may be, per score (AUC points).
+    """How much worse than the serving version a retrain may be, per score, in the score's metric's
+    unit (``METRICS``: AUC or silhouette points; for clv's MAE a share of the champion's).
 
     From a JSON file ``{"default": 0.01, "scores": {"affinity": 0.005}}`` (``from_file``)."""
 
@@ -94,29 +107,101 @@ class Verdict:
         )
 
 
-def evaluate(model: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> float:
-    """Mean ROC AUC of ``model``'s ``outputs`` on the holdout, through ONNX Runtime."""
+UNGATED: dict[str, str] = {
+    "rfm": "quintile rules of the base's own distribution, no predictive target: nothing to gate",
+    "pressure": "send-count rules (one gap learned from the base), no predictive target: nothing to gate",
+    "interests": "the contact's own decayed keyword weights, no learned model: nothing to gate",
+    "web_heat": "page-point rules from the web config, no learned model: nothing to gate",
+    "recommendations": "its recall@K holdout is built inside selection (orders after a cutoff, per SKU), not as "
+    "contacts both versions can be scored on: not gated yet",
+    "promo_appetence": "its Qini holdout is per campaign row (treated and control), not per contact: not gated yet",
+    "lead": "its holdout is built inside the scorecard fit: not gated yet",
+}
+"""Scores promoted without a comparison, and why (the verdict's reason)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a holdout metric is computed on one version's outputs and which way is better."""
+
+    higher_is_better: bool
+    relative: bool  # tolerance as a share of the champion's value (scale-dependent metrics)
+    compute: Callable[[Holdout, dict[str, np.ndarray], dict[str, np.ndarray]], float]  # (holdout, columns, rows kept)
+
+    def worse_by(self, challenger: float, champion: float) -> float:
+        """How much worse the challenger is, in the tolerance's unit (negative: better)."""
+        gap = champion - challenger if self.higher_is_better else challenger - champion
+        return gap / max(abs(champion), 1e-12) if self.relative else gap
+
+
+def _auc(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    values = []
+    for name, scores in columns.items():
+        y = np.asarray(holdout.labels[name], bool)[keep[name]]
+        if 0 < int(y.sum()) < len(y):
+            values.append(roc_auc(y, scores[keep[name]]))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _mae(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    errors = [np.abs(scores[keep[n]] - np.asarray(holdout.labels[n], np.float64)[keep[n]]) for n, scores in columns.items()]
+    return float(np.mean(np.concatenate(errors)))
+
+
+def _silhouette(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    (name, segments), = columns.items()
+    rows = keep[name]
+    if len(np.unique(segments[rows])) < 2:
+        return -1.0  # one cluster separates nothing: the worst silhouette
+    return float(silhouette_score(holdout.points[rows], segments[rows].astype(np.int64), random_state=0))
+
+
+METRICS: dict[str, Metric] = {
+    "auc": Metric(higher_is_better=True, relative=False, compute=_auc),
+    "mae": Metric(higher_is_better=False, relative=True, compute=_mae),
+    "silhouette": Metric(higher_is_better=True, relative=False, compute=_silhouette),
+}
+"""The holdout metrics the gate compares on (``Holdout.metric`` names one)."""
+
+
+def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> dict[str, np.ndarray]:
+    """``model``'s ``outputs`` on the holdout's contacts, through ONNX Runtime (float64 each)."""
     import onnxruntime as ort
 
     meta = read_metadata(model)
     x = feature_rows(holdout.tables, holdout.as_of_us, model, holdout.contact_ids)
+    for option, value in holdout.request.items():
+        name = f"{REQUEST_PREFIX}{option}"
+        if name in meta.features:
+            x[:, meta.features.index(name)] = value
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     specs = {o.name: o for o in meta.outputs}
     tensors = sorted({specs[name].onnx_output for name in outputs})
     results = dict(zip(tensors, session.run(tensors, {INPUT_NAME: x}), strict=True))
-    values = []
+    columns = {}
     for name in outputs:
         spec = specs[name]
         column = results[spec.onnx_output]
-        scores = column[:, spec.column] if spec.column is not None else column.reshape(len(x), -1)[:, 0]
-        values.append(roc_auc(np.asarray(holdout.labels[name], bool), scores.astype(np.float64)))
-    return float(np.mean(values))
+        values = column[:, spec.column] if spec.column is not None else column.reshape(len(x), -1)[:, 0]
+        columns[name] = values.astype(np.float64)
+    return columns
+
+
+def compare(challenger: onnx.ModelProto, champion: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> tuple[float, float]:
+    """The holdout metric of both versions, on the rows where both give a value for each output."""
+    mine, theirs = predict(challenger, holdout, outputs), predict(champion, holdout, outputs)
+    keep = {n: np.isfinite(mine[n]) & np.isfinite(theirs[n]) for n in outputs}  # cross_sell: null for a group's buyers
+    metric = METRICS[holdout.metric]
+    return metric.compute(holdout, mine, keep), metric.compute(holdout, theirs, keep)
 
 
 def _comparable(holdout: Holdout, champion: onnx.ModelProto) -> list[str]:
-    """The holdout's labelled outputs the champion also gives, with both classes present."""
+    """The holdout's outputs the champion also gives (for AUC, with both classes present)."""
     names = {o.name for o in read_metadata(champion).outputs}
-    return [n for n, y in holdout.labels.items() if n in names and 0 < int(np.sum(y)) < len(y)]
+    out = [n for n in holdout.labels if n in names]
+    if holdout.metric == "auc":
+        out = [n for n in out if 0 < int(np.sum(holdout.labels[n])) < len(holdout.labels[n])]
+    return out
 
 
 def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
@@ -126,21 +211,28 @@ def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
         return Verdict(built.score, built.version, True, reason="first version")
     champion_version = served[-1]
     if built.holdout is None:
-        return Verdict(built.score, built.version, True, champion_version, reason="no holdout to compare on: promoted")
+        reason = UNGATED.get(built.score, "no holdout to compare on")
+        return Verdict(built.score, built.version, True, champion_version, reason=f"{reason}: promoted")
     champion = onnx.load(find_model(root, built.score, champion_version))
     outputs = _comparable(built.holdout, champion)
     if not outputs:
         return Verdict(built.score, built.version, True, champion_version, reason="no output in common with the serving version: promoted")
-    challenger_value = evaluate(built.model, built.holdout, outputs)
-    champion_value = evaluate(champion, built.holdout, outputs)
+    challenger_value, champion_value = compare(built.model, champion, built.holdout, outputs)
+    if not (np.isfinite(challenger_value) and np.isfinite(champion_value)):
+        return Verdict(built.score, built.version, True, champion_version, reason="no holdout row both versions score: promoted")
     tolerance = policy.tolerance(built.score)
-    promoted = challenger_value >= champion_value - tolerance
+    metric = METRICS[built.holdout.metric]
+    gap = metric.worse_by(challenger_value, champion_value)
+    promoted = gap <= tolerance
+    unit = " of its value" if metric.relative else ""
     reason = (
         "not worse than the serving version"
         if promoted
-        else f"worse than serving v{champion_version} by {champion_value - challenger_value:.3f} > tolerance {tolerance}"
+        else f"worse than serving v{champion_version} by {gap:.3f}{unit} > tolerance {tolerance}"
     )
-    return Verdict(built.score, built.version, promoted, champion_version, "auc", challenger_value, champion_value, tolerance, reason)
+    return Verdict(
+        built.score, built.version, promoted, champion_version, built.holdout.metric, challenger_value, champion_value, tolerance, reason
+    )
 
 
 def settle(built: Built, verdict: Verdict, root: Path) -> Path:

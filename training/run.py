@@ -49,15 +49,19 @@ def require_buyers(frequency: Any, what: str) -> int:
 @dataclass(frozen=True)
 class Holdout:
     """The held-out contacts a score was validated on, as any model of the score can be scored
-    on them: features computed from ``tables`` as of ``as_of_us`` for ``contact_ids``, and the
-    true binary label of each output named in ``labels``. ``metric``: what the promotion gate
-    compares on them (``champion.METRICS``)."""
+    on them: features computed from ``tables`` as of ``as_of_us`` for ``contact_ids``, request
+    options set as in ``request`` (e.g. clv's horizon = the holdout's length), and the truth of
+    each output named in ``labels``. ``metric``: what the promotion gate compares on them
+    (``champion.METRICS``): "auc" (labels: bools), "mae" (labels: the true value), or
+    "silhouette" (labels: none; ``points`` are the contacts in the space the clusters are judged in)."""
 
     tables: dict[str, pa.Table]
     as_of_us: int
     contact_ids: pa.Array
-    labels: dict[str, Any]  # output name -> bool array, one per contact_ids
+    labels: dict[str, Any]  # output name -> array, one value per contact_ids
     metric: str = "auc"
+    request: dict[str, float] = field(default_factory=dict)  # request option -> value
+    points: Any = None  # silhouette: float [n, d], one row per contact_ids
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -36,15 +37,23 @@ import pytest
 from scorecast import postgres
 from scorecast.base import table_names
 
-__all__ = ["PostgresServer", "RayCluster", "free_port", "load_base", "ray_env", "start_postgres", "start_ray_cluster", "unavailable"]
+__all__ = ["DRIVER_ENV", "PostgresServer", "RayCluster", "free_port", "is_loopback", "load_base", "ray_env", "start_postgres", "start_ray_cluster", "unavailable"]
 
 PG_USER = "scorecast"
 PG_DATABASE = "scorecast"
 PG_OS_USER = "postgres"  # PostgreSQL refuses to run as root: as root, the server runs as this user
 START_TIMEOUT_S = 120.0
-RAY_IP = "127.0.0.2"
-"""The Ray nodes' address: loopback, but not 127.0.0.1, which Ray swaps for the machine's
-outward address wherever it meets it (``--node-ip-address``, ``--address``, ``ray.init``)."""
+RAY_IP = "127.0.0.1"
+"""The Ray nodes' address. Ray's GCS, raylets and workers listen on 127.0.0.1 only when this is
+exactly their node address, and on every interface otherwise (even for 127.0.0.2)."""
+
+_RAY_START = (
+    "import sys; from ray._private import services; services.resolve_ip_for_localhost = lambda host: host; "
+    "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())"
+)
+"""``ray start`` taking 127.0.0.1 as given. Ray's Python swaps it for the machine's outward
+address (``services.resolve_ip_for_localhost``, in ``--node-ip-address`` and ``--address``), and
+then every server listens on all interfaces and talks over that address; no setting stops it."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -171,7 +180,37 @@ class RayCluster:
     node_ids: tuple[str, ...]
     temp_dir: Path
     env: dict[str, str]
-    """What a driver's environment needs to join (``ray_env``)."""
+    """What a driver's environment needs to join (``ray_env`` and ``DRIVER_ENV``)."""
+    sessions: tuple[int, ...] = ()
+    """The process sessions of the two ``ray start`` children: every process of the nodes."""
+
+    def sockets(self) -> list[tuple[str, str, str, str]]:
+        """(state, local address, peer address, process) of every TCP socket of the nodes' processes (``ss``)."""
+        done = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True, check=True)
+        out = []
+        for line in done.stdout.splitlines():
+            fields = line.split()
+            pids = {int(p) for p in _PID.findall(fields[-1])} if len(fields) > 5 else set()
+            if any(_session(pid) in self.sessions for pid in pids):
+                out.append((fields[0], fields[3], fields[4], fields[-1]))
+        return out
+
+
+_PID = re.compile(r"pid=(\d+)")
+
+
+def _session(pid: int) -> int | None:
+    """The session id of a process (None once it has gone)."""
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether an ``ss`` address (``127.0.0.1:5``, ``[::ffff:127.0.0.1]:5``, ``*:5``) is a loopback one."""
+    host = address.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:")
+    return host == "::1" or host.startswith("127.")
 
 
 def ray_env(token: str) -> dict[str, str]:
@@ -185,7 +224,13 @@ def ray_env(token: str) -> dict[str, str]:
     }
 
 
-def _ray_node(ray: str, temp_dir: Path, head: bool, gcs_port: int, cpus: int, env: dict[str, str]) -> subprocess.Popen:
+DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""What a driver of the test cluster needs besides ``ray_env``: ``ray.init(address="127.0.0.1:…")``
+swaps the loopback address for the outward one unless Ray believes it runs single-machine (this
+flag's only other effect is in ``ray start`` of a worker node, which drivers never run)."""
+
+
+def _ray_node(temp_dir: Path, head: bool, gcs_port: int, cpus: int, env: dict[str, str]) -> subprocess.Popen:
     """``ray start --block`` of one node, every port chosen free (other users' clusters may hold the defaults)."""
     # the worker range first, then every other port outside it and unlike the others (free
     # ports picked one by one can fall inside the range)
@@ -206,7 +251,7 @@ def _ray_node(ray: str, temp_dir: Path, head: bool, gcs_port: int, cpus: int, en
     if not head:
         ports = ports[:-2]  # the client server is the head's
     command = [
-        ray, "start", "--block", "--node-ip-address", RAY_IP, "--num-cpus", str(cpus), "--num-gpus", "0",
+        sys.executable, "-c", _RAY_START, "start", "--block", "--node-ip-address", RAY_IP, "--num-cpus", str(cpus), "--num-gpus", "0",
         "--object-store-memory", str(150 * 2**20), "--disable-usage-stats",
         "--min-worker-port", str(first), "--max-worker-port", str(first + 40), *ports,
     ]  # fmt: skip
@@ -226,7 +271,7 @@ def _alive_nodes(address: str, env: dict[str, str]) -> list[str]:
         "import ray,sys; ray.init(address=sys.argv[1], log_to_driver=False);"
         "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))"
     )
-    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=60, env={**os.environ, **env, **DRIVER_ENV})
     return done.stdout.split() if done.returncode == 0 else []
 
 
@@ -254,18 +299,18 @@ def start_ray_cluster(cpus_per_node: int = 1) -> Iterator[RayCluster]:
     port = free_port(RAY_IP)
     address = f"{RAY_IP}:{port}"
     env = ray_env(secrets.token_hex(32))
-    nodes = [_ray_node(str(ray), temp_dir, True, port, cpus_per_node, env)]
+    nodes = [_ray_node(temp_dir, True, port, cpus_per_node, env)]
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _alive_nodes(address, env):
             if nodes[0].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the Ray head did not start: {(folder / 'head.log').read_text(errors='replace')[-2000:]}")
-        nodes.append(_ray_node(str(ray), temp_dir, False, port, cpus_per_node, env))
+        nodes.append(_ray_node(temp_dir, False, port, cpus_per_node, env))
         while len(ids := _alive_nodes(address, env)) < 2:
             if nodes[1].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the Ray worker node did not join: {(folder / 'worker.log').read_text(errors='replace')[-2000:]}")
             time.sleep(1)
-        yield RayCluster(address, tuple(ids), temp_dir, env)
+        yield RayCluster(address, tuple(ids), temp_dir, {**env, **DRIVER_ENV}, tuple(node.pid for node in nodes))
     finally:
         for node in reversed(nodes):
             _stop(node)

@@ -10,10 +10,10 @@ import pytest
 from scorecast.cli import main
 from scorecast.model_store import candidate_path, promote_candidate
 from scorecast.server.repository import ModelRepository
-from scorecast.training.champion import PromotionPolicy
+from scorecast.training.champion import UNGATED, PromotionPolicy
 from scorecast.training.fleet import TrainAccount
 
-from .planted import shuffled_affinity
+from .planted import shuffled_affinity, shuffled_cross_sell, shuffled_engagement
 
 AS_OF = "2026-01-01"
 
@@ -53,6 +53,39 @@ def test_a_planted_regression_is_kept_as_a_candidate(fleet: Path, one_thread: No
     promote_candidate(models / "acme", "affinity", "3")
     served.reload()
     assert "3" in served.versions("affinity")
+
+
+GATED = ("cross_sell", "engagement", "clv", "churn", "segments")
+
+
+@pytest.mark.slow
+def test_every_score_with_a_holdout_is_gated(fleet: Path, one_thread: None) -> None:
+    """cross_sell and engagement (AUC), clv (MAE of expected orders), churn (AUC) and segments
+    (silhouette) compare a retrain with the serving version on the same holdout; rfm has nothing
+    to gate and says so; planted regressions of cross_sell and engagement are kept back."""
+    models = fleet / "models-gated"
+    scores = (*GATED, "rfm")
+    job = TrainAccount(fleet / "bases", models, scores)
+    assert job("acme").outcome == "first version"
+    same = job("acme")
+    assert same.outcome == "promoted", same.reason
+    for score, metric in zip(GATED, ("auc", "auc", "mae", "auc", "silhouette"), strict=True):
+        assert f"{score} v2 {metric} " in same.metric
+    # a refit on the same base is the same model: equal values on the same rows
+    for part in same.metric.split("; "):
+        challenger, champion = (float(x) for x in part.split(" ", 3)[3].split(" vs v1 "))
+        assert challenger == pytest.approx(champion, abs=1e-9), part
+    assert "rfm" not in same.metric and "quintile" in UNGATED["rfm"]
+
+    planted = TrainAccount(
+        fleet / "bases", models, scores, fitters={"cross_sell": shuffled_cross_sell, "engagement": shuffled_engagement}
+    )("acme")
+    assert planted.outcome == "candidate"
+    assert "cross_sell v3 kept as a candidate: worse than serving v2" in planted.reason
+    assert "engagement v3 kept as a candidate: worse than serving v2" in planted.reason
+    served = ModelRepository.load(models / "acme")
+    assert served.get("cross_sell").meta.version == "2" and served.get("engagement").meta.version == "2"
+    assert served.get("clv").meta.version == "3"  # the unplanted scores of the run were promoted
 
 
 def test_the_policy_is_read_from_json_with_per_score_tolerances(tmp_path: Path) -> None:

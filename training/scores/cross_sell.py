@@ -34,7 +34,7 @@ from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 
 from ..evaluation import gains_points, lift_at, roc_auc
 from ..onnx_export import attach_metadata, group_classifiers_to_onnx
-from ..run import Fitted, TrainingRun, as_us
+from ..run import Fitted, Holdout, TrainingRun, as_us
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class CrossSellModel:
                 values = [v for k, v in metrics.items() if k.startswith(f"{key}:")]
                 metrics[f"{key}_mean"] = float(np.mean(values))
         self.features_ = features
+        self.holdout_rows_ = np.flatnonzero(hold)  # the promotion gate's holdout
         self.groups_ = tuple(labels)
         self.estimators_ = estimators
         self.metrics_ = metrics
@@ -245,9 +246,15 @@ def fit_cross_sell(tables: dict[str, pa.Table], as_of: datetime, horizon_days: i
     names = _features(orders, groups)
     X = before.matrix(names)
     labels = {g: new_buyers[:, candidates.index(g)] for g in groups}
-    return CrossSellModel(horizon_days=horizon_days).fit(X, names, labels)
+    model = CrossSellModel(horizon_days=horizon_days).fit(X, names, labels)
+    held = pa.array(model.holdout_rows_)
+    # the gate scores both versions on the held contacts as of the cutoff; each group's rows
+    # are the contacts new to it (the graph gives null for the others)
+    model.holdout_ = Holdout(tables, as_us(cutoff), before.contact_ids.take(held), {g: y[model.holdout_rows_] for g, y in labels.items()})
+    return model
 
 
 def fit(run: TrainingRun, version: str) -> Fitted:
     """``cross_sell`` for ``scorecast train``."""
-    return Fitted(fit_cross_sell(run.tables, run.as_of).to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)
+    model = fit_cross_sell(run.tables, run.as_of)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of, model.holdout_)

@@ -47,7 +47,7 @@ from ..clv.mbg_nbd import ModifiedBetaGeoModel
 from ..clv.pareto_nbd import ParetoNBDModel
 from ..clv.validation import holdout_metrics
 from ..onnx_export import attach_metadata
-from ..run import Fitted, TrainingRun
+from ..run import Fitted, Holdout, TrainingRun, as_us
 
 __all__ = ["CustomerValueModels", "decisive_check", "fit_churn", "fit_clv", "fit_customer_value"]
 
@@ -88,6 +88,21 @@ class CustomerValueModels:
     metrics: dict[str, float] = field(default_factory=dict)
     holdout_days: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # small arrays for the validation report
+    # the calibration split's customers (as of the cut, as contact ids) and their repeat purchase
+    # days in the holdout: what the promotion gate scores a retrain and the serving version on
+    cutoff: datetime | None = None
+    holdout_ids: pa.Array | None = None
+    holdout_actual: np.ndarray | None = None
+
+    def holdout(self, tables: dict[str, pa.Table], score: str) -> Holdout | None:
+        """The gate's holdout for ``score``: clv's expected orders over the holdout (MAE), churn's
+        P(no order in 90 days) against no repeat order in it (AUC)."""
+        if self.cutoff is None:
+            return None
+        if score == "clv":
+            return Holdout(tables, as_us(self.cutoff), self.holdout_ids, {"expected_orders": self.holdout_actual},
+                           metric="mae", request={"horizon_days": float(self.holdout_days)})  # fmt: skip
+        return Holdout(tables, as_us(self.cutoff), self.holdout_ids, {"p_no_order_90d": self.holdout_actual == 0})
 
     def clv_onnx(self, *, version: str, trained_at: str, data_as_of: str) -> onnx.ModelProto:
         """The served ``clv`` model: value, expected orders, P(alive) and the CRM-style extras."""
@@ -366,7 +381,9 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
     alive = churn.p_alive(full[fit, 0], full[fit, 1], full[fit, 2])
     report["p_alive_histogram"] = np.histogram(alive, bins=20, range=(0, 1))[0].tolist()
-    return CustomerValueModels(chosen, purchase, churn, spend, value_rule, churn_threshold, metrics, holdout_days, report)
+    return CustomerValueModels(
+        chosen, purchase, churn, spend, value_rule, churn_threshold, metrics, holdout_days, report, cutoff, ids, actual
+    )  # fmt: skip
 
 
 def decisive_check(days_left: np.ndarray, bought: np.ndarray, last: np.ndarray, window_days: float) -> dict[str, float]:
@@ -465,9 +482,11 @@ def _models(run: TrainingRun) -> CustomerValueModels:
 
 def fit_clv(run: TrainingRun, version: str) -> Fitted:
     """``clv`` for ``scorecast train`` (the BTYD fit is shared with churn)."""
-    return Fitted(_models(run).clv_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)
+    models = _models(run)
+    return Fitted(models.clv_onnx(**run.times(version, run.as_of)), run.tables, run.as_of, models.holdout(run.tables, "clv"))
 
 
 def fit_churn(run: TrainingRun, version: str) -> Fitted:
     """``churn`` for ``scorecast train`` (the BTYD fit is shared with clv)."""
-    return Fitted(_models(run).churn_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)
+    models = _models(run)
+    return Fitted(models.churn_onnx(**run.times(version, run.as_of)), run.tables, run.as_of, models.holdout(run.tables, "churn"))

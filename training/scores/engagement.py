@@ -23,7 +23,7 @@ from scorecast.onnx_graph import make_model
 
 from ..evaluation import expected_calibration_error, reliability_bins, roc_auc
 from ..onnx_export import attach_metadata, feature_matrix
-from ..run import Fitted, TrainingRun, as_us
+from ..run import Fitted, Holdout, TrainingRun, as_us
 from .email_events import email_rows, next_send
 
 __all__ = ["EMAIL_HORIZON_DAYS", "ENGAGEMENT_FEATURES", "EngagementModel", "fit", "fit_engagement", "fit_from_tables"]
@@ -109,6 +109,7 @@ class EngagementModel:
                 )
         rng = np.random.default_rng(self.random_state)
         holdout = rng.random(len(labelled)) < self.holdout_fraction
+        self.holdout_rows_ = labelled[holdout]  # the promotion gate's holdout (rows of the inputs)
         logs = np.log1p(np.maximum(np.nan_to_num(cut[labelled], nan=0.0), 0.0))
         days = np.array([f.startswith("email_days_since_") for f in ENGAGEMENT_FEATURES])
         medians = np.array(
@@ -309,12 +310,19 @@ def fit_from_tables(tables: dict[str, pa.Table], as_of: datetime) -> EngagementM
     before = FeatureFrame(tables, as_us(cutoff), contact_ids=now.contact_ids)
     labels = next_send(email_rows(now), len(now), as_us(cutoff), as_us(as_of))
     names = list(ENGAGEMENT_FEATURES)
-    return fit_engagement(
+    model = fit_engagement(
         now.matrix(names), before.matrix(names), names, labels.sent, labels.opened, labels.clicked, horizon_days=EMAIL_HORIZON_DAYS
     )
+    rows = model.holdout_rows_
+    model.holdout_ = Holdout(
+        tables, as_us(cutoff), now.contact_ids.take(pa.array(rows)),
+        {"p_open": np.asarray(labels.opened, bool)[rows], "p_click": np.asarray(labels.clicked, bool)[rows]},
+    )  # fmt: skip
+    return model
 
 
 def fit(run: TrainingRun, version: str) -> Fitted:
     """``engagement`` for ``scorecast train``."""
     tables = run.email_tables()
-    return Fitted(fit_from_tables(tables, run.as_of).to_onnx(**run.times(version, run.as_of)), tables, run.as_of)
+    model = fit_from_tables(tables, run.as_of)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), tables, run.as_of, model.holdout_)

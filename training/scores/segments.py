@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
+import pyarrow as pa
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
@@ -30,7 +31,7 @@ from scorecast.metadata import INPUT_NAME, ModelMetadata, OutputSpec
 from scorecast.onnx_graph import make_model
 
 from ..onnx_export import attach_metadata, feature_matrix
-from ..run import Fitted, TrainingRun, as_us
+from ..run import Fitted, Holdout, TrainingRun, as_us
 
 __all__ = ["K_CANDIDATES", "SEGMENT_INPUTS", "SegmentsModel", "fit", "fit_segments"]
 
@@ -278,6 +279,14 @@ def fit_segments(X: np.ndarray, feature_names: Sequence[str], **params: object) 
 def fit(run: TrainingRun, version: str) -> Fitted:
     """``segments`` for ``scorecast train``: k-means on order (and, where present, web) features."""
     names = [i[0] for i in SEGMENT_INPUTS]
-    X = FeatureFrame(run.tables, as_us(run.as_of)).matrix(names, {"web": run.web_config})
+    frame = FeatureFrame(run.tables, as_us(run.as_of))
+    X = frame.matrix(names, {"web": run.web_config})
     model = fit_segments(X, names, feature_params={"web": run.web_config})
-    return Fitted(model.to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of)
+    # the gate: each version's segments of the same contacts, judged by silhouette in this
+    # version's standardised space (labels: the output, no truth)
+    rows = np.sort(np.random.default_rng(model.random_state).permutation(len(X))[: model.silhouette_rows])
+    holdout = Holdout(
+        run.tables, as_us(run.as_of), frame.contact_ids.take(pa.array(rows)), {"segment": None},
+        metric="silhouette", points=model.transform(X[rows], names),
+    )  # fmt: skip
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), run.tables, run.as_of, holdout)
