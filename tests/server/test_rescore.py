@@ -206,15 +206,26 @@ def test_a_slow_chunk_does_not_hold_the_other_lane(
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
+def ray_driver() -> Iterator[None]:
+    """A Ray of this process's own on 127.0.0.1 alone: Ray swaps 127.0.0.1 for the machine's
+    outward address (and its servers then listen on every interface) unless its private
+    ``resolve_ip_for_localhost`` is turned off, as the test cluster's launcher does
+    (tests/support/services.py)."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    from ray._private import services
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services, "resolve_ip_for_localhost", lambda host: host)
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 @pytest.mark.slow
-def test_ray_engine_equals_local(local_ray: None, models: Path, tmp_path: Path) -> None:
+def test_ray_engine_equals_local(ray_driver: None, models: Path, tmp_path: Path) -> None:
     """Ray Data (hash partition by contact, actors scoring whole buckets) gives the local engine's
     rows and values exactly; the result folder appears whole and nothing else is left. (String
     ids take the other hash path: tests/kernels/test_partition.py.)"""
@@ -263,7 +274,7 @@ def write_email_base(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_ray_engine_reads_reference_tables_whole(local_ray: None, tmp_path: Path) -> None:
+def test_ray_engine_reads_reference_tables_whole(ray_driver: None, tmp_path: Path) -> None:
     """A score reading ``campaigns`` (keyword weights; no contact_id to hash by): each bucket
     gets the whole table, as each local chunk does, so Ray gives the local engine's rows exactly."""
     from scorecast.server.rescore_ray import rescore_ray
