@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -82,25 +83,10 @@ class Built:
     holdout: Holdout | None
 
 
-def train(
-    data: Path,
-    out: Path,
-    scores: Sequence[str] | None = None,
-    as_of: datetime | None = None,
-    progress: bool = False,
-    lead_rules: Path | None = None,
-    tier_thresholds: Sequence[int] | None = None,
-    web_config: Path | None = None,
-    interest_k: int = 3,
-    promo_outcome: str = "order",
-    promo_window_days: int = 30,
-) -> list[Path]:
+def train(data: Path, out: Path, **options: Any) -> list[Path]:
     """Fit the requested scores on the base in ``data`` and store them in ``out``; return the
-    files written (``fit_models`` says which scores and options)."""
-    built = fit_models(
-        data, out, scores, as_of, progress, lead_rules, tier_thresholds, web_config, interest_k,
-        promo_outcome=promo_outcome, promo_window_days=promo_window_days,
-    )  # fmt: skip
+    files written. ``options``: ``fit_models``' keywords (scores, as_of, progress, …)."""
+    built = fit_models(data, out, **options)
     out.mkdir(parents=True, exist_ok=True)
     return [store_model(out, b.score, b.version, b.model) for b in built]
 
