@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,11 +13,46 @@ from scorecast.client import ScorecastClient
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
+from scorecast.server.pipeline import ScoringPipeline
 from scorecast.server.repository import ModelRepository
 
 from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 
 AS_OF_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+HELD = "held"
+"""The score whose passes a ``Gate`` holds (serve ``linear_model(HELD)`` to use it)."""
+
+
+class Gate:
+    """Holds every scoring pass of the ``HELD`` score over at least ``rows`` contacts until opened:
+    such a call keeps its slot or its batch key busy for exactly as long as a test needs, on a
+    fast machine as on a loaded one (a slow model's pass ended before a 0.3 s deadline on CI's
+    machine). Smaller passes (solo answers, the batches queued behind) run freely."""
+
+    def __init__(self, rows: int = 1_000) -> None:
+        self.rows = rows
+        self.opened = threading.Event()
+
+    def open(self) -> None:
+        """Let every held pass, and every later one, run."""
+        self.opened.set()
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """A closed ``Gate`` over ``ScoringPipeline.score``; opened at teardown at the latest."""
+    gate = Gate()
+    score = ScoringPipeline.score
+
+    def held(self: ScoringPipeline, tables: Mapping[str, pa.Table], contact_ids: pa.Array | None = None) -> pa.RecordBatch:
+        big = max((t.num_rows for t in tables.values()), default=0) >= gate.rows
+        if HELD in self.spec.scores and big and not gate.opened.wait(60):
+            raise TimeoutError("the test never opened its gate")
+        return score(self, tables, contact_ids)
+
+    monkeypatch.setattr(ScoringPipeline, "score", held)
+    yield gate
+    gate.open()
 
 
 @pytest.fixture

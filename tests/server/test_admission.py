@@ -19,16 +19,16 @@ from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
-from .conftest import AS_OF_US, make_orders
-from ..support.fakes import linear_model, slow_model, write_model
+from .conftest import AS_OF_US, HELD, Gate, make_orders
+from ..support.fakes import linear_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+def started(tmp_path: Path, gate: Gate) -> Iterator[Callable[..., RunningServer]]:
     root = tmp_path / "models"
-    for model in (linear_model(), slow_model()):
+    for model in (linear_model(), linear_model(HELD)):
         write_model(root, model)
     repository = ModelRepository.load(root)
     servers: list[RunningServer] = []
@@ -39,6 +39,7 @@ def started(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
         return running
 
     yield start
+    gate.open()  # before the servers stop: no pass is left waiting on it
     for running in servers:
         running.stop(0)
 
@@ -73,14 +74,14 @@ def test_slots_go_to_waiters_in_arrival_order() -> None:
     assert slots.try_acquire()
 
 
-def test_calls_beyond_the_slots_wait_then_are_answered(started) -> None:  # noqa: ANN001
-    """Two slow calls hold both slots: three more wait in the queue and are answered after them;
+def test_calls_beyond_the_slots_wait_then_are_answered(started, gate: Gate) -> None:  # noqa: ANN001
+    """Two held calls hold both slots: three more wait in the queue and are answered after them;
     one past max_queued_calls is RESOURCE_EXHAUSTED at once, naming the setting."""
     running = started(max_workers=2, max_streams=1, max_queued_calls=3, batch_max_delay_ms=0)
     stub = _stub(running)
     assert running.admission is not None
-    slow = [stub.ScoreBatch.future(_request(1_000, "slow"), timeout=60) for _ in range(2)]
-    _wait(lambda: running.admission.serving() == 2, "the slow calls holding both slots")
+    held = [stub.ScoreBatch.future(_request(1_000, HELD), timeout=60) for _ in range(2)]
+    _wait(lambda: running.admission.serving() == 2, "the held calls holding both slots")
     queued = []
     for n in range(3):
         queued.append(stub.ScoreBatch.future(_request(1, "spend"), timeout=60))
@@ -89,24 +90,30 @@ def test_calls_beyond_the_slots_wait_then_are_answered(started) -> None:  # noqa
     with pytest.raises(grpc.RpcError) as info:
         stub.ScoreBatch(_request(1, "spend"), timeout=60)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_queued_calls" in info.value.details()
-    assert time.perf_counter() - start < 0.5 and not any(f.done() for f in slow)
-    assert [f.result().rows for f in slow + queued] == [1_000, 1_000, 1, 1, 1]
+    # refused while both slots were still held: it never waited for one
+    assert time.perf_counter() - start < 5 and not any(f.done() for f in held + queued)
+    gate.open()
+    assert [f.result().rows for f in held + queued] == [1_000, 1_000, 1, 1, 1]
 
 
-def test_queue_wait_is_bounded(started) -> None:  # noqa: ANN001
+def test_queue_wait_is_bounded(started, gate: Gate) -> None:  # noqa: ANN001
     """A call that waits longer than max_queue_wait_ms for a slot is RESOURCE_EXHAUSTED, naming it;
     one whose deadline comes first gets DEADLINE_EXCEEDED."""
     running = started(max_workers=2, max_streams=1, max_queue_wait_ms=100, batch_max_delay_ms=0)
     stub = _stub(running)
-    slow = [stub.ScoreBatch.future(_request(1_000, "slow"), timeout=60) for _ in range(2)]
-    _wait(lambda: running.admission.serving() == 2, "the slow calls holding both slots")
+    held = [stub.ScoreBatch.future(_request(1_000, HELD), timeout=60) for _ in range(2)]
+    _wait(lambda: running.admission.serving() == 2, "the held calls holding both slots")
     start = time.perf_counter()
     with pytest.raises(grpc.RpcError) as info:
         stub.ScoreBatch(_request(1, "spend"), timeout=60)
     waited = time.perf_counter() - start
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_queue_wait_ms" in info.value.details()
-    assert 0.1 <= waited < 0.5 and not all(f.done() for f in slow)
-    for future in slow:
+    assert 0.1 <= waited < 5 and not any(f.done() for f in held)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ScoreBatch(_request(1, "spend"), timeout=0.05)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    gate.open()
+    for future in held:
         assert future.result().rows == 1_000
     waits = [s for m in running.metrics.registry.collect() if m.name == "scorecast_queue_wait_seconds" for s in m.samples if s.name.endswith("_count")]
     assert waits[0].value >= 1
@@ -138,19 +145,22 @@ def test_64_concurrent_callers_get_no_error_with_default_settings(started) -> No
     assert answered == [1] * 320
 
 
-def test_queued_requests_are_bounded_in_bytes(started) -> None:  # noqa: ANN001
+def test_queued_requests_are_bounded_in_bytes(started, gate: Gate) -> None:  # noqa: ANN001
     """A call whose request would take the waiting calls past max_queued_bytes is refused at
     once, naming the setting; a small one still queues and is answered."""
     running = started(max_workers=2, max_streams=1, max_queued_bytes=20_000, batch_max_delay_ms=0)
     stub = _stub(running)
-    slow = [stub.ScoreBatch.future(_request(1_000, "slow"), timeout=60) for _ in range(2)]
-    _wait(lambda: running.admission.serving() == 2, "the slow calls holding both slots")
+    held = [stub.ScoreBatch.future(_request(1_000, HELD), timeout=60) for _ in range(2)]
+    _wait(lambda: running.admission.serving() == 2, "the held calls holding both slots")
     big = _request(1_000, "spend")
     assert big.ByteSize() > 20_000
     start = time.perf_counter()
     with pytest.raises(grpc.RpcError) as info:
         stub.ScoreBatch(big, timeout=60)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_queued_bytes" in info.value.details()
-    assert time.perf_counter() - start < 0.5 and not all(f.done() for f in slow)
-    assert stub.ScoreBatch(_request(1, "spend"), timeout=60).rows == 1
-    assert [f.result().rows for f in slow] == [1_000, 1_000]
+    assert time.perf_counter() - start < 5 and not any(f.done() for f in held)
+    small = stub.ScoreBatch.future(_request(1, "spend"), timeout=60)
+    _wait(lambda: running.admission.queued() == 1, "the small call queued")
+    gate.open()
+    assert small.result().rows == 1
+    assert [f.result().rows for f in held] == [1_000, 1_000]

@@ -20,26 +20,26 @@ from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
-from .conftest import AS_OF_US
-from ..support.fakes import grouped_model, linear_model, segment_model, slow_model, write_model
+from .conftest import AS_OF_US, HELD, Gate
+from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 from .test_oip import infer_request, outputs
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 SCORES = ("spend", "affinity", "segments")
-BLOCKED = ("slow", *SCORES)
-"""Scores whose pass takes ~1 ms a contact: a 1,000-contact call keeps its key busy while others queue."""
+BLOCKED = (HELD, *SCORES)
+"""Scores whose passes the gate holds: a blocking call keeps its key busy while others queue."""
 
 
 @pytest.fixture
 def repository(tmp_path: Path) -> ModelRepository:
     root = tmp_path / "models"
-    for model in (linear_model(), grouped_model(), segment_model(), slow_model()):
+    for model in (linear_model(), grouped_model(), segment_model(), linear_model(HELD)):
         write_model(root, model)
     return ModelRepository.load(root)
 
 
 @pytest.fixture
-def started(repository: ModelRepository) -> Iterator[Callable[..., RunningServer]]:
+def started(repository: ModelRepository, gate: Gate) -> Iterator[Callable[..., RunningServer]]:
     servers: list[RunningServer] = []
 
     def start(**settings: object) -> RunningServer:
@@ -48,6 +48,7 @@ def started(repository: ModelRepository) -> Iterator[Callable[..., RunningServer
         return running
 
     yield start
+    gate.open()  # before the servers stop: no pass is left waiting on it
     for running in servers:
         running.stop(0)
 
@@ -117,8 +118,9 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None
 
 
 def _block(running: RunningServer, stub: rpc.ScorecastStub, contacts: int = 1_000) -> grpc.Future:
-    """A call of BLOCKED for ``contacts`` contacts (~1 ms each), once its pass runs: calls of
-    BLOCKED then queue behind it."""
+    """A call of BLOCKED for ``contacts`` contacts, once its pass runs (held by the gate): calls
+    of BLOCKED then queue behind it until the gate opens."""
+    assert contacts >= 1_000  # the gate holds passes of at least 1,000 contacts
     ids = list(range(10_000, 10_000 + contacts))
     orders = _orders(ids, [3] * contacts, [1.0] * contacts, ["shoes"] * contacts)
     future = stub.ScoreBatch.future(_request({"orders": orders}, BLOCKED), timeout=60)
@@ -155,7 +157,7 @@ def test_concurrent_callers_each_get_their_solo_answer(started) -> None:  # noqa
     assert calls == 24 * 4 and passes < calls, (passes, calls)  # some passes scored several calls
 
 
-def test_same_contact_in_one_pass_never_crosses(started) -> None:  # noqa: ANN001
+def test_same_contact_in_one_pass_never_crosses(started, gate: Gate) -> None:  # noqa: ANN001
     """Eight calls queued into one pass, every one about contact 7 (int or string ids, with and
     without a contacts table) with different orders: each answer is its own solo answer."""
     requests = [_request(_caller_tables(i), BLOCKED) for i in range(8)]
@@ -165,6 +167,7 @@ def test_same_contact_in_one_pass_never_crosses(started) -> None:  # noqa: ANN00
     blocker = _block(running, stub)
     futures = [stub.ScoreBatch.future(r, timeout=60) for r in requests]
     _wait(lambda: running.batcher.waiting() == 8, "eight calls in one batch")
+    gate.open()
     assert blocker.result().rows == 1_000
     for future, want in zip(futures, expected, strict=True):
         got = _answer(future.result())
@@ -173,7 +176,7 @@ def test_same_contact_in_one_pass_never_crosses(started) -> None:  # noqa: ANN00
     assert max(_batch_sizes(running)) == 8
 
 
-def test_bad_input_fails_its_own_call_only(started) -> None:  # noqa: ANN001
+def test_bad_input_fails_its_own_call_only(started, gate: Gate) -> None:  # noqa: ANN001
     """In one batch: a null timestamp (fails the combined pass, so every member is rescored alone),
     duplicate rows in a contacts table (fails before the pass), a missing column (a pass of its
     own): each bad call gets INVALID_ARGUMENT naming its field, the good ones their solo answers."""
@@ -190,6 +193,7 @@ def test_bad_input_fails_its_own_call_only(started) -> None:  # noqa: ANN001
     good_futures = [stub.ScoreBatch.future(r, timeout=60) for r in good]
     bad_futures = {where: stub.ScoreBatch.future(r, timeout=60) for where, r in bad.items()}
     _wait(lambda: running.batcher.waiting() == 6, "six calls in one batch")
+    gate.open()
     blocker.result()
     for future, want in zip(good_futures, expected, strict=True):
         assert _answer(future.result()).equals(want)
@@ -199,13 +203,13 @@ def test_bad_input_fails_its_own_call_only(started) -> None:  # noqa: ANN001
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and where in info.value.details(), (where, info.value.details())
 
 
-def test_deadline_passing_in_a_batch_drops_the_call(started) -> None:  # noqa: ANN001
+def test_deadline_passing_in_a_batch_drops_the_call(started, gate: Gate) -> None:  # noqa: ANN001
     """A call whose deadline passes while it waits behind a running pass leaves its batch (before
     the pass), gets DEADLINE_EXCEEDED; its batch-mate is answered, in a pass of one."""
     running = started(batch_max_delay_ms=5, max_workers=16, batch_max_rows=4_000)
     stub = _stub(running)
-    blocker = _block(running, stub, contacts=4_000)  # a pass of seconds: well past the deadline below
-    short = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=0.3)
+    blocker = _block(running, stub, contacts=4_000)  # held until well past the deadline below
+    short = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=1)
     other = stub.ScoreBatch.future(_request(_caller_tables(2), BLOCKED), timeout=60)
     _wait(lambda: running.batcher.waiting() == 2, "two calls in one batch")
     with pytest.raises(grpc.RpcError) as info:
@@ -213,12 +217,13 @@ def test_deadline_passing_in_a_batch_drops_the_call(started) -> None:  # noqa: A
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     _wait(lambda: running.batcher.waiting() == 1, "the late call leaving its batch")
     assert running.batcher.running() == 1  # it left while the blocking pass still ran
+    gate.open()
     blocker.result()
     assert other.result().rows == 3  # contacts 7, 3 and 102
     assert _passes(running) == (2, 2)
 
 
-def test_cancelled_call_leaves_its_batch(started) -> None:  # noqa: ANN001
+def test_cancelled_call_leaves_its_batch(started, gate: Gate) -> None:  # noqa: ANN001
     """A call cancelled while waiting in a batch leaves it; the others are answered."""
     running = started(batch_max_delay_ms=5, max_workers=16, batch_max_rows=4_000)
     stub = _stub(running)
@@ -228,6 +233,7 @@ def test_cancelled_call_leaves_its_batch(started) -> None:  # noqa: ANN001
     _wait(lambda: running.batcher.waiting() == 3, "three calls in one batch")
     cancelled.cancel()
     _wait(lambda: running.batcher.waiting() == 2, "the cancelled call leaving its batch")
+    gate.open()
     blocker.result()
     assert [f.result().rows for f in others] == [3, 2]  # 7, 3, 102; 7, 3
     assert _passes(running) == (2, 3)
@@ -266,7 +272,7 @@ def test_model_infer_calls_are_batched_apart(started) -> None:  # noqa: ANN001
     assert calls == 36 and passes < calls
 
 
-def test_unset_as_of_batches_too(started) -> None:  # noqa: ANN001
+def test_unset_as_of_batches_too(started, gate: Gate) -> None:  # noqa: ANN001
     """Calls without as_of ("now") share a pass, answered as of about now; a call with as_of set
     is another key: it does not wait behind their pass."""
     running = started(batch_max_delay_ms=5, max_workers=16)
@@ -284,8 +290,9 @@ def test_unset_as_of_batches_too(started) -> None:  # noqa: ANN001
     _wait(lambda: running.batcher.waiting() == 3, "three calls in one batch")
     assert stub.ScoreBatch(_request(_caller_tables(1), BLOCKED), timeout=60).rows == 3
     assert not blocker.done()  # the call with as_of set was answered while the pass of "now" calls ran
+    gate.open()
     assert blocker.result().rows == 1_000
     for future in futures:
         answer = _answer(future.result())
-        assert answer["spend.value"].to_pylist() == [1.0 + 10.0 * 2.0] and answer["slow.value"].to_pylist() == [1.0]
+        assert answer["spend.value"].to_pylist() == [1.0 + 10.0 * 2.0] and answer[f"{HELD}.value"].to_pylist() == [1.0 + 10.0 * 2.0]
     assert _passes(running) == (3, 5)

@@ -142,34 +142,6 @@ def horizon_model(default_threshold: float = 0.5) -> onnx.ModelProto:
     return _model(nodes, out, 3, meta, list(idx.values()))
 
 
-def slow_model(width: int = 1000, steps: int = 16) -> onnx.ModelProto:
-    """``value = frequency``, after ``steps`` (n, width) x (width, width) products per run: about a
-    millisecond per row, so a request of a few hundred contacts keeps a pass busy while others
-    arrive (batching and admission tests), and one of a few contacts stays fast."""
-    meta = ModelMetadata(
-        score="slow",
-        version="1",
-        model_type="fake-slow",
-        features=("frequency",),
-        outputs=(OutputSpec("value", "float32", "frequency, slowly", onnx_output="value", column=0),),
-        trained_at=TRAINED_AT,
-        data_as_of=AS_OF,
-    )
-    ones = numpy_helper.from_array(np.ones((1, width), np.float32), "ones")
-    w = numpy_helper.from_array(np.full((width, width), 1.0 / width, np.float32), "w")  # keeps the values' scale
-    zero = numpy_helper.from_array(np.zeros((1,), np.float32), "zero")
-    nodes = [helper.make_node("MatMul", [INPUT_NAME, "ones"], ["e0"])]  # depends on the input: not folded at load
-    for k in range(steps):
-        nodes.append(helper.make_node("MatMul", [f"e{k}", "w"], [f"e{k + 1}"]))
-    nodes += [
-        helper.make_node("ReduceMax", [f"e{steps}"], ["m"], axes=[1], keepdims=1),
-        helper.make_node("Mul", ["m", "zero"], ["nothing"]),
-        helper.make_node("Add", [INPUT_NAME, "nothing"], ["value"]),
-    ]
-    out = [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])]
-    return _model(nodes, out, 1, meta, [ones, w, zero])
-
-
 def write_model(root: Path, model: onnx.ModelProto) -> Path:
     """Save a model where the repository expects it (``<score>/<version>.onnx``)."""
     meta = ModelMetadata.from_json(dict((p.key, p.value) for p in model.metadata_props)[METADATA_KEY])
