@@ -446,7 +446,8 @@ def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: 
         best = max(projected, key=lambda th: np.nan_to_num(projected[th][0], nan=-1.0))
         p, n = projected[best]
         floor = p - np.sqrt(p * (1.0 - p) / max(n, 1))
-        chosen = max(th for th, (q, _) in projected.items() if q >= floor)
+        # nobody dated within the horizon at any threshold: the largest (the earliest dates)
+        chosen = max(th for th, (q, _) in projected.items() if q >= floor) if np.isfinite(p) else max(LAPSE_THRESHOLDS)
     return chosen, {
         "decisive:threshold": chosen, "decisive:window_days": float(window_days), "decisive:horizon_days": float(horizon_days),
         "decisive:projected_precision": projected[chosen][0], "decisive:return_factor_one_time": factors[chosen][0],
