@@ -12,11 +12,20 @@ metric (``METRICS``), computed on the rows where both versions give a value:
 - ``mae``: mean absolute error (clv: expected orders over the holdout's length against the
   repeat purchase days in it), compared relatively: the tolerance is a share of the champion's;
 - ``silhouette``: of each version's segments on the same contacts, in the challenger's
-  standardised feature space (which favours the challenger a little: it chose k there).
+  standardised feature space (which favours the challenger a little: it chose k there);
+- ``ndcg``: NDCG@K of each version's ``rec_1..rec_K`` SKUs (K: the outputs both have) against
+  the SKUs each contact bought in the last ``holdout_days`` (recommendations: the report half of
+  its selection holdout, features as of the cutoff). Both versions were fitted on orders up to
+  their own as-of, which for a nightly retrain covers the same window but a day: a champion much
+  older than the window saw less of it, which favours the challenger;
+- ``qini``: Qini of each version's uplift on the held-out contacts' campaign rows, each row's
+  features as of its campaign (promo_appetence; the served model never saw those contacts);
+- lead is ``auc``: the probability against conversion on the scorecard's held-out leads.
 
 The challenger is promoted unless it is worse than the champion by more than the score's
-tolerance (``PromotionPolicy``, in the metric's unit); otherwise it is kept as a candidate
-(``model_store.candidate_path``) that nothing serves, with a JSON note of the comparison beside it.
+tolerance (``PromotionPolicy``, in the metric's unit; ``SCORE_TOLERANCES`` for the metrics on
+another scale than AUC); otherwise it is kept as a candidate (``model_store.candidate_path``)
+that nothing serves, with a JSON note of the comparison beside it.
 
 Scores with nothing to gate (``UNGATED``) and a first version are promoted, and the verdict says
 why. The champion may have trained on some of the challenger's holdout contacts (its own split
@@ -28,28 +37,52 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
+import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.metrics import silhouette_score
 
 from scorecast.atomic import write_text
 from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX
 from scorecast.model_store import candidate_path, find_model, store_model, versions, write_model
 
-from .evaluation import roc_auc
+from .evaluation import ranking_metrics, roc_auc, uplift_metrics
 from .onnx_export import read_metadata
 from .run import Holdout
 from .train import Built, feature_rows
 
-__all__ = ["DEFAULT_TOLERANCE", "METRICS", "UNGATED", "Metric", "PromotionPolicy", "Verdict", "compare", "decide", "predict", "settle"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "METRICS",
+    "SCORE_TOLERANCES",
+    "UNGATED",
+    "Metric",
+    "PromotionPolicy",
+    "Verdict",
+    "compare",
+    "decide",
+    "predict",
+    "settle",
+]
 
 DEFAULT_TOLERANCE = 0.01
 """How much worse than the serving version a retrain may be and still be promoted, in its
 metric's unit (AUC or silhouette points, a share of the MAE): the spread of AUC between two fits
 of one small account's base on different seeds is about this."""
+SCORE_TOLERANCES: dict[str, float] = {"promo_appetence": 0.001}
+"""Built-in tolerances of the scores whose metric is on another scale (a policy file's ``scores``
+overrides them): promo_appetence's Qini is about 0.01 on the simulated campaigns, and a tenth of
+it is the material loss that AUC's 0.01 is."""
+RESAMPLES = 200
+NOISE_SDS = 2.0
+"""The gate's tolerance is at least this many bootstrap standard deviations (``RESAMPLES``
+draws of the holdout's rows) of the gap between the two versions: a small account's holdout
+cannot tell apart versions closer than that, and a retrain is not held back on a coin flip."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +90,11 @@ class PromotionPolicy:
     """How much worse than the serving version a retrain may be, per score, in the score's metric's
     unit (``METRICS``: AUC or silhouette points; for clv's MAE a share of the champion's).
 
-    From a JSON file ``{"default": 0.01, "scores": {"affinity": 0.005}}`` (``from_file``)."""
+    From a JSON file ``{"default": 0.01, "scores": {"affinity": 0.005}}`` (``from_file``); the
+    scores it does not name keep their ``SCORE_TOLERANCES``, the others the default."""
 
     default: float = DEFAULT_TOLERANCE
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=lambda: dict(SCORE_TOLERANCES))
 
     def tolerance(self, score: str) -> float:
         """The tolerance for ``score``."""
@@ -76,7 +110,8 @@ class PromotionPolicy:
         unknown = sorted(set(raw) - {"default", "scores"}) if isinstance(raw, dict) else ["(not an object)"]
         if unknown:
             raise ValueError(f"promotion policy {path}: unknown keys {unknown}; expected 'default' and 'scores'")
-        policy = cls(float(raw.get("default", DEFAULT_TOLERANCE)), {str(k): float(v) for k, v in raw.get("scores", {}).items()})
+        named = {str(k): float(v) for k, v in raw.get("scores", {}).items()}
+        policy = cls(float(raw.get("default", DEFAULT_TOLERANCE)), {**SCORE_TOLERANCES, **named})
         for name, value in [("default", policy.default), *policy.scores.items()]:
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"promotion policy {path}: tolerance of {name} must be in [0, 1), got {value}")
@@ -112,12 +147,16 @@ UNGATED: dict[str, str] = {
     "pressure": "send-count rules (one gap learned from the base), no predictive target: nothing to gate",
     "interests": "the contact's own decayed keyword weights, no learned model: nothing to gate",
     "web_heat": "page-point rules from the web config, no learned model: nothing to gate",
-    "recommendations": "its recall@K holdout is built inside selection (orders after a cutoff, per SKU), not as "
-    "contacts both versions can be scored on: not gated yet",
-    "promo_appetence": "its Qini holdout is per campaign row (treated and control), not per contact: not gated yet",
-    "lead": "its holdout is built inside the scorecard fit: not gated yet",
 }
 """Scores promoted without a comparison, and why (the verdict's reason)."""
+
+
+def _labelled(holdout: Holdout, names: set[str]) -> list[str]:
+    return [n for n in holdout.labels if n in names]
+
+
+def _two_classes(holdout: Holdout, names: set[str]) -> list[str]:
+    return [n for n in _labelled(holdout, names) if 0 < int(np.sum(holdout.labels[n])) < len(holdout.labels[n])]
 
 
 @dataclass(frozen=True)
@@ -127,6 +166,9 @@ class Metric:
     higher_is_better: bool
     relative: bool  # tolerance as a share of the champion's value (scale-dependent metrics)
     compute: Callable[[Holdout, dict[str, np.ndarray], dict[str, np.ndarray]], float]  # (holdout, columns, rows kept)
+    outputs: Callable[[Holdout, set[str]], list[str]] = _labelled  # those it reads, of the outputs both versions give
+    categories: bool = False  # reads category outputs as their names (SKUs), not as codes
+    resampled: bool = True  # the gap's noise is bootstrapped (silhouette: no truth sampled, and O(n^2) a draw)
 
     def worse_by(self, challenger: float, champion: float) -> float:
         """How much worse the challenger is, in the tolerance's unit (negative: better)."""
@@ -156,20 +198,82 @@ def _silhouette(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str
     return float(silhouette_score(holdout.points[rows], segments[rows].astype(np.int64), random_state=0))
 
 
+def _ranked(holdout: Holdout, names: set[str]) -> list[str]:
+    """``rec_1``, ``rec_2``, … as far as both versions give them: the top K they share."""
+    k = 0
+    while f"rec_{k + 1}" in names:
+        k += 1
+    return [f"rec_{i}" for i in range(1, k + 1)] if "rec" in holdout.labels else []
+
+
+def _ndcg(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    ranks = list(columns)  # rec_1..rec_K in order (``_ranked``)
+    rows = np.flatnonzero(np.logical_and.reduce([keep[n] for n in ranks]))
+    if not rows.size:
+        return float("nan")
+    relevant = [holdout.labels["rec"][i] for i in rows]
+    # SKU names as codes of the names bought (-1: a SKU nobody of them bought, never a hit)
+    bought = pa.array(np.concatenate([np.asarray(r, object) for r in relevant]) if relevant else [], pa.string())
+    vocabulary = pc.unique(bought)
+    codes = lambda names: pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=vocabulary), -1).to_numpy()  # noqa: E731
+    top = codes(np.stack([columns[n][rows] for n in ranks], axis=1).ravel()).reshape(len(rows), len(ranks))
+    sizes = np.fromiter(map(len, relevant), np.int64, len(relevant))
+    return ranking_metrics(top, np.split(codes(bought.to_numpy(zero_copy_only=False)), np.cumsum(sizes)[:-1]), len(ranks))["ndcg"]
+
+
+def _uplift(holdout: Holdout, names: set[str]) -> list[str]:
+    return _labelled(holdout, names)[:1]
+
+
+def _qini(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    (name, uplift), = columns.items()
+    rows = keep[name]
+    treated, bought = np.asarray(holdout.treated, bool)[rows], np.asarray(holdout.labels[name], bool)[rows]
+    if treated.all() or not treated.any():
+        return float("nan")
+    return uplift_metrics(uplift[rows], treated, bought)["qini"]
+
+
 METRICS: dict[str, Metric] = {
-    "auc": Metric(higher_is_better=True, relative=False, compute=_auc),
+    "auc": Metric(higher_is_better=True, relative=False, compute=_auc, outputs=_two_classes),
     "mae": Metric(higher_is_better=False, relative=True, compute=_mae),
-    "silhouette": Metric(higher_is_better=True, relative=False, compute=_silhouette),
+    "silhouette": Metric(higher_is_better=True, relative=False, compute=_silhouette, resampled=False),
+    "ndcg": Metric(higher_is_better=True, relative=False, compute=_ndcg, outputs=_ranked, categories=True),
+    "qini": Metric(higher_is_better=True, relative=False, compute=_qini, outputs=_uplift),
 }
 """The holdout metrics the gate compares on (``Holdout.metric`` names one)."""
 
 
-def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> dict[str, np.ndarray]:
-    """``model``'s ``outputs`` on the holdout's contacts, through ONNX Runtime (float64 each)."""
+def _features(model: onnx.ModelProto, holdout: Holdout) -> np.ndarray:
+    """``model``'s feature rows of the holdout's rows: as of ``as_of_us``, or of each row's time."""
+    if holdout.times is None:
+        return feature_rows(holdout.tables, holdout.as_of_us, model, holdout.contact_ids)
+    times = np.asarray(holdout.times, np.int64)
+    ids = pa.chunked_array([holdout.contact_ids]).combine_chunks()
+    x = np.empty((len(ids), len(read_metadata(model).features)), np.float32)
+    for time in np.unique(times):
+        rows = np.flatnonzero(times == time)
+        mine = ids.take(pa.array(rows))
+        unique = pc.unique(mine)  # a contact once per time: the pipeline computes a contact once
+        x[rows] = feature_rows(holdout.tables, int(time), model, unique)[pc.index_in(mine, value_set=unique).to_numpy()]
+    return x
+
+
+def _names(codes: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """Category codes as their names (object; None where a code names nothing)."""
+    names = np.full(len(codes), None, object)
+    valid = np.isfinite(codes) & (codes >= 0) & (codes < len(categories))
+    names[valid] = np.asarray(categories, object)[codes[valid].astype(np.int64)]
+    return names
+
+
+def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str], categories: bool = False) -> dict[str, np.ndarray]:
+    """``model``'s ``outputs`` on the holdout's rows, through ONNX Runtime (float64 each; with
+    ``categories``, category outputs as their names: versions may number SKUs differently)."""
     import onnxruntime as ort
 
     meta = read_metadata(model)
-    x = feature_rows(holdout.tables, holdout.as_of_us, model, holdout.contact_ids)
+    x = _features(model, holdout)
     for option, value in holdout.request.items():
         name = f"{REQUEST_PREFIX}{option}"
         if name in meta.features:
@@ -183,25 +287,60 @@ def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> dic
         spec = specs[name]
         column = results[spec.onnx_output]
         values = column[:, spec.column] if spec.column is not None else column.reshape(len(x), -1)[:, 0]
-        columns[name] = values.astype(np.float64)
+        values = values.astype(np.float64)
+        columns[name] = _names(values, spec.categories) if categories and spec.dtype == "category" else values
     return columns
 
 
-def compare(challenger: onnx.ModelProto, champion: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> tuple[float, float]:
-    """The holdout metric of both versions, on the rows where both give a value for each output."""
-    mine, theirs = predict(challenger, holdout, outputs), predict(champion, holdout, outputs)
-    keep = {n: np.isfinite(mine[n]) & np.isfinite(theirs[n]) for n in outputs}  # cross_sell: null for a group's buyers
+def _given(values: np.ndarray) -> np.ndarray:
+    return np.not_equal(values, None) if values.dtype == object else np.isfinite(values)
+
+
+def _resample(holdout: Holdout, rows: np.ndarray) -> Holdout:
+    """The holdout's truth at ``rows`` (drawn with replacement): what a metric reads of it."""
+
+    def take(values: Any) -> Any:
+        if values is None:
+            return None
+        return [values[i] for i in rows] if isinstance(values, list) else np.asarray(values)[rows]
+
+    return replace(holdout, labels={k: take(v) for k, v in holdout.labels.items()}, treated=take(holdout.treated), points=take(holdout.points))
+
+
+def gap_noise(
+    metric: Metric, holdout: Holdout, mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray], keep: dict[str, np.ndarray]
+) -> float:
+    """Bootstrap standard deviation of ``worse_by`` over the holdout's rows, both versions on
+    the same draws: how far apart two equally good versions' values fall on a holdout this size."""
+    n = len(holdout.contact_ids)
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(RESAMPLES):
+        rows = rng.integers(0, n, n)
+        draw, kept = _resample(holdout, rows), {k: v[rows] for k, v in keep.items()}
+        a = metric.compute(draw, {k: v[rows] for k, v in mine.items()}, kept)
+        b = metric.compute(draw, {k: v[rows] for k, v in theirs.items()}, kept)
+        if np.isfinite(a) and np.isfinite(b):
+            gaps.append(metric.worse_by(a, b))
+    return float(np.std(gaps, ddof=1)) if len(gaps) > 1 else 0.0
+
+
+def compare(
+    challenger: onnx.ModelProto, champion: onnx.ModelProto, holdout: Holdout, outputs: list[str]
+) -> tuple[float, float, float]:
+    """The holdout metric of both versions, on the rows where both give a value for each output,
+    and the noise of their gap (``gap_noise``; 0 for a metric not resampled)."""
     metric = METRICS[holdout.metric]
-    return metric.compute(holdout, mine, keep), metric.compute(holdout, theirs, keep)
+    mine, theirs = (predict(m, holdout, outputs, metric.categories) for m in (challenger, champion))
+    keep = {n: _given(mine[n]) & _given(theirs[n]) for n in outputs}  # cross_sell: null for a group's buyers
+    noise = gap_noise(metric, holdout, mine, theirs, keep) if metric.resampled else 0.0
+    return metric.compute(holdout, mine, keep), metric.compute(holdout, theirs, keep), noise
 
 
-def _comparable(holdout: Holdout, champion: onnx.ModelProto) -> list[str]:
-    """The holdout's outputs the champion also gives (for AUC, with both classes present)."""
-    names = {o.name for o in read_metadata(champion).outputs}
-    out = [n for n in holdout.labels if n in names]
-    if holdout.metric == "auc":
-        out = [n for n in out if 0 < int(np.sum(holdout.labels[n])) < len(holdout.labels[n])]
-    return out
+def _comparable(holdout: Holdout, challenger: onnx.ModelProto, champion: onnx.ModelProto) -> list[str]:
+    """The outputs the holdout's metric reads, of those both versions give."""
+    names = {o.name for o in read_metadata(champion).outputs} & {o.name for o in read_metadata(challenger).outputs}
+    return METRICS[holdout.metric].outputs(holdout, names)
 
 
 def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
@@ -214,21 +353,22 @@ def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
         reason = UNGATED.get(built.score, "no holdout to compare on")
         return Verdict(built.score, built.version, True, champion_version, reason=f"{reason}: promoted")
     champion = onnx.load(find_model(root, built.score, champion_version))
-    outputs = _comparable(built.holdout, champion)
+    outputs = _comparable(built.holdout, built.model, champion)
     if not outputs:
         return Verdict(built.score, built.version, True, champion_version, reason="no output in common with the serving version: promoted")
-    challenger_value, champion_value = compare(built.model, champion, built.holdout, outputs)
+    challenger_value, champion_value, noise = compare(built.model, champion, built.holdout, outputs)
     if not (np.isfinite(challenger_value) and np.isfinite(champion_value)):
         return Verdict(built.score, built.version, True, champion_version, reason="no holdout row both versions score: promoted")
-    tolerance = policy.tolerance(built.score)
     metric = METRICS[built.holdout.metric]
+    # the policy's tolerance, or the gap two equally good versions show on a holdout this small
+    tolerance = max(policy.tolerance(built.score), NOISE_SDS * noise)
     gap = metric.worse_by(challenger_value, champion_value)
     promoted = gap <= tolerance
     unit = " of its value" if metric.relative else ""
     reason = (
         "not worse than the serving version"
         if promoted
-        else f"worse than serving v{champion_version} by {gap:.3f}{unit} > tolerance {tolerance}"
+        else f"worse than serving v{champion_version} by {gap:.4f}{unit} > tolerance {tolerance:.4f}"
     )
     return Verdict(
         built.score, built.version, promoted, champion_version, built.holdout.metric, challenger_value, champion_value, tolerance, reason
