@@ -89,7 +89,7 @@ conversions 0.26-0.42."""
 @dataclass(frozen=True)
 class PromotionPolicy:
     """How much worse than the serving version a retrain may be, per score, in the score's metric's
-    unit (``METRICS``: AUC or silhouette points; for clv's MAE a share of the champion's).
+    unit (``METRICS``: AUC, NDCG, Qini or silhouette points; for clv's MAE a share of the champion's).
 
     From a JSON file ``{"default": 0.01, "scores": {"affinity": 0.005}}`` (``from_file``); the
     scores it does not name keep their ``SCORE_TOLERANCES``, the others the default."""
@@ -212,13 +212,15 @@ def _ndcg(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.n
     if not rows.size:
         return float("nan")
     relevant = [holdout.labels["rec"][i] for i in rows]
-    # SKU names as codes of the names bought (-1: a SKU nobody of them bought, never a hit)
-    bought = pa.array(np.concatenate([np.asarray(r, object) for r in relevant]) if relevant else [], pa.string())
-    vocabulary = pc.unique(bought)
-    codes = lambda names: pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=vocabulary), -1).to_numpy()  # noqa: E731
+    bought = np.concatenate([np.asarray(r, object) for r in relevant])
+    vocabulary = pc.unique(pa.array(bought, pa.string()))
+
+    def codes(names: np.ndarray) -> np.ndarray:  # -1: a SKU none of these contacts bought, never a hit
+        return pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=vocabulary), -1).to_numpy()
+
     top = codes(np.stack([columns[n][rows] for n in ranks], axis=1).ravel()).reshape(len(rows), len(ranks))
-    sizes = np.fromiter(map(len, relevant), np.int64, len(relevant))
-    return ranking_metrics(top, np.split(codes(bought.to_numpy(zero_copy_only=False)), np.cumsum(sizes)[:-1]), len(ranks))["ndcg"]
+    ends = np.cumsum([len(r) for r in relevant])[:-1]
+    return ranking_metrics(top, np.split(codes(bought), ends), len(ranks))["ndcg"]
 
 
 def _uplift(holdout: Holdout, names: set[str]) -> list[str]:
@@ -326,8 +328,8 @@ def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
     challenger_value, champion_value = compare(built.model, champion, built.holdout, outputs)
     if not (np.isfinite(challenger_value) and np.isfinite(champion_value)):
         return Verdict(built.score, built.version, True, champion_version, reason="no holdout row both versions score: promoted")
-    metric = METRICS[built.holdout.metric]
     tolerance = policy.tolerance(built.score)
+    metric = METRICS[built.holdout.metric]
     gap = metric.worse_by(challenger_value, champion_value)
     promoted = gap <= tolerance
     unit = " of its value" if metric.relative else ""
