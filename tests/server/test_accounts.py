@@ -99,10 +99,10 @@ def test_budget_holds_while_every_account_is_called(root: Path) -> None:
     assert len(registry.loaded()) <= 3 and registry.evictions >= 12 - 3
 
 
-@pytest.mark.parametrize(("eviction", "kept"), [("segmented", True), ("lru", False)])
+@pytest.mark.parametrize(("eviction", "kept"), [("lfu", True), ("lru", False)])
 def test_a_bulk_pass_keeps_real_time_accounts_loaded(root: Path, eviction: str, kept: bool) -> None:
     """Two accounts with real-time calls, then a scan over the ten others with room for five:
-    the segmented policy keeps both hot accounts loaded, plain LRU does not."""
+    the LFU policy keeps both hot accounts loaded, plain LRU does not."""
     registry = AccountRegistry(root, budget=int(_size(root) * 5.5), eviction=eviction)
     hot = ["a00", "a01"]
     for _ in range(2):
