@@ -73,21 +73,29 @@ def ranked(accounts: int) -> list[str]:
     return random.Random(7).sample(names(accounts), accounts)
 
 
-def trace(accounts: int, calls_per_bulk: float, bulk: int | None = None, zipf: float = 1.1, seed: int = 0) -> Iterator[Access]:
-    """The benchmark's accesses: ``bulk`` accounts of the pass (default: every one), each
-    followed by ``calls_per_bulk`` real-time calls on average (the benchmark's ratio)."""
+def trace(
+    accounts: int, calls_per_bulk: float, bulk: int | None = None, warmup: int = 0, zipf: float = 1.1, seed: int = 0
+) -> Iterator[Access]:
+    """The benchmark's accesses: ``warmup`` real-time calls, then ``bulk`` accounts of the pass
+    (default: every one), each followed by ``calls_per_bulk`` real-time calls on average (the
+    benchmark's ratio)."""
     order = ranked(accounts)
     weights = 1.0 / np.arange(1, accounts + 1) ** zipf
     cumulative = np.cumsum(weights / weights.sum())
     rng = np.random.default_rng(seed)
+
+    def calls(n: int) -> Iterator[Access]:
+        for u in rng.random(n):
+            yield Access(order[min(int(np.searchsorted(cumulative, u)), accounts - 1)], scan=False)
+
+    yield from calls(warmup)
     owed = 0.0
     for account in names(accounts)[: accounts if bulk is None else bulk]:
         yield Access(account, scan=True)
         owed += calls_per_bulk
         draws = int(owed)
         owed -= draws
-        for u in rng.random(draws):
-            yield Access(order[min(int(np.searchsorted(cumulative, u)), accounts - 1)], scan=False)
+        yield from calls(draws)
 
 
 def size_of(account: str) -> int:
@@ -104,12 +112,13 @@ def replay(
     size: Callable[[str], int] = size_of,
 ) -> HitRates:
     """Replay ``accesses`` against ``policy`` under ``budget`` as the registry would; the hot
-    accounts' hit rates, counted as the benchmark counts them."""
+    accounts' hit rates during the bulk pass, counted as the benchmark counts them."""
     order = ranked(accounts)
     hot, top = set(order[: max(1, accounts // 100)]), set(order[: max(1, accounts // 1000)])
     loaded: dict[str, int] = {}
     held = 0
     seen: set[str] = set()
+    passing = False  # calls count once the bulk pass has begun (after any warm-up)
     rates = HitRates()
 
     def make_room(needed: int, holding: str | None) -> None:
@@ -138,10 +147,11 @@ def replay(
             make_room(0, account)
         if access.scan:
             rates.bulk_accounts += 1
+            passing = True
             continue
-        rates.real_time_calls += 1
+        rates.real_time_calls += passing
         if account in hot:
-            if account in seen:
+            if account in seen and passing:
                 rates.hot_hits += hit
                 rates.hot_calls += 1
                 if account in top:
