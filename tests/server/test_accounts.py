@@ -117,6 +117,22 @@ def test_a_bulk_pass_keeps_real_time_accounts_loaded(root: Path, eviction: str, 
     assert registry.loads == loads + 10
 
 
+@pytest.mark.parametrize(("eviction", "kept"), [("lfu", True), ("lru", False)])
+def test_the_most_called_account_outlasts_the_tail(root: Path, eviction: str, kept: bool) -> None:
+    """a00 takes three real-time calls, then each of the eleven others one (the long tail) with
+    room for three: LFU keeps a00 loaded throughout (loaded once), plain LRU evicts it."""
+    _size(root)  # a first load in the process may carry ONNX Runtime's one-time set-up
+    registry = AccountRegistry(root, budget=int(_size(root) * 3.5), eviction=eviction)
+    for _ in range(3):
+        with registry.hold("a00", scan=False):
+            pass
+    for name in registry.known()[1:]:
+        with registry.hold(name, scan=False):
+            pass
+    assert ("a00" in registry.loaded()) is kept and registry.evictions >= 11 - 3
+    assert registry.usage()["a00"].loads == 1
+
+
 def test_pinned_accounts_load_at_start_and_never_leave(root: Path) -> None:
     """A pinned account is loaded before any call and survives a pass over every other account."""
     registry = AccountRegistry(root, budget=int(_size(root) * 2.5), pinned=["a11"])
