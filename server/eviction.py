@@ -25,6 +25,7 @@ among themselves).
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Protocol
@@ -34,8 +35,9 @@ __all__ = ["AGING_CALLS_PER_ACCOUNT", "EVICTION_POLICIES", "EvictionPolicy", "Lf
 AGING_CALLS_PER_ACCOUNT = 100
 """Real-time calls per loaded account between two halvings of the counts. Long enough that the
 hot set's rarer accounts (the 100th of 10,000 under Zipf 1.1: 1 call in 1,000) count several
-calls before a halving, where the tail's count 0 or 1; the accounts benchmark's replay keeps the
-same hot hit rate as with counts that never age (TinyLFU's 10 per entry is for 4-bit counters)."""
+calls before a halving, where the tail's count 0 or 1: the accounts benchmark's replay gives
+nearly the hot hit rate of counts that never age (0.991 against 0.992 at 1,300 MB; every 30
+calls per account, 0.986). TinyLFU's 10 per entry is for its 4-bit counters."""
 
 
 class EvictionPolicy(Protocol):
@@ -109,8 +111,12 @@ class Lfu:
         self._loaded.pop(key, None)
 
     def victims(self) -> Iterator[str]:
-        calls, loaded = self._calls, self._loaded
-        return iter(sorted(loaded, key=lambda k: (calls.get(k, 0), loaded[k])))
+        # a heap, not a sort: the registry takes one or two victims of maybe thousands loaded
+        calls = self._calls
+        heap = [(calls.get(key, 0), tick, key) for key, tick in self._loaded.items()]
+        heapq.heapify(heap)
+        while heap:
+            yield heapq.heappop(heap)[2]
 
     def calls(self, key: str) -> int:
         """The account's real-time calls as counted now, aged (for tests and logs)."""
