@@ -1,7 +1,7 @@
 """The accounts benchmark's access trace, replayed against an eviction policy in-process.
 
 ``benchmarks/accounts.py`` serves 10,000 accounts over gRPC for minutes; what its hot-account
-hit rate depends on is only the order of the accesses, the accounts' sizes and the budget. This
+hit rate depends on is mostly the order of the accesses, the accounts' sizes and the budget. This
 module makes that order the same way (real-time calls drawn by a Zipf law over accounts in a
 random rank order, one bulk pass over every account in turn, ``calls_per_bulk`` real-time calls
 per bulk account) and replays it against a policy as ``server/accounts.py`` drives one: admit
