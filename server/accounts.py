@@ -25,7 +25,7 @@ loads an account's models on its first call, within a memory budget:
   too, so the RSS over the base stays within it. What calls in flight hold (decoded chunks) is
   not model memory: the request limits bound it (``max_decoded_bytes_per_chunk``,
   ``max_workers``, ``max_streams``).
-  ``eviction.SegmentedLru`` picks the accounts to evict, so a bulk pass over every account (scan
+  ``eviction.Lfu`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
 - **Holds.** ``hold`` gives a call its account's repository and keeps it loaded until the call
@@ -113,7 +113,7 @@ class AccountRegistry:
         options: SessionOptions = DEFAULT_SESSION_OPTIONS,
         *,
         budget: int,
-        eviction: str = "segmented",
+        eviction: str = "lfu",
         pinned: Iterable[str] = (),
         max_calls: int | None = None,
         retry_s: float = 5.0,
@@ -243,7 +243,7 @@ class AccountRegistry:
     def hold(self, account: str, scan: bool) -> Iterator[ModelRepository]:
         """The account's models, loaded if need be, kept loaded until the ``with`` ends.
 
-        ``scan``: bulk work (never promotes the account to the protected segment). Raises
+        ``scan``: bulk work (counts as no real-time call for eviction). Raises
         AccountNotFound, ResourceExhausted (the per-account cap) or AccountUnavailable.
         """
         with self._lock:

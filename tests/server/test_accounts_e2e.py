@@ -121,10 +121,10 @@ def test_an_account_loads_on_its_first_call_and_racing_first_calls_share_the_loa
         assert info.value.code() == grpc.StatusCode.NOT_FOUND and info.value.details() == "account 'nobody' not found"
 
 
-@pytest.mark.parametrize("eviction", ["segmented", "lru"])
+@pytest.mark.parametrize("eviction", ["lfu", "lru"])
 def test_a_bulk_pass_over_grpc_keeps_the_hot_accounts_and_the_budget(fleet: Path, orders: pa.Table, eviction: str) -> None:
     """Room for five accounts; two hot accounts take ScoreBatch calls, then a Score stream goes
-    over each of the ten others. Segmented: the hot accounts keep taking calls during the pass
+    over each of the ten others. LFU: the hot accounts keep taking calls during the pass
     and never reload; plain LRU (no hot calls during the pass, or it would keep them by luck):
     the pass pushes both out. The measured bytes, the load in progress's reservation included,
     never pass the budget."""
@@ -147,7 +147,7 @@ def test_a_bulk_pass_over_grpc_keeps_the_hot_accounts_and_the_budget(fleet: Path
                     assert _spend(client, name, orders) == _expected(orders, name)
                     hot_calls[0] += 1
 
-        threads = [threading.Thread(target=sampler)] + ([threading.Thread(target=hot_caller)] if eviction == "segmented" else [])
+        threads = [threading.Thread(target=sampler)] + ([threading.Thread(target=hot_caller)] if eviction == "lfu" else [])
         for t in threads:
             t.start()
         try:
@@ -162,7 +162,7 @@ def test_a_bulk_pass_over_grpc_keeps_the_hot_accounts_and_the_budget(fleet: Path
         usage = registry.usage()
         assert peak[0] <= budget and registry.held_bytes <= budget and registry.evictions >= 10 - 5
         assert all(usage[name].loads == 1 for name in ACCOUNTS[2:])  # each scanned account loaded once
-        if eviction == "segmented":
+        if eviction == "lfu":
             assert hot_calls[0] > 0 and set(hot) <= set(registry.loaded())
             assert [usage[name].loads for name in hot] == [1, 1]  # loaded once, before the pass
         else:
