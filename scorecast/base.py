@@ -72,8 +72,9 @@ class BaseChunks:
     partition of a hash of its contact_id (``kernels.partition``), partitions being about a
     chunk each, held in memory (up to ``spill.HELD_BYTES``) or spilled to a temporary folder
     (``spill.Spill``). A chunk is then one partition (or a run of small ones, or part of a large
-    one), read straight from its files, the next two read ahead while the current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
-    appearance); a partitioned base's go partition by partition, in that order within each.
+    one), read straight from its files, the next two read ahead while the current one is scored.
+    Order: a small base's chunks follow ``contacts.parquet`` (or first appearance); a
+    partitioned base's go partition by partition, in that order within each.
     """
 
     def __init__(
