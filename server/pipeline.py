@@ -8,6 +8,7 @@ float32 matrix, and its ONNX outputs become ``<score>.<output>`` columns after `
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import threading
@@ -94,6 +95,10 @@ class ScoringPipeline:
             position = {f: k for k, f in enumerate(names)}
             columns = [(i, [position[f] for f in self.plans[i].data_features]) for i in members]
             self._feature_sets.append((names, self.plans[members[0]].params, columns))
+        # repr covers every field of the spec, whatever fields it gains
+        self.plan_key = (repr(dataclasses.replace(spec, as_of_us=0)), tuple(id(p.model) for p in self.plans))
+        """What every request planned the same way shares (``for_spec``): its spec but as_of, and
+        the identities of the model versions it resolved to (a reload gives new ones)."""
 
     def for_spec(self, spec: ScoreSpec) -> ScoringPipeline:
         """This pipeline for another request whose spec differs at most in ``as_of_us`` (its
