@@ -82,8 +82,14 @@ def unique_contact_ids(ids: Column, field: str = "contact_id") -> pa.Array:
         Null or duplicate ids, or an id type other than integer or string; named ``field``.
     """
     values = _ids(ids, field)
-    codes, distinct = _encode(values)
-    if len(distinct) < len(values):
+    if values.type == pa.int64():  # distinct ids as Arrow only for the error
+        codes, uniques = factorise_int64(values.to_numpy())
+        duplicates = len(uniques) < len(values)
+        distinct = pa.array(uniques) if duplicates else values
+    else:
+        codes, distinct = _encode(values)
+        duplicates = len(distinct) < len(values)
+    if duplicates:
         counts = np.bincount(codes, minlength=len(distinct))
         duplicated = np.flatnonzero(counts > 1)
         example = distinct[int(duplicated[0])].as_py()
