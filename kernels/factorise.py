@@ -19,6 +19,7 @@ __all__ = ["factorise_int64"]
 # sequential and strided ids (the usual contact ids) evenly at the cost of one multiply.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MAX_FIRST_BITS = 16
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 @njit(cache=True, nogil=True)
@@ -109,7 +110,7 @@ def factorise_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, uniques): int32 code of each key, numbering distinct keys in order of first
     appearance, and the distinct int64 keys in that order."""
     keys = np.ascontiguousarray(keys, dtype=np.int64)
-    if keys.shape[0] > np.iinfo(np.int32).max:
+    if keys.shape[0] > _INT32_MAX:
         raise ValueError(f"{keys.shape[0]} keys exceed the int32 code range")
     view = keys.view()
     view.flags.writeable = False  # one compiled signature for Arrow's read-only buffers too
