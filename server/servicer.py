@@ -260,7 +260,6 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
-        call.scores = tuple(header.scores)
         # The plan (model lookups, request columns, shared feature sets) and the spec (options
         # read and checked) are the same for every request with this header but its as_of:
         # built once per set of served models.
@@ -268,6 +267,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         cache = repository.derived
         planned = cache.get(key)
         if planned is None:
+            call.scores = tuple(header.scores)  # for the metrics, should planning fail
             spec = spec_from_header(header)
             planned = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             if len(cache) >= MAX_CACHED_PLANS:
@@ -276,6 +276,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         else:
             spec = dataclasses.replace(planned.spec, as_of_us=as_of_from_header(header))
         pipeline = planned.for_spec(spec)
+        call.scores = spec.scores
         call.stages = pipeline.seconds  # the same dict: it accumulates as chunks are scored
         return pipeline
 
