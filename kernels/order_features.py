@@ -97,7 +97,8 @@ def _wanted(names: tuple[str, ...]) -> _Wanted:
             if col is not None:
                 first_reader.setdefault(col, name)
     groups = tuple(dict.fromkeys(g for _, g in parsed if g is not None))  # type: ignore[misc]
-    picks = [[RFM_COLUMNS.index(f), groups.index(g) if g is not None else 0] if f in RFM_COLUMNS else [-1, 0] for f, g in parsed]  # type: ignore[misc]
+    # [RFM_COLUMNS position, group position] per feature ([-1, 0]: a repeat feature, not picked there)
+    picks = [[RFM_COLUMNS.index(f), groups.index(g) if g else 0] if f in RFM_COLUMNS else [-1, 0] for f, g in parsed]  # type: ignore[misc]
     return _Wanted(
         parsed=parsed,  # type: ignore[arg-type]
         groups=groups,

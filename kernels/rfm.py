@@ -159,14 +159,19 @@ def _summarise(
 ) -> None:
     """Reduce each contact's run of sorted orders into the outputs (every cell is written)."""
     for c in prange(offsets.shape[0] - 1):
-        _reduce_contact(c, offsets[c], offsets[c + 1], orders, as_of, recency, frequency, monetary, total, tenure, repeat, group_count, group_recency)
+        _reduce_contact(
+            c, offsets[c], offsets[c + 1], orders, as_of, recency, frequency, monetary, total, tenure, repeat, group_count, group_recency
+        )
 
 
 FEW_CONTACTS = 32
 """Frames of at most this many contacts (and ``FEW_ORDERS`` orders) take ``few_contacts_columns``."""
 FEW_ORDERS = 1024
-RFM_COLUMNS = ("recency_days", "frequency", "monetary", "total_amount", "tenure_days", "repeat_count", "group_count", "group_recency_days")
-"""What ``few_contacts_columns`` picks from, by position: the summary's per-contact fields, then its per-group ones."""
+RFM_COLUMNS = (
+    "recency_days", "frequency", "monetary", "total_amount", "tenure_days", "repeat_count", "group_count", "group_recency_days"
+)  # fmt: skip
+"""What ``few_contacts_columns`` picks from, by position: ``RfmSummary``'s per-contact fields,
+then its per-group ones."""
 
 
 @njit(cache=True, nogil=True)
@@ -203,7 +208,10 @@ def _few_contacts(
     group_count = np.empty((n, n_groups))
     group_recency = np.empty((n, n_groups))
     for c in range(n):
-        _reduce_contact(c, offsets[c], offsets[c + 1], orders, as_of, values[0], values[1], values[2], values[3], values[4], values[5], group_count, group_recency)
+        recency, frequency, monetary, total, tenure, repeat = values[0], values[1], values[2], values[3], values[4], values[5]
+        _reduce_contact(
+            c, offsets[c], offsets[c + 1], orders, as_of, recency, frequency, monetary, total, tenure, repeat, group_count, group_recency
+        )
     for j in range(picks.shape[0]):
         kind = picks[j, 0]
         g = picks[j, 1]
