@@ -10,6 +10,8 @@ from .errors import InputError
 __all__ = ["check_range", "column", "count_arg", "int64_arg", "read_only"]
 
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+_SMALL = 32
+"""Up to this many values are compared in Python: two NumPy reductions cost more for a few."""
 
 
 def column(values: object, name: str, kinds: str, dtype: np.dtype | type, n: int) -> np.ndarray:
@@ -51,7 +53,11 @@ def check_range(values: np.ndarray, low: int, high: int, name: str) -> None:
     """Raise InputError naming the first value outside ``low .. high - 1``."""
     if values.shape[0] == 0:
         return
-    vmin, vmax = values.min(), values.max()
+    if values.shape[0] <= _SMALL:
+        listed = values.tolist()
+        vmin, vmax = min(listed), max(listed)
+    else:
+        vmin, vmax = values.min(), values.max()
     if vmin >= low and vmax < high:
         return
     bad = np.flatnonzero((values < low) | (values >= high))[0]

@@ -19,6 +19,7 @@ __all__ = ["factorise_int64"]
 # sequential and strided ids (the usual contact ids) evenly at the cost of one multiply.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MAX_FIRST_BITS = 16
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 @njit(cache=True, nogil=True)
@@ -64,6 +65,30 @@ def _factorise(keys: np.ndarray, codes: np.ndarray, uniques: np.ndarray, bits: i
     return n_unique
 
 
+_SMALL_KEYS = 32
+"""Up to this many keys are compared with each distinct key found so far: no table to fill,
+no min/max pass (a real-time request is one contact and a handful of its events)."""
+
+
+@njit(cache=True, nogil=True)
+def _factorise_small(keys: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> int:
+    """``_factorise`` by linear search among the distinct keys so far (for a few keys)."""
+    n_unique = 0
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        code = -1
+        for c in range(n_unique):
+            if uniques[c] == key:
+                code = c
+                break
+        if code < 0:
+            code = n_unique
+            uniques[code] = key
+            n_unique += 1
+        codes[i] = code
+    return n_unique
+
+
 @njit(cache=True, nogil=True)
 def _factorise_range(keys: np.ndarray, low: np.int64, codes: np.ndarray, uniques: np.ndarray, lookup: np.ndarray) -> int:
     """``_factorise`` for keys in ``low .. low + len(lookup) - 1``: ``lookup`` (all -1) maps
@@ -85,12 +110,14 @@ def factorise_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, uniques): int32 code of each key, numbering distinct keys in order of first
     appearance, and the distinct int64 keys in that order."""
     keys = np.ascontiguousarray(keys, dtype=np.int64)
-    if keys.shape[0] > np.iinfo(np.int32).max:
+    if keys.shape[0] > _INT32_MAX:
         raise ValueError(f"{keys.shape[0]} keys exceed the int32 code range")
     view = keys.view()
     view.flags.writeable = False  # one compiled signature for Arrow's read-only buffers too
     codes = np.empty(keys.shape[0], np.int32)
     uniques = np.empty(keys.shape[0], np.int64)
+    if keys.shape[0] <= _SMALL_KEYS:
+        return codes, uniques[: _factorise_small(view, codes, uniques)]
     low, high = (int(keys.min()), int(keys.max())) if keys.shape[0] else (0, -1)
     if high - low < 2 * keys.shape[0]:  # the lookup array is at most as large as codes + uniques
         n_unique = _factorise_range(view, np.int64(low), codes, uniques, np.full(high - low + 1, -1, np.int32))

@@ -47,6 +47,7 @@ __all__ = [
     "Option",
     "ScoreSpec",
     "add_option_flags",
+    "as_of_from_header",
     "option_values",
     "parse_as_of",
     "request_columns",
@@ -308,6 +309,7 @@ def _declared(f: dataclasses.Field) -> Option:
 OPTIONS: tuple[Option, ...] = tuple(_declared(f) for f in dataclasses.fields(ScoreSpec) if "option" in f.metadata)
 """Every request option, in ``ScoreOptions`` order."""
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
+_AS_OF = next(opt for opt in OPTIONS if opt.attr == "as_of_us")
 _FILLED = {opt.name: opt for opt in OPTIONS if opt.kind in (INT, FLOAT, OPTIONAL_BOOL)}
 """The options a model may take as ``request:<name>`` features: the numbers."""
 
@@ -319,6 +321,11 @@ def spec_from_header(header: pb.ScoreHeader) -> ScoreSpec:
     """The spec of a ``ScoreHeader`` (a TopN header's scores, options and account: put them in one)."""
     values = {opt.attr: opt.kind.from_proto(header.options, opt.name) for opt in OPTIONS}
     return ScoreSpec(scores=tuple(header.scores), account=header.account, **values)
+
+
+def as_of_from_header(header: pb.ScoreHeader) -> int:
+    """The header's ``as_of`` as ``spec_from_header`` reads it: µs since the epoch, now when unset."""
+    return _AS_OF.kind.from_proto(header.options, _AS_OF.name)
 
 
 def score_options(**values: Any) -> pb.ScoreOptions:

@@ -183,6 +183,8 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         self.max_queued_bytes = max_queued_bytes
         self._queued_bytes = 0  # what the waiting calls' requests hold
         self._bytes_lock = threading.Lock()
+        self._unary: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        """Each unary method's handler and its admitted form (a method's handler never changes)."""
 
     def queued(self) -> int:
         """Calls waiting for a slot now."""
@@ -249,6 +251,12 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
             return self._stream(handler)
         if handler.request_streaming or handler.response_streaming:
             raise TypeError(f"{details.method}: admission handles unary calls and bidirectional streams only")
+        wrapped = self._unary.get(details.method)
+        if wrapped is None or wrapped[0] is not handler:  # built once per method, not per call
+            wrapped = self._unary[details.method] = (handler, self._admitted(handler))
+        return wrapped[1]
+
+    def _admitted(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         unary = handler.unary_unary
 
         def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -52,10 +52,11 @@ from .pipeline import ScoringPipeline
 
 __all__ = ["BatchKey", "Batcher", "batch_key"]
 
-BatchKey = tuple[str, tuple[int, ...]]
+BatchKey = tuple[tuple[str, tuple[int, ...]], int | None]
 """What calls must share to be scored together: their spec (``scorecast.options.ScoreSpec``:
-account, scores, every option) but ``as_of`` when unset, and the identities of the model
-versions they resolved to (a reload between two calls splits them)."""
+account, scores, every option) but ``as_of``, and the identities of the model versions they
+resolved to (a reload between two calls splits them), both ``ScoringPipeline.plan_key``; and
+their ``as_of`` (None: unset, now)."""
 
 _BATCHABLE_TABLES = frozenset(EVENT_TABLES)
 """Tables keyed by contact_id, which renumbering keeps apart; a reference table (campaigns,
@@ -67,9 +68,7 @@ _POLL_S = 0.05
 
 def batch_key(pipeline: ScoringPipeline, as_of_given: bool) -> BatchKey:
     """The key of a call scored by ``pipeline``; ``as_of_given``: whether the caller set as_of."""
-    spec = pipeline.spec if as_of_given else replace(pipeline.spec, as_of_us=0)
-    # repr covers every field of the spec, whatever fields it gains
-    return repr(spec), tuple(id(m) for m in pipeline.models)
+    return pipeline.plan_key, pipeline.spec.as_of_us if as_of_given else None
 
 
 class CallerGone(ScorecastError):

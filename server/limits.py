@@ -100,6 +100,8 @@ class DecodeBudget:
             raise ResourceExhausted(f"{field}: decoded bytes of one chunk's tables", size, self.max_bytes, self.bytes_setting)
 
     def _add(self, message: pa.ipc.Message, table: str, where: str) -> None:
+        if message.type == "schema":
+            return  # bounded by the message size; nothing to read in it
         flat = _Flat(message.metadata.to_pybytes())
         root = flat.root()
         kind = flat.scalar(root, 1, _U8)

@@ -7,7 +7,7 @@ float32 matrix, and its ONNX outputs become ``<score>.<output>`` columns after `
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import json
 import threading
@@ -94,11 +94,16 @@ class ScoringPipeline:
             position = {f: k for k, f in enumerate(names)}
             columns = [(i, [position[f] for f in self.plans[i].data_features]) for i in members]
             self._feature_sets.append((names, self.plans[members[0]].params, columns))
+        # repr covers every field of the spec, whatever fields it gains
+        self.plan_key = (repr(dataclasses.replace(spec, as_of_us=0)), tuple(id(p.model) for p in self.plans))
+        """What every request planned the same way shares (``for_spec``): its spec but as_of, and
+        the identities of the model versions it resolved to (a reload gives new ones)."""
 
     def for_spec(self, spec: ScoreSpec) -> ScoringPipeline:
         """This pipeline for another request whose spec differs at most in ``as_of_us`` (its
         plans do not depend on it): no model lookup or planning again, its own stage times."""
-        other = copy.copy(self)
+        other = object.__new__(ScoringPipeline)  # copy.copy's generic protocol costs more than the rest
+        other.__dict__.update(self.__dict__)
         other.spec = spec
         other.seconds = _no_seconds()
         other._seconds_lock = threading.Lock()
@@ -244,12 +249,12 @@ def _columns(outputs: Sequence[OutputSpec], result: Mapping[str, np.ndarray], n:
             bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
             undefined[out.onnx_output] = bad if bad is not None and bad.any() else None
         bad = undefined[out.onnx_output]
-        if out.column is not None and bad is None and out.null_value is None and out.dtype in _NUMPY_TYPES:
-            # Plain numbers of a matrix: the matrix converted once, column-major, each column a
-            # slice of it (one Arrow array per ONNX output instead of one per column).
-            key = (out.onnx_output, out.dtype)
+        if out.column is not None and out.dtype in _NUMPY_TYPES:
+            # Numbers of a matrix: the matrix converted (and its nulls found) once, column-major,
+            # each column a slice of it (one Arrow array per ONNX output instead of one per column).
+            key = (out.onnx_output, out.dtype, out.null_value)
             if key not in whole:
-                whole[key] = pa.array(values.T.astype(_NUMPY_TYPES[out.dtype]).reshape(-1))
+                whole[key] = _matrix_array(values, bad, out.null_value, _NUMPY_TYPES[out.dtype])
             columns.append(whole[key].slice(out.column * n, n))
             continue
         if out.column is not None:
@@ -257,6 +262,18 @@ def _columns(outputs: Sequence[OutputSpec], result: Mapping[str, np.ndarray], n:
             bad = bad[:, out.column] if bad is not None else None
         columns.append(_column(out, values.reshape(n), bad.reshape(n) if bad is not None else None, as_of_us))
     return columns
+
+
+def _matrix_array(values: np.ndarray, undefined: np.ndarray | None, null_value: float | None, dtype: type) -> pa.Array:
+    """A (rows, columns) output as one column-major Arrow array; ``undefined`` cells and those
+    equal to ``null_value`` are nulls."""
+    matrix = values.T
+    mask = undefined.T if undefined is not None else None
+    if null_value is not None:
+        nulls = matrix == null_value
+        mask = nulls if mask is None else mask | nulls
+    flat = matrix.astype(dtype).reshape(-1)
+    return pa.array(flat) if mask is None else pa.array(flat, mask=mask.reshape(-1))
 
 
 @functools.lru_cache(maxsize=256)

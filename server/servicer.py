@@ -10,6 +10,7 @@ records it in the server's metrics with one summary log line.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import json
@@ -27,7 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from scorecast.kernels import InputError, required_columns
 from scorecast.metadata import REQUEST_PREFIX
-from scorecast.options import spec_from_header
+from scorecast.options import as_of_from_header, spec_from_header
 from scorecast.proto import pb, rpc
 
 from .accounts import AccountRegistry
@@ -259,19 +260,23 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
-        call.scores = tuple(header.scores)
-        spec = spec_from_header(header)
-        # The plan (model lookups, request columns, shared feature sets) is the same for every
-        # request with this header but its as_of: built once per set of served models.
+        # The plan (model lookups, request columns, shared feature sets) and the spec (options
+        # read and checked) are the same for every request with this header but its as_of:
+        # built once per set of served models.
         key = ("pipeline", _without_as_of(header), self.max_rows_per_chunk)
         cache = repository.derived
         planned = cache.get(key)
         if planned is None:
+            call.scores = tuple(header.scores)  # for the metrics, should planning fail
+            spec = spec_from_header(header)
             planned = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             if len(cache) >= MAX_CACHED_PLANS:
                 cache.clear()  # a client cycling through headers gets no unbounded cache
             cache[key] = planned
+        else:
+            spec = dataclasses.replace(planned.spec, as_of_us=as_of_from_header(header))
         pipeline = planned.for_spec(spec)
+        call.scores = spec.scores
         call.stages = pipeline.seconds  # the same dict: it accumulates as chunks are scored
         return pipeline
 

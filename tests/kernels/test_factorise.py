@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 from numpy.testing import assert_array_equal
 
-from scorecast.kernels.factorise import _factorise, _factorise_range, factorise_int64
+from scorecast.kernels.factorise import _SMALL_KEYS, _factorise, _factorise_range, _factorise_small, factorise_int64
 
 INT64 = np.iinfo(np.int64)
 
@@ -28,6 +28,9 @@ KEYS = {
     "range-campaigns": np.random.default_rng(3).integers(1, 236, 100_000),
     "range-just-wide-enough": np.array([7, 10, 7, 8]),  # span 4 < 2 * 4
     "range-just-too-wide": np.array([7, 15, 7, 8]),  # span 9: hash table
+    # Up to _SMALL_KEYS keys: the linear search, and one key more: the hash table.
+    "small-most": np.array([INT64.max, 3, INT64.min, 3, -8] * 6 + [9, INT64.max]),
+    "small-one-over": np.array([INT64.max, 3, INT64.min, 3, -8] * 6 + [9, INT64.max, 9]),
 }
 
 
@@ -52,6 +55,13 @@ def test_random_keys_match_dictionary_encode(rng: np.random.Generator) -> None:
     _assert_like_arrow(pool[rng.integers(0, len(pool), n)])
 
 
+def test_random_small_key_sets_match_dictionary_encode(rng: np.random.Generator) -> None:
+    """Every size up to just past the linear search's, few or all keys distinct, matches Arrow."""
+    for n in range(_SMALL_KEYS + 2):
+        pool = rng.integers(INT64.min, INT64.max, int(rng.integers(1, n + 2)), endpoint=True)
+        _assert_like_arrow(pool[rng.integers(0, len(pool), n)])
+
+
 def test_random_keys_in_a_narrow_range_match_dictionary_encode(rng: np.random.Generator) -> None:
     """Random keys in a range of up to twice their count (the lookup array) match Arrow."""
     n = int(rng.integers(1, 100_000))
@@ -62,7 +72,8 @@ def test_random_keys_in_a_narrow_range_match_dictionary_encode(rng: np.random.Ge
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no signatures without the JIT")
 def test_read_only_and_writable_inputs_share_one_signature() -> None:
     """Arrow's read-only buffers and writable arrays share one compiled signature, per kernel."""
-    for keys in ([1, 2], [1, 1 << 40]):  # the lookup array, the hash table
+    big = list(range(_SMALL_KEYS + 1))
+    for keys in ([1, 2], big, [*big, 1 << 40]):  # the linear search, the lookup array, the hash table
         factorise_int64(np.array(keys))
         factorise_int64(pa.array(keys).to_numpy())
-    assert len(_factorise.signatures) == 1 and len(_factorise_range.signatures) == 1
+    assert all(len(kernel.signatures) == 1 for kernel in (_factorise_small, _factorise, _factorise_range))

@@ -202,6 +202,7 @@ def test_kernel_runs_once_for_covered_requests(monkeypatch: pytest.MonkeyPatch) 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(order_features, "rfm_summary", counting)
+    monkeypatch.setattr(order_features, "FEW_CONTACTS", -1)  # the general path, whose summaries a frame keeps
     frame = FeatureFrame({"orders": _MIXED}, AS_OF)
     frame.matrix(["frequency", "monetary", "group_count:shoes"])
     frame.matrix(["group_recency_days:shoes", "recency_days"])
@@ -229,6 +230,7 @@ def test_repeat_kernel_runs_only_when_asked_and_once(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(order_features, "rfm_summary", rfm)
     monkeypatch.setattr(order_features, "repeat_summary", repeat)
+    monkeypatch.setattr(order_features, "FEW_CONTACTS", -1)  # the general path, whose summaries a frame keeps
     frame = FeatureFrame({"orders": _MIXED}, AS_OF)
     frame.matrix(NAMES)
     assert calls == ["rfm"]
@@ -546,3 +548,53 @@ def test_required_columns_reject_unknown_features() -> None:
     """An unknown feature name raises ValueError listing the known patterns."""
     with pytest.raises(ValueError, match="recency_days"):
         required_columns(["recency"])
+
+
+def _small_random_tables(rng: np.random.Generator) -> tuple[dict[str, pa.Table], pa.Array | None]:
+    """A real-time request's tables: up to a few dozen int64 contacts, their orders (nulls,
+    late orders, unknown and missing groups, dictionary or plain groups), now and then a bad one."""
+    n_contacts = int(rng.integers(0, order_features.FEW_CONTACTS + 3))
+    n = int(rng.integers(0, 60))
+    pool = rng.choice(10**12, n_contacts + 1, replace=False) - 10**11
+    ids = pool[:n_contacts].tolist()
+    owners = [ids[i] for i in rng.integers(0, n_contacts, n)] if n_contacts else [int(pool[-1])] * n
+    if n and rng.random() < 0.1:  # an order of a contact not among the rows
+        owners[int(rng.integers(0, n))] = int(pool[-1])
+    amount = [None if rng.random() < 0.15 else float(a) for a in rng.gamma(2.0, 20.0, n)]
+    if n and rng.random() < 0.05:
+        amount[0] = float("inf")  # refused
+    groups = [None if rng.random() < 0.1 else str(g) for g in rng.choice(["shoes", "bags", "garden"], n)]
+    table = orders(owners, (rng.integers(0, 150, n) + rng.integers(0, 2, n) / 2).tolist(), amount, groups)
+    if n and rng.random() < 0.5:
+        at = table.schema.get_field_index("product_group")
+        table = table.set_column(at, "product_group", pa.compute.dictionary_encode(table.column(at)))
+    if rng.random() < 0.3:
+        return {"orders": table}, None
+    rows = pa.array(ids, pa.int64())
+    if rng.random() < 0.5:
+        return {"orders": table}, rows
+    return {"orders": table, "contacts": contacts(ids, pa.int64())}, None
+
+
+def test_few_contacts_match_the_general_path(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame of a few contacts (one kernel call) gives the general path's matrix bit for bit,
+    and the same error for bad input."""
+    limit = order_features.FEW_CONTACTS
+    for _ in range(40):
+        tables, rows = _small_random_tables(rng)
+        names = [n for n in NAMES if rng.random() < 0.7] or ["frequency"]
+        names = [names[i] for i in rng.permutation(len(names))]
+        as_of = AS_OF if rng.random() < 0.95 else 2**63  # past int64: rfm_summary's error
+        results = []
+        for few in (limit, -1):  # -1: the general path
+            monkeypatch.setattr(order_features, "FEW_CONTACTS", few)
+            try:
+                results.append(FeatureFrame(tables, as_of, rows).matrix(names))
+            except InputError as exc:
+                results.append(str(exc))
+        fast, general = results
+        if isinstance(general, str):
+            assert fast == general
+        else:
+            assert fast.dtype == general.dtype and fast.shape == general.shape
+            assert_array_equal(fast.view(np.int32), general.view(np.int32))  # bit for bit, NaN too

@@ -185,12 +185,14 @@ _CACHE_SCRIPT = textwrap.dedent(
     from scorecast.kernels import FeatureFrame, factorise, rfm
 
     orders = pa.table({"contact_id": [5, 3, 5], "ts": pa.array([5, 6, 7], pa.timestamp("us"))})
-    frequency = FeatureFrame({"orders": orders}, 7).matrix(["frequency"])[:, 0]
-    factorise.factorise_int64(pa.array([1, 1 << 40]).to_numpy())  # spread out: the hash table
-    stats = {
-        k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
-        for k in (factorise._factorise, factorise._factorise_range, rfm._sort_by_contact, rfm._summarise)
-    }
+    frequency = FeatureFrame({"orders": orders}, 7).matrix(["frequency"])[:, 0]  # a few contacts: one kernel
+    many = pa.table({"contact_id": list(range(rfm.FEW_CONTACTS + 1)), "ts": pa.array([5] * (rfm.FEW_CONTACTS + 1), pa.timestamp("us"))})
+    FeatureFrame({"orders": many}, 7).matrix(["frequency"])  # more: the general path
+    many = list(range(factorise._SMALL_KEYS + 1))  # past the linear search's few keys
+    factorise.factorise_int64(pa.array(many).to_numpy())  # a narrow range: the lookup array
+    factorise.factorise_int64(pa.array([*many, 1 << 40]).to_numpy())  # spread out: the hash table
+    kernels = (factorise._factorise_small, factorise._factorise, factorise._factorise_range, rfm._sort_by_contact, rfm._summarise, rfm._few_contacts)
+    stats = {k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())] for k in kernels}
     print(json.dumps({"stats": stats, "frequency": frequency.tolist()}))
     """
 )

@@ -154,3 +154,23 @@ def test_shared_feature_matrix_equals_one_matrix_per_model(repository: ModelRepo
         alone = ScoringPipeline(repository, spec(score)).score(tables)
         for name in alone.schema.names:
             assert together.column(name).equals(alone.column(name)), name
+
+
+def test_matrix_outputs_convert_as_each_column_alone() -> None:
+    """A matrix output's columns, converted at once, equal each column converted alone: values,
+    NaN and inf as nulls, null_value as nulls, for every numeric dtype."""
+    from scorecast.metadata import OutputSpec
+    from scorecast.server.pipeline import _column, _columns
+
+    values = np.array([[1.5, 0.0, np.nan], [0.0, 2.0, 3.0], [np.inf, 4.0, 0.0], [7.0, -np.inf, 1.0]], np.float32)
+    finite = np.nan_to_num(values, posinf=9.0, neginf=-9.0)
+    for dtype in ("float32", "float64", "int32"):
+        for null_value in (None, 0.0):
+            outs = [OutputSpec(f"c{j}", dtype, "", "m", column=j, null_value=null_value) for j in (2, 0, 1)]
+            for matrix in (values, finite):
+                bad = ~np.isfinite(matrix)
+                with np.errstate(invalid="ignore"):  # NaN to int32, a null either way
+                    got = _columns(outs, {"m": matrix}, 4, AS_OF_US)
+                    alone = [_column(o, matrix[:, o.column], bad[:, o.column] if bad.any() else None, AS_OF_US) for o in outs]
+                for out, column, expected in zip(outs, got, alone, strict=True):
+                    assert column.equals(expected), (dtype, null_value, out.column, column, expected)
