@@ -7,7 +7,9 @@ loads an account's models on its first call, within a memory budget:
 - **One load per account at a time, one account loading in the process at a time.** The first
   call for an unloaded account loads it (its model files several at once); calls that come
   meanwhile wait for that load. Account loads are serialised so each measures what it adds
-  alone (``heap.py``): an account's size is measured, never a guess from files.
+  alone (``heap.py``): an account's size is measured, never a guess from files. A real-time
+  call's load goes before the bulk work's loads waiting (``LoadGate``): a nightly pass loads an
+  account after another, and a real-time call must not queue behind them.
 - **A memory budget** (``model_memory_budget``): what an account holds is measured when it
   loads, as the larger of the heap it kept (``heap.py``) and the resident memory it added (the
   heap misses Python's own arenas: 10% of a trained account). Before a load, accounts are evicted
@@ -61,7 +63,7 @@ from .heap import heap_bytes, peak_rss_bytes, release_free_memory, reset_peak_rs
 from .repository import ModelRepository, ReloadReport, account_folders
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "Usage"]
+__all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "LoadGate", "Usage"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,42 @@ class Usage:
     errors: int = 0
     loads: int = 0
     """Calls that found the account unloaded and waited for its models."""
+
+
+class LoadGate:
+    """One load at a time; when it ends, a real-time load waiting goes next, before any scan
+    load (bulk work), whenever they came."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._busy = False
+        self._urgent = 0  # real-time loads waiting
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Loads waiting for the gate now."""
+        return self._waiting
+
+    @contextmanager
+    def hold(self, scan: bool) -> Iterator[None]:
+        """Wait for the gate (``scan``: after every real-time load waiting), keep it until the ``with`` ends."""
+        with self._cond:
+            self._urgent += not scan
+            self._waiting += 1
+            try:
+                while self._busy or (scan and self._urgent):
+                    self._cond.wait()
+            finally:
+                self._urgent -= not scan
+                self._waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
 
 @dataclass
@@ -129,7 +167,7 @@ class AccountRegistry:
         self.policy: EvictionPolicy = policy_for(eviction, budget)
         self.pinned = frozenset(pinned)
         self._lock = threading.Lock()  # the table, the bytes, the policy: held for microseconds
-        self._load_lock = threading.Lock()  # one load in the process at a time (measured alone)
+        self._gate = LoadGate()  # one load in the process at a time (measured alone), real-time first
         self._accounts: dict[str, _Account] = {}
         self._held = 0
         self._reserved = 0  # the reservation of the load in progress (loads are serialised)
@@ -293,7 +331,7 @@ class AccountRegistry:
                 event.set()
 
     def _load(self, entry: _Account, scan: bool) -> ModelRepository:
-        with self._load_lock:
+        with self._gate.hold(scan):
             with self._lock:
                 self._reserved = entry.last_peak or self._mean_peak() or FIRST_GUESS * _file_bytes(entry.folder)
                 self._make_room(0)
@@ -436,7 +474,7 @@ class AccountRegistry:
             repository = entry.repository
             if repository is None:
                 continue
-            with self._load_lock:
+            with self._gate.hold(scan=True):
                 before = heap_bytes()
                 reports[name] = repository.reload()
                 # new files' models, less the replaced ones no call holds any more

@@ -17,7 +17,7 @@ import pytest
 
 from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.client import ScorecastClient
-from scorecast.server.accounts import AccountRegistry
+from scorecast.server.accounts import AccountRegistry, LoadGate
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.errors import AccountNotFound, AccountUnavailable, ResourceExhausted
@@ -85,6 +85,27 @@ def test_accounts_load_on_first_call_and_concurrent_first_calls_share_one_load(r
     assert registry.loads == 1 and registry.loaded() == ["a03"]
     assert len({id(r) for r in got}) == 1 and got[0].scores == ["spend", "wide"]
     assert registry.usage()["a03"].loads >= 1
+
+
+def test_a_real_time_load_goes_before_the_scan_loads_waiting() -> None:
+    """While a load runs, a scan load and then a real-time load wait: the real-time one goes next."""
+    gate, order = LoadGate(), []
+
+    def load(name: str, scan: bool) -> None:
+        with gate.hold(scan):
+            order.append(name)
+
+    pause = threading.Event()
+    with gate.hold(scan=True):
+        threads = []
+        for name, scan in (("scan", True), ("real-time", False)):
+            threads.append(threading.Thread(target=load, args=(name, scan)))
+            threads[-1].start()
+            while gate.waiting < len(threads):  # queued in this order
+                pause.wait(0.001)
+    for t in threads:
+        t.join()
+    assert order == ["real-time", "scan"] and gate.waiting == 0
 
 
 def test_budget_holds_while_every_account_is_called(root: Path) -> None:
