@@ -3,6 +3,7 @@ cluster, and a base from Postgres to Postgres against Parquet to Parquet (time, 
 
     python benchmarks/fleet.py                       # small: 8 accounts, a 100k-contact base
     python benchmarks/fleet.py --accounts 1000 --base-contacts 1000000 --rss-contacts 30000,300000
+    python benchmarks/fleet.py --skip-fleet --base-contacts 1000000 --train-contacts 100000 --rss-contacts ""
 
 Part 1 retrains (rfm, affinity) and rescores ``--accounts`` simulated accounts of
 ``--account-contacts`` contacts, on the process pool (``--workers``) and on a two-node Ray
@@ -10,10 +11,10 @@ cluster on loopback (one CPU per node), started and stopped here (tests/support/
 Part 2 rescores one base of ``--base-contacts`` contacts Parquet -> Parquet and the same base
 Postgres -> Postgres (a PostgreSQL server started here), each in a fresh ``scorecast rescore``
 process, and reports wall time and peak RSS; then peak RSS of both paths, rescoring scores that
-read every event table (orders, web_events, email_events: about 33 rows per contact), on bases of
-each of ``--rss-contacts`` (30k and 300k contacts: about 1M and 10M event rows). Peak RSS is the
-process's own ``VmHWM``. Figures are medians of ``--repeat`` runs; the machine may be shared,
-so read ratios measured in the same run.
+read every event table (orders, web_events, email_events: about 33 rows per contact), on bases
+of each of ``--rss-contacts`` (30k and 300k contacts: about 1M and 10M event rows), in chunks
+of each of ``--rss-chunk-contacts``. Peak RSS is the process's own ``VmHWM``. Times are medians
+of ``--repeat`` runs; the machine may be shared, so read ratios measured in the same run.
 """
 
 from __future__ import annotations
@@ -97,7 +98,11 @@ def fleet_part(args: argparse.Namespace, work: Path) -> None:
 def io_part(args: argparse.Namespace, work: Path) -> None:
     base, models = work / "base", work / "models"
     simulate(args.base_contacts, base)
-    cli(["train", "--data", str(base), "--out", str(models), "--scores", SCORES, "--as-of", AS_OF])
+    trained_on = base
+    if args.train_contacts:  # the models' fit is not what is timed: a smaller base trains them sooner
+        trained_on = work / "train-base"
+        simulate(args.train_contacts, trained_on, seed=2)
+    cli(["train", "--data", str(trained_on), "--out", str(models), "--scores", SCORES, "--as-of", AS_OF])
     common = ["rescore", "--models", str(models), "--scores", SCORES, "--as-of", AS_OF]
     with start_postgres() as pg:
         load_base(pg, base, "bench")
@@ -111,7 +116,7 @@ def io_part(args: argparse.Namespace, work: Path) -> None:
         shutil.rmtree(base)
         # peak RSS with scores that read every event table (orders, web_events, email_events)
         rss_models = work / "rss-models"
-        rss: dict[int, tuple[float, float]] = {}
+        rss: dict[int, dict[int, tuple[float, float]]] = {chunk: {} for chunk in args.rss_chunk_contacts}
         for contacts in args.rss_contacts:
             folder = work / f"rss-{contacts}"
             simulate(contacts, folder)
@@ -119,15 +124,19 @@ def io_part(args: argparse.Namespace, work: Path) -> None:
                 cli(["train", "--data", str(folder), "--out", str(rss_models), "--scores", RSS_SCORES, "--as-of", AS_OF])
             load_base(pg, folder, f"rss{contacts}")
             events = sum(int(pg.query(f"SELECT count(*) FROM rss{contacts}.{t}")[0][0]) for t in EVENT_TABLES)
-            run = ["rescore", "--models", str(rss_models), "--scores", RSS_SCORES, "--as-of", AS_OF]
-            _, on_parquet = measured([*run, "--data", str(folder), "--out", str(work / "rss.parquet")])
-            _, on_postgres = measured([*run, "--data", pg.url(schema=f"rss{contacts}"), "--out", pg.url(schema=f"rss{contacts}", table="scores")])
-            rss[events] = (on_parquet, on_postgres)
-            print(f"{contacts:,} contacts, {events:,} event rows: peak RSS Postgres->Postgres {on_postgres:.0f} MiB, Parquet->Parquet {on_parquet:.0f} MiB")
+            for chunk in args.rss_chunk_contacts:
+                run = ["rescore", "--models", str(rss_models), "--scores", RSS_SCORES, "--as-of", AS_OF, "--chunk-contacts", str(chunk)]
+                _, on_parquet = measured([*run, "--data", str(folder), "--out", str(work / "rss.parquet")])
+                schema = f"rss{contacts}"
+                _, on_postgres = measured([*run, "--data", pg.url(schema=schema), "--out", pg.url(schema=schema, table="scores")])
+                rss[chunk][events] = (on_parquet, on_postgres)
+                print(f"{contacts:,} contacts, {events:,} event rows, chunks of {chunk:,}: peak RSS Postgres->Postgres {on_postgres:.0f} MiB, Parquet->Parquet {on_parquet:.0f} MiB")
             shutil.rmtree(folder)
-        if len(rss) >= 2:
-            low, high = min(rss), max(rss)
-            print(f"peak RSS, Postgres path, {high:,} / {low:,} event rows: {rss[high][1] / rss[low][1]:.2f} (goal <= 1.2); Parquet path {rss[high][0] / rss[low][0]:.2f}")
+        for chunk, by_events in rss.items():
+            if len(by_events) >= 2:
+                low, high = min(by_events), max(by_events)
+                ratio_pg, ratio_parquet = by_events[high][1] / by_events[low][1], by_events[high][0] / by_events[low][0]
+                print(f"peak RSS, chunks of {chunk:,}, {high:,} / {low:,} event rows: Postgres path {ratio_pg:.2f} (goal <= 1.2); Parquet path {ratio_parquet:.2f}")
 
 
 def simulate(contacts: int, out: Path, seed: int = 1) -> None:
@@ -142,8 +151,11 @@ def main() -> None:
     parser.add_argument("--account-contacts", type=int, default=2500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--base-contacts", type=int, default=100_000)
-    parser.add_argument("--rss-contacts", type=lambda t: [int(x) for x in t.split(",")], default=[30_000, 300_000],
+    parser.add_argument("--train-contacts", type=int, default=0, help="train part 2's models on a base of this many contacts (default: the timed base)")
+    parser.add_argument("--rss-contacts", type=lambda t: [int(x) for x in t.split(",") if x], default=[30_000, 300_000],
                         help="bases for peak RSS (the simulator gives about 33 event rows per contact)")  # fmt: skip
+    parser.add_argument("--rss-chunk-contacts", type=lambda t: [int(x) for x in t.split(",")], default=[50_000],
+                        help="--chunk-contacts of the peak-RSS runs, one run each (default rescore's 50k: a 30k-contact base is one chunk)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--skip-io", action="store_true")

@@ -70,10 +70,11 @@ class BaseChunks:
     Memory follows the chunk, not the base: a base of more than ``partition_contacts`` contacts
     (default 4 chunks) is first split on disk in one streaming pass, each row going to the
     partition of a hash of its contact_id (``kernels.partition``), partitions being about a
-    chunk each, held in memory or spilled to a temporary folder (``spill.Spill``). A chunk is then one partition (or
-    a run of small ones, or part of a large one), read straight from its files, the next two
-    read ahead while the current one is scored. Order: a small base's chunks follow ``contacts.parquet`` (or first
-    appearance); a partitioned base's go partition by partition, in that order within each.
+    chunk each, held in memory (up to ``spill.HELD_BYTES``) or spilled to a temporary folder
+    (``spill.Spill``). A chunk is then one partition (or a run of small ones, or part of a large
+    one), read straight from its files, the next two read ahead while the current one is scored.
+    Order: a small base's chunks follow ``contacts.parquet`` (or first appearance); a
+    partitioned base's go partition by partition, in that order within each.
     """
 
     def __init__(
@@ -220,7 +221,8 @@ class BaseChunks:
 
     def _split_on_disk(self) -> None:
         """One streaming pass over every table, each row going to its partition: the first
-        ``partition_contacts`` worth of partitions stay in memory, the others go to files."""
+        ``partition_contacts`` worth of partitions stay in memory (no more than
+        ``spill.HELD_BYTES``), the others go to files."""
         if self._spill is not None:
             return
         per_partition = max(1, int(self.chunk_contacts * PARTITION_FILL))

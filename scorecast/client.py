@@ -202,11 +202,19 @@ class ScorecastClient:
         return self.stub.GetModel(request, timeout=self.timeout).model
 
     def score_batch(
-        self, tables: Mapping[str, pa.Table], scores: Sequence[str], *, account: str | None = None, **options: Any
+        self,
+        tables: Mapping[str, pa.Table],
+        scores: Sequence[str],
+        *,
+        account: str | None = None,
+        wait_for_ready: bool = False,
+        **options: Any,
     ) -> pa.RecordBatch:
-        """Score a small set of contacts in one call (the real-time path)."""
+        """Score a small set of contacts in one call (the real-time path). ``wait_for_ready``: a
+        target not (yet) listening, as during a restart, is waited for up to the client's timeout
+        instead of failing UNAVAILABLE at once (then no failover: the current target is waited on)."""
         request = pb.ScoreBatchRequest(header=header(scores, account=self._account(account), **options), chunk=_chunk(tables))
-        return _decode(self.stub.ScoreBatch(request, timeout=self.timeout).scores)
+        return _decode(self.stub.ScoreBatch(request, timeout=self.timeout, wait_for_ready=wait_for_ready).scores)
 
     def reload_models(self, *, account: str | None = None) -> pb.ReloadModelsResponse:
         """Ask the server to rescan its model repository now (needs the admin role when tokens are on)."""

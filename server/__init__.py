@@ -20,7 +20,7 @@ Models
                   which folders of a repository are accounts
 - ``accounts``    the accounts a server knows, loaded on demand within the memory budget, held
                   by their calls, capped per account
-- ``eviction``    which loaded account leaves first: a segmented LRU that scans do not churn
+- ``eviction``    which loaded account leaves first: the least called in real time (scans count no call)
 - ``heap``        the heap an account's load adds (glibc ``mallinfo2``), RSS, returning free pages
 - ``runtime``     one served model: an ONNX Runtime session (CPU or CUDA) and its metadata
 - ``tree_gemm``   tree ensembles rewritten to GEMM form for the CUDA provider

@@ -27,13 +27,13 @@ loads an account's models on its first call, within a memory budget:
   too, so the RSS over the base stays within it. What calls in flight hold (decoded chunks) is
   not model memory: the request limits bound it (``max_decoded_bytes_per_chunk``,
   ``max_workers``, ``max_streams``).
-  ``eviction.SegmentedLru`` picks the accounts to evict, so a bulk pass over every account (scan
+  ``eviction.Lfu`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
 - **Only the scores a call uses.** ``hold(..., scores=)`` loads just those scores of an unloaded
   account (a call naming two of five builds two sessions), and adds the ones a loaded account
-  lacks: measured, reserved and gated like a load, the account's bytes growing by what they keep
-  (the eviction policy keeps the size it admitted the account with). Listings load every score.
+  lacks: measured, reserved and gated like a load, the account's bytes growing by what they keep.
+  Listings load every score.
 - **Holds.** ``hold`` gives a call its account's repository and keeps it loaded until the call
   ends: only accounts no call holds are evicted, so eviction never breaks a call in flight (and
   the memory of an account evicted while unheld is freed when its last reference goes).
@@ -157,7 +157,7 @@ class AccountRegistry:
         options: SessionOptions = DEFAULT_SESSION_OPTIONS,
         *,
         budget: int,
-        eviction: str = "segmented",
+        eviction: str = "lfu",
         pinned: Iterable[str] = (),
         max_calls: int | None = None,
         retry_s: float = 5.0,
@@ -287,10 +287,10 @@ class AccountRegistry:
     def hold(self, account: str, scan: bool, scores: Collection[str] | None = None) -> Iterator[ModelRepository]:
         """The account's models, loaded if need be, kept loaded until the ``with`` ends.
 
-        ``scan``: bulk work (never promotes the account to the protected segment). ``scores``:
-        the scores the call uses (None or empty: all); only those are loaded if the account is not
-        yet, and those it lacks are added to a loaded one. Raises AccountNotFound,
-        ResourceExhausted (the per-account cap) or AccountUnavailable.
+        ``scan``: bulk work (counts as no real-time call for eviction). ``scores``: the scores the
+        call uses (None or empty: all); only those are loaded if the account is not yet, and those
+        it lacks are added to a loaded one. Raises AccountNotFound, ResourceExhausted (the
+        per-account cap) or AccountUnavailable.
         """
         scores = frozenset(scores) if scores else None
         with self._lock:
@@ -422,7 +422,7 @@ class AccountRegistry:
 
     def _grow(self, entry: _Account, repository: ModelRepository, scan: bool, scores: frozenset[str] | None) -> None:
         """Load the scores a held, loaded account lacks, measured like a load; its bytes grow by
-        what they keep (the eviction policy keeps the size the account was admitted with)."""
+        what they keep (the eviction policy is not told again: the account stays where it is)."""
         with self._gate.hold(scan):
             if repository.covers(scores):  # another call added them meanwhile
                 return

@@ -151,9 +151,10 @@ class ServerSettings:
     (reserved before it starts); past it the least useful unheld accounts are unloaded
     (``eviction``). Pinned accounts and the default account of a repository without account
     folders count too but never leave. Request memory is not in it (the request limits bound it)."""
-    eviction: str = "segmented"
-    """Which loaded account leaves first: ``segmented`` (bulk passes never push out accounts
-    serving real-time calls, ``server/eviction.py``) or ``lru`` (plain LRU, for comparison)."""
+    eviction: str = "lfu"
+    """Which loaded account leaves first: ``lfu`` (the least often called in real time; bulk
+    passes never push out accounts serving real-time calls, ``server/eviction.py``) or ``lru``
+    (plain LRU, for comparison)."""
     pinned_accounts: tuple[str, ...] = ()
     """Accounts loaded at start and never evicted (comma-separated in env)."""
     max_calls_per_account: int = 0

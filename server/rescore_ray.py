@@ -139,11 +139,12 @@ def rescore_ray(
     options: SessionOptions = DEFAULT_SESSION_OPTIONS,
     concurrency: int | None = None,
     progress: bool = False,
+    address: str | None = None,
 ) -> RescoreResult:
     """Score every contact of a base on Ray Data; ``out`` (a Parquet dataset folder) appears atomically.
 
-    Uses the Ray cluster this process is connected to, else starts one as ``ray.init()`` does
-    (``RAY_ADDRESS`` names an existing cluster). ``concurrency``: scoring actors (default: the
+    Uses the Ray cluster this process is connected to, else the one at ``address`` (HOST:PORT;
+    default ``RAY_ADDRESS``), else starts a local one as ``ray.init()`` does. ``concurrency``: scoring actors (default: the
     cluster's CPUs, each actor's ONNX Runtime sessions built with ``options``).
     """
     try:
@@ -172,7 +173,7 @@ def rescore_ray(
     n_buckets = max(1, math.ceil(n_contacts / chunk_contacts))
 
     if not ray.is_initialized():
-        ray.init(log_to_driver=False, include_dashboard=False)
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
     with warnings.catch_warnings():  # Ray 2.60's DataContext sets its own deprecated use_push_based_shuffle
         warnings.simplefilter("ignore", DeprecationWarning)
         context = ray.data.DataContext.get_current()

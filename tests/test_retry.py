@@ -204,6 +204,28 @@ def test_unary_calls_fail_over_to_a_live_target(setup: tuple[Path, Path], tmp_pa
             assert sorted(m.score for m in client.list_models()) == sorted(SCORES)
 
 
+def test_score_batch_waits_for_a_restarting_server(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """``wait_for_ready``: a real-time call made while nothing listens on the port (a restart)
+    is answered once the server is back, where a plain call fails UNAVAILABLE at once."""
+    base, models = setup
+    orders = pa.table({"contact_id": [7], "ts": pa.array([AS_OF], pa.timestamp("us", tz="UTC")), "amount": [2.0], "product_group": ["shoes"]})
+    dead = ServerProcess(models, tmp_path / "a")
+    _kill(dead)
+    with ScorecastClient(dead.target, timeout=60) as client:
+        with pytest.raises(grpc.RpcError) as info:
+            client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        result: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: result.update(got=client.score_batch({"orders": orders}, ["spend"], as_of=AS_OF, wait_for_ready=True)))
+        thread.start()
+        thread.join(1.0)  # a quiet window: the plain call above failed in milliseconds
+        assert thread.is_alive() and not result
+        with ServerProcess(models, tmp_path / "b", args=["--port", str(dead.port)]):
+            thread.join(60)
+        got = result["got"]
+        assert isinstance(got, pa.RecordBatch) and got.column("spend.value").to_pylist() == [1.0 + 10.0 * 2.0]
+
+
 def test_policy_and_targets() -> None:
     """Backoff doubles up to its cap; targets come comma-separated or as a list."""
     policy = RetryPolicy(backoff_s=0.5, multiplier=2, max_backoff_s=3)

@@ -69,3 +69,32 @@ def test_split_folders_of_dead_processes_are_swept(tmp_path: Path, monkeypatch: 
     base = _write_base(tmp_path / "base")
     assert sum(c["contacts"].num_rows for c in BaseChunks(base, COLUMNS, chunk_contacts=100, partition_contacts=150)) == 1_000
     assert sorted(p.name for p in scratch.iterdir()) == sorted([live.name, other.name])
+
+
+def test_held_partitions_are_capped_by_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partitions stay in memory while their estimated Arrow bytes fit ``HELD_BYTES``, the rest
+    spill; what is held changes no chunk, no row and no row's place."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    base = _write_base(tmp_path / "base", n_contacts=4_000)
+    # the 3 columns read, 8 bytes a row each (or Parquet's uncompressed size), over 23 partitions of 175 contacts
+    per_partition = read_table(base, "orders").num_rows * 3 * 8 // 23
+
+    def split(held_bytes: int) -> tuple[int, list[dict[str, pa.Table]]]:
+        monkeypatch.setattr(scorecast.spill, "HELD_BYTES", held_bytes)
+        chunks = BaseChunks(base, COLUMNS, chunk_contacts=200, partition_contacts=1_600)  # 9 held by count
+        it = iter(chunks)
+        first = next(it)  # the split is done
+        assert chunks.n_partitions == 23
+        spilled = len(list(scratch.rglob("orders.*.arrow")))
+        return spilled, [first, *it]
+
+    by_count, expected = split(10**12)
+    assert by_count == 23 - 9
+    for held_bytes in (3 * per_partition, 0):
+        spilled, chunks = split(held_bytes)
+        assert (0 < 23 - spilled <= 3) if held_bytes else spilled == 23
+        assert [c["contacts"] for c in chunks] == [c["contacts"] for c in expected]
+        assert [c["orders"] for c in chunks] == [c["orders"] for c in expected]
+    assert list(scratch.iterdir()) == []

@@ -12,11 +12,20 @@ metric (``METRICS``), computed on the rows where both versions give a value:
 - ``mae``: mean absolute error (clv: expected orders over the holdout's length against the
   repeat purchase days in it), compared relatively: the tolerance is a share of the champion's;
 - ``silhouette``: of each version's segments on the same contacts, in the challenger's
-  standardised feature space (which favours the challenger a little: it chose k there).
+  standardised feature space (which favours the challenger a little: it chose k there);
+- ``ndcg``: NDCG@K of each version's ``rec_1..rec_K`` SKUs (K: the outputs both have) against
+  the SKUs each contact bought in the last ``holdout_days`` (recommendations: the report half of
+  its selection holdout, features as of the cutoff). Both versions were fitted on orders up to
+  their own as-of, which for a nightly retrain covers the same window but a day: a champion much
+  older than the window saw less of it, which favours the challenger;
+- ``qini``: Qini of each version's uplift on the held-out contacts' campaign rows, each row's
+  features as of its campaign (promo_appetence; the served model never saw those contacts);
+- lead is ``auc``: the probability against conversion on the scorecard's held-out leads.
 
 The challenger is promoted unless it is worse than the champion by more than the score's
-tolerance (``PromotionPolicy``, in the metric's unit); otherwise it is kept as a candidate
-(``model_store.candidate_path``) that nothing serves, with a JSON note of the comparison beside it.
+tolerance (``PromotionPolicy``, in the metric's unit; ``SCORE_TOLERANCES`` for the metrics on
+another scale than AUC); otherwise it is kept as a candidate (``model_store.candidate_path``)
+that nothing serves, with a JSON note of the comparison beside it.
 
 Scores with nothing to gate (``UNGATED``) and a first version are promoted, and the verdict says
 why. The champion may have trained on some of the challenger's holdout contacts (its own split
@@ -33,34 +42,60 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.metrics import silhouette_score
 
 from scorecast.atomic import write_text
 from scorecast.metadata import INPUT_NAME, REQUEST_PREFIX
 from scorecast.model_store import candidate_path, find_model, store_model, versions, write_model
 
-from .evaluation import roc_auc
+from .evaluation import ranking_metrics, roc_auc, uplift_metrics
 from .onnx_export import read_metadata
 from .run import Holdout
 from .train import Built, feature_rows
 
-__all__ = ["DEFAULT_TOLERANCE", "METRICS", "UNGATED", "Metric", "PromotionPolicy", "Verdict", "compare", "decide", "predict", "settle"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "METRICS",
+    "SCORE_TOLERANCES",
+    "UNGATED",
+    "Metric",
+    "PromotionPolicy",
+    "Verdict",
+    "compare",
+    "decide",
+    "predict",
+    "settle",
+]
 
 DEFAULT_TOLERANCE = 0.01
 """How much worse than the serving version a retrain may be and still be promoted, in its
 metric's unit (AUC or silhouette points, a share of the MAE): the spread of AUC between two fits
 of one small account's base on different seeds is about this."""
+SCORE_TOLERANCES: dict[str, float] = {"recommendations": 0.025, "promo_appetence": 0.003, "lead": 0.03}
+"""Built-in tolerances where the default does not fit the metric's scale or noise (a policy
+file's ``scores`` overrides them), each set between two gaps measured on simulated accounts:
+above the largest between equally good retrains (the champion fitted on the base 1-7 days
+earlier, or with other seeds on the same split), so they do not flap, and below the smallest of
+a planted regression. recommendations (NDCG@10, 2,500-8,000 contacts): retrains up to 0.013
+nightly and 0.021 with another SVD seed (one seed whose holdout chose another blend fell 0.042,
+as far as a planted regression: held back), item parameters scrambled across SKUs 0.043-0.057;
+promo_appetence (Qini, about 0.01 there): retrains up to 0.001, shuffled outcomes 0.006-0.021;
+lead (AUC of ~1,000 held-out leads, ~60 conversions): nightly up to 0.014, shuffled
+conversions 0.26-0.42."""
 
 
 @dataclass(frozen=True)
 class PromotionPolicy:
     """How much worse than the serving version a retrain may be, per score, in the score's metric's
-    unit (``METRICS``: AUC or silhouette points; for clv's MAE a share of the champion's).
+    unit (``METRICS``: AUC, NDCG, Qini or silhouette points; for clv's MAE a share of the champion's).
 
-    From a JSON file ``{"default": 0.01, "scores": {"affinity": 0.005}}`` (``from_file``)."""
+    From a JSON file ``{"default": 0.01, "scores": {"affinity": 0.005}}`` (``from_file``); the
+    scores it does not name keep their ``SCORE_TOLERANCES``, the others the default."""
 
     default: float = DEFAULT_TOLERANCE
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=lambda: dict(SCORE_TOLERANCES))
 
     def tolerance(self, score: str) -> float:
         """The tolerance for ``score``."""
@@ -76,7 +111,8 @@ class PromotionPolicy:
         unknown = sorted(set(raw) - {"default", "scores"}) if isinstance(raw, dict) else ["(not an object)"]
         if unknown:
             raise ValueError(f"promotion policy {path}: unknown keys {unknown}; expected 'default' and 'scores'")
-        policy = cls(float(raw.get("default", DEFAULT_TOLERANCE)), {str(k): float(v) for k, v in raw.get("scores", {}).items()})
+        named = {str(k): float(v) for k, v in raw.get("scores", {}).items()}
+        policy = cls(float(raw.get("default", DEFAULT_TOLERANCE)), {**SCORE_TOLERANCES, **named})
         for name, value in [("default", policy.default), *policy.scores.items()]:
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"promotion policy {path}: tolerance of {name} must be in [0, 1), got {value}")
@@ -102,8 +138,8 @@ class Verdict:
         if self.challenger_value is None:
             return f"{self.score} v{self.version}: {self.reason}"
         return (
-            f"{self.score} v{self.version} {self.metric} {self.challenger_value:.3f} "
-            f"vs v{self.champion} {self.champion_value:.3f}"
+            f"{self.score} v{self.version} {self.metric} {self.challenger_value:.4f} "
+            f"vs v{self.champion} {self.champion_value:.4f}"
         )
 
 
@@ -112,12 +148,16 @@ UNGATED: dict[str, str] = {
     "pressure": "send-count rules (one gap learned from the base), no predictive target: nothing to gate",
     "interests": "the contact's own decayed keyword weights, no learned model: nothing to gate",
     "web_heat": "page-point rules from the web config, no learned model: nothing to gate",
-    "recommendations": "its recall@K holdout is built inside selection (orders after a cutoff, per SKU), not as "
-    "contacts both versions can be scored on: not gated yet",
-    "promo_appetence": "its Qini holdout is per campaign row (treated and control), not per contact: not gated yet",
-    "lead": "its holdout is built inside the scorecard fit: not gated yet",
 }
 """Scores promoted without a comparison, and why (the verdict's reason)."""
+
+
+def _labelled(holdout: Holdout, names: set[str]) -> list[str]:
+    return [n for n in holdout.labels if n in names]
+
+
+def _two_classes(holdout: Holdout, names: set[str]) -> list[str]:
+    return [n for n in _labelled(holdout, names) if 0 < int(np.sum(holdout.labels[n])) < len(holdout.labels[n])]
 
 
 @dataclass(frozen=True)
@@ -127,6 +167,8 @@ class Metric:
     higher_is_better: bool
     relative: bool  # tolerance as a share of the champion's value (scale-dependent metrics)
     compute: Callable[[Holdout, dict[str, np.ndarray], dict[str, np.ndarray]], float]  # (holdout, columns, rows kept)
+    outputs: Callable[[Holdout, set[str]], list[str]] = _labelled  # those it reads, of the outputs both versions give
+    categories: bool = False  # reads category outputs as their names (SKUs), not as codes
 
     def worse_by(self, challenger: float, champion: float) -> float:
         """How much worse the challenger is, in the tolerance's unit (negative: better)."""
@@ -156,20 +198,84 @@ def _silhouette(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str
     return float(silhouette_score(holdout.points[rows], segments[rows].astype(np.int64), random_state=0))
 
 
+def _ranked(holdout: Holdout, names: set[str]) -> list[str]:
+    """``rec_1``, ``rec_2``, … as far as both versions give them: the top K they share."""
+    k = 0
+    while f"rec_{k + 1}" in names:
+        k += 1
+    return [f"rec_{i}" for i in range(1, k + 1)] if "rec" in holdout.labels else []
+
+
+def _ndcg(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    ranks = list(columns)  # rec_1..rec_K in order (``_ranked``)
+    rows = np.flatnonzero(np.logical_and.reduce([keep[n] for n in ranks]))
+    if not rows.size:
+        return float("nan")
+    relevant = [holdout.labels["rec"][i] for i in rows]
+    bought = np.concatenate([np.asarray(r, object) for r in relevant])
+    vocabulary = pc.unique(pa.array(bought, pa.string()))
+
+    def codes(names: np.ndarray) -> np.ndarray:  # -1: a SKU none of these contacts bought, never a hit
+        return pc.fill_null(pc.index_in(pa.array(names, pa.string()), value_set=vocabulary), -1).to_numpy()
+
+    top = codes(np.stack([columns[n][rows] for n in ranks], axis=1).ravel()).reshape(len(rows), len(ranks))
+    ends = np.cumsum([len(r) for r in relevant])[:-1]
+    return ranking_metrics(top, np.split(codes(bought), ends), len(ranks))["ndcg"]
+
+
+def _uplift(holdout: Holdout, names: set[str]) -> list[str]:
+    return _labelled(holdout, names)[:1]
+
+
+def _qini(holdout: Holdout, columns: dict[str, np.ndarray], keep: dict[str, np.ndarray]) -> float:
+    (name, uplift), = columns.items()
+    rows = keep[name]
+    treated, bought = np.asarray(holdout.treated, bool)[rows], np.asarray(holdout.labels[name], bool)[rows]
+    if treated.all() or not treated.any():
+        return float("nan")
+    return uplift_metrics(uplift[rows], treated, bought)["qini"]
+
+
 METRICS: dict[str, Metric] = {
-    "auc": Metric(higher_is_better=True, relative=False, compute=_auc),
+    "auc": Metric(higher_is_better=True, relative=False, compute=_auc, outputs=_two_classes),
     "mae": Metric(higher_is_better=False, relative=True, compute=_mae),
     "silhouette": Metric(higher_is_better=True, relative=False, compute=_silhouette),
+    "ndcg": Metric(higher_is_better=True, relative=False, compute=_ndcg, outputs=_ranked, categories=True),
+    "qini": Metric(higher_is_better=True, relative=False, compute=_qini, outputs=_uplift),
 }
 """The holdout metrics the gate compares on (``Holdout.metric`` names one)."""
 
 
-def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> dict[str, np.ndarray]:
-    """``model``'s ``outputs`` on the holdout's contacts, through ONNX Runtime (float64 each)."""
+def _features(model: onnx.ModelProto, holdout: Holdout) -> np.ndarray:
+    """``model``'s feature rows of the holdout's rows: as of ``as_of_us``, or of each row's time."""
+    if holdout.times is None:
+        return feature_rows(holdout.tables, holdout.as_of_us, model, holdout.contact_ids)
+    times = np.asarray(holdout.times, np.int64)
+    ids = pa.chunked_array([holdout.contact_ids]).combine_chunks()
+    x = np.empty((len(ids), len(read_metadata(model).features)), np.float32)
+    for time in np.unique(times):
+        rows = np.flatnonzero(times == time)
+        mine = ids.take(pa.array(rows))
+        unique = pc.unique(mine)  # a contact once per time: the pipeline computes a contact once
+        x[rows] = feature_rows(holdout.tables, int(time), model, unique)[pc.index_in(mine, value_set=unique).to_numpy()]
+    return x
+
+
+def _names(codes: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """Category codes as their names (object; None where a code names nothing)."""
+    names = np.full(len(codes), None, object)
+    valid = np.isfinite(codes) & (codes >= 0) & (codes < len(categories))
+    names[valid] = np.asarray(categories, object)[codes[valid].astype(np.int64)]
+    return names
+
+
+def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str], categories: bool = False) -> dict[str, np.ndarray]:
+    """``model``'s ``outputs`` on the holdout's rows, through ONNX Runtime (float64 each; with
+    ``categories``, category outputs as their names: versions may number SKUs differently)."""
     import onnxruntime as ort
 
     meta = read_metadata(model)
-    x = feature_rows(holdout.tables, holdout.as_of_us, model, holdout.contact_ids)
+    x = _features(model, holdout)
     for option, value in holdout.request.items():
         name = f"{REQUEST_PREFIX}{option}"
         if name in meta.features:
@@ -183,25 +289,27 @@ def predict(model: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> dic
         spec = specs[name]
         column = results[spec.onnx_output]
         values = column[:, spec.column] if spec.column is not None else column.reshape(len(x), -1)[:, 0]
-        columns[name] = values.astype(np.float64)
+        values = values.astype(np.float64)
+        columns[name] = _names(values, spec.categories) if categories and spec.dtype == "category" else values
     return columns
+
+
+def _given(values: np.ndarray) -> np.ndarray:
+    return np.not_equal(values, None) if values.dtype == object else np.isfinite(values)
 
 
 def compare(challenger: onnx.ModelProto, champion: onnx.ModelProto, holdout: Holdout, outputs: list[str]) -> tuple[float, float]:
     """The holdout metric of both versions, on the rows where both give a value for each output."""
-    mine, theirs = predict(challenger, holdout, outputs), predict(champion, holdout, outputs)
-    keep = {n: np.isfinite(mine[n]) & np.isfinite(theirs[n]) for n in outputs}  # cross_sell: null for a group's buyers
     metric = METRICS[holdout.metric]
+    mine, theirs = (predict(m, holdout, outputs, metric.categories) for m in (challenger, champion))
+    keep = {n: _given(mine[n]) & _given(theirs[n]) for n in outputs}  # cross_sell: null for a group's buyers
     return metric.compute(holdout, mine, keep), metric.compute(holdout, theirs, keep)
 
 
-def _comparable(holdout: Holdout, champion: onnx.ModelProto) -> list[str]:
-    """The holdout's outputs the champion also gives (for AUC, with both classes present)."""
-    names = {o.name for o in read_metadata(champion).outputs}
-    out = [n for n in holdout.labels if n in names]
-    if holdout.metric == "auc":
-        out = [n for n in out if 0 < int(np.sum(holdout.labels[n])) < len(holdout.labels[n])]
-    return out
+def _comparable(holdout: Holdout, challenger: onnx.ModelProto, champion: onnx.ModelProto) -> list[str]:
+    """The outputs the holdout's metric reads, of those both versions give."""
+    names = {o.name for o in read_metadata(champion).outputs} & {o.name for o in read_metadata(challenger).outputs}
+    return METRICS[holdout.metric].outputs(holdout, names)
 
 
 def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
@@ -214,7 +322,7 @@ def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
         reason = UNGATED.get(built.score, "no holdout to compare on")
         return Verdict(built.score, built.version, True, champion_version, reason=f"{reason}: promoted")
     champion = onnx.load(find_model(root, built.score, champion_version))
-    outputs = _comparable(built.holdout, champion)
+    outputs = _comparable(built.holdout, built.model, champion)
     if not outputs:
         return Verdict(built.score, built.version, True, champion_version, reason="no output in common with the serving version: promoted")
     challenger_value, champion_value = compare(built.model, champion, built.holdout, outputs)
@@ -228,7 +336,7 @@ def decide(built: Built, root: Path, policy: PromotionPolicy) -> Verdict:
     reason = (
         "not worse than the serving version"
         if promoted
-        else f"worse than serving v{champion_version} by {gap:.3f}{unit} > tolerance {tolerance}"
+        else f"worse than serving v{champion_version} by {gap:.4f}{unit} > tolerance {tolerance}"
     )
     return Verdict(
         built.score, built.version, promoted, champion_version, built.holdout.metric, challenger_value, champion_value, tolerance, reason

@@ -52,8 +52,12 @@ class Holdout:
     on them: features computed from ``tables`` as of ``as_of_us`` for ``contact_ids``, request
     options set as in ``request`` (e.g. clv's horizon = the holdout's length), and the truth of
     each output named in ``labels``. ``metric``: what the promotion gate compares on them
-    (``champion.METRICS``): "auc" (labels: bools), "mae" (labels: the true value), or
-    "silhouette" (labels: none; ``points`` are the contacts in the space the clusters are judged in)."""
+    (``champion.METRICS``): "auc" (labels: bools), "mae" (labels: the true value),
+    "silhouette" (labels: none; ``points`` are the contacts in the space the clusters are judged in),
+    "ndcg" (labels: ``{"rec": the SKU names each contact bought}``, read through the ``rec_<i>``
+    outputs) or "qini" (labels: ``{"uplift": bought}``, ``treated`` the arm of each row).
+    ``times``, where given, are each row's own as-of (µs): promo_appetence's rows are contacts
+    in campaigns, each as of its campaign, and a contact may be in several."""
 
     tables: dict[str, pa.Table]
     as_of_us: int
@@ -62,6 +66,8 @@ class Holdout:
     metric: str = "auc"
     request: dict[str, float] = field(default_factory=dict)  # request option -> value
     points: Any = None  # silhouette: float [n, d], one row per contact_ids
+    times: Any = None  # int64 µs per row, instead of as_of_us (rows as of different times)
+    treated: Any = None  # qini: bool per row, the campaign's arm
 
 
 @dataclass(frozen=True)

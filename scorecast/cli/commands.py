@@ -304,7 +304,7 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         if is_postgres_url(args.out):
             raise ValueError("--engine ray writes a Parquet dataset folder; --out postgresql://... needs --engine local")
         with local_base(args.data) as data:
-            result = rescore_ray(models, data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True)
+            result = rescore_ray(models, data, spec, args.out, args.chunk_contacts, options, args.ray_actors, progress=True, address=args.address)
     else:
         repository = ModelRepository.load(models, options)
         with local_base(args.data, base_columns(repository, spec)) as data:  # type: ignore[arg-type]
@@ -496,9 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: this process; ray: Ray Data on the cluster of RAY_ADDRESS (else a local one; needs scorecast[ray]); "
-        "--out is then a Parquet dataset folder",
+        help="local: this process; ray: Ray Data on a Ray cluster (needs scorecast[ray]); --out is then a Parquet dataset folder",
     )
+    p.add_argument("--address", default=None, help="ray: the cluster's HOST:PORT (default RAY_ADDRESS, else a local cluster)")
     p.add_argument("--ray-actors", type=int, default=None, help="ray: scoring actors (default: the cluster's CPUs - 1)")
     _add_account(p, "account whose models score: MODELS/ACCOUNT/")
     _add_score_options(p)

@@ -82,7 +82,7 @@ def add_fleet_commands(fleet: argparse.ArgumentParser, source: object, scores: o
     p.set_defaults(func=cmd_fleet_train)
     common(p)
     p.add_argument("--scores", type=scores, default=None, help="comma-separated scores (default: what each base supports)")
-    p.add_argument("--promotion", type=Path, default=None, help='JSON tolerances: {"default": 0.01, "scores": {"affinity": 0.005}}, in each score\'s holdout metric (AUC or silhouette points, a share of clv\'s MAE)')
+    p.add_argument("--promotion", type=Path, default=None, help='JSON tolerances: {"default": 0.01, "scores": {"affinity": 0.005}}, in each score\'s holdout metric (AUC, NDCG, Qini or silhouette points, a share of clv\'s MAE; recommendations, promo_appetence and lead have their own defaults)')
 
     p = sub.add_parser("rescore", help="rescore every account's base with its served models")
     p.set_defaults(func=cmd_fleet_rescore)

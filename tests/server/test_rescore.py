@@ -23,6 +23,7 @@ from scorecast.server.repository import ModelRepository
 from scorecast.server.rescore import rescore
 
 from ..support.fakes import grouped_model, keyword_model, linear_model, segment_model, write_model
+from ..support.services import RayCluster
 from .conftest import AS_OF_US, US_PER_DAY, make_orders
 
 SPEC = ScoreSpec(scores=("spend", "affinity", "segments"), as_of_us=AS_OF_US)
@@ -242,6 +243,27 @@ def test_ray_engine_equals_local(ray_driver: None, models: Path, tmp_path: Path)
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
     assert sorted(p.name for p in out.iterdir()) == ["local.parquet", "ray.parquet"]
+
+
+@pytest.mark.slow
+def test_rescore_cli_runs_on_the_cluster_at_address(ray_cluster: RayCluster, models: Path, tmp_path: Path) -> None:
+    """``scorecast rescore --engine ray --address``: the job runs on the two-node cluster named,
+    not a Ray of its own, and gives the local engine's rows exactly."""
+    data = write_base(tmp_path / "base")
+    out = tmp_path / "out"
+    out.mkdir()
+    rescore(ModelRepository.load(models), data, SPEC, out / "local.parquet", chunk_contacts=700)
+    argv = [
+        sys.executable, "-m", "scorecast.cli", "rescore", "--models", str(models), "--data", str(data),
+        "--scores", ",".join(SPEC.scores), "--as-of", "2026-01-01T00:00:00Z", "--chunk-contacts", "700",
+        "--engine", "ray", "--address", ray_cluster.address, "--out", str(out / "ray.parquet"),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **ray_cluster.env}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    local = pq.read_table(out / "local.parquet").sort_by("contact_id")
+    remote = pq.read_table(out / "ray.parquet").sort_by("contact_id")
+    assert remote.combine_chunks().equals(local.combine_chunks())
+    assert "Started a local Ray instance" not in done.stderr  # it joined the cluster named
 
 
 def write_email_base(folder: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Planted regressions: scores fitted on shuffled labels (their holdouts keep the true ones)."""
+"""Planted regressions: scores fitted on shuffled labels (their holdouts keep the true ones), and
+recommendations whose learned item parameters are scrambled across SKUs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from scorecast.training.lead import scorecard
+from scorecast.training.lead import training as lead
+from scorecast.training.recommendations.model import RecommendationModel
 from scorecast.training.run import Fitted, TrainingRun
-from scorecast.training.scores import affinity, cross_sell, engagement
+from scorecast.training.scores import affinity, cross_sell, engagement, promo_appetence, recommendations
 
 
 @contextmanager
@@ -56,3 +60,44 @@ def shuffled_engagement(run: TrainingRun, version: str) -> Fitted:
 
     with _replaced(engagement, "fit_engagement", make):
         return engagement.fit(run, version)
+
+
+def scrambled_recommendations(run: TrainingRun, version: str) -> Fitted:
+    """``recommendations.fit`` whose served model has each SKU's popularity and item factors
+    given to another SKU (the SKU labels of what it learned shuffled); its holdout is the true
+    one. Shuffling the orders' SKUs before fitting is no regression: the holdout then chooses
+    the contact's own history, which serving reads from the true orders."""
+    rng = np.random.default_rng(7)
+
+    def make(real: Callable) -> Callable:
+        def to_onnx(self: RecommendationModel, **kw: Any) -> Any:
+            order = rng.permutation(len(self.skus_))
+            self.prior_, self.item_factors_ = self.prior_[order], self.item_factors_[order]
+            return real(self, **kw)
+
+        return to_onnx
+
+    with _replaced(RecommendationModel, "to_onnx", make):
+        return recommendations.fit(run, version)
+
+
+def shuffled_promo_appetence(run: TrainingRun, version: str) -> Fitted:
+    """``promo_appetence.fit`` with the campaign rows' outcomes shuffled before fitting."""
+    rng = np.random.default_rng(7)
+
+    def make(real: Callable) -> Callable:
+        return lambda self, X, names, treated, bought, contact: real(self, X, names, treated, rng.permutation(bought), contact)
+
+    with _replaced(promo_appetence.PromoAppetenceModel, "fit", make):
+        return promo_appetence.fit(run, version)
+
+
+def shuffled_lead(run: TrainingRun, version: str) -> Fitted:
+    """``lead``'s fit with the leads' conversions shuffled before the scorecard is fitted."""
+    rng = np.random.default_rng(7)
+
+    def make(real: Callable) -> Callable:
+        return lambda self, X, y: real(self, X, rng.permutation(y))
+
+    with _replaced(scorecard.LeadModel, "fit", make):
+        return lead.fit(run, version)

@@ -53,6 +53,7 @@ from .rules import RuleSet
 
 __all__ = [
     "CONVERSION_KIND",
+    "HORIZON_DAYS",
     "MIN_CONVERSIONS",
     "MIN_LEADS",
     "TIERS",

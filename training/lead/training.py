@@ -4,7 +4,7 @@ new rules into a trained lead model (``scorecast lead-rules``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import onnx
@@ -14,9 +14,9 @@ from scorecast.base import read_table
 from scorecast.model_store import find_model, next_version, store_model
 
 from ..onnx_export import read_metadata
-from ..run import Fitted, TrainingRun
+from ..run import Fitted, Holdout, TrainingRun, as_us
 from .rules import RuleSet, load_rules
-from .scorecard import DEFAULT_TIER_THRESHOLDS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
+from .scorecard import DEFAULT_TIER_THRESHOLDS, HORIZON_DAYS, LeadTraining, fit_lead, rule_vocabulary, scorecard_from_onnx
 
 __all__ = ["fit", "fit_lead_base", "read_lead_tables", "replace_rules"]
 
@@ -55,9 +55,12 @@ def fit_lead_base(
 
 def fit(run: TrainingRun, version: str) -> Fitted:
     """``lead`` for ``scorecast train``: fitted on the run's B2B tables and as-of (default: the
-    last interaction), with the run's rules file and tier cuts."""
+    last interaction), with the run's rules file and tier cuts; the gate's holdout is the
+    scorecard's held-out leads, as of the label window's start, converted or not."""
     fitted, as_of, tables = fit_lead_base(run.data, run.as_of_given, run.lead_rules, run.tier_thresholds)
-    return Fitted(fitted.to_onnx(**run.times(version, as_of)), tables, as_of)
+    cutoff = as_us(as_of - timedelta(days=HORIZON_DAYS))
+    holdout = Holdout(tables, cutoff, fitted.holdout_contact_ids, {"probability": fitted.holdout_labels})
+    return Fitted(fitted.to_onnx(**run.times(version, as_of)), tables, as_of, holdout)
 
 
 def replace_rules(models: Path, rules_path: Path, version: str | None = None) -> Path:

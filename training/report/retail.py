@@ -177,9 +177,13 @@ def churn(meta: ModelMetadata) -> Section:
         threshold = meta.params.get("request_defaults", {}).get("churn_threshold")
         body.append(f"<p>The decisive date is where, with no new order, P(any order in the next "
                     f"{meta.params.get('lapse_window_days', 365):.0f} days) falls below the threshold {threshold}: the largest "
-                    f"that keeps 90 % of the dated customers buying nothing after their date on the last "
-                    f"{m.get('decisive:window_days', float('nan')):.0f} days of the history (fitted on what came before).</p>")
+                    f"whose dates keep a projected 90 % of the dated customers buying nothing after their date over the next "
+                    f"{m.get('decisive:horizon_days', float('nan')):.0f} days (the model's own forecast, with its errors measured "
+                    f"on the last {m.get('decisive:window_days', float('nan')):.0f} days of the history, fitted on what came "
+                    f"before; below, that holdout's figures).</p>")  # fmt: skip
         body.append(table(["decisive date on the holdout", "value"], [
+            [f"projected precision over the next {m.get('decisive:horizon_days', float('nan')):.0f} days (chose the threshold)",
+             m.get("decisive:projected_precision", float("nan"))],
             ["customers dated before the holdout's end", m["decisive:dated_share"]],
             ["their median days from the cut to the date", m.get("decisive:median_days_to_date", float("nan"))],
             ["of them, bought nothing after their date (precision)", m["decisive:precision"]],

@@ -15,8 +15,10 @@ Training (one pipeline: the repeat summary comes from ``FeatureFrame``, as at se
    ``as_of`` and served as ``clv``. ``churn`` always serves MBG/NBD: its P(alive) moves for
    one-time buyers too (BG/NBD keeps it at 1 until a repeat purchase). Its decisive date is
    where, with no new order, P(any order in the next 365 days) falls below the churn
-   threshold; the threshold (the request default) is the largest that keeps 90 % of the dated
-   customers buying nothing after their date on the second split (``decisive:*`` metrics).
+   threshold; the threshold (the request default) is the largest whose dates keep 90 % of the
+   dated customers buying nothing after their date over the next min(history, 365) days, as
+   projected by the served model with its error rates measured on the second split
+   (``decisive:*`` metrics; see ``_lapse_threshold``).
 
 Time unit: days. Fitting uses at most :data:`MAX_FIT_CUSTOMERS` customers (a seeded sample):
 the likelihoods have 3-4 parameters and the estimates stop moving long before that.
@@ -57,10 +59,11 @@ CHURN_FEATURES = (*REPEAT_FEATURES, "request:churn_threshold")
 DEFAULT_HORIZON_DAYS = 365
 DEFAULT_CHURN_THRESHOLD = 0.5  # clv's P(alive) threshold input (unused by its outputs)
 # churn's threshold: the decisive date is where P(any order in the next LAPSE_WINDOW_DAYS) falls
-# below it; training picks the largest that keeps DECISIVE_PRECISION of the dated customers
-# buying nothing after their date on its own inner holdout
+# below it; training picks the largest whose projected share of dated customers buying nothing
+# after their date reaches DECISIVE_PRECISION (see _lapse_threshold)
 LAPSE_THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(1, 51))
 DECISIVE_PRECISION = 0.90
+MIN_DATED = 30  # fewer dated customers of a group on the inner holdout: its return factor is noise
 CHURN_RISK_DAYS = 90
 RISK_BANDS = ("low", "medium", "high")  # P(no order in 90 days) < 1/3, between, > 2/3
 MAX_HOLDOUT_DAYS = 365
@@ -369,13 +372,14 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     inner_days = int(min(MAX_HOLDOUT_DAYS, history // 2))
     value_rule = _value_rule(tables, as_of, inner_days, CANDIDATES[chosen])
     metrics |= value_rule.metrics
-    churn_threshold, decisive = _lapse_threshold(tables, as_of, inner_days)
-    metrics |= decisive
 
     rows = np.flatnonzero(customers)
     fit = rows[_sample(len(rows), seed=1)]
     purchase = CANDIDATES[chosen]().fit(full[fit, 0], full[fit, 1], full[fit, 2])
     churn = purchase if chosen == "MBG/NBD" else ModifiedBetaGeoModel().fit(full[fit, 0], full[fit, 1], full[fit, 2])
+    # the dates are projected over as long a future as the past they were learned from
+    churn_threshold, decisive = _lapse_threshold(tables, as_of, inner_days, churn, full[fit, :3], min(LAPSE_WINDOW_DAYS, history))
+    metrics |= decisive
     spenders = rows[(full[rows, 0] >= 1) & (full[rows, 3] > 0)]
     spenders = spenders[_sample(len(spenders), seed=2)]
     spend = GammaGammaModel().fit(full[spenders, 0], full[spenders, 3])
@@ -401,10 +405,21 @@ def decisive_check(days_left: np.ndarray, bought: np.ndarray, last: np.ndarray, 
     }
 
 
-def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: int) -> tuple[float, dict[str, float]]:
-    """The churn threshold: the largest of :data:`LAPSE_THRESHOLDS` whose decisive dates reach
-    :data:`DECISIVE_PRECISION` on the ``window_days`` before ``as_of`` (MBG/NBD fitted on the
-    summary as of their start); none reaching it, the most precise. Returns it and its figures."""
+def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: int, served: ModifiedBetaGeoModel,
+                     now: np.ndarray, horizon_days: float) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """The churn threshold: the largest of :data:`LAPSE_THRESHOLDS` whose projected precision over
+    the ``horizon_days`` after ``as_of`` reaches :data:`DECISIVE_PRECISION`; none reaching it, the
+    largest within one standard error of the highest projected. Returns it and its figures (the
+    inner holdout's observed ones beside).
+
+    Precision falls with the window a date is judged on (more time to come back), and the inner
+    holdout (the ``window_days`` before ``as_of``, MBG/NBD fitted on what came before) is half
+    the history: on CDNOW it overstated a 273-day window's precision by 0.08. So the threshold
+    is chosen on a projection over the longer window instead: for each customer of ``now`` (the
+    summary as of ``as_of``, x / t_x / T) dated before its end, the ``served`` model's probability
+    of an order between the date and the end, times the factor by which the inner holdout shows
+    the model under-predicting such orders at that threshold, per group (one-time buyers and
+    repeat buyers: MBG/NBD errs several times more on the latter)."""
     cut = as_of - timedelta(days=window_days)
     _, before = _summary(tables, cut)
     _, after = _summary(tables, as_of)
@@ -414,11 +429,73 @@ def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: 
     model = ModifiedBetaGeoModel().fit(x, t_x, T)
     bought = after[rows, 0] > x
     last = np.where(bought, after[rows, 1] - after[rows, 2] + window_days, -np.inf)  # days after the cut
-    checks = {th: decisive_check(model.lapse_T(x, t_x, th, LAPSE_WINDOW_DAYS) - T, bought, last, window_days)
-              for th in LAPSE_THRESHOLDS}  # fmt: skip
-    reaching = [th for th, c in checks.items() if c["precision"] >= DECISIVE_PRECISION]
-    chosen = max(reaching) if reaching else max(checks, key=lambda th: checks[th]["precision"])
-    return chosen, {"decisive:threshold": chosen, "decisive:window_days": float(window_days)} | {f"decisive:{k}": v for k, v in checks[chosen].items()}
+    checks, factors = {}, {}
+    for th in LAPSE_THRESHOLDS:
+        days_left = model.lapse_T(x, t_x, th, LAPSE_WINDOW_DAYS) - T
+        checks[th] = decisive_check(days_left, bought, last, window_days)
+        factors[th] = _return_factors(model, x, t_x, T, days_left, last, window_days)
+    factors = _fill_factors(factors)
+    px, pt_x, pT = now[:, 0], now[:, 1], now[:, 2]
+    projected = {th: _projected_precision(served, px, pt_x, pT, served.lapse_T(px, pt_x, th, LAPSE_WINDOW_DAYS) - pT,
+                                          factors[th], horizon_days)
+                 for th in LAPSE_THRESHOLDS}  # fmt: skip
+    reaching = [th for th, (p, _) in projected.items() if p >= DECISIVE_PRECISION]
+    if reaching:
+        chosen = max(reaching)
+    else:  # the largest within one standard error of the best: the projections near it are flat and noisy
+        best = max(projected, key=lambda th: np.nan_to_num(projected[th][0], nan=-1.0))
+        p, n = projected[best]
+        floor = p - np.sqrt(p * (1.0 - p) / max(n, 1))
+        # nobody dated within the horizon at any threshold: the largest (the earliest dates)
+        chosen = max(th for th, (q, _) in projected.items() if q >= floor) if np.isfinite(p) else max(LAPSE_THRESHOLDS)
+    return chosen, {
+        "decisive:threshold": chosen, "decisive:window_days": float(window_days), "decisive:horizon_days": float(horizon_days),
+        "decisive:projected_precision": projected[chosen][0], "decisive:return_factor_one_time": factors[chosen][0],
+        "decisive:return_factor_repeat": factors[chosen][1],
+    } | {f"decisive:{k}": v for k, v in checks[chosen].items()}  # fmt: skip
+
+
+def _return_factors(model: ModifiedBetaGeoModel, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, days_left: np.ndarray,
+                    last: np.ndarray, window_days: float) -> tuple[float, float]:  # fmt: skip
+    """Observed over predicted orders after the date among the customers dated in the window, for
+    one-time and repeat buyers (NaN for a group with under :data:`MIN_DATED` dated)."""
+    dated = days_left <= window_days
+    start = np.maximum(days_left, 0.0)  # a date already past: judged from the cut
+    out = []
+    for group in (x == 0, x >= 1):
+        sel = dated & group
+        if sel.sum() < MIN_DATED:
+            out.append(float("nan"))
+            continue
+        predicted = 1.0 - model.p_no_purchase(window_days - start[sel], x[sel], t_x[sel], T[sel] + start[sel])
+        out.append(float(np.sum(last[sel] > days_left[sel]) / max(np.sum(predicted), 1e-9)))
+    return out[0], out[1]
+
+
+def _fill_factors(factors: dict[float, tuple[float, float]]) -> dict[float, tuple[float, float]]:
+    """A group too rarely dated at a threshold takes the factor of the nearest threshold where it
+    was measured (1, the model taken at its word, where it never was)."""
+    filled = {th: list(f) for th, f in factors.items()}
+    for g in (0, 1):
+        measured = [th for th, f in factors.items() if np.isfinite(f[g])]
+        for th, f in filled.items():
+            if not np.isfinite(f[g]):
+                f[g] = factors[min(measured, key=lambda m: abs(m - th))][g] if measured else 1.0
+    return {th: (f[0], f[1]) for th, f in filled.items()}
+
+
+def _projected_precision(model: ModifiedBetaGeoModel, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, days_left: np.ndarray,
+                         factors: tuple[float, float], horizon_days: float) -> tuple[float, int]:  # fmt: skip
+    """The expected share of the customers dated within ``horizon_days`` who order nothing between
+    their date and its end (the model's probability of an order there, times the group's factor),
+    and how many are dated."""
+    dated = days_left <= horizon_days
+    if not dated.any():
+        return float("nan"), 0
+    start = np.maximum(days_left[dated], 0.0)
+    orders = 1.0 - model.p_no_purchase(horizon_days - start, x[dated], t_x[dated], T[dated] + start)
+    factor = np.where(x[dated] == 0, factors[0], factors[1])
+    return float(np.mean(1.0 - np.minimum(factor * orders, 1.0))), int(dated.sum())
 
 
 def _value_rule(tables: dict[str, pa.Table], as_of: datetime, window_days: int, model_class: type) -> ValueRule:

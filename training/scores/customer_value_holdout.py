@@ -108,10 +108,15 @@ def main() -> None:
     print("\nchosen inside calibration (cross-fitted, window of", int(inner["value:window_days"]), "days before the calibration end):")
     for rule in ("calibrated", "BTYD", "naive"):
         print(f"  {rule}: top-10 % capture {inner[f'value:{rule}:top10_capture']:.3f}, Spearman {inner[f'value:{rule}:spearman']:.3f}")
-    print(f"\n| decisive date (P(any order in 365 days) < {models.churn_threshold:.2f}) | real holdout | inner holdout ({int(models.metrics['decisive:window_days'])} days, chose the threshold) |\n|---|---|---|")
+    m = models.metrics
+    print(f"\n| decisive date (P(any order in 365 days) < {models.churn_threshold:.2f}) | real holdout | inner holdout "
+          f"({int(m['decisive:window_days'])} days, observed) |\n|---|---|---|")  # fmt: skip
     for k in ("precision", "recall", "dated_share", "median_days_to_date"):
-        print(f"| {k} | {dates[k]:.3f} | {models.metrics[f'decisive:{k}']:.3f} |")
+        print(f"| {k} | {dates[k]:.3f} | {m[f'decisive:{k}']:.3f} |")
     print(f"| lapsed_share | {dates['lapsed_share']:.3f} | |\n| median_days_left_all | {dates['median_days_left_all']:.1f} | |")
+    print(f"\nchose the threshold: projected precision over the {int(m['decisive:horizon_days'])} days after the "
+          f"calibration end {m['decisive:projected_precision']:.3f} (return factors on the inner holdout: one-time buyers "
+          f"{m['decisive:return_factor_one_time']:.2f}, repeat buyers {m['decisive:return_factor_repeat']:.2f})")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,16 @@ do-not-disturb, else sure thing if P(buy | none) >= ``buy_threshold`` else lost 
 Holdout (``holdout_fraction`` of the contacts, all their campaign rows): Qini and AUUC of the
 model, of two two-model baselines (one classifier per arm, uplift = difference: gradient-boosted
 trees, ``two_model_``, and logistic regression, ``two_model_lr_``) and of a random ranking, each
-Qini with its bootstrap standard deviation over the holdout's contacts (``*_qini_sd``).
+Qini with its bootstrap standard deviation over the holdout's contacts (``*_qini_sd``). The
+served model is the one measured (fitted on the other contacts), and the promotion gate scores
+both versions on the same held-out campaign rows (``holdout_``, metric Qini).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,9 +48,17 @@ from scorecast.onnx_graph import TARGET_OPSET, make_model, merged_opsets
 from ..lead.scorecard import base_vocabulary, lead_feature_names
 from ..onnx_export import attach_metadata, fixed_hist_gradient_boosting_export, hist_gradient_boosting_to_onnx
 from ..simulate.products import SEGMENTS
-from ..run import Fitted, TrainingRun
+from ..run import Fitted, Holdout, TrainingRun, as_us
 
-__all__ = ["THRESHOLD_FEATURES", "PromoAppetenceModel", "campaign_rows", "fit", "fit_promo_appetence", "promo_features"]
+__all__ = [
+    "THRESHOLD_FEATURES",
+    "CampaignRows",
+    "PromoAppetenceModel",
+    "campaign_rows",
+    "fit",
+    "fit_promo_appetence",
+    "promo_features",
+]
 
 _BASE_FEATURES = ("recency_days", "frequency", "tenure_days", "repeat_frequency", "repeat_recency_days", "age_days")
 THRESHOLD_FEATURES = ("request:uplift_threshold", "request:buy_threshold")
@@ -70,11 +81,24 @@ def promo_features(orders: pa.Table, contacts: pa.Table | None = None) -> list[s
     return names
 
 
+@dataclass(frozen=True)
+class CampaignRows:
+    """One row per contact and campaign: features as of the campaign, arm, outcome, the
+    contact (a code into ``contact_ids``) and the campaign's send time (µs)."""
+
+    X: np.ndarray
+    treated: np.ndarray
+    bought: np.ndarray
+    contact: np.ndarray
+    contact_ids: pa.Array
+    times: np.ndarray
+
+
 def campaign_rows(
     tables: dict[str, pa.Table], as_of: datetime, window_days: int, features: Sequence[str], outcome: str = "order"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X, treated, outcome, contact codes) over every campaign row whose window ends by ``as_of``;
-    the outcome is an order (``"order"``) or a web event (``"visit"``) within the window.
+) -> CampaignRows:
+    """Every campaign row whose window ends by ``as_of``; the outcome is an order (``"order"``)
+    or a web event (``"visit"``) within the window.
 
     Raises ValueError naming what is missing: the promotions table, a column, either arm.
     """
@@ -99,7 +123,7 @@ def campaign_rows(
     usable = p_ts + window_us <= as_of_us
     campaigns = promotions.column("campaign_id").combine_chunks()
     o_ids, e_ids = orders.column("contact_id"), events.column("contact_id")
-    blocks, treated, bought, codes = [], [], [], []
+    blocks, treated, bought, codes, times = [], [], [], [], []
     _, everyone = contact_codes(
         pa.chunked_array([promotions.column("contact_id").combine_chunks()]), field="promotions.contact_id"
     )
@@ -127,13 +151,14 @@ def campaign_rows(
         treated.append(treated_all[rows])
         c, _ = contact_codes(ids, everyone, field="promotions.contact_id")
         codes.append(c)
+        times.append(np.full(len(ids), start, np.int64))
     if not blocks:
         raise ValueError(f"promo_appetence: no campaign's {window_days}-day window ends by {as_of.date()}")
     X, t, y = np.concatenate(blocks), np.concatenate(treated), np.concatenate(bought)
     for arm, name in ((t, "treated"), (~t, "control")):
         if arm.sum() < MIN_ROWS_PER_ARM:
             raise ValueError(f"promo_appetence: only {int(arm.sum())} {name} campaign rows, need {MIN_ROWS_PER_ARM} in each arm")
-    return X, t, y, np.concatenate(codes)
+    return CampaignRows(X, t, y, np.concatenate(codes), everyone, np.concatenate(times))
 
 
 class PromoAppetenceModel:
@@ -250,6 +275,7 @@ class PromoAppetenceModel:
         self.covers_non_buyers_ = bool(np.sum(~(freq > 0)) >= MIN_ROWS_PER_ARM)
         self.features_ = tuple(feature_names)
         self.metrics_ = metrics
+        self.holdout_rows_ = hold  # the promotion gate's holdout (rows of the inputs)
         segment = self.predict(Xh)["segment"]
         known = segment[np.isfinite(segment)].astype(np.int64)
         self.segment_shares_ = {name: float(np.mean(known == i)) if known.size else 0.0 for i, name in enumerate(SEGMENTS)}
@@ -417,14 +443,27 @@ def _regressor_to_onnx(estimator: HistGradientBoostingRegressor, n_features: int
 
 
 def fit_promo_appetence(tables: dict[str, pa.Table], as_of: datetime, **params: Any) -> PromoAppetenceModel:
-    """Campaign rows of the base (``campaign_rows``) and the fitted model."""
+    """Campaign rows of the base (``campaign_rows``) and the fitted model, with the gate's
+    holdout (``holdout_``: the held-out contacts' campaign rows, each as of its campaign)."""
     window, outcome = int(params.get("window_days", 30)), params.get("outcome", "order")
     features = promo_features(tables["orders"], tables.get("contacts"))
-    X, t, y, contact = campaign_rows(tables, as_of, window, features, outcome)
+    rows = campaign_rows(tables, as_of, window, features, outcome)
+    X = rows.X
     # a column with one value over the campaign rows carries nothing (and the trees' binning
     # refuses it): e.g. the order history of a base whose orders all follow its campaigns
     keep = [j for j in range(X.shape[1]) if np.unique(X[np.isfinite(X[:, j]), j]).size > 1]
-    return PromoAppetenceModel(**params).fit(X[:, keep], [features[j] for j in keep], t, y, contact)
+    model = PromoAppetenceModel(**params).fit(X[:, keep], [features[j] for j in keep], rows.treated, rows.bought, rows.contact)
+    held = model.holdout_rows_
+    model.holdout_ = Holdout(
+        {name: tables[name] for name in ("orders", "contacts") if name in tables},
+        as_us(as_of),
+        rows.contact_ids.take(pa.array(rows.contact[held])),
+        {"uplift": rows.bought[held]},
+        metric="qini",
+        times=rows.times[held],
+        treated=rows.treated[held],
+    )
+    return model
 
 
 def fit(run: TrainingRun, version: str) -> Fitted:
@@ -440,5 +479,4 @@ def fit(run: TrainingRun, version: str) -> Fitted:
         if web is not None:
             tables["web_events"] = web
     model = fit_promo_appetence(tables, run.as_of, window_days=run.promo_window_days, outcome=run.promo_outcome)
-    features = {name: tables[name] for name in ("orders", "contacts") if name in tables}
-    return Fitted(model.to_onnx(**run.times(version, run.as_of)), features, run.as_of)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of)), model.holdout_.tables, run.as_of, model.holdout_)

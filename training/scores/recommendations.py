@@ -18,7 +18,8 @@ contacts none of these choices saw, with ``holdout_repeat_share`` (the share of 
 purchases the contact had bought before) and ``beats_best_baseline``; the selection half's
 NDCG@K of the blend and of the best baseline are ``ndcg_at_<K>_selection`` and
 ``best_baseline_ndcg_at_<K>_selection``. The served model is then refitted on every order up
-to ``as_of``.
+to ``as_of``. The promotion gate scores both versions on the report half's contacts, their
+features as of the cutoff, against the SKUs each bought after it (``holdout_``, metric NDCG@K).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from scorecast.kernels.time_units import US_PER_DAY
 from ..recommendations.model import MAX_SKUS, Orders, RecommendationModel, vocabulary
 from ..recommendations.selection import Holdout, select
 from ..run import Fitted, TrainingRun
+from ..run import Holdout as GateHoldout
 
 __all__ = ["HISTORY_SLOTS_RANGE", "VIEW_SLOTS", "fit", "fit_recommendations"]
 
@@ -67,6 +69,7 @@ def fit_recommendations(
     metrics: dict[str, float] = {}
     chosen: dict[str, Any] = {}
     served = "model"
+    gate: GateHoldout | None = None
     skus = vocabulary(names, ts, cutoff, max_skus)
     if len(skus) >= 2:
         sku = category_codes(names, skus, "orders.sku")
@@ -92,6 +95,9 @@ def fit_recommendations(
             selection = select(model, holdout, params)
             chosen, served = selection.settings, selection.served
             metrics = {**selection.metrics, "holdout_days": float(holdout_days)}
+            report = holdout.warm[holdout.report]
+            bought = _bought(contact, names, (ts > cutoff) & (ts <= as_of_us), report)
+            gate = GateHoldout(dict(tables), cutoff, ids.take(pa.array(report)), {"rec": bought}, metric="ndcg")
     skus = vocabulary(names, ts, as_of_us, max_skus)
     if len(skus) < 2:
         raise ValueError(f"recommendations: only {len(skus)} distinct SKUs in orders up to {as_of}; need at least 2")
@@ -103,7 +109,21 @@ def fit_recommendations(
         settings |= {"view_slots": 0, "product_page": None, "view_boost": 0.0}
     model = RecommendationModel(**settings).fit(skus, Orders(contact, sku, ts, len(ids)), as_of_us)
     model.served_ = served
+    model.holdout_ = gate
     return model, metrics
+
+
+def _bought(contact: np.ndarray, names: pa.Array, window: np.ndarray, who: np.ndarray) -> list[np.ndarray]:
+    """The distinct SKU names each contact of ``who`` (codes) bought in the ``window`` rows, in
+    any vocabulary: the truth both versions' recommendations are judged against."""
+    rows = np.flatnonzero(window & names.is_valid().to_numpy(zero_copy_only=False) & np.isin(contact, who))
+    owner, sku = contact[rows], np.asarray(names.take(pa.array(rows)).to_pylist(), object)
+    at = np.full(int(contact.max()) + 1, -1, np.int64)
+    at[who] = np.arange(len(who))
+    out: list[list[str]] = [[] for _ in who]
+    for c, name in zip(owner, sku, strict=True):
+        out[at[c]].append(name)
+    return [np.unique(np.asarray(r, object)) for r in out]
 
 
 def _orders(tables: dict[str, pa.Table]) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array]:
@@ -142,4 +162,4 @@ def fit(run: TrainingRun, version: str) -> Fitted:
     """``recommendations`` for ``scorecast train``, with its holdout metrics; product-page
     views feed it where the base has web_events and the web config a ``product_page``."""
     model, metrics = fit_recommendations(run.tables, run.as_of, product_page=run.web_config.get("product_page"))
-    return Fitted(model.to_onnx(**run.times(version, run.as_of), metrics=metrics), run.tables, run.as_of)
+    return Fitted(model.to_onnx(**run.times(version, run.as_of), metrics=metrics), run.tables, run.as_of, model.holdout_)

@@ -81,6 +81,20 @@ def test_churn_decisive_moment(fitted) -> None:  # noqa: ANN001
     assert (bands[~buyers] == -1).all()  # served as null
 
 
+@pytest.mark.slow
+def test_churn_threshold_from_the_projection(fitted) -> None:  # noqa: ANN001
+    """The simulator's base (BG/NBD truth: one-time buyers never drop out, which MBG/NBD cannot
+    see) reaches no projected 90 %: the threshold is the largest within one standard error of
+    the best projection, over a year (the history is three), and MBG/NBD under-predicts the
+    orders after a date on the inner holdout."""
+    _, models = fitted
+    m = models.metrics
+    assert m["decisive:horizon_days"] == m["decisive:window_days"] == 365
+    assert models.churn_threshold == m["decisive:threshold"] == pytest.approx(0.06)
+    assert 0.7 < m["decisive:projected_precision"] < 0.9
+    assert m["decisive:return_factor_one_time"] > 1 and m["decisive:return_factor_repeat"] > 1
+
+
 def test_thin_base_is_refused() -> None:
     """Too few customers is refused with the threshold in the message."""
     orders = pa.table(

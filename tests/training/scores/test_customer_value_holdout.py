@@ -1,8 +1,8 @@
 """training/scores/customer_value_holdout.py: clv and churn against the CDNOW sample's real holdout.
 
 Issue 29's goals are top-10 % capture >= 1.05x the better of naive and BTYD with a Spearman at
-least both's, and >= 90 % of dated customers buying nothing after their date. The figures
-asserted here are what the code reaches, not the goals (see the module's report in README).
+least both's (missed: asserted is what the code reaches), and >= 90 % of dated customers buying
+nothing after their date (asserted).
 """
 
 from __future__ import annotations
@@ -33,22 +33,26 @@ def test_value_ranking_on_the_holdout(checked) -> None:  # noqa: ANN001
 
 
 def test_decisive_date_on_the_holdout(checked) -> None:  # noqa: ANN001
-    """The churn threshold chosen inside calibration (largest with 90 % precision on the last 136
-    days of it) dates 0.83 of the real holdout's dated customers correctly (0.74 with P(alive) <
-    0.5 before; the 90 % goal is missed: the inner holdout, half as long, is optimistic), with
-    recall ~0.91, and the dates are not pushed to the horizon: median ~49 days after the as-of."""
+    """Issue 29's goal: >= 90 % of the customers dated before the real holdout's end buy nothing
+    after their date (0.910 at the threshold chosen inside calibration, 0.08; 0.826 with 0.13,
+    chosen on the 136-day inner holdout's observed precision). The price: later dates (median
+    ~234 days after the as-of, was 49) and recall ~0.72 (was 0.91). The projection that chose
+    it (over the 272 days of history) is conservative: 0.88."""
     models, _, dates = checked
     assert dates["customers"] == 2357
-    assert dates["threshold"] == models.churn_threshold == pytest.approx(0.13)
-    assert dates["precision"] > 0.80 and dates["recall"] > 0.88
-    assert 20 < dates["median_days_to_date"] < 120 and dates["dated_share"] < 0.9
+    assert dates["threshold"] == models.churn_threshold == pytest.approx(0.08)
+    assert dates["precision"] >= 0.90 and dates["recall"] > 0.70
+    assert 150 < dates["median_days_to_date"] < 272 and dates["dated_share"] < 0.9
     meta = models.churn_onnx(version="1", trained_at="t", data_as_of="t")
     from scorecast.training.onnx_export import read_metadata
 
     m = read_metadata(meta)
     assert m.params["request_defaults"]["churn_threshold"] == models.churn_threshold
-    assert m.metrics["decisive:precision"] >= 0.90 and m.metrics["decisive:recall"] > 0.85
-    assert m.metrics["decisive:window_days"] == 136 and m.metrics["decisive:median_days_to_date"] > 0
+    assert m.metrics["decisive:window_days"] == 136 and m.metrics["decisive:horizon_days"] == 272
+    assert 0.85 < m.metrics["decisive:projected_precision"] <= dates["precision"]
+    # the inner holdout shows MBG/NBD under-predicting orders after the date, repeat buyers most
+    assert 1 < m.metrics["decisive:return_factor_one_time"] < m.metrics["decisive:return_factor_repeat"]
+    assert 0 <= m.metrics["decisive:precision"] <= 1 and m.metrics["decisive:median_days_to_date"] > 0
 
 
 def test_served_value_equals_the_rule(checked) -> None:  # noqa: ANN001
