@@ -20,9 +20,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["FORMAT_VERSION", "INPUT_NAME", "METADATA_KEY", "REQUEST_PREFIX", "ModelMetadata", "ModelParams", "OutputSpec"]
+__all__ = ["FORMAT_VERSION", "INPUT_NAME", "METADATA_KEY", "OPTIMIZED_KEY", "REQUEST_PREFIX", "ModelMetadata", "ModelParams", "OutputSpec"]
 
 METADATA_KEY = "scorecast"
+OPTIMIZED_KEY = "scorecast.optimized"
+"""``metadata_props`` key of a graph ONNX Runtime's device-independent optimizer already ran on
+(its value: the level and the version): the server builds its CPU session without running it again."""
 FORMAT_VERSION = 1
 INPUT_NAME = "features"
 REQUEST_PREFIX = "request:"

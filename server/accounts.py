@@ -7,13 +7,15 @@ loads an account's models on its first call, within a memory budget:
 - **One load per account at a time, one account loading in the process at a time.** The first
   call for an unloaded account loads it (its model files several at once); calls that come
   meanwhile wait for that load. Account loads are serialised so each measures what it adds
-  alone (``heap.py``): an account's size is measured, never a guess from files.
+  alone (``heap.py``): an account's size is measured, never a guess from files. A real-time
+  call's load goes before the bulk work's loads waiting (``LoadGate``): a nightly pass loads an
+  account after another, and a real-time call must not queue behind them.
 - **A memory budget** (``model_memory_budget``): what an account holds is measured when it
   loads, as the larger of the heap it kept (``heap.py``) and the resident memory it added (the
   heap misses Python's own arenas: 10% of a trained account). Before a load, accounts are evicted
-  until its *reservation* fits beside the loaded ones: the peak RSS growth of the account's last
-  load (``heap.peak_rss_bytes``), else the mean of those measured so far, else ``FIRST_GUESS``
-  times its files' size. A load's transients (the file read, the parsed graph, ONNX Runtime's
+  until its *reservation* fits beside the loaded ones: the bytes of the files it loads times the
+  peak RSS growth per file byte of the account's last load (``heap.peak_rss_bytes``), else of
+  every load measured so far, else ``FIRST_GUESS``. A load's transients (the file read, the parsed graph, ONNX Runtime's
   optimisation copies: 1.4 times the final size on trained accounts, 3 times on models that are
   mostly weights) are thus measured too, not guessed. The reservation counts against the budget
   until the load ends; then the measured size replaces it and accounts are evicted until the
@@ -28,6 +30,10 @@ loads an account's models on its first call, within a memory budget:
   ``eviction.Lfu`` picks the accounts to evict, so a bulk pass over every account (scan
   class: Score streams, TopN, listings) does not push out the accounts real-time calls use.
   Pinned accounts (``pinned_accounts``) load at start and never leave.
+- **Only the scores a call uses.** ``hold(..., scores=)`` loads just those scores of an unloaded
+  account (a call naming two of five builds two sessions), and adds the ones a loaded account
+  lacks: measured, reserved and gated like a load, the account's bytes growing by what they keep.
+  Listings load every score.
 - **Holds.** ``hold`` gives a call its account's repository and keeps it loaded until the call
   ends: only accounts no call holds are evicted, so eviction never breaks a call in flight (and
   the memory of an account evicted while unheld is freed when its last reference goes).
@@ -46,11 +52,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.model_store import MODEL_SUFFIX
@@ -61,9 +67,11 @@ from .heap import heap_bytes, peak_rss_bytes, release_free_memory, reset_peak_rs
 from .repository import ModelRepository, ReloadReport, account_folders
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
-__all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "Usage"]
+__all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "LoadGate", "Usage"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MAX_RETRY_S = 300.0
 """Longest wait between two tries of an account that keeps failing to load."""
@@ -85,6 +93,42 @@ class Usage:
     """Calls that found the account unloaded and waited for its models."""
 
 
+class LoadGate:
+    """One load at a time; when it ends, a real-time load waiting goes next, before any scan
+    load (bulk work), whenever they came."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._busy = False
+        self._urgent = 0  # real-time loads waiting
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Loads waiting for the gate now."""
+        return self._waiting
+
+    @contextmanager
+    def hold(self, scan: bool) -> Iterator[None]:
+        """Wait for the gate (``scan``: after every real-time load waiting), keep it until the ``with`` ends."""
+        with self._cond:
+            self._urgent += not scan
+            self._waiting += 1
+            try:
+                while self._busy or (scan and self._urgent):
+                    self._cond.wait()
+            finally:
+                self._urgent -= not scan
+                self._waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 @dataclass
 class _Account:
     name: str
@@ -94,7 +138,7 @@ class _Account:
     repository: ModelRepository | None = None
     nbytes: int = 0
     last_nbytes: int = 0  # measured at its last load
-    last_peak: int = 0  # the RSS its last load added at its peak: the next load's reservation
+    peak_per_byte: float = 0.0  # its last load's peak RSS growth per byte of files: its reservations
     calls: int = 0  # in flight, including those waiting for the load (the cap)
     holds: int = 0  # calls using the loaded repository (not evictable while > 0)
     loaded: threading.Event = field(default_factory=threading.Event)
@@ -129,11 +173,11 @@ class AccountRegistry:
         self.policy: EvictionPolicy = policy_for(eviction, budget)
         self.pinned = frozenset(pinned)
         self._lock = threading.Lock()  # the table, the bytes, the policy: held for microseconds
-        self._load_lock = threading.Lock()  # one load in the process at a time (measured alone)
+        self._gate = LoadGate()  # one load in the process at a time (measured alone), real-time first
         self._accounts: dict[str, _Account] = {}
         self._held = 0
         self._reserved = 0  # the reservation of the load in progress (loads are serialised)
-        self._peaks = self._peak_loads = 0  # the sum and count of the loads' peaks (for an account's first)
+        self._peaks = self._peak_files = 0  # the loads' peaks and files' bytes, summed (for an account's first)
         self._base_rss: int | None = None  # the warmed-up process's RSS without accounts (``settle``)
         self._surplus = 0  # resident bytes beyond the base and the accounts, at the last load
         self.loads = self.evictions = self.load_failures = 0
@@ -240,12 +284,15 @@ class AccountRegistry:
     # -- holding an account's models ---------------------------------------------------------
 
     @contextmanager
-    def hold(self, account: str, scan: bool) -> Iterator[ModelRepository]:
+    def hold(self, account: str, scan: bool, scores: Collection[str] | None = None) -> Iterator[ModelRepository]:
         """The account's models, loaded if need be, kept loaded until the ``with`` ends.
 
-        ``scan``: bulk work (counts as no real-time call for eviction). Raises
-        AccountNotFound, ResourceExhausted (the per-account cap) or AccountUnavailable.
+        ``scan``: bulk work (counts as no real-time call for eviction). ``scores``: the scores the
+        call uses (None or empty: all); only those are loaded if the account is not yet, and those
+        it lacks are added to a loaded one. Raises AccountNotFound, ResourceExhausted (the
+        per-account cap) or AccountUnavailable.
         """
+        scores = frozenset(scores) if scores else None
         with self._lock:
             entry = self._accounts.get(account)
             if entry is None:
@@ -254,7 +301,7 @@ class AccountRegistry:
                 raise ResourceExhausted(f"calls in flight for account {account!r}", entry.calls + 1, self.max_calls, "max_calls_per_account")
             entry.calls += 1
         try:
-            repository = self._acquire(entry, scan)
+            repository = self._acquire(entry, scan, scores)
             try:
                 yield repository
             finally:
@@ -266,16 +313,19 @@ class AccountRegistry:
             with self._lock:
                 entry.calls -= 1
 
-    def _acquire(self, entry: _Account, scan: bool) -> ModelRepository:
+    def _acquire(self, entry: _Account, scan: bool, scores: frozenset[str] | None) -> ModelRepository:
         waited = False
         while True:
             with self._lock:
-                if entry.state == _LOADED and entry.repository is not None:
-                    entry.holds += 1
+                repository = entry.repository
+                if entry.state == _LOADED and repository is not None:
+                    entry.holds += 1  # held before a grow too: not evicted meanwhile
                     self.policy.touch(entry.name, scan)
                     if waited:
                         entry.usage.loads += 1
-                    return entry.repository
+                    if repository.covers(scores):
+                        return repository
+                    break
                 if entry.state == _FAILED and time.monotonic() < entry.retry_at:
                     raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic())
                 loading = entry.state == _LOADING
@@ -288,21 +338,64 @@ class AccountRegistry:
                 event.wait()  # the load of the call that came first
                 continue
             try:
-                return self._load(entry, scan)
+                return self._load(entry, scan, scores)
             finally:
                 event.set()
-
-    def _load(self, entry: _Account, scan: bool) -> ModelRepository:
-        with self._load_lock:
+        try:
+            self._grow(entry, repository, scan, scores)
+        except BaseException:
             with self._lock:
-                self._reserved = entry.last_peak or self._mean_peak() or FIRST_GUESS * _file_bytes(entry.folder)
-                self._make_room(0)
-            release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
-            start = time.perf_counter()
-            peak_measured = reset_peak_rss()
-            before, rss_before = heap_bytes(), rss_bytes()
+                entry.holds -= 1
+            raise
+        return repository
+
+    def _measured(self, entry: _Account, scan: bool, files: int, work: Callable[[], _T]) -> tuple[_T, int, float]:
+        """``work()`` (a load of ``files`` bytes of model files), alone in the process, within the
+        budget: its reservation made room for first; returns its result, the bytes it kept and its
+        seconds. The gate is held by the caller."""
+        with self._lock:
+            self._reserved = self._reservation(entry, files)
+            self._make_room(0)
+        release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
+        start = time.perf_counter()
+        peak_measured = reset_peak_rss()
+        before, rss_before = heap_bytes(), rss_bytes()
+        try:
+            result = work()
+        except BaseException:
+            with self._lock:
+                self._reserved = 0
+            raise
+        seconds = time.perf_counter() - start
+        heap_kept = heap_bytes() - before  # the file bytes and parsed protos are freed by now
+        peak = peak_rss_bytes() - rss_before if peak_measured else 0
+        release_free_memory()  # their pages too
+        rss_after = rss_bytes()
+        nbytes = max(heap_kept, rss_after - rss_before, 0)
+        peak = max(peak, nbytes)
+        if files:
+            entry.peak_per_byte = peak / files
+            self._peaks, self._peak_files = self._peaks + peak, self._peak_files + files
+        with self._lock:
+            if self._base_rss is not None:
+                self._surplus = max(rss_after - self._base_rss - self._held - nbytes, 0)
+        return result, nbytes, seconds
+
+    def _reservation(self, entry: _Account, files: int) -> int:
+        """Bytes set aside for a load of ``files`` bytes of the account's model files: at the peak
+        per file byte of its last load, else of every load so far, else ``FIRST_GUESS``."""
+        if entry.peak_per_byte:
+            return int(entry.peak_per_byte * files)
+        if self._peak_files:
+            return self._peaks * files // self._peak_files
+        return FIRST_GUESS * files
+
+    def _load(self, entry: _Account, scan: bool, scores: frozenset[str] | None) -> ModelRepository:
+        with self._gate.hold(scan):
             try:
-                repository = ModelRepository.load(entry.folder, self.options)
+                repository, nbytes, seconds = self._measured(
+                    entry, scan, _file_bytes(entry.folder, scores), lambda: ModelRepository.load(entry.folder, self.options, scores)
+                )
                 if not repository.scores and repository.failures:
                     reasons = "; ".join(sorted(set(repository.failures.values())))
                     raise RuntimeError(f"every model file failed to load ({reasons})")
@@ -311,19 +404,9 @@ class AccountRegistry:
                     self._reserved = 0
                 self._failed(entry, exc)
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
-            seconds = time.perf_counter() - start
-            heap_kept = heap_bytes() - before  # the file bytes and parsed protos are freed by now
-            peak = peak_rss_bytes() - rss_before if peak_measured else 0
-            release_free_memory()  # their pages too
-            rss_after = rss_bytes()
-            nbytes = max(heap_kept, rss_after - rss_before, 0)
-            entry.last_peak = max(peak, nbytes)
-            self._peaks, self._peak_loads = self._peaks + entry.last_peak, self._peak_loads + 1
             with self._lock:  # loaded and held at once: no other call's eviction can take it between
                 self._reserved = 0
                 self._loaded(entry, repository, nbytes, scan, locked=True)
-                if self._base_rss is not None:
-                    self._surplus = max(rss_after - self._base_rss - self._held, 0)
                 entry.holds += 1
                 entry.usage.loads += 1
                 self._make_room(0)
@@ -336,6 +419,28 @@ class AccountRegistry:
         if self.metrics is not None:
             self.metrics.account_loaded(seconds)
         return repository
+
+    def _grow(self, entry: _Account, repository: ModelRepository, scan: bool, scores: frozenset[str] | None) -> None:
+        """Load the scores a held, loaded account lacks, measured like a load; its bytes grow by
+        what they keep (the eviction policy is not told again: the account stays where it is)."""
+        with self._gate.hold(scan):
+            if repository.covers(scores):  # another call added them meanwhile
+                return
+            wanted = repository.wanted or frozenset()
+            missing = None if scores is None else scores - wanted
+            files = _file_bytes(entry.folder, missing) - (_file_bytes(entry.folder, wanted) if missing is None else 0)
+            report, nbytes, seconds = self._measured(entry, scan, max(files, 0), lambda: repository.want(scores))
+            with self._lock:
+                self._reserved = 0
+                if entry.repository is repository and entry.state == _LOADED:
+                    entry.nbytes += nbytes
+                    entry.last_nbytes = entry.nbytes
+                    self._held += nbytes
+                self._make_room(0)
+                self._publish()
+        log.info("account %r: %d more models, %.1f MB measured, in %.0f ms", entry.name, len(report.loaded), nbytes / 1e6, seconds * 1e3)
+        if self.metrics is not None and report.loaded:
+            self.metrics.serve_scores(repository.scores)
 
     def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool, locked: bool = False) -> None:
         def update() -> None:
@@ -367,9 +472,6 @@ class AccountRegistry:
         log.error("account %r could not be loaded (failure %d): %s; next try in %.0fs", entry.name, entry.failures, reason, wait)
         if self.metrics is not None:
             self.metrics.account_load_failed()
-
-    def _mean_peak(self) -> int:
-        return self._peaks // self._peak_loads if self._peak_loads else 0
 
     def _make_room(self, needed: int) -> None:
         """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded
@@ -436,7 +538,7 @@ class AccountRegistry:
             repository = entry.repository
             if repository is None:
                 continue
-            with self._load_lock:
+            with self._gate.hold(scan=True):
                 before = heap_bytes()
                 reports[name] = repository.reload()
                 # new files' models, less the replaced ones no call holds any more
@@ -457,10 +559,12 @@ class AccountRegistry:
 
 
 
-def _file_bytes(folder: Path) -> int:
-    """Bytes of the model files in an account's folder (one stat each)."""
+def _file_bytes(folder: Path, scores: Collection[str] | None = None) -> int:
+    """Bytes of the model files in an account's folder, of ``scores`` only when given (one stat each)."""
     total = 0
     for path in folder.glob(f"*/*{MODEL_SUFFIX}"):
+        if scores is not None and path.parent.name not in scores:
+            continue
         try:
             total += path.stat().st_size
         except FileNotFoundError:  # removed meanwhile: the load will say so

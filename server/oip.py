@@ -114,7 +114,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
     @handle_errors
     def ModelMetadata(self, request: oip.ModelMetadataRequest, context: grpc.ServicerContext) -> oip.ModelMetadataResponse:
         account, score = model_name(request.name)
-        with account_models(self.registry, account, scan=True) as repository:
+        with account_models(self.registry, account, scan=True, scores=[score]) as repository:
             model = repository.get(score, request.version or None)
             versions = repository.versions(model.meta.score)
         tensor = oip.ModelMetadataResponse.TensorMetadata
@@ -132,7 +132,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         account, score = model_name(request.model_name)
         call.scores = (score,)
         spec = spec_from_parameters(score, request.model_version, request.parameters, account)
-        with account_models(self.registry, account, scan=False) as repository, self.batcher.incoming() as incoming:
+        with account_models(self.registry, account, scan=False, scores=[score]) as repository, self.batcher.incoming() as incoming:
             pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             tables = tables_from_request(request, self.budget)
             if context is None:  # a ModelStreamInfer message: its stream's answers are in order, each scored alone

@@ -14,6 +14,11 @@ account names (letters, digits, ``_ . -``, not starting with ``.`` or ``-``) are
 files is read from it. Versions sort numerically when they are numbers ("10" after "9"); the
 default version of a score is the highest that loaded.
 
+**Only the scores asked for.** ``ModelRepository.load(root, scores=...)`` loads those scores'
+folders alone, and ``want`` adds more later (an account's call that names two of its five scores
+builds two sessions); ``wanted`` is None once every score is. Reloads and ``fingerprint`` see only
+the wanted scores' files.
+
 ``reload`` rescans the folder: new and changed files are loaded beside the models being
 served, then the whole set is swapped in one assignment. A request holds the models it
 started with (``ScoringPipeline`` keeps them), so it finishes on them; a file that fails to
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,21 +118,41 @@ class ReloadReport:
 class ModelRepository:
     """Loaded models by score and version, plus the files that failed to load and why."""
 
-    def __init__(self, root: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> None:
+    def __init__(self, root: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS, scores: Iterable[str] | None = None) -> None:
         self.root = root
         self.options = options
+        self._wanted = None if scores is None else frozenset(scores)
         self._snapshot = _Snapshot({}, {}, {})
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
     @classmethod
-    def load(cls, root: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS) -> ModelRepository:
-        """Load every ``<score>/<version>.onnx`` under ``root``; a bad file is logged and skipped.
-        ``options`` build every model's session (``OnnxModel.load``), now and on reloads."""
+    def load(cls, root: Path, options: SessionOptions = DEFAULT_SESSION_OPTIONS, scores: Iterable[str] | None = None) -> ModelRepository:
+        """Load every ``<score>/<version>.onnx`` under ``root`` (only ``scores``' when given); a bad
+        file is logged and skipped. ``options`` build every model's session (``OnnxModel.load``),
+        now and on reloads."""
         if not root.is_dir():
             raise FileNotFoundError(f"model repository {root} is not a folder")
-        repo = cls(root, options)
+        repo = cls(root, options, scores)
         repo.reload()
         return repo
+
+    @property
+    def wanted(self) -> frozenset[str] | None:
+        """The scores served when their files load (None: every score in the folder)."""
+        return self._wanted
+
+    def covers(self, scores: Collection[str] | None) -> bool:
+        """Whether ``scores`` (None: all) are wanted already: loaded, or found failed or absent."""
+        if self._wanted is None:
+            return True
+        return scores is not None and self._wanted.issuperset(scores)
+
+    def want(self, scores: Collection[str] | None) -> ReloadReport:
+        """Serve ``scores`` too (None: every score), loading their files now."""
+        with self._reload_lock:
+            if not self.covers(scores):
+                self._wanted = None if scores is None else self._wanted | frozenset(scores)  # type: ignore[operator]
+            return self._reload()
 
     @property
     def models(self) -> dict[str, dict[str, OnnxModel]]:
@@ -151,9 +176,11 @@ class ModelRepository:
         return self._snapshot.failures
 
     def fingerprint(self) -> dict[Path, _Stamp]:
-        """Stamp of every model file now in the folder (cheap: one stat per file)."""
+        """Stamp of every wanted model file now in the folder (cheap: one stat per file)."""
         stamps = {}
         for path in self.root.glob(f"*/*{MODEL_SUFFIX}"):
+            if self._wanted is not None and path.parent.name not in self._wanted:
+                continue
             try:
                 st = path.stat()
             except FileNotFoundError:  # removed between glob and stat
@@ -164,54 +191,57 @@ class ModelRepository:
     def reload(self) -> ReloadReport:
         """Load new and changed files beside the served models, then swap them in at once."""
         with self._reload_lock:
-            old = self._snapshot
-            stamps = self.fingerprint()
-            models: dict[str, dict[str, OnnxModel]] = {}
-            failures: dict[Path, str] = {}
-            kept_stamps: dict[Path, _Stamp] = {}
-            report = ReloadReport()
-            fresh = self._load_all([p for p in sorted(stamps) if self._needs_load(old, p, stamps[p])])
-            for path in sorted(stamps):
-                score, version = path.parent.name, path.stem
-                current = old.models.get(score, {}).get(version)
-                if current is not None and old.stamps.get(path) == stamps[path]:
-                    models.setdefault(score, {})[version] = current
-                    kept_stamps[path] = stamps[path]
-                    continue
-                if path in old.failures and old.stamps.get(path) == stamps[path]:
-                    failures[path] = old.failures[path]  # same bad file: do not retry every poll
-                    kept_stamps[path] = stamps[path]
-                    if current is not None:
-                        models.setdefault(score, {})[version] = current
-                    continue
-                model = fresh[path]
-                if isinstance(model, ModelLoadError):
-                    log.error("%s", model)
-                    failures[path] = report.failed[path] = str(model)
-                    kept_stamps[path] = stamps[path]
-                    if current is not None:  # a broken replacement leaves the old one serving
-                        models.setdefault(score, {})[version] = current
-                        log.warning("%s version %s keeps serving the previously loaded file", score, version)
-                    continue
-                models.setdefault(score, {})[version] = model
+            return self._reload()
+
+    def _reload(self) -> ReloadReport:
+        old = self._snapshot
+        stamps = self.fingerprint()
+        models: dict[str, dict[str, OnnxModel]] = {}
+        failures: dict[Path, str] = {}
+        kept_stamps: dict[Path, _Stamp] = {}
+        report = ReloadReport()
+        fresh = self._load_all([p for p in sorted(stamps) if self._needs_load(old, p, stamps[p])])
+        for path in sorted(stamps):
+            score, version = path.parent.name, path.stem
+            current = old.models.get(score, {}).get(version)
+            if current is not None and old.stamps.get(path) == stamps[path]:
+                models.setdefault(score, {})[version] = current
                 kept_stamps[path] = stamps[path]
-                report.loaded.append((score, version))
-                log.info(
-                    "loaded %s version %s from %s in %.2fs on %s (trees: %s)",
-                    score,
-                    version,
-                    path,
-                    model.load_seconds,
-                    model.providers,
-                    model.tree_form,
-                )
-            for score, versions in old.models.items():
-                for version in versions:
-                    if version not in models.get(score, {}):
-                        report.unloaded.append((score, version))
-                        log.info("unloaded %s version %s: its file is gone", score, version)
-            self._snapshot = _Snapshot(models, kept_stamps, failures)
-            return report
+                continue
+            if path in old.failures and old.stamps.get(path) == stamps[path]:
+                failures[path] = old.failures[path]  # same bad file: do not retry every poll
+                kept_stamps[path] = stamps[path]
+                if current is not None:
+                    models.setdefault(score, {})[version] = current
+                continue
+            model = fresh[path]
+            if isinstance(model, ModelLoadError):
+                log.error("%s", model)
+                failures[path] = report.failed[path] = str(model)
+                kept_stamps[path] = stamps[path]
+                if current is not None:  # a broken replacement leaves the old one serving
+                    models.setdefault(score, {})[version] = current
+                    log.warning("%s version %s keeps serving the previously loaded file", score, version)
+                continue
+            models.setdefault(score, {})[version] = model
+            kept_stamps[path] = stamps[path]
+            report.loaded.append((score, version))
+            log.info(
+                "loaded %s version %s from %s in %.2fs on %s (trees: %s)",
+                score,
+                version,
+                path,
+                model.load_seconds,
+                model.providers,
+                model.tree_form,
+            )
+        for score, versions in old.models.items():
+            for version in versions:
+                if version not in models.get(score, {}):
+                    report.unloaded.append((score, version))
+                    log.info("unloaded %s version %s: its file is gone", score, version)
+        self._snapshot = _Snapshot(models, kept_stamps, failures)
+        return report
 
     @staticmethod
     def _needs_load(old: _Snapshot, path: Path, stamp: _Stamp) -> bool:
@@ -268,12 +298,16 @@ class ModelRepository:
             if failed is not None:
                 raise ModelNotFound(score, version, [f"{score}:{v}" for v in versions or ()], failed)
         if not versions:
-            raise ModelNotFound(score, None, self.scores)
+            raise ModelNotFound(score, None, self.scores if self._wanted is None else self._on_disk())
         if not version:
             return versions[max(versions, key=version_key)]
         if version not in versions:
             raise ModelNotFound(score, version, [f"{score}:{v}" for v in versions])
         return versions[version]
+
+    def _on_disk(self) -> list[str]:
+        """Score folders holding model files, wanted or not (for error messages)."""
+        return sorted({p.parent.name for p in self.root.glob(f"*/*{MODEL_SUFFIX}")})
 
     def defaults(self) -> Iterable[OnnxModel]:
         """The default version of every score."""

@@ -4,7 +4,8 @@
 metadata: the ONNX file is all the server needs), builds the session, replays the model's
 parity probe when it has one (``params.probe``: feature rows and the outputs training got
 for them) and warms it up. ``run`` takes the float32 feature matrix and returns the named
-outputs as NumPy arrays.
+outputs as NumPy arrays. A graph training already optimized (``OPTIMIZED_KEY`` in its
+``metadata_props``) gets a CPU session built without ONNX Runtime's optimizer.
 
 Tree ensembles (ai.onnx.ml TreeEnsemble*, no CUDA kernel) are served in GEMM form
 (:mod:`scorecast.server.tree_gemm`) when ``tree_form`` says so (``auto``: on CUDA only),
@@ -25,7 +26,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
+from scorecast.metadata import INPUT_NAME, METADATA_KEY, OPTIMIZED_KEY, ModelMetadata
 
 from .errors import ModelLoadError
 from .tree_gemm import TREE_FORMS, UnsupportedTree, probe_rows, to_gemm, tree_nodes
@@ -200,6 +201,10 @@ class OnnxModel:
             gemm = _gemm_form(path, proto, session_options)
             if gemm is not None:
                 source, rows_per_run = gemm
+        if rows_per_run is None and options.device == "cpu" and any(p.key == OPTIMIZED_KEY for p in proto.metadata_props):
+            # training ran the device-independent optimizer (onnx_export.optimize_graph): running it
+            # again was half of the session's build, which an account's first call waits for
+            session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(source, sess_options=session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises several private exception types

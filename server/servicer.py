@@ -16,7 +16,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,13 +202,14 @@ def model_info(model: OnnxModel, repository: ModelRepository) -> pb.ModelInfo:
 
 
 @contextmanager
-def account_models(registry: AccountRegistry, account: str, scan: bool) -> Iterator[ModelRepository]:
+def account_models(registry: AccountRegistry, account: str, scan: bool, scores: Collection[str] | None = None) -> Iterator[ModelRepository]:
     """The models of the call's ``account`` ("" is the default account), held until the ``with``
     ends; NOT_FOUND alike for a missing account and one the caller's token does not cover.
-    ``scan``: bulk work, which never promotes an account in the eviction order."""
+    ``scan``: bulk work, which never promotes an account in the eviction order; ``scores``: the
+    scores the call uses (None: all), the only ones loaded for it."""
     registry.visible(account, caller_accounts.get())
     _call.get().account = account
-    with registry.hold(account, scan) as repository:
+    with registry.hold(account, scan, scores) as repository:
         yield repository
 
 
@@ -287,14 +288,17 @@ class ScorecastServicer(rpc.ScorecastServicer):
 
     @handle_errors
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        with account_models(self.registry, request.account, scan=True) as repository:
+        with account_models(self.registry, request.account, scan=True, scores=[request.score]) as repository:
             model = repository.get(request.score, request.version or None)
             return pb.GetModelResponse(model=model_info(model, repository))
 
     @handle_errors
     def ScoreBatch(self, request: pb.ScoreBatchRequest, context: grpc.ServicerContext) -> pb.ScoreBatchResponse:
         # the account's cap and models per call; the batch key holds the account (in the spec)
-        with account_models(self.registry, request.header.account, scan=False) as repository, self.batcher.incoming() as incoming:
+        with (
+            account_models(self.registry, request.header.account, scan=False, scores=request.header.scores) as repository,
+            self.batcher.incoming() as incoming,
+        ):
             pipeline = self._pipeline(repository, request.header)
             tables = decode_tables(request.chunk.tables, self.budget)
             key = batch_key(pipeline, request.header.options.HasField("as_of"))
@@ -305,7 +309,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
     @handle_errors
     def Score(self, request_iterator: Iterator[pb.ScoreRequest], context: grpc.ServicerContext) -> Iterator[pb.ScoreResponse]:
         header = _header(request_iterator, "Score")
-        with account_models(self.registry, header.account, scan=True) as repository:
+        with account_models(self.registry, header.account, scan=True, scores=header.scores) as repository:
             pipeline = self._pipeline(repository, header)
             call = _call.get()
 
@@ -343,7 +347,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         head = _header(request_iterator, "TopN")
         query = TopNQuery.parse(head.by, head.n, list(head.where), self.max_topn_n)
         spec = spec_from_header(pb.ScoreHeader(scores=query.scores, options=head.options, account=head.account))
-        with account_models(self.registry, head.account, scan=True) as repository:
+        with account_models(self.registry, head.account, scan=True, scores=query.scores) as repository:
             scan = TopNScan(repository, query, spec, self.max_rows_per_chunk)
             if head.base_path:
                 base = resolve_base(head.base_path, self.base_roots, "header.base_path")

@@ -29,7 +29,7 @@ from scorecast.model_store import next_version, store_model
 from scorecast.options import request_columns
 
 from .lead import training as lead
-from .onnx_export import PROBE_ROWS, add_probe, read_metadata
+from .onnx_export import PROBE_ROWS, add_probe, optimize_graph, read_metadata
 from .run import Fitted, Holdout, TrainingRun, as_us
 from .scores import (
     affinity,
@@ -143,7 +143,7 @@ def fit_models(
         version = next_version(out, score)
         fitted = fitters[score](run, version)
         probe = _probe_rows(fitted.tables, fitted.as_of, fitted.model)
-        built.append(Built(score, version, add_probe(fitted.model, probe), fitted.holdout))
+        built.append(Built(score, version, add_probe(optimize_graph(fitted.model), probe), fitted.holdout))
 
     # lead first, before any progress output: its rules file is checked against its base
     # before the long fits, and a refusal is one line

@@ -17,7 +17,7 @@ import pytest
 
 from scorecast.accounts import DEFAULT_ACCOUNT
 from scorecast.client import ScorecastClient
-from scorecast.server.accounts import AccountRegistry
+from scorecast.server.accounts import AccountRegistry, LoadGate
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.errors import AccountNotFound, AccountUnavailable, ResourceExhausted
@@ -85,6 +85,64 @@ def test_accounts_load_on_first_call_and_concurrent_first_calls_share_one_load(r
     assert registry.loads == 1 and registry.loaded() == ["a03"]
     assert len({id(r) for r in got}) == 1 and got[0].scores == ["spend", "wide"]
     assert registry.usage()["a03"].loads >= 1
+
+
+def test_a_real_time_load_goes_before_the_scan_loads_waiting() -> None:
+    """While a load runs, a scan load and then a real-time load wait: the real-time one goes next."""
+    gate, order = LoadGate(), []
+
+    def load(name: str, scan: bool) -> None:
+        with gate.hold(scan):
+            order.append(name)
+
+    pause = threading.Event()
+    with gate.hold(scan=True):
+        threads = []
+        for name, scan in (("scan", True), ("real-time", False)):
+            threads.append(threading.Thread(target=load, args=(name, scan)))
+            threads[-1].start()
+            while gate.waiting < len(threads):  # queued in this order
+                pause.wait(0.001)
+    for t in threads:
+        t.join()
+    assert order == ["real-time", "scan"] and gate.waiting == 0
+
+
+def test_a_call_loads_only_the_scores_it_names(root: Path) -> None:
+    """A call naming one of an account's two scores loads that one, measured; a later call naming
+    the other adds it to the loaded account (one load, the bytes grown); a call naming none wants all."""
+    registry = AccountRegistry(root, budget=1 << 40)
+    with registry.hold("a00", scan=False, scores=["spend"]) as repository:
+        assert repository.scores == ["spend"]
+    small = registry.held_bytes
+    with registry.hold("a00", scan=False, scores=["spend", "wide"]) as repository:
+        assert repository.scores == ["spend", "wide"]
+    assert registry.loads == 1 and registry.held_bytes > small + 100_000  # the wide model's weights (128 KB)
+    with registry.hold("a01", scan=True, scores=[]) as repository:
+        assert repository.scores == ["spend", "wide"]
+
+
+def test_growing_accounts_keep_the_budget(root: Path) -> None:
+    """Accounts loaded for one score, then grown to two by callers on several threads: the
+    measured bytes stay within a budget of three whole accounts throughout, evicting others."""
+    size = _size(root)
+    registry = AccountRegistry(root, budget=int(size * 3.5))
+    names = registry.known()
+    over = []
+
+    def call(name: str) -> None:
+        for scores in (["spend"], ["spend", "wide"]):
+            with registry.hold(name, scan=False, scores=scores) as repository:
+                assert set(scores) <= set(repository.scores)
+                if registry.held_bytes > registry.budget:  # three calls hold at most three accounts
+                    over.append(name)
+
+    threads = [threading.Thread(target=lambda k=k: [call(n) for n in names[k::3]]) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not over and registry.held_bytes <= registry.budget and registry.evictions >= 12 - 3
 
 
 def test_budget_holds_while_every_account_is_called(root: Path) -> None:

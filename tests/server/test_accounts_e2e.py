@@ -33,11 +33,12 @@ ACCOUNTS = [f"a{i:02d}" for i in range(12)]
 
 
 def _fleet(root: Path, names: list[str], width: int = 131_072) -> Path:
-    """Accounts whose ``spend`` weighs total_amount by the account's number (a00: 0, a07: 7), so
-    a value tells which account's models scored it, beside a ``wide`` model that gives them size."""
+    """Accounts whose ``spend`` (version 2, the default) weighs total_amount by the account's number
+    (a00: 0, a07: 7), so a value tells which account's models scored it, beside ``spend`` version 1,
+    a wide model that gives them size: a call loads the scores it names, every version of them."""
     for name in names:
-        write_model(root / name, linear_model(weights=(1.0, float(int(name[1:])))))
-        write_model(root / name, wide_model(width=width))
+        write_model(root / name, wide_model(score="spend", version="1", width=width))
+        write_model(root / name, linear_model(version="2", weights=(1.0, float(int(name[1:])))))
     return root
 
 
@@ -128,7 +129,7 @@ def test_an_account_loads_on_its_first_call_and_racing_first_calls_share_the_loa
         assert running.registry.loaded() == ["a07"] and running.registry.loads == 1
         assert _spend(client, "a03", orders) == _expected(orders, "a03") != got[0]
         assert running.registry.loaded() == ["a03", "a07"]
-        assert {m.score for m in client.list_models(account="a03")} == {"spend", "wide"}
+        assert [(m.score, m.version) for m in client.list_models(account="a03")] == [("spend", "2")]
         assert json.loads(client.get_model("spend", account="a03").params_json)["weights"] == [1.0, 3.0]
         with pytest.raises(grpc.RpcError) as info:
             _spend(client, "nobody", orders)
@@ -233,7 +234,7 @@ def test_a_token_for_one_account_learns_nothing_of_another(tmp_path: Path, order
     tokens.write_text(json.dumps({"tokens": entries}))
     with _serving(root, tokens_file=tokens) as running, _client(running, token=A_TOKEN) as mine:
         assert _spend(mine, "a01", orders) == _expected(orders, "a01")
-        assert {m.score for m in mine.list_models(account="a01")} == {"spend", "wide"}
+        assert [m.score for m in mine.list_models(account="a01")] == ["spend"]
         mine.reload_models(account="a01")
         with _client(running, token=STAR_TOKEN) as ops:
             assert _spend(ops, "a02", orders) == _expected(orders, "a02")  # a02 is loaded: nothing to hide behind

@@ -56,3 +56,21 @@ def test_missing_folder(tmp_path: Path) -> None:
     """A repository that is not a folder is a clear error."""
     with pytest.raises(FileNotFoundError, match="nowhere"):
         ModelRepository.load(tmp_path / "nowhere")
+
+
+def test_only_the_wanted_scores_load_and_more_are_added(tmp_path: Path) -> None:
+    """Loaded for one score, a repository serves it alone (a request for another names every
+    score on disk); ``want`` adds one, keeping the models it had; None wants them all."""
+    for score in ("a", "b", "c"):
+        write_model(tmp_path, linear_model(score=score))
+    repository = ModelRepository.load(tmp_path, scores=["a"])
+    assert repository.scores == ["a"] and repository.wanted == {"a"} and repository.covers(["a"])
+    assert not repository.covers(["a", "b"]) and not repository.covers(None)
+    assert set(repository.fingerprint()) == {tmp_path / "a" / "1.onnx"}
+    with pytest.raises(ModelNotFound, match=r"available: \['a', 'b', 'c'\]"):
+        repository.get("b")
+    first = repository.get("a")
+    report = repository.want(["b", "nope"])
+    assert report.loaded == [("b", "1")] and repository.scores == ["a", "b"] and repository.get("a") is first
+    assert repository.covers(["nope"]) and repository.want(["a"]).loaded == []
+    assert repository.want(None).loaded == [("c", "1")] and repository.wanted is None and repository.covers(None)

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from scorecast.metadata import METADATA_KEY, ModelMetadata, OutputSpec
+from scorecast.metadata import METADATA_KEY, OPTIMIZED_KEY, ModelMetadata, OutputSpec
 from scorecast.server import runtime
 from scorecast.server.runtime import CUDA, OnnxModel, SessionOptions, providers_for
 
@@ -47,6 +47,20 @@ def test_run_returns_named_outputs(tmp_path: Path) -> None:
     out = model.run(np.array([[1, 2], [3, 4]], dtype=np.float32))
     np.testing.assert_allclose(out["value"][:, 0], [4, 10])
     assert model.load_seconds > 0
+
+
+def test_a_model_training_optimized_is_not_optimized_again(tmp_path: Path) -> None:
+    """A model marked as optimized (``OPTIMIZED_KEY``) gets a CPU session with ONNX Runtime's
+    optimizer off and scores the same; an unmarked one keeps the optimizer on."""
+    plain = OnnxModel.load(write_model(tmp_path / "plain", linear_model(weights=(2.0, 1.0))))
+    marked_model = linear_model(weights=(2.0, 1.0))
+    marked_model.metadata_props.add(key=OPTIMIZED_KEY, value="basic, onnxruntime test")
+    marked = OnnxModel.load(write_model(tmp_path / "marked", marked_model))
+    level = ort.GraphOptimizationLevel
+    assert marked.session.get_session_options().graph_optimization_level == level.ORT_DISABLE_ALL
+    assert plain.session.get_session_options().graph_optimization_level == level.ORT_ENABLE_ALL
+    x = np.array([[1, 2], [3, 4]], dtype=np.float32)
+    np.testing.assert_array_equal(marked.run(x)["value"], plain.run(x)["value"])
 
 
 def test_io_binding_path_keeps_output_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,13 +18,14 @@ import pytest
 from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata, OutputSpec
+from scorecast.metadata import INPUT_NAME, METADATA_KEY, OPTIMIZED_KEY, ModelMetadata, OutputSpec
 from scorecast.model_store import write_model
 from scorecast.training import onnx_export
 from scorecast.training.onnx_export import (
     attach_metadata,
     feature_matrix,
     hist_gradient_boosting_to_onnx,
+    optimize_graph,
     read_metadata,
 )
 
@@ -74,6 +75,39 @@ def test_metadata_round_trips_through_a_saved_file(tmp_path: Path) -> None:
     assert read_metadata(onnx.load(path)) == meta
     out = session.run(None, {INPUT_NAME: np.ones((2, 3), np.float32)})[0]
     np.testing.assert_array_equal(out, [[3.0], [3.0]])
+
+
+def test_optimize_graph_folds_once_keeps_outputs_and_marks_the_model() -> None:
+    """A constant subgraph (2 + 3) is folded away; the outputs, the opset imports and the
+    metadata stay; the mark names the level; optimizing again changes nothing more."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["two", "three"], ["five"]),
+            helper.make_node("Mul", [INPUT_NAME, "five"], ["scaled"]),
+            helper.make_node("ReduceSum", ["scaled", "axes"], ["total"], keepdims=1),
+        ],
+        "scaled_sum",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, [None, 1])],
+        initializer=[
+            helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
+            helper.make_tensor("three", TensorProto.FLOAT, [], [3.0]),
+            helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+        ],
+    )
+    model = attach_metadata(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), _meta())
+    model.ir_version = 8
+    optimized = optimize_graph(model)
+    assert [n.op_type for n in optimized.graph.node] == ["Mul", "ReduceSum"]
+    assert list(optimized.opset_import) == list(model.opset_import) and optimized.ir_version == 8
+    assert read_metadata(optimized) == read_metadata(model)
+    marks = {p.key: p.value for p in optimized.metadata_props}
+    assert marks[OPTIMIZED_KEY].startswith("basic, onnxruntime ")
+    onnx.checker.check_model(optimized, full_check=True)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(_session(optimized).run(None, {INPUT_NAME: x})[0], [[15.0], [60.0]])
+    again = optimize_graph(optimized)
+    assert again.graph == optimized.graph and [p.key for p in again.metadata_props].count(OPTIMIZED_KEY) == 1
 
 
 def test_attach_metadata_copies_and_replaces() -> None:
