@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import grpc
 import pyarrow as pa
 import pytest
 
 from scorecast.client import ScorecastClient
 from scorecast.kernels.time_units import US_PER_DAY
+from scorecast.proto import rpc
 from scorecast.server.app import RunningServer, start_server
 from scorecast.server.config import ServerSettings
 from scorecast.server.pipeline import ScoringPipeline
@@ -103,3 +106,33 @@ def server(repository: ModelRepository) -> Iterator[RunningServer]:
 def client(server: RunningServer) -> Iterator[ScorecastClient]:
     with ScorecastClient(f"127.0.0.1:{server.port}", timeout=30) as c:
         yield c
+
+
+@pytest.fixture
+def started(repository: ModelRepository, gate: Gate) -> Iterator[Callable[..., RunningServer]]:
+    """Start servers over ``repository`` with the given settings (port 0, no reload polling);
+    the gate opens, then every one stops, at teardown."""
+    servers: list[RunningServer] = []
+
+    def start(**settings: object) -> RunningServer:
+        running = start_server(ServerSettings(port=0, reload_interval_s=0, **settings), repository)  # type: ignore[arg-type]
+        servers.append(running)
+        return running
+
+    yield start
+    gate.open()  # before the servers stop: no pass is left waiting on it
+    for running in servers:
+        running.stop(0)
+
+
+def server_stub(running: RunningServer) -> rpc.ScorecastStub:
+    """A scorecast.v1 stub on its own channel to ``running``."""
+    return rpc.ScorecastStub(grpc.insecure_channel(f"127.0.0.1:{running.port}"))
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll ``condition`` (a server's own counters) until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)

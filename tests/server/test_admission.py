@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -13,51 +12,27 @@ import pyarrow as pa
 import pytest
 
 from scorecast.client import encode_table, header
-from scorecast.proto import pb, rpc
+from scorecast.proto import pb
 from scorecast.server.admission import Slots
-from scorecast.server.app import RunningServer, start_server
-from scorecast.server.config import ServerSettings
 from scorecast.server.repository import ModelRepository
 
-from .conftest import AS_OF_US, HELD, Gate, make_orders
+from .conftest import AS_OF_US, HELD, Gate, make_orders, server_stub, wait_until
 from ..support.fakes import linear_model, write_model
 
 AS_OF = pa.scalar(AS_OF_US, pa.timestamp("us", tz="UTC")).as_py()
 
 
 @pytest.fixture
-def started(tmp_path: Path, gate: Gate) -> Iterator[Callable[..., RunningServer]]:
+def repository(tmp_path: Path) -> ModelRepository:
     root = tmp_path / "models"
     for model in (linear_model(), linear_model(HELD)):
         write_model(root, model)
-    repository = ModelRepository.load(root)
-    servers: list[RunningServer] = []
-
-    def start(**settings: object) -> RunningServer:
-        running = start_server(ServerSettings(port=0, reload_interval_s=0, **settings), repository)  # type: ignore[arg-type]
-        servers.append(running)
-        return running
-
-    yield start
-    gate.open()  # before the servers stop: no pass is left waiting on it
-    for running in servers:
-        running.stop(0)
+    return ModelRepository.load(root)
 
 
 def _request(contacts: int, score: str) -> pb.ScoreBatchRequest:
     orders = make_orders(list(range(contacts)), [3] * contacts, [1.0] * contacts, ["shoes"] * contacts)
     return pb.ScoreBatchRequest(header=header([score], as_of=AS_OF), chunk=pb.ContactChunk(tables={"orders": encode_table(orders)}))
-
-
-def _stub(running: RunningServer) -> rpc.ScorecastStub:
-    return rpc.ScorecastStub(grpc.insecure_channel(f"127.0.0.1:{running.port}"))
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
 
 
 def test_slots_go_to_waiters_in_arrival_order() -> None:
@@ -78,14 +53,14 @@ def test_calls_beyond_the_slots_wait_then_are_answered(started, gate: Gate) -> N
     """Two held calls hold both slots: three more wait in the queue and are answered after them;
     one past max_queued_calls is RESOURCE_EXHAUSTED at once, naming the setting."""
     running = started(max_workers=2, max_streams=1, max_queued_calls=3, batch_max_delay_ms=0)
-    stub = _stub(running)
+    stub = server_stub(running)
     assert running.admission is not None
     held = [stub.ScoreBatch.future(_request(1_000, HELD), timeout=60) for _ in range(2)]
-    _wait(lambda: running.admission.serving() == 2, "the held calls holding both slots")
+    wait_until(lambda: running.admission.serving() == 2, "the held calls holding both slots")
     queued = []
     for n in range(3):
         queued.append(stub.ScoreBatch.future(_request(1, "spend"), timeout=60))
-        _wait(lambda n=n: running.admission.queued() == n + 1, f"{n + 1} calls queued")
+        wait_until(lambda n=n: running.admission.queued() == n + 1, f"{n + 1} calls queued")
     start = time.perf_counter()
     with pytest.raises(grpc.RpcError) as info:
         stub.ScoreBatch(_request(1, "spend"), timeout=60)
@@ -100,9 +75,9 @@ def test_queue_wait_is_bounded(started, gate: Gate) -> None:  # noqa: ANN001
     """A call that waits longer than max_queue_wait_ms for a slot is RESOURCE_EXHAUSTED, naming it;
     one whose deadline comes first gets DEADLINE_EXCEEDED."""
     running = started(max_workers=2, max_streams=1, max_queue_wait_ms=100, batch_max_delay_ms=0)
-    stub = _stub(running)
+    stub = server_stub(running)
     held = [stub.ScoreBatch.future(_request(1_000, HELD), timeout=60) for _ in range(2)]
-    _wait(lambda: running.admission.serving() == 2, "the held calls holding both slots")
+    wait_until(lambda: running.admission.serving() == 2, "the held calls holding both slots")
     start = time.perf_counter()
     with pytest.raises(grpc.RpcError) as info:
         stub.ScoreBatch(_request(1, "spend"), timeout=60)
@@ -122,7 +97,7 @@ def test_queue_wait_is_bounded(started, gate: Gate) -> None:  # noqa: ANN001
 def test_64_concurrent_callers_get_no_error_with_default_settings(started) -> None:  # noqa: ANN001
     """64 callers of 1-contact ScoreBatch calls at once, default settings: every call answered."""
     running = started()
-    stubs = [_stub(running) for _ in range(8)]
+    stubs = [server_stub(running) for _ in range(8)]
     request = _request(1, "spend")
     barrier = threading.Barrier(64)
     errors: list[str] = []
@@ -149,9 +124,9 @@ def test_queued_requests_are_bounded_in_bytes(started, gate: Gate) -> None:  # n
     """A call whose request would take the waiting calls past max_queued_bytes is refused at
     once, naming the setting; a small one still queues and is answered."""
     running = started(max_workers=2, max_streams=1, max_queued_bytes=20_000, batch_max_delay_ms=0)
-    stub = _stub(running)
+    stub = server_stub(running)
     held = [stub.ScoreBatch.future(_request(1_000, HELD), timeout=60) for _ in range(2)]
-    _wait(lambda: running.admission.serving() == 2, "the held calls holding both slots")
+    wait_until(lambda: running.admission.serving() == 2, "the held calls holding both slots")
     big = _request(1_000, "spend")
     assert big.ByteSize() > 20_000
     start = time.perf_counter()
@@ -160,7 +135,7 @@ def test_queued_requests_are_bounded_in_bytes(started, gate: Gate) -> None:  # n
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_queued_bytes" in info.value.details()
     assert time.perf_counter() - start < 5 and not any(f.done() for f in held)
     small = stub.ScoreBatch.future(_request(1, "spend"), timeout=60)
-    _wait(lambda: running.admission.queued() == 1, "the small call queued")
+    wait_until(lambda: running.admission.queued() == 1, "the small call queued")
     gate.open()
     assert small.result().rows == 1
     assert [f.result().rows for f in held] == [1_000, 1_000]

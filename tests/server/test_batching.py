@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pyarrow as pa
 import pytest
 
 from scorecast.client import encode_table, header
 from scorecast.kernels.time_units import US_PER_DAY
 from scorecast.proto import oip_rpc, pb, rpc
-from scorecast.server.app import RunningServer, start_server
-from scorecast.server.config import ServerSettings
+from scorecast.server.app import RunningServer
 from scorecast.server.repository import ModelRepository
 
-from .conftest import AS_OF_US, HELD, Gate
+from .conftest import AS_OF_US, HELD, Gate, server_stub, wait_until
 from ..support.fakes import grouped_model, linear_model, segment_model, write_model
 from .test_oip import infer_request, outputs
 
@@ -36,25 +34,6 @@ def repository(tmp_path: Path) -> ModelRepository:
     for model in (linear_model(), grouped_model(), segment_model(), linear_model(HELD)):
         write_model(root, model)
     return ModelRepository.load(root)
-
-
-@pytest.fixture
-def started(repository: ModelRepository, gate: Gate) -> Iterator[Callable[..., RunningServer]]:
-    servers: list[RunningServer] = []
-
-    def start(**settings: object) -> RunningServer:
-        running = start_server(ServerSettings(port=0, reload_interval_s=0, **settings), repository)  # type: ignore[arg-type]
-        servers.append(running)
-        return running
-
-    yield start
-    gate.open()  # before the servers stop: no pass is left waiting on it
-    for running in servers:
-        running.stop(0)
-
-
-def _stub(running: RunningServer) -> rpc.ScorecastStub:
-    return rpc.ScorecastStub(grpc.insecure_channel(f"127.0.0.1:{running.port}"))
 
 
 def _orders(ids: list, days: list[float], amounts: list[float | None], groups: list[str], ts_null: bool = False) -> pa.Table:
@@ -106,15 +85,8 @@ def _passes(running: RunningServer) -> tuple[float, float]:
 
 def _solo_answers(started: Callable[..., RunningServer], requests: list[pb.ScoreBatchRequest]) -> list[pa.Table]:
     solo = started(batch_max_delay_ms=0)
-    stub = _stub(solo)
+    stub = server_stub(solo)
     return [_answer(stub.ScoreBatch(r, timeout=30)) for r in requests]
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
 
 
 def _block(running: RunningServer, stub: rpc.ScorecastStub, contacts: int = 1_000) -> grpc.Future:
@@ -125,7 +97,7 @@ def _block(running: RunningServer, stub: rpc.ScorecastStub, contacts: int = 1_00
     orders = _orders(ids, [3] * contacts, [1.0] * contacts, ["shoes"] * contacts)
     future = stub.ScoreBatch.future(_request({"orders": orders}, BLOCKED), timeout=60)
     assert running.batcher is not None
-    _wait(lambda: running.batcher.running() == 1, "the blocking pass")
+    wait_until(lambda: running.batcher.running() == 1, "the blocking pass")
     return future
 
 
@@ -136,7 +108,7 @@ def test_concurrent_callers_each_get_their_solo_answer(started) -> None:  # noqa
     requests = [_request(_caller_tables(i)) for i in range(24)]
     expected = _solo_answers(started, requests)
     running = started(batch_max_delay_ms=20)
-    stubs = [_stub(running) for _ in range(4)]
+    stubs = [server_stub(running) for _ in range(4)]
     barrier = threading.Barrier(len(requests))
     failures: list[str] = []
 
@@ -163,10 +135,10 @@ def test_same_contact_in_one_pass_never_crosses(started, gate: Gate) -> None:  #
     requests = [_request(_caller_tables(i), BLOCKED) for i in range(8)]
     expected = _solo_answers(started, requests)
     running = started(batch_max_delay_ms=5, max_workers=16)
-    stub = _stub(running)
+    stub = server_stub(running)
     blocker = _block(running, stub)
     futures = [stub.ScoreBatch.future(r, timeout=60) for r in requests]
-    _wait(lambda: running.batcher.waiting() == 8, "eight calls in one batch")
+    wait_until(lambda: running.batcher.waiting() == 8, "eight calls in one batch")
     gate.open()
     assert blocker.result().rows == 1_000
     for future, want in zip(futures, expected, strict=True):
@@ -188,11 +160,11 @@ def test_bad_input_fails_its_own_call_only(started, gate: Gate) -> None:  # noqa
         "orders.amount": _request({"orders": _orders([7], [1], [1.0], ["shoes"]).drop_columns(["amount"])}, BLOCKED),
     }
     running = started(batch_max_delay_ms=5, max_workers=16)
-    stub = _stub(running)
+    stub = server_stub(running)
     blocker = _block(running, stub)
     good_futures = [stub.ScoreBatch.future(r, timeout=60) for r in good]
     bad_futures = {where: stub.ScoreBatch.future(r, timeout=60) for where, r in bad.items()}
-    _wait(lambda: running.batcher.waiting() == 6, "six calls in one batch")
+    wait_until(lambda: running.batcher.waiting() == 6, "six calls in one batch")
     gate.open()
     blocker.result()
     for future, want in zip(good_futures, expected, strict=True):
@@ -207,15 +179,15 @@ def test_deadline_passing_in_a_batch_drops_the_call(started, gate: Gate) -> None
     """A call whose deadline passes while it waits behind a running pass leaves its batch (before
     the pass), gets DEADLINE_EXCEEDED; its batch-mate is answered, in a pass of one."""
     running = started(batch_max_delay_ms=5, max_workers=16, batch_max_rows=4_000)
-    stub = _stub(running)
+    stub = server_stub(running)
     blocker = _block(running, stub, contacts=4_000)  # held until well past the deadline below
     short = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=1)
     other = stub.ScoreBatch.future(_request(_caller_tables(2), BLOCKED), timeout=60)
-    _wait(lambda: running.batcher.waiting() == 2, "two calls in one batch")
+    wait_until(lambda: running.batcher.waiting() == 2, "two calls in one batch")
     with pytest.raises(grpc.RpcError) as info:
         short.result()
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    _wait(lambda: running.batcher.waiting() == 1, "the late call leaving its batch")
+    wait_until(lambda: running.batcher.waiting() == 1, "the late call leaving its batch")
     assert running.batcher.running() == 1  # it left while the blocking pass still ran
     gate.open()
     blocker.result()
@@ -226,13 +198,13 @@ def test_deadline_passing_in_a_batch_drops_the_call(started, gate: Gate) -> None
 def test_cancelled_call_leaves_its_batch(started, gate: Gate) -> None:  # noqa: ANN001
     """A call cancelled while waiting in a batch leaves it; the others are answered."""
     running = started(batch_max_delay_ms=5, max_workers=16, batch_max_rows=4_000)
-    stub = _stub(running)
+    stub = server_stub(running)
     blocker = _block(running, stub, contacts=4_000)
     cancelled = stub.ScoreBatch.future(_request(_caller_tables(1), BLOCKED), timeout=60)
     others = [stub.ScoreBatch.future(_request(_caller_tables(i), BLOCKED), timeout=60) for i in (2, 3)]
-    _wait(lambda: running.batcher.waiting() == 3, "three calls in one batch")
+    wait_until(lambda: running.batcher.waiting() == 3, "three calls in one batch")
     cancelled.cancel()
-    _wait(lambda: running.batcher.waiting() == 2, "the cancelled call leaving its batch")
+    wait_until(lambda: running.batcher.waiting() == 2, "the cancelled call leaving its batch")
     gate.open()
     blocker.result()
     assert [f.result().rows for f in others] == [3, 2]  # 7, 3, 102; 7, 3
@@ -276,7 +248,7 @@ def test_unset_as_of_batches_too(started, gate: Gate) -> None:  # noqa: ANN001
     """Calls without as_of ("now") share a pass, answered as of about now; a call with as_of set
     is another key: it does not wait behind their pass."""
     running = started(batch_max_delay_ms=5, max_workers=16)
-    stub = _stub(running)
+    stub = server_stub(running)
     now_us = time.time_ns() // 1_000
     day_before = pa.table({"contact_id": [7], "ts": pa.array([now_us - US_PER_DAY], pa.timestamp("us", tz="UTC")), "amount": [2.0], "product_group": ["shoes"]})
 
@@ -285,9 +257,9 @@ def test_unset_as_of_batches_too(started, gate: Gate) -> None:  # noqa: ANN001
 
     many = pa.table({name: day_before[name].to_pylist() * 1_000 for name in day_before.column_names}).set_column(0, "contact_id", pa.array(range(1_000)))
     blocker = stub.ScoreBatch.future(now_request(many), timeout=60)
-    _wait(lambda: running.batcher.running() == 1, "the blocking pass")
+    wait_until(lambda: running.batcher.running() == 1, "the blocking pass")
     futures = [stub.ScoreBatch.future(now_request(day_before), timeout=60) for _ in range(3)]
-    _wait(lambda: running.batcher.waiting() == 3, "three calls in one batch")
+    wait_until(lambda: running.batcher.waiting() == 3, "three calls in one batch")
     assert stub.ScoreBatch(_request(_caller_tables(1), BLOCKED), timeout=60).rows == 3
     assert not blocker.done()  # the call with as_of set was answered while the pass of "now" calls ran
     gate.open()

@@ -53,20 +53,6 @@ def _bomb(rows: int) -> pa.Table:
     )
 
 
-@pytest.fixture
-def started(repository: ModelRepository) -> Iterator[callable]:
-    servers: list[RunningServer] = []
-
-    def start(**settings: object) -> RunningServer:
-        running = start_server(ServerSettings(port=0, **settings), repository)  # type: ignore[arg-type]
-        servers.append(running)
-        return running
-
-    yield start
-    for running in servers:
-        running.stop(0)
-
-
 def _stub(running: RunningServer) -> rpc.ScorecastStub:
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}", options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
     return rpc.ScorecastStub(channel)
