@@ -21,20 +21,15 @@ import pytest
 from scorecast.cli import main
 from scorecast.process import ServerProcess
 from scorecast.resume import ResumeState, state_folder
-from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
-from .support.fakes import linear_model, segment_model, write_model
+from .support.fakes import served_base
 
 CHUNK = "300"
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("resume")
-    write_base(simulate_base(SimulationConfig(n_contacts=12_000, seed=4)), root / "base")
-    for model in (linear_model(), segment_model()):
-        write_model(root / "models", model)
-    return root / "base", root / "models"
+    return served_base(tmp_path_factory.mktemp("resume"))
 
 
 def _argv(base: Path, target: str, out: Path, *extra: str) -> list[str]:

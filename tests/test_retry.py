@@ -18,9 +18,8 @@ from scorecast.base import BaseChunks
 from scorecast.client import ScorecastClient
 from scorecast.process import ServerProcess
 from scorecast.retry import RetriesExhausted, RetryPolicy, StreamEvent, parse_targets
-from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
-from .support.fakes import linear_model, segment_model, write_model
+from .support.fakes import served_base
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 SCORES = ["spend", "segments"]
@@ -31,11 +30,7 @@ FAST = RetryPolicy(retries=8, backoff_s=0.2, max_backoff_s=4.0, in_flight=3)
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("retry")
-    write_base(simulate_base(SimulationConfig(n_contacts=12_000, seed=4)), root / "base")
-    for model in (linear_model(), segment_model()):
-        write_model(root / "models", model)
-    return root / "base", root / "models"
+    return served_base(tmp_path_factory.mktemp("retry"))
 
 
 def _chunks(base: Path) -> BaseChunks:

@@ -12,6 +12,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from scorecast.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata, OutputSpec
+from scorecast.training.simulate.retail import SimulationConfig, simulate_base, write_base
 
 TRAINED_AT = "2026-01-02T00:00:00+00:00"
 AS_OF = "2026-01-01T00:00:00+00:00"
@@ -167,3 +168,12 @@ def wide_model(score: str = "wide", version: str = "1", width: int = 65_536) -> 
     w = numpy_helper.from_array(weights, "w")
     nodes = [helper.make_node("MatMul", [INPUT_NAME, "w"], ["value"])]
     return _model(nodes, [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, width])], 2, meta, [w])
+
+
+def served_base(root: Path) -> tuple[Path, Path]:
+    """A 12,000-contact simulated base and a repository of ``spend`` and ``segments``, under
+    ``root``: what the client-side fault tests (retries, resume) score. (base, models)."""
+    write_base(simulate_base(SimulationConfig(n_contacts=12_000, seed=4)), root / "base")
+    for model in (linear_model(), segment_model()):
+        write_model(root / "models", model)
+    return root / "base", root / "models"
