@@ -225,6 +225,11 @@ def ray_driver() -> Iterator[None]:
             ray.shutdown()
 
 
+def _by_contact(path: Path) -> pa.Table:
+    """A Parquet output in contact order (the engines write rows in different orders)."""
+    return pq.read_table(path).sort_by("contact_id")
+
+
 @pytest.mark.slow
 def test_ray_engine_equals_local(ray_driver: None, models: Path, tmp_path: Path) -> None:
     """Ray Data (hash partition by contact, actors scoring whole buckets) gives the local engine's
@@ -237,8 +242,7 @@ def test_ray_engine_equals_local(ray_driver: None, models: Path, tmp_path: Path)
     out.mkdir()
     rescore(ModelRepository.load(models), data, SPEC, out / "local.parquet", chunk_contacts=700)
     result = rescore_ray(models, data, SPEC, out / "ray.parquet", chunk_contacts=700)
-    local = pq.read_table(out / "local.parquet").sort_by("contact_id")
-    remote = pq.read_table(out / "ray.parquet").sort_by("contact_id")
+    local, remote = _by_contact(out / "local.parquet"), _by_contact(out / "ray.parquet")
     assert result.rows == remote.num_rows == N_CONTACTS
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
@@ -260,8 +264,7 @@ def test_rescore_cli_runs_on_the_cluster_at_address(ray_cluster: RayCluster, mod
     ]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **ray_cluster.env}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    local = pq.read_table(out / "local.parquet").sort_by("contact_id")
-    remote = pq.read_table(out / "ray.parquet").sort_by("contact_id")
+    local, remote = _by_contact(out / "local.parquet"), _by_contact(out / "ray.parquet")
     assert remote.combine_chunks().equals(local.combine_chunks())
     assert "Started a local Ray instance" not in done.stderr  # it joined the cluster named
 
@@ -309,8 +312,7 @@ def test_ray_engine_reads_reference_tables_whole(ray_driver: None, tmp_path: Pat
     out.mkdir()
     rescore(ModelRepository.load(models), data, spec, out / "local.parquet", chunk_contacts=700)
     result = rescore_ray(models, data, spec, out / "ray.parquet", chunk_contacts=700)
-    local = pq.read_table(out / "local.parquet").sort_by("contact_id")
-    remote = pq.read_table(out / "ray.parquet").sort_by("contact_id")
+    local, remote = _by_contact(out / "local.parquet"), _by_contact(out / "ray.parquet")
     assert result.rows == remote.num_rows == N_CONTACTS and result.chunks > 1
     assert remote.schema.equals(local.schema)
     assert remote.combine_chunks().equals(local.combine_chunks())
