@@ -300,29 +300,42 @@ class AccountRegistry:
             if self.max_calls is not None and entry.calls >= self.max_calls:
                 raise ResourceExhausted(f"calls in flight for account {account!r}", entry.calls + 1, self.max_calls, "max_calls_per_account")
             entry.calls += 1
+            # the common case, a loaded account that has the scores: one locked section on entry
+            loaded = entry.repository if entry.state == _LOADED else None
+            repository = self._take(entry, scan, waited=False) if loaded is not None and loaded.covers(scores) else None
         try:
-            repository = self._acquire(entry, scan, scores)
-            try:
-                yield repository
-            finally:
-                with self._lock:
-                    entry.holds -= 1
-                    if entry.holds == 0 and self._held + self._surplus > self.budget:
-                        self._make_room(0)
-        finally:
+            if repository is None:
+                repository = self._acquire(entry, scan, scores)
+        except BaseException:
             with self._lock:
                 entry.calls -= 1
+            raise
+        try:
+            yield repository
+        finally:
+            with self._lock:
+                entry.holds -= 1
+                entry.calls -= 1
+                if entry.holds == 0 and self._held + self._surplus > self.budget:
+                    self._make_room(0)
+
+    def _take(self, entry: _Account, scan: bool, waited: bool) -> ModelRepository | None:
+        """Hold the account's repository if it is loaded (lock held); None if not."""
+        repository = entry.repository
+        if entry.state != _LOADED or repository is None:
+            return None
+        entry.holds += 1  # held before a grow too: not evicted meanwhile
+        self.policy.touch(entry.name, scan)
+        if waited:
+            entry.usage.loads += 1
+        return repository
 
     def _acquire(self, entry: _Account, scan: bool, scores: frozenset[str] | None) -> ModelRepository:
         waited = False
         while True:
             with self._lock:
-                repository = entry.repository
-                if entry.state == _LOADED and repository is not None:
-                    entry.holds += 1  # held before a grow too: not evicted meanwhile
-                    self.policy.touch(entry.name, scan)
-                    if waited:
-                        entry.usage.loads += 1
+                repository = self._take(entry, scan, waited)
+                if repository is not None:
                     if repository.covers(scores):
                         return repository
                     break
