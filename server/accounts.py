@@ -193,7 +193,8 @@ class AccountRegistry:
         if preloaded is not None:  # the default account's models, loaded by the caller (tests)
             entry = self._accounts.setdefault(DEFAULT_ACCOUNT, _Account(DEFAULT_ACCOUNT, preloaded.root))
             entry.pinned = True
-            self._loaded(entry, preloaded, 0, scan=True)  # loaded before: not measured, and never evicted
+            with self._lock:
+                self._loaded(entry, preloaded, 0, scan=True)  # loaded before: not measured, and never evicted
         for name in sorted(self.pinned):
             entry = self._accounts.get(name)
             if entry is None:
@@ -317,7 +318,7 @@ class AccountRegistry:
                 entry.holds -= 1
                 entry.calls -= 1
                 if entry.holds == 0 and self._held + self._surplus > self.budget:
-                    self._make_room(0)
+                    self._make_room()
 
     def _take(self, entry: _Account, scan: bool, waited: bool) -> ModelRepository | None:
         """Hold the account's repository if it is loaded (lock held); None if not."""
@@ -362,13 +363,13 @@ class AccountRegistry:
             raise
         return repository
 
-    def _measured(self, entry: _Account, scan: bool, files: int, work: Callable[[], _T]) -> tuple[_T, int, float]:
+    def _measured(self, entry: _Account, files: int, work: Callable[[], _T]) -> tuple[_T, int, float]:
         """``work()`` (a load of ``files`` bytes of model files), alone in the process, within the
         budget: its reservation made room for first; returns its result, the bytes it kept and its
         seconds. The gate is held by the caller."""
         with self._lock:
             self._reserved = self._reservation(entry, files)
-            self._make_room(0)
+            self._make_room()
         release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
         start = time.perf_counter()
         peak_measured = reset_peak_rss()
@@ -407,7 +408,7 @@ class AccountRegistry:
         with self._gate.hold(scan):
             try:
                 repository, nbytes, seconds = self._measured(
-                    entry, scan, _file_bytes(entry.folder, scores), lambda: ModelRepository.load(entry.folder, self.options, scores)
+                    entry, _file_bytes(entry.folder, scores), lambda: ModelRepository.load(entry.folder, self.options, scores)
                 )
                 if not repository.scores and repository.failures:
                     reasons = "; ".join(sorted(set(repository.failures.values())))
@@ -419,11 +420,10 @@ class AccountRegistry:
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
             with self._lock:  # loaded and held at once: no other call's eviction can take it between
                 self._reserved = 0
-                self._loaded(entry, repository, nbytes, scan, locked=True)
+                self._loaded(entry, repository, nbytes, scan)  # publishes; _make_room too if it evicts
                 entry.holds += 1
                 entry.usage.loads += 1
-                self._make_room(0)
-                self._publish()
+                self._make_room()
         log.info(
             "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f MB held + %.0f MB surplus of %.0f MB)",
             entry.name, sum(len(v) for v in repository.models.values()), entry.nbytes / 1e6, seconds * 1e3,
@@ -442,38 +442,32 @@ class AccountRegistry:
             wanted = repository.wanted or frozenset()
             missing = None if scores is None else scores - wanted
             files = _file_bytes(entry.folder, missing) - (_file_bytes(entry.folder, wanted) if missing is None else 0)
-            report, nbytes, seconds = self._measured(entry, scan, max(files, 0), lambda: repository.want(scores))
+            report, nbytes, seconds = self._measured(entry, max(files, 0), lambda: repository.want(scores))
             with self._lock:
                 self._reserved = 0
                 if entry.repository is repository and entry.state == _LOADED:
                     entry.nbytes += nbytes
                     entry.last_nbytes = entry.nbytes
                     self._held += nbytes
-                self._make_room(0)
+                self._make_room()
                 self._publish()
         log.info("account %r: %d more models, %.1f MB measured, in %.0f ms", entry.name, len(report.loaded), nbytes / 1e6, seconds * 1e3)
         if self.metrics is not None and report.loaded:
             self.metrics.serve_scores(repository.scores)
 
-    def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool, locked: bool = False) -> None:
-        def update() -> None:
-            self._held -= entry.nbytes
-            entry.repository, entry.state = repository, _LOADED
-            entry.nbytes = entry.last_nbytes = nbytes
-            entry.failure, entry.failures = "", 0
-            self._held += entry.nbytes
-            self.loads += 1
-            if not entry.pinned:
-                self.policy.admit(entry.name, entry.nbytes, scan)
-            self._publish()
-            if self.metrics is not None:
-                self.metrics.serve_scores(repository.scores)
-
-        if locked:
-            update()
-        else:
-            with self._lock:
-                update()
+    def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool) -> None:
+        """Make ``repository`` the account's loaded models, of ``nbytes`` measured (lock held)."""
+        self._held -= entry.nbytes
+        entry.repository, entry.state = repository, _LOADED
+        entry.nbytes = entry.last_nbytes = nbytes
+        entry.failure, entry.failures = "", 0
+        self._held += entry.nbytes
+        self.loads += 1
+        if not entry.pinned:
+            self.policy.admit(entry.name, entry.nbytes, scan)
+        self._publish()
+        if self.metrics is not None:
+            self.metrics.serve_scores(repository.scores)
 
     def _failed(self, entry: _Account, exc: Exception) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -486,10 +480,10 @@ class AccountRegistry:
         if self.metrics is not None:
             self.metrics.account_load_failed()
 
-    def _make_room(self, needed: int) -> None:
-        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded
-        ones, the reservation and the surplus (lock held)."""
-        needed += self._reserved + self._surplus
+    def _make_room(self) -> None:
+        """Evict unheld accounts, policy's order, until the reservation and the surplus fit beside
+        the loaded ones (lock held)."""
+        needed = self._reserved + self._surplus
         if self._held + needed <= self.budget:
             return
         for name in self.policy.victims():
@@ -561,7 +555,7 @@ class AccountRegistry:
                     nbytes = max(entry.nbytes + delta, 0)
                     self._held += nbytes - entry.nbytes
                     entry.nbytes = entry.last_nbytes = nbytes
-                self._make_room(0)
+                self._make_room()
         return reports
 
     def visible(self, account: str, allowed: frozenset[str] | None) -> None:
