@@ -59,12 +59,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scorecast.accounts import DEFAULT_ACCOUNT
-from scorecast.model_store import MODEL_SUFFIX
 
 from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
 from .eviction import EvictionPolicy, policy_for
 from .heap import heap_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss, rss_bytes
-from .repository import ModelRepository, ReloadReport, account_folders
+from .repository import ModelRepository, ReloadReport, account_folders, model_files
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
 __all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "LoadGate", "Usage"]
@@ -568,12 +567,4 @@ class AccountRegistry:
 
 def _file_bytes(folder: Path, scores: Collection[str] | None = None) -> int:
     """Bytes of the model files in an account's folder, of ``scores`` only when given (one stat each)."""
-    total = 0
-    for path in folder.glob(f"*/*{MODEL_SUFFIX}"):
-        if scores is not None and path.parent.name not in scores:
-            continue
-        try:
-            total += path.stat().st_size
-        except FileNotFoundError:  # removed meanwhile: the load will say so
-            continue
-    return total
+    return sum(st.st_size for st in model_files(folder, scores).values())
