@@ -59,12 +59,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scorecast.accounts import DEFAULT_ACCOUNT
-from scorecast.model_store import MODEL_SUFFIX
 
 from .errors import AccountNotFound, AccountUnavailable, ResourceExhausted
 from .eviction import EvictionPolicy, policy_for
 from .heap import heap_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss, rss_bytes
-from .repository import ModelRepository, ReloadReport, account_folders
+from .repository import ModelRepository, ReloadReport, account_folders, model_files
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
 __all__ = ["FIRST_GUESS", "MAX_RETRY_S", "AccountRegistry", "LoadGate", "Usage"]
@@ -193,7 +192,8 @@ class AccountRegistry:
         if preloaded is not None:  # the default account's models, loaded by the caller (tests)
             entry = self._accounts.setdefault(DEFAULT_ACCOUNT, _Account(DEFAULT_ACCOUNT, preloaded.root))
             entry.pinned = True
-            self._loaded(entry, preloaded, 0, scan=True)  # loaded before: not measured, and never evicted
+            with self._lock:
+                self._loaded(entry, preloaded, 0, scan=True)  # loaded before: not measured, and never evicted
         for name in sorted(self.pinned):
             entry = self._accounts.get(name)
             if entry is None:
@@ -300,29 +300,42 @@ class AccountRegistry:
             if self.max_calls is not None and entry.calls >= self.max_calls:
                 raise ResourceExhausted(f"calls in flight for account {account!r}", entry.calls + 1, self.max_calls, "max_calls_per_account")
             entry.calls += 1
+            # the common case, a loaded account that has the scores: one locked section on entry
+            loaded = entry.repository if entry.state == _LOADED else None
+            repository = self._take(entry, scan, waited=False) if loaded is not None and loaded.covers(scores) else None
         try:
-            repository = self._acquire(entry, scan, scores)
-            try:
-                yield repository
-            finally:
-                with self._lock:
-                    entry.holds -= 1
-                    if entry.holds == 0 and self._held + self._surplus > self.budget:
-                        self._make_room(0)
-        finally:
+            if repository is None:
+                repository = self._acquire(entry, scan, scores)
+        except BaseException:
             with self._lock:
                 entry.calls -= 1
+            raise
+        try:
+            yield repository
+        finally:
+            with self._lock:
+                entry.holds -= 1
+                entry.calls -= 1
+                if entry.holds == 0 and self._held + self._surplus > self.budget:
+                    self._make_room()
+
+    def _take(self, entry: _Account, scan: bool, waited: bool) -> ModelRepository | None:
+        """Hold the account's repository if it is loaded (lock held); None if not."""
+        repository = entry.repository
+        if entry.state != _LOADED or repository is None:
+            return None
+        entry.holds += 1  # held before a grow too: not evicted meanwhile
+        self.policy.touch(entry.name, scan)
+        if waited:
+            entry.usage.loads += 1
+        return repository
 
     def _acquire(self, entry: _Account, scan: bool, scores: frozenset[str] | None) -> ModelRepository:
         waited = False
         while True:
             with self._lock:
-                repository = entry.repository
-                if entry.state == _LOADED and repository is not None:
-                    entry.holds += 1  # held before a grow too: not evicted meanwhile
-                    self.policy.touch(entry.name, scan)
-                    if waited:
-                        entry.usage.loads += 1
+                repository = self._take(entry, scan, waited)
+                if repository is not None:
                     if repository.covers(scores):
                         return repository
                     break
@@ -349,13 +362,13 @@ class AccountRegistry:
             raise
         return repository
 
-    def _measured(self, entry: _Account, scan: bool, files: int, work: Callable[[], _T]) -> tuple[_T, int, float]:
+    def _measured(self, entry: _Account, files: int, work: Callable[[], _T]) -> tuple[_T, int, float]:
         """``work()`` (a load of ``files`` bytes of model files), alone in the process, within the
         budget: its reservation made room for first; returns its result, the bytes it kept and its
         seconds. The gate is held by the caller."""
         with self._lock:
             self._reserved = self._reservation(entry, files)
-            self._make_room(0)
+            self._make_room()
         release_free_memory()  # the evicted accounts' pages, and a clean start for the RSS delta
         start = time.perf_counter()
         peak_measured = reset_peak_rss()
@@ -394,7 +407,7 @@ class AccountRegistry:
         with self._gate.hold(scan):
             try:
                 repository, nbytes, seconds = self._measured(
-                    entry, scan, _file_bytes(entry.folder, scores), lambda: ModelRepository.load(entry.folder, self.options, scores)
+                    entry, _file_bytes(entry.folder, scores), lambda: ModelRepository.load(entry.folder, self.options, scores)
                 )
                 if not repository.scores and repository.failures:
                     reasons = "; ".join(sorted(set(repository.failures.values())))
@@ -406,11 +419,10 @@ class AccountRegistry:
                 raise AccountUnavailable(entry.name, entry.failure, entry.retry_at - time.monotonic()) from None
             with self._lock:  # loaded and held at once: no other call's eviction can take it between
                 self._reserved = 0
-                self._loaded(entry, repository, nbytes, scan, locked=True)
+                self._loaded(entry, repository, nbytes, scan)  # publishes; _make_room too if it evicts
                 entry.holds += 1
                 entry.usage.loads += 1
-                self._make_room(0)
-                self._publish()
+                self._make_room()
         log.info(
             "loaded account %r: %d models, %.1f MB measured, in %.0f ms (%.0f MB held + %.0f MB surplus of %.0f MB)",
             entry.name, sum(len(v) for v in repository.models.values()), entry.nbytes / 1e6, seconds * 1e3,
@@ -429,38 +441,32 @@ class AccountRegistry:
             wanted = repository.wanted or frozenset()
             missing = None if scores is None else scores - wanted
             files = _file_bytes(entry.folder, missing) - (_file_bytes(entry.folder, wanted) if missing is None else 0)
-            report, nbytes, seconds = self._measured(entry, scan, max(files, 0), lambda: repository.want(scores))
+            report, nbytes, seconds = self._measured(entry, max(files, 0), lambda: repository.want(scores))
             with self._lock:
                 self._reserved = 0
                 if entry.repository is repository and entry.state == _LOADED:
                     entry.nbytes += nbytes
                     entry.last_nbytes = entry.nbytes
                     self._held += nbytes
-                self._make_room(0)
+                self._make_room()
                 self._publish()
         log.info("account %r: %d more models, %.1f MB measured, in %.0f ms", entry.name, len(report.loaded), nbytes / 1e6, seconds * 1e3)
         if self.metrics is not None and report.loaded:
             self.metrics.serve_scores(repository.scores)
 
-    def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool, locked: bool = False) -> None:
-        def update() -> None:
-            self._held -= entry.nbytes
-            entry.repository, entry.state = repository, _LOADED
-            entry.nbytes = entry.last_nbytes = nbytes
-            entry.failure, entry.failures = "", 0
-            self._held += entry.nbytes
-            self.loads += 1
-            if not entry.pinned:
-                self.policy.admit(entry.name, entry.nbytes, scan)
-            self._publish()
-            if self.metrics is not None:
-                self.metrics.serve_scores(repository.scores)
-
-        if locked:
-            update()
-        else:
-            with self._lock:
-                update()
+    def _loaded(self, entry: _Account, repository: ModelRepository, nbytes: int, scan: bool) -> None:
+        """Make ``repository`` the account's loaded models, of ``nbytes`` measured (lock held)."""
+        self._held -= entry.nbytes
+        entry.repository, entry.state = repository, _LOADED
+        entry.nbytes = entry.last_nbytes = nbytes
+        entry.failure, entry.failures = "", 0
+        self._held += entry.nbytes
+        self.loads += 1
+        if not entry.pinned:
+            self.policy.admit(entry.name, entry.nbytes, scan)
+        self._publish()
+        if self.metrics is not None:
+            self.metrics.serve_scores(repository.scores)
 
     def _failed(self, entry: _Account, exc: Exception) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -473,10 +479,10 @@ class AccountRegistry:
         if self.metrics is not None:
             self.metrics.account_load_failed()
 
-    def _make_room(self, needed: int) -> None:
-        """Evict unheld accounts, policy's order, until ``needed`` more bytes fit beside the loaded
-        ones, the reservation and the surplus (lock held)."""
-        needed += self._reserved + self._surplus
+    def _make_room(self) -> None:
+        """Evict unheld accounts, policy's order, until the reservation and the surplus fit beside
+        the loaded ones (lock held)."""
+        needed = self._reserved + self._surplus
         if self._held + needed <= self.budget:
             return
         for name in self.policy.victims():
@@ -548,7 +554,7 @@ class AccountRegistry:
                     nbytes = max(entry.nbytes + delta, 0)
                     self._held += nbytes - entry.nbytes
                     entry.nbytes = entry.last_nbytes = nbytes
-                self._make_room(0)
+                self._make_room()
         return reports
 
     def visible(self, account: str, allowed: frozenset[str] | None) -> None:
@@ -561,12 +567,4 @@ class AccountRegistry:
 
 def _file_bytes(folder: Path, scores: Collection[str] | None = None) -> int:
     """Bytes of the model files in an account's folder, of ``scores`` only when given (one stat each)."""
-    total = 0
-    for path in folder.glob(f"*/*{MODEL_SUFFIX}"):
-        if scores is not None and path.parent.name not in scores:
-            continue
-        try:
-            total += path.stat().st_size
-        except FileNotFoundError:  # removed meanwhile: the load will say so
-            continue
-    return total
+    return sum(st.st_size for st in model_files(folder, scores).values())

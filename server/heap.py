@@ -49,6 +49,7 @@ def _libc_function(name: str) -> ctypes._CFuncPtr | None:  # type: ignore[name-d
         return None
 
 
+@cache
 def _mallinfo2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     function = _libc_function("mallinfo2")
     if function is not None:
@@ -66,11 +67,18 @@ def heap_bytes() -> int:
     return int(info.uordblks + info.hblkhd)
 
 
-def release_free_memory() -> None:
-    """Return the C heap's free pages to the system (glibc ``malloc_trim``; nothing elsewhere)."""
+@cache
+def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     function = _libc_function("malloc_trim")
     if function is not None:
         function.argtypes = [ctypes.c_size_t]
+    return function
+
+
+def release_free_memory() -> None:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim``; nothing elsewhere)."""
+    function = _malloc_trim()
+    if function is not None:
         function(0)
 
 

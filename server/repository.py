@@ -29,6 +29,7 @@ its reason stays in ``failures`` for ``GetModel`` to report.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from scorecast.model_store import MODEL_SUFFIX, check_name, version_key
 from .errors import ModelLoadError, ModelNotFound
 from .runtime import DEFAULT_SESSION_OPTIONS, OnnxModel, SessionOptions
 
-__all__ = ["ModelRepository", "ReloadReport", "account_folders"]
+__all__ = ["ModelRepository", "ReloadReport", "account_folders", "model_files"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,20 @@ def account_folders(root: Path, default: str) -> dict[str, Path]:
             log.warning("ignoring account folder %s: the top-level score folders are account %r", accounts[default], default)
         accounts[default] = root
     return accounts
+
+
+def model_files(root: Path, scores: Collection[str] | None = None) -> dict[Path, os.stat_result]:
+    """Each ``<score>/<version>.onnx`` file under ``root`` (of ``scores`` only, when given) and
+    its stat: one stat per file, a file removed meanwhile left out."""
+    files = {}
+    for path in root.glob(f"*/*{MODEL_SUFFIX}"):
+        if scores is not None and path.parent.name not in scores:
+            continue
+        try:
+            files[path] = path.stat()
+        except FileNotFoundError:  # removed between glob and stat: a load or reload will say so
+            continue
+    return files
 
 
 LOAD_THREADS = 4
@@ -177,16 +192,7 @@ class ModelRepository:
 
     def fingerprint(self) -> dict[Path, _Stamp]:
         """Stamp of every wanted model file now in the folder (cheap: one stat per file)."""
-        stamps = {}
-        for path in self.root.glob(f"*/*{MODEL_SUFFIX}"):
-            if self._wanted is not None and path.parent.name not in self._wanted:
-                continue
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # removed between glob and stat
-                continue
-            stamps[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
-        return stamps
+        return {path: (st.st_mtime_ns, st.st_size, st.st_ino) for path, st in model_files(self.root, self._wanted).items()}
 
     def reload(self) -> ReloadReport:
         """Load new and changed files beside the served models, then swap them in at once."""
