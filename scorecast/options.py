@@ -312,6 +312,8 @@ _BY_NAME = {opt.name: opt for opt in OPTIONS}
 _AS_OF = next(opt for opt in OPTIONS if opt.attr == "as_of_us")
 _FILLED = {opt.name: opt for opt in OPTIONS if opt.kind in (INT, FLOAT, OPTIONAL_BOOL)}
 """The options a model may take as ``request:<name>`` features: the numbers."""
+_PARAMETERS = {opt.name: opt for opt in OPTIONS if opt.kind.parameter}
+"""The options an Open Inference Protocol request may give as parameters."""
 
 
 # --- readers --------------------------------------------------------------------------------
@@ -351,16 +353,15 @@ def score_options(**values: Any) -> pb.ScoreOptions:
 def spec_from_parameters(score: str, version: str, parameters: Mapping[str, Any], account: str = DEFAULT_ACCOUNT) -> ScoreSpec:
     """The spec of one Open Inference Protocol ModelInfer: its model, version and parameters
     (``{name: InferParameter}``; options named as in ``ScoreOptions``)."""
-    known = {opt.name: opt for opt in OPTIONS if opt.kind.parameter}
     given = {name: _parameter(value) for name, value in parameters.items()}
-    unknown = sorted(set(given) - set(known))
+    unknown = sorted(set(given) - set(_PARAMETERS))
     if unknown:
-        raise InvalidArgument("parameters", unknown, f"known parameters are {sorted(known)}")
+        raise InvalidArgument("parameters", unknown, f"known parameters are {sorted(_PARAMETERS)}")
     values = {}
     for name, raw in given.items():
-        value = known[name].kind.from_parameter(raw)
+        value = _PARAMETERS[name].kind.from_parameter(raw)
         if value is None:
-            raise InvalidArgument(f"parameters[{name!r}]", raw, known[name].kind.parameter)
+            raise InvalidArgument(f"parameters[{name!r}]", raw, _PARAMETERS[name].kind.parameter)
         values[name] = value
     options = score_options(**values, model_versions={score: version} if version else None)
     return spec_from_header(pb.ScoreHeader(scores=[score], options=options, account=account))

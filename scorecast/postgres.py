@@ -99,10 +99,6 @@ class PostgresLocation:
         """The URL as a message may show it: the password as ``***``."""
         return redact(self.uri) + f" (schema {self.schema})"
 
-    def with_schema(self, schema: str) -> PostgresLocation:
-        """The same database, another schema (a fleet's account)."""
-        return PostgresLocation(self.uri, _identifier("schema", schema, self.uri), self.table, self.password)
-
     def scrub(self, text: str) -> str:
         """``text`` with the password and the full URI replaced (driver messages may quote them)."""
         text = text.replace(self.uri, redact(self.uri))

@@ -124,13 +124,10 @@ class ResumeState:
     def add(self, batch: pa.RecordBatch) -> None:
         """Keep the answer of the next chunk: its part first, then the manifest that counts it."""
         self.folder.mkdir(exist_ok=True)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, batch.schema, options=_PARTS) as writer:
-            writer.write_batch(batch)
         part, tmp = self._part(self.chunks), self.folder / f".part-{self.chunks:06d}.tmp"
         try:
-            with pa.OSFile(str(tmp), "wb") as f:
-                f.write(sink.getvalue())
+            with pa.OSFile(str(tmp), "wb") as f, pa.ipc.new_file(f, batch.schema, options=_PARTS) as writer:
+                writer.write_batch(batch)
             os.replace(tmp, part)
         except OSError as exc:
             tmp.unlink(missing_ok=True)

@@ -19,10 +19,11 @@ def _run(args: argparse.Namespace, job_name: str, job: object) -> None:
 
     accounts = fleet_accounts(args.data)
     if args.accounts:
-        unknown = sorted(set(args.accounts) - set(accounts))
+        wanted = set(args.accounts)
+        unknown = sorted(wanted - set(accounts))
         if unknown:
             raise ValueError(f"accounts {unknown} are not in the fleet {describe(args.data)} ({len(accounts)} accounts)")
-        accounts = [a for a in accounts if a in set(args.accounts)]
+        accounts = [a for a in accounts if a in wanted]
     state = FleetState.open(_state_path(args, job_name), job_name, describe(args.data), args.resume)
     skipped = len(set(accounts) & state.done())
     if skipped:
