@@ -129,9 +129,9 @@ class ResumeState:
             with pa.OSFile(str(tmp), "wb") as f, pa.ipc.new_file(f, batch.schema, options=_PARTS) as writer:
                 writer.write_batch(batch)
             os.replace(tmp, part)
-        except OSError as exc:
+        except BaseException as exc:  # nothing half-written stays, whatever stopped the write
             tmp.unlink(missing_ok=True)
-            full = disk_full(exc, part)
+            full = disk_full(exc, part) if isinstance(exc, OSError) else None
             if full is not None:
                 raise full from exc
             raise
