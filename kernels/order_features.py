@@ -174,6 +174,11 @@ def _amounts(frame: Frame) -> np.ndarray:
     return frame.cache["orders.amount"]
 
 
+def _group_codes(frame: Frame, groups: tuple[str, ...]) -> np.ndarray:
+    """Each order's position in ``groups`` (-1: none of them), from orders.product_group."""
+    return category_codes(frame.column("orders", "product_group", "group features"), groups, "orders.product_group")
+
+
 def _few_contacts(frame: Frame, wanted: _Wanted) -> np.ndarray | None:
     """The wanted columns of a frame of a few int64 contacts in one kernel call (a real-time
     request: the general path's dozen calls cost several times more); None where the general
@@ -190,9 +195,7 @@ def _few_contacts(frame: Frame, wanted: _Wanted) -> np.ndarray | None:
         return None
     try:
         amount = _amounts(frame) if wanted.rfm_amount else None
-        groups = None
-        if wanted.groups:
-            groups = category_codes(frame.column("orders", "product_group", "group features"), wanted.groups, "orders.product_group")
+        groups = _group_codes(frame, wanted.groups) if wanted.groups else None
         ts = frame.timestamps("orders")
     except InputError:
         return None
@@ -217,13 +220,7 @@ def _summary(frame: Frame, groups: tuple[str, ...], needs_amount: bool) -> RfmSu
         summary = rfm_summary(empty, n, empty, np.empty(0), np.empty(0, np.int32), len(groups), frame.as_of_us)
     else:
         amount = _amounts(frame) if use_amount else None
-        group_codes = None
-        if groups:
-            group_codes = category_codes(
-                frame.column("orders", "product_group", "group features"),
-                groups,
-                "orders.product_group",
-            )
+        group_codes = _group_codes(frame, groups) if groups else None
         ts = frame.timestamps("orders")
         summary = rfm_summary(codes, n, ts, amount, group_codes, len(groups), frame.as_of_us)
     cache["orders.rfm"], cache["orders.rfm_groups"], cache["orders.rfm_amount"] = (

@@ -207,8 +207,8 @@ def _few_contacts(
     values = np.empty((6, n))
     group_count = np.empty((n, n_groups))
     group_recency = np.empty((n, n_groups))
+    recency, frequency, monetary, total, tenure, repeat = values[0], values[1], values[2], values[3], values[4], values[5]
     for c in range(n):
-        recency, frequency, monetary, total, tenure, repeat = values[0], values[1], values[2], values[3], values[4], values[5]
         _reduce_contact(
             c, offsets[c], offsets[c + 1], orders, as_of, recency, frequency, monetary, total, tenure, repeat, group_count, group_recency
         )
@@ -243,14 +243,13 @@ def few_contacts_columns(
     ``rfm_summary`` takes them, already checked (group codes in -1 .. n_groups - 1).
     """
     out = np.empty((rows.shape[0], picks.shape[0]), np.float32)
-    no_floats, no_codes = _EMPTY_FLOATS, _EMPTY_CODES
     found = _few_contacts(
         read_only(rows),
         read_only(ids),
         read_only(ts_us),
-        no_floats if amount is None else read_only(amount),
+        _EMPTY_FLOATS if amount is None else read_only(amount),
         amount is not None,
-        no_codes if group_codes is None else read_only(group_codes),
+        _EMPTY_CODES if group_codes is None else read_only(group_codes),
         group_codes is not None,
         n_groups,
         as_of_us,
@@ -317,10 +316,10 @@ def rfm_summary(
     check_range(codes_arr, 0, n_contacts, "codes")
     codes_arr = read_only(codes_arr.astype(np.int32, copy=False))
     ts = column(ts_us, "ts_us", "iu", np.int64, n)
-    amount_arr = read_only(np.empty(0))
+    amount_arr = _EMPTY_FLOATS
     if amount is not None:
         amount_arr = column(amount, "amount", "fiu", np.float64, n)
-    groups_arr = read_only(np.empty(0, np.int32))
+    groups_arr = _EMPTY_CODES
     if group_codes is not None:
         groups_in = np.asarray(group_codes)
         groups_arr = column(groups_in, "group_codes", "iu", groups_in.dtype, n)

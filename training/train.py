@@ -180,7 +180,7 @@ def feature_rows(tables: dict[str, pa.Table], as_of_us: int, model: onnx.ModelPr
     """The ``features`` input of ``model`` for ``contact_ids``, computed by the serving pipeline
     from ``tables`` as of ``as_of_us``, request options at the model's defaults."""
     meta = read_metadata(model)
-    picked = pa.chunked_array([contact_ids]).combine_chunks() if isinstance(contact_ids, pa.Array) else contact_ids.combine_chunks()
+    picked = contact_ids.combine_chunks() if isinstance(contact_ids, pa.ChunkedArray) else contact_ids
     subset = {
         name: table.filter(pc.is_in(table["contact_id"], picked)) if "contact_id" in table.column_names else table
         for name, table in tables.items()

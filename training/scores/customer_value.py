@@ -323,7 +323,7 @@ def _keep_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def _summary(tables: dict[str, pa.Table], at: datetime) -> tuple[FeatureFrame, np.ndarray]:
-    frame = FeatureFrame(tables, int(at.timestamp() * 1_000_000))
+    frame = FeatureFrame(tables, as_us(at))
     return frame, frame.matrix(REPEAT_FEATURES).astype(np.float64)
 
 
@@ -370,7 +370,10 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     report["weekly"]["actual"] = _weekly_actual(tables["orders"], ids, cutoff, as_of)
 
     inner_days = int(min(MAX_HOLDOUT_DAYS, history // 2))
-    value_rule = _value_rule(tables, as_of, inner_days, CANDIDATES[chosen])
+    # the second split's summary, once for both the value rule and the churn threshold
+    inner = FeatureFrame(tables, as_us(as_of - timedelta(days=inner_days))).matrix([*REPEAT_FEATURES, "total_amount"])
+    inner = inner.astype(np.float64)
+    value_rule = _value_rule(inner, frame.matrix(["total_amount"]), inner_days, CANDIDATES[chosen])
     metrics |= value_rule.metrics
 
     rows = np.flatnonzero(customers)
@@ -378,7 +381,7 @@ def fit_customer_value(tables: dict[str, pa.Table], as_of: datetime) -> Customer
     purchase = CANDIDATES[chosen]().fit(full[fit, 0], full[fit, 1], full[fit, 2])
     churn = purchase if chosen == "MBG/NBD" else ModifiedBetaGeoModel().fit(full[fit, 0], full[fit, 1], full[fit, 2])
     # the dates are projected over as long a future as the past they were learned from
-    churn_threshold, decisive = _lapse_threshold(tables, as_of, inner_days, churn, full[fit, :3], min(LAPSE_WINDOW_DAYS, history))
+    churn_threshold, decisive = _lapse_threshold(inner, full, inner_days, churn, full[fit, :3], min(LAPSE_WINDOW_DAYS, history))
     metrics |= decisive
     spenders = rows[(full[rows, 0] >= 1) & (full[rows, 3] > 0)]
     spenders = spenders[_sample(len(spenders), seed=2)]
@@ -405,7 +408,7 @@ def decisive_check(days_left: np.ndarray, bought: np.ndarray, last: np.ndarray, 
     }
 
 
-def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: int, served: ModifiedBetaGeoModel,
+def _lapse_threshold(before: np.ndarray, after: np.ndarray, window_days: int, served: ModifiedBetaGeoModel,
                      now: np.ndarray, horizon_days: float) -> tuple[float, dict[str, float]]:  # fmt: skip
     """The churn threshold: the largest of :data:`LAPSE_THRESHOLDS` whose projected precision over
     the ``horizon_days`` after ``as_of`` reaches :data:`DECISIVE_PRECISION`; none reaching it, the
@@ -419,10 +422,8 @@ def _lapse_threshold(tables: dict[str, pa.Table], as_of: datetime, window_days: 
     summary as of ``as_of``, x / t_x / T) dated before its end, the ``served`` model's probability
     of an order between the date and the end, times the factor by which the inner holdout shows
     the model under-predicting such orders at that threshold, per group (one-time buyers and
-    repeat buyers: MBG/NBD errs several times more on the latter)."""
-    cut = as_of - timedelta(days=window_days)
-    _, before = _summary(tables, cut)
-    _, after = _summary(tables, as_of)
+    repeat buyers: MBG/NBD errs several times more on the latter). ``before`` and ``after``: the
+    summaries (x, t_x, T first) as of the inner cut and as of ``as_of``, on the same rows."""
     rows = np.flatnonzero(np.isfinite(before[:, 2]))
     rows = rows[_sample(len(rows), seed=4)]
     x, t_x, T = (before[rows, i] for i in range(3))
@@ -498,13 +499,10 @@ def _projected_precision(model: ModifiedBetaGeoModel, x: np.ndarray, t_x: np.nda
     return float(np.mean(1.0 - np.minimum(factor * orders, 1.0))), int(dated.sum())
 
 
-def _value_rule(tables: dict[str, pa.Table], as_of: datetime, window_days: int, model_class: type) -> ValueRule:
-    """The value rule chosen on the spend in the ``window_days`` before ``as_of`` (``clv.calibrated_value``)."""
-    cut = as_of - timedelta(days=window_days)
-    columns = [*REPEAT_FEATURES, "total_amount"]
-    frame = FeatureFrame(tables, int(cut.timestamp() * 1_000_000))
-    before = frame.matrix(columns).astype(np.float64)
-    after = FeatureFrame(tables, int(as_of.timestamp() * 1_000_000), contact_ids=frame.contact_ids).matrix(["total_amount"])
+def _value_rule(before: np.ndarray, after: np.ndarray, window_days: int, model_class: type) -> ValueRule:
+    """The value rule chosen on the spend in the ``window_days`` before ``as_of`` (``clv.calibrated_value``):
+    ``before``, ``REPEAT_FEATURES`` and total_amount as of ``as_of - window_days``; ``after``,
+    total_amount as of ``as_of``, on the same rows."""
     rows = np.flatnonzero(np.isfinite(before[:, 2]))
     rows = rows[_sample(len(rows), seed=3)]
     x, t_x, T, zbar, total = (before[rows, i] for i in range(5))

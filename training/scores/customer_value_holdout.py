@@ -26,15 +26,12 @@ import pyarrow as pa
 from scorecast.kernels import FeatureFrame
 
 from ..clv.calibrated_value import naive_value, ranking_metrics
+from ..run import as_us
 from .customer_value import CHURN_FEATURES, CLV_FEATURES, DEFAULT_CHURN_THRESHOLD, CustomerValueModels, decisive_check, fit_customer_value
 
 __all__ = ["decisive_date_check", "holdout_check", "value_ranking_check"]
 
 _TIMES = {"version": "holdout", "trained_at": "", "data_as_of": ""}
-
-
-def _us(at: datetime) -> int:
-    return int(at.timestamp() * 1_000_000)
 
 
 def _run(model: object, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
@@ -46,9 +43,9 @@ def value_ranking_check(tables: dict[str, pa.Table], models: CustomerValueModels
                         holdout_end: datetime) -> dict[str, dict[str, float]]:  # fmt: skip
     """Top-10 % capture and Spearman of holdout spend for the served value, BTYD and naive (customers
     with an order by ``calibration_end``; horizon = the holdout's length)."""
-    frame = FeatureFrame(tables, _us(calibration_end))
+    frame = FeatureFrame(tables, as_us(calibration_end))
     data = frame.matrix([f for f in CLV_FEATURES if not f.startswith("request:")]).astype(np.float64)
-    later = FeatureFrame(tables, _us(holdout_end), contact_ids=frame.contact_ids).matrix(["total_amount"])[:, 0]
+    later = FeatureFrame(tables, as_us(holdout_end), contact_ids=frame.contact_ids).matrix(["total_amount"])[:, 0]
     rows = np.isfinite(data[:, 2])
     days = (holdout_end - calibration_end).total_seconds() / 86_400
     x = np.column_stack([data[:, :4], np.full(len(data), days), np.full(len(data), DEFAULT_CHURN_THRESHOLD), data[:, 4]])
@@ -73,13 +70,13 @@ def decisive_date_check(tables: dict[str, pa.Table], models: CustomerValueModels
                         holdout_end: datetime) -> dict[str, float]:  # fmt: skip
     """Precision and recall of the served decisive date (the model's default threshold) against
     the holdout's orders, and how early the dates fall (module docstring)."""
-    frame = FeatureFrame(tables, _us(calibration_end))
+    frame = FeatureFrame(tables, as_us(calibration_end))
     data = frame.matrix(list(CHURN_FEATURES[:4])).astype(np.float64)
     rows = np.isfinite(data[:, 2])
     x = np.column_stack([data[rows], np.full(int(rows.sum()), models.churn_threshold)]).astype(np.float32)
     days_left = _run(models.churn_onnx(**_TIMES), x, ["decisive_days_left"])["decisive_days_left"]
     # the last purchase day by the holdout end, in days after the calibration end
-    later = FeatureFrame(tables, _us(holdout_end), contact_ids=frame.contact_ids).matrix(["repeat_frequency", "repeat_recency_days", "age_days"])
+    later = FeatureFrame(tables, as_us(holdout_end), contact_ids=frame.contact_ids).matrix(["repeat_frequency", "repeat_recency_days", "age_days"])
     later = later[rows].astype(np.float64)
     bought = later[:, 0] > data[rows, 0]
     days = (holdout_end - calibration_end).total_seconds() / 86_400
