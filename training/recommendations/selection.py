@@ -127,7 +127,9 @@ class Holdout:
         if not warm.size:
             return None
         bought = sp.csr_matrix((np.ones(int(later.sum())), (contact[later], sku[later])), shape=(n, n_items))
-        relevant = [np.unique(bought.indices[bought.indptr[c] : bought.indptr[c + 1]]) for c in warm]
+        bought = bought[warm]
+        bought.sum_duplicates()  # each row's codes sorted and distinct
+        relevant = np.split(bought.indices, bought.indptr[1:-1])
         counts = sp.csr_matrix((np.ones(int(earlier.sum())), (contact[earlier], sku[earlier])), shape=(n, n_items))
         counts.sum_duplicates()
         # selection on even positions (at most max_select), report on odd ones: neither the blend
@@ -147,12 +149,14 @@ class Holdout:
 
     def repeat_share(self) -> float:
         """The share of holdout purchases the contact had bought before the cutoff."""
-        counts = self.counts
-        repeats = sum(
-            np.isin(rel, counts.indices[counts.indptr[c] : counts.indptr[c + 1]]).sum()
-            for c, rel in zip(self.warm, self.relevant, strict=True)
-        )
-        return float(repeats / max(sum(r.size for r in self.relevant), 1))
+        # one isin over (contact, code) keys instead of one per contact
+        before = self.counts[self.warm]
+        sizes = np.fromiter(map(len, self.relevant), np.int64, len(self.relevant))
+        width = before.shape[1]
+        rows = np.arange(len(sizes), dtype=np.int64)
+        bought = np.repeat(rows, sizes) * width + np.concatenate([np.zeros(0, np.int64), *self.relevant])
+        repeats = np.isin(bought, np.repeat(rows, np.diff(before.indptr)) * width + before.indices).sum()
+        return float(repeats / max(int(sizes.sum()), 1))
 
 
 @dataclass(frozen=True)
