@@ -127,7 +127,9 @@ class Holdout:
         if not warm.size:
             return None
         bought = sp.csr_matrix((np.ones(int(later.sum())), (contact[later], sku[later])), shape=(n, n_items))
-        relevant = [np.unique(bought.indices[bought.indptr[c] : bought.indptr[c + 1]]) for c in warm]
+        bought = bought[warm]
+        bought.sum_duplicates()  # each row's codes sorted and distinct
+        relevant = np.split(bought.indices, bought.indptr[1:-1])
         counts = sp.csr_matrix((np.ones(int(earlier.sum())), (contact[earlier], sku[earlier])), shape=(n, n_items))
         counts.sum_duplicates()
         # selection on even positions (at most max_select), report on odd ones: neither the blend
@@ -147,12 +149,14 @@ class Holdout:
 
     def repeat_share(self) -> float:
         """The share of holdout purchases the contact had bought before the cutoff."""
-        counts = self.counts
-        repeats = sum(
-            np.isin(rel, counts.indices[counts.indptr[c] : counts.indptr[c + 1]]).sum()
-            for c, rel in zip(self.warm, self.relevant, strict=True)
-        )
-        return float(repeats / max(sum(r.size for r in self.relevant), 1))
+        # one isin over (contact, code) keys instead of one per contact
+        before = self.counts[self.warm]
+        sizes = np.fromiter(map(len, self.relevant), np.int64, len(self.relevant))
+        width = before.shape[1]
+        rows = np.arange(len(sizes), dtype=np.int64)
+        bought = np.repeat(rows, sizes) * width + np.concatenate([np.zeros(0, np.int64), *self.relevant])
+        repeats = np.isin(bought, np.repeat(rows, np.diff(before.indptr)) * width + before.indices).sum()
+        return float(repeats / max(int(sizes.sum()), 1))
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,7 @@ def grid_tops(model: RecommendationModel, holdout: Holdout, contact_ids: pa.Arra
     for i, g in enumerate(grid):
         by_features.setdefault((g["half_life_days"], g.get("view_half_life_days", model.view_half_life_days)), []).append(i)
     priors = {p: popularity_prior(holdout.orders, n_items, holdout.cutoff, p) for p in {g["prior_half_life_days"] for g in grid}}
+    chunk = _rows_of(holdout.tables, contact_ids, model.view_slots)  # once, whatever the half-lives
     for (half_life, view_half_life), members in by_features.items():
         featured = _variant(model, half_life_days=half_life, view_half_life_days=view_half_life)
         variants = [
@@ -280,7 +285,7 @@ def grid_tops(model: RecommendationModel, holdout: Holdout, contact_ids: pa.Arra
             )
             for i in members
         ]
-        history, weights, viewed, view_weights = _features(holdout.tables, contact_ids, holdout.cutoff, featured)
+        history, weights, viewed, view_weights = _features(chunk, contact_ids, holdout.cutoff, featured)
         for lo in range(0, len(history), step):
             part, w = history[lo : lo + step], weights[lo : lo + step]
             v = vw = None
@@ -319,18 +324,23 @@ def _baseline_tops(holdout: Holdout, k: int) -> Callable[[str, np.ndarray], np.n
     return top
 
 
-def _features(
-    tables: Mapping[str, pa.Table], contact_ids: pa.Array, as_of_us: int, model: RecommendationModel
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The history codes, their ``sku_weight``, and (with view slots, else None) the viewed
-    codes and their ``sku_view_weight`` of ``contact_ids`` as of ``as_of_us``: the serving
-    pipeline's ``FeatureFrame`` over those contacts' rows."""
+def _rows_of(tables: Mapping[str, pa.Table], contact_ids: pa.Array, view_slots: int) -> dict[str, pa.Table]:
+    """The orders (and with view slots the web_events) rows of ``contact_ids``."""
     chunk = {}
-    for name in ("orders", "web_events") if model.view_slots else ("orders",):
+    for name in ("orders", "web_events") if view_slots else ("orders",):
         if name in tables:
             table = tables[name]
             chunk[name] = table.filter(pc.is_in(table.column("contact_id"), value_set=contact_ids))
-    frame = FeatureFrame(chunk, as_of_us, contact_ids=contact_ids)
+    return chunk
+
+
+def _features(
+    chunk: Mapping[str, pa.Table], contact_ids: pa.Array, as_of_us: int, model: RecommendationModel
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The history codes, their ``sku_weight``, and (with view slots, else None) the viewed
+    codes and their ``sku_view_weight`` of ``contact_ids`` as of ``as_of_us``: the serving
+    pipeline's ``FeatureFrame`` over those contacts' rows (``_rows_of``)."""
+    frame = FeatureFrame(dict(chunk), as_of_us, contact_ids=contact_ids)
     x = frame.matrix(model.data_features(), model.feature_params())
     h, v = model.history_slots, model.view_slots
     if not v:

@@ -104,7 +104,8 @@ def campaign_rows(
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"promo_appetence: outcome must be one of {OUTCOMES}, got {outcome!r}")
-    events = tables.get("orders" if outcome == "order" else "web_events")
+    name = "orders" if outcome == "order" else "web_events"
+    events = tables.get(name)
     if events is None:
         raise ValueError("promo_appetence: the visit outcome needs a web_events table; this base has none")
     promotions = tables.get("promotions")
@@ -140,8 +141,8 @@ def campaign_rows(
             mine["contacts"] = contacts.filter(pc.is_in(contacts.column("contact_id"), value_set=ids))
         frame = FeatureFrame(mine, start, contact_ids=ids)
         blocks.append(frame.matrix(list(features)))
-        seen = events.filter(pc.is_in(e_ids, value_set=ids))
-        name = "orders" if outcome == "order" else "web_events"
+        # the order outcome reads the orders just filtered, not a second filter of the same table
+        seen = mine["orders"] if outcome == "order" else events.filter(pc.is_in(e_ids, value_set=ids))
         m_ts = timestamps_us(seen.column("ts"), f"{name}.ts")
         in_window = (m_ts > start) & (m_ts <= start + window_us)
         hit, _ = contact_codes(seen.column("contact_id").filter(pa.array(in_window)), ids, field=f"{name}.contact_id")

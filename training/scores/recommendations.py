@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scorecast.kernels import category_codes, contact_codes, timestamps_us
 from scorecast.kernels.sku_features import sku_strings
@@ -117,13 +118,18 @@ def _bought(contact: np.ndarray, names: pa.Array, window: np.ndarray, who: np.nd
     """The distinct SKU names each contact of ``who`` (codes) bought in the ``window`` rows, in
     any vocabulary: the truth both versions' recommendations are judged against."""
     rows = np.flatnonzero(window & names.is_valid().to_numpy(zero_copy_only=False) & np.isin(contact, who))
-    owner, sku = contact[rows], np.asarray(names.take(pa.array(rows)).to_pylist(), object)
     at = np.full(int(contact.max()) + 1, -1, np.int64)
     at[who] = np.arange(len(who))
-    out: list[list[str]] = [[] for _ in who]
-    for c, name in zip(owner, sku, strict=True):
-        out[at[c]].append(name)
-    return [np.unique(np.asarray(r, object)) for r in out]
+    # one unique over (contact, name rank) keys instead of a Python loop over the rows
+    encoded = pc.dictionary_encode(names.take(pa.array(rows)))
+    distinct = np.asarray(encoded.dictionary.to_pylist(), object)
+    order = np.argsort(distinct)  # name ranks: each contact's names come out sorted, as np.unique
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    width = max(len(distinct), 1)
+    keys = np.unique(at[contact[rows]] * width + rank[encoded.indices.to_numpy(zero_copy_only=False)])
+    owner, sku = keys // width, distinct[order][keys % width]
+    return np.split(sku, np.searchsorted(owner, np.arange(1, len(who)))) if len(who) else []
 
 
 def _orders(tables: dict[str, pa.Table]) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array]:

@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ..run import as_us
+
 __all__ = ["AS_OF", "CAMPAIGN_ID", "DATASET", "SEND", "WINDOW_DAYS", "hillstrom_tables", "write_hillstrom_base"]
 
 DATASET = Path(__file__).parents[1] / "datasets" / "hillstrom_half.csv.gz"
@@ -58,11 +60,11 @@ def hillstrom_tables(path: Path = DATASET) -> dict[str, pa.Table]:
     promotions = pa.table({
         "contact_id": ids,
         "campaign_id": pa.array([CAMPAIGN_ID] * n, pa.string()),
-        "ts": pa.array(np.full(n, _us(SEND)), _TS),
+        "ts": pa.array(np.full(n, as_us(SEND)), _TS),
         "treated": pc.is_valid(email),
         "email": email,
     })  # fmt: skip
-    outcome = _us(SEND + timedelta(days=OUTCOME_DAYS))
+    outcome = as_us(SEND + timedelta(days=OUTCOME_DAYS))
     bought = np.flatnonzero(table["conversion"].to_numpy() > 0)
     orders = pa.table({
         "contact_id": ids.take(pa.array(bought)),
@@ -90,7 +92,3 @@ def write_hillstrom_base(path: Path, out: Path, overwrite: bool = False) -> dict
             "source": "datasets/PROVENANCE.md (Hillstrom MineThatData e-mail campaign)", "promo_window_days": WINDOW_DAYS}  # fmt: skip
     (out / "base.json").write_text(json.dumps(meta, indent=2))
     return {name: table.num_rows for name, table in tables.items()}
-
-
-def _us(at: datetime) -> int:
-    return int(at.timestamp() * 1_000_000)
