@@ -75,8 +75,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None, batcher: Batcher | None = None
     ) -> None:
         self.registry = registry
-        defaults = ServerSettings()
-        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
+        self.batcher = batcher or Batcher.from_settings(ServerSettings())
         self.max_rows_per_chunk = max_rows_per_chunk
         self.budget = budget
         self.metrics = metrics  # read by handle_errors

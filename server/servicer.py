@@ -257,7 +257,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
         self.max_topn_n = max_topn_n or defaults.max_topn_n
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
-        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
+        self.batcher = batcher or Batcher.from_settings(defaults)
 
     def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
