@@ -242,9 +242,11 @@ class Batcher:
             if self._open.get(batch.key) is batch:
                 del self._open[batch.key]
             self._running[batch.key] = self._running.get(batch.key, 0) + 1
-        members = [m for m in batch.members if m is leader or m.context.is_active()]
+        members = []
         for m in batch.members:
-            if m not in members:
+            if m is leader or m.context.is_active():
+                members.append(m)
+            else:
                 m.error = CallerGone(_gone(m.context))
         try:
             self._run(members)
