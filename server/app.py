@@ -211,7 +211,7 @@ def start_server(settings: ServerSettings, repository: ModelRepository | None = 
         interceptors.append(TokenAuthInterceptor(load_tokens(settings.tokens_file), settings.admin_methods, plaintext))
     threads = settings.max_workers + settings.max_queued_calls + RESERVED_THREADS  # queued calls wait on a thread
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=channel_options(settings), interceptors=interceptors)
-    batcher = Batcher(settings.batch_max_delay_ms / 1e3, settings.batch_max_rows, metrics.batch)
+    batcher = Batcher.from_settings(settings, metrics.batch)
     health_servicer = health.HealthServicer()
     running = RunningServer(server, 0, health_servicer, registry, metrics, None, batcher, admission, threading.Event(), threading.Lock())
     servicer = ScorecastServicer(

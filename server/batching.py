@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 from scorecast.kernels import FeatureFrame
 from scorecast.kernels.features import EVENT_TABLES
 
+from .config import ServerSettings
 from .errors import ScorecastError
 from .pipeline import ScoringPipeline
 
@@ -125,6 +126,11 @@ class Batcher:
         self._open: dict[BatchKey, _Batch] = {}
         self._running: dict[BatchKey, int] = {}
         self._arriving = 0
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings, observe: Callable[[int, int], None] | None = None) -> Batcher:
+        """The batcher ``batch_max_delay_ms`` and ``batch_max_rows`` of ``settings`` describe."""
+        return cls(settings.batch_max_delay_ms / 1e3, settings.batch_max_rows, observe)
 
     @property
     def enabled(self) -> bool:
@@ -236,9 +242,11 @@ class Batcher:
             if self._open.get(batch.key) is batch:
                 del self._open[batch.key]
             self._running[batch.key] = self._running.get(batch.key, 0) + 1
-        members = [m for m in batch.members if m is leader or m.context.is_active()]
+        members = []
         for m in batch.members:
-            if m not in members:
+            if m is leader or m.context.is_active():
+                members.append(m)
+            else:
                 m.error = CallerGone(_gone(m.context))
         try:
             self._run(members)

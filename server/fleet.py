@@ -14,9 +14,9 @@ from pathlib import Path
 
 from scorecast.fleet import AccountResult, account_base, account_output
 from scorecast.model_store import check_name
+from scorecast.options import ScoreSpec
 from scorecast.sources import Source, local_base
 
-from .pipeline import ScoreSpec
 from .repository import ModelRepository
 from .rescore import base_columns, rescore
 from .runtime import SessionOptions

@@ -13,6 +13,7 @@ Errors, request ids, metrics and the log line come from ``servicer.handle_errors
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import grpc
@@ -75,8 +76,7 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         self, registry: AccountRegistry, max_rows_per_chunk: int, budget: DecodeBudget, metrics: Any = None, batcher: Batcher | None = None
     ) -> None:
         self.registry = registry
-        defaults = ServerSettings()
-        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
+        self.batcher = batcher or Batcher.from_settings(ServerSettings())
         self.max_rows_per_chunk = max_rows_per_chunk
         self.budget = budget
         self.metrics = metrics  # read by handle_errors
@@ -132,10 +132,13 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         account, score = model_name(request.model_name)
         call.scores = (score,)
         spec = spec_from_parameters(score, request.model_version, request.parameters, account)
-        with account_models(self.registry, account, scan=False, scores=[score]) as repository, self.batcher.incoming() as incoming:
+        # a ModelStreamInfer message (no context) is scored alone (its stream's answers are in
+        # order): it is no call on its way to a batch, which would hold every batch back for it
+        arriving = self.batcher.incoming() if context is not None else nullcontext()
+        with account_models(self.registry, account, scan=False, scores=[score]) as repository, arriving as incoming:
             pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             tables = tables_from_request(request, self.budget)
-            if context is None:  # a ModelStreamInfer message: its stream's answers are in order, each scored alone
+            if incoming is None:
                 batch = pipeline.score(tables)
             else:  # the key holds the account (in the spec)
                 batch = incoming.score(batch_key(pipeline, "as_of" in request.parameters), pipeline, tables, context)

@@ -20,17 +20,17 @@ from pathlib import Path
 import numba
 
 from scorecast.base import BaseChunks
-from scorecast.sources import Source, score_writer
-from scorecast.tables import CONTACT_ID
 from scorecast.kernels import passive_openmp, required_columns, warm_up
 from scorecast.metadata import REQUEST_PREFIX
 from scorecast.options import ScoreSpec
+from scorecast.sources import Source, score_writer
+from scorecast.tables import CONTACT_ID
 
 from .lanes import in_lanes, scoring_threads
 from .pipeline import ScoringPipeline
 from .repository import ModelRepository
 
-__all__ = ["RescoreResult", "base_columns", "input_columns", "rescore"]
+__all__ = ["RescoreResult", "base_columns", "input_columns", "pipeline_columns", "rescore"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,15 @@ def input_columns(features: Iterable[str]) -> dict[str, list[str]]:
     return dict(columns)
 
 
+def pipeline_columns(pipeline: ScoringPipeline) -> dict[str, list[str]]:
+    """Table -> columns the models of ``pipeline`` read (``input_columns`` of their features)."""
+    return input_columns(f for m in pipeline.models for f in m.meta.features)
+
+
 def base_columns(repository: ModelRepository, spec: ScoreSpec) -> dict[str, list[str]]:
     """Table -> columns a rescoring of ``spec`` reads (contacts always: they are the rows);
     what to take from a PostgreSQL schema (``sources.local_base``)."""
-    pipeline = ScoringPipeline(repository, spec)
-    columns = input_columns(f for m in pipeline.models for f in m.meta.features)
+    columns = pipeline_columns(ScoringPipeline(repository, spec))
     return {**columns, "contacts": list(dict.fromkeys([CONTACT_ID, *columns.get("contacts", [])]))}
 
 
@@ -70,7 +74,7 @@ def rescore(
     """Score every contact of a base folder and write ``out`` (a Parquet file or a
     ``postgresql://`` table, ``sources.score_writer``) atomically."""
     pipeline = ScoringPipeline(repository, spec)
-    columns = input_columns(f for m in pipeline.models for f in m.meta.features)
+    columns = pipeline_columns(pipeline)
     chunks = BaseChunks(base, columns, chunk_contacts=chunk_contacts)
     iterator: Iterable = chunks
     if progress:

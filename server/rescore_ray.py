@@ -44,7 +44,7 @@ from scorecast.tables import CONTACT_ID
 
 from .pipeline import ScoringPipeline
 from .repository import ModelRepository
-from .rescore import RescoreResult, input_columns
+from .rescore import RescoreResult, pipeline_columns
 from .runtime import DEFAULT_SESSION_OPTIONS, SessionOptions
 
 __all__ = ["BucketScorer", "rescore_ray", "swap_into_place", "tag_buckets"]
@@ -162,7 +162,7 @@ def rescore_ray(
     # Checked here, before any Ray work: unknown scores or bad options fail at once.
     repository = ModelRepository.load(models, options)
     pipeline = ScoringPipeline(repository, spec)
-    columns = input_columns(f for m in pipeline.models for f in m.meta.features)
+    columns = pipeline_columns(pipeline)
     present = table_names(base)
     read = {name: columns.get(name, [CONTACT_ID]) for name in present if name in columns or name == "contacts"}
     # Reference tables have no contact to hash by: read whole, shipped to each actor once.

@@ -192,9 +192,8 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
                 return handler
             # OIP's open probes (ModelReady) answer for the accounts of a valid token if one comes,
             # else for the default account only: no caller learns of an account outside its scope
-            value = metadata.get("authorization")
-            scheme, _, token = value.strip().partition(" ") if isinstance(value, str) else ("", "", "")
-            found = self._find(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+            token = _bearer(metadata.get("authorization"))
+            found = self._find(token) if token is not None else None
             return _scoped(handler, found.accounts if found is not None else DEFAULT_SCOPE)
         value = metadata.get("authorization")
         if not isinstance(value, str) or not value.strip():
@@ -202,10 +201,10 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         if self._warn_plaintext is not None and not self._warn_plaintext.is_set():
             self._warn_plaintext.set()  # once per server: the point is made, the log not flooded
             log.warning("a token came over plaintext (no TLS): anyone on the path can read and reuse it; set tls_cert and tls_key")
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = _bearer(value)
+        if token is None:
             return abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "malformed authorization metadata: expected 'Bearer <token>'")
-        found = self._find(token.strip())
+        found = self._find(token)
         if found is None:
             log.warning("refused %s: unknown token", details.method)
             return abort_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown token")
@@ -215,6 +214,14 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
                 handler, grpc.StatusCode.PERMISSION_DENIED, f"token {found.name!r} lacks the {role!r} role that {details.method} needs"
             )
         return _scoped(handler, found.accounts)
+
+
+def _bearer(value: object) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` value; None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _scoped(handler: grpc.RpcMethodHandler, accounts: frozenset[str] | None) -> grpc.RpcMethodHandler:

@@ -207,10 +207,15 @@ def account_models(registry: AccountRegistry, account: str, scan: bool, scores: 
     ends; NOT_FOUND alike for a missing account and one the caller's token does not cover.
     ``scan``: bulk work, which never promotes an account in the eviction order; ``scores``: the
     scores the call uses (None: all), the only ones loaded for it."""
-    registry.visible(account, caller_accounts.get())
-    _call.get().account = account
+    _use_account(registry, account)
     with registry.hold(account, scan, scores) as repository:
         yield repository
+
+
+def _use_account(registry: AccountRegistry, account: str) -> None:
+    """NOT_FOUND unless the caller's token covers ``account``; then the call counts as its usage."""
+    registry.visible(account, caller_accounts.get())
+    _call.get().account = account
 
 
 MAX_CACHED_PLANS = 1024
@@ -257,7 +262,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
         self.budget = budget or DecodeBudget(defaults.max_decoded_bytes_per_chunk, defaults.max_event_rows_per_chunk)
         self.max_topn_n = max_topn_n or defaults.max_topn_n
         self.max_base_bytes = max_base_bytes or defaults.max_base_bytes
-        self.batcher = batcher or Batcher(defaults.batch_max_delay_ms / 1e3, defaults.batch_max_rows)
+        self.batcher = batcher or Batcher.from_settings(defaults)
 
     def _pipeline(self, repository: ModelRepository, header: pb.ScoreHeader) -> ScoringPipeline:
         call = _call.get()
@@ -327,8 +332,7 @@ class ScorecastServicer(rpc.ScorecastServicer):
     @handle_errors
     def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> pb.ReloadModelsResponse:
         account, scope = request.account, caller_accounts.get()
-        self.registry.visible(account, scope)
-        _call.get().account = account
+        _use_account(self.registry, account)
         # no account named by a token for every account: the whole repository, as before accounts
         reports = self._reload(None if not account and scope is None else account)
         report = reports.get(account, ReloadReport())
