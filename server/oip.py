@@ -13,7 +13,6 @@ Errors, request ids, metrics and the log line come from ``servicer.handle_errors
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import nullcontext
 from typing import Any
 
 import grpc
@@ -132,13 +131,10 @@ class OipServicer(oip_rpc.GRPCInferenceServiceServicer):
         account, score = model_name(request.model_name)
         call.scores = (score,)
         spec = spec_from_parameters(score, request.model_version, request.parameters, account)
-        # a ModelStreamInfer message (no context) is scored alone (its stream's answers are in
-        # order): it is no call on its way to a batch, which would hold every batch back for it
-        arriving = self.batcher.incoming() if context is not None else nullcontext()
-        with account_models(self.registry, account, scan=False, scores=[score]) as repository, arriving as incoming:
+        with account_models(self.registry, account, scan=False, scores=[score]) as repository, self.batcher.incoming() as incoming:
             pipeline = ScoringPipeline(repository, spec, self.max_rows_per_chunk)
             tables = tables_from_request(request, self.budget)
-            if incoming is None:
+            if context is None:  # a ModelStreamInfer message: its stream's answers are in order, each scored alone
                 batch = pipeline.score(tables)
             else:  # the key holds the account (in the spec)
                 batch = incoming.score(batch_key(pipeline, "as_of" in request.parameters), pipeline, tables, context)
